@@ -1,0 +1,133 @@
+"""The `maskcls` command: each subcommand parses its arguments and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+DATA_HELP = "a folder in the competition layout (train/train.csv, train/images/...) or a .csv manifest"
+CORR_HELP = "label corrections: 'known' (the published list for the real data), 'none', or a CSV file"
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out)
+    return 0
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from .synth import make_dataset, parse_size
+
+    info = make_dataset(args.out, people=args.people, eval_people=args.eval_people, noise=args.noise,
+                        seed=args.seed, size=parse_size(args.size), workers=args.workers)
+    print(f"wrote {info['photos']} training photos of {info['people']} people and {info['eval_photos']} eval "
+          f"photos to {info['out']} ({info['size']}); {info['noisy_people']} people carry planted label noise "
+          f"(see {Path(info['out']) / 'truth' / 'injected_noise.csv'})")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import validate
+
+    result = validate(args.data, corrections=args.corrections, decode=not args.no_decode)
+    for problem in result.problems:
+        print(problem)
+    if result.corrections is not None:
+        for line in result.corrections.lines():
+            print(f"correction: {line}")
+        print(result.corrections.summary())
+    checked = f"{result.photos} training photos" + (f" and {result.eval_photos} eval photos" if result.eval_photos else "")
+    if result.problems:
+        print(f"{len(result.problems)} problem(s) found in {args.data} ({checked} checked)", file=sys.stderr)
+        return 2
+    print(f"{args.data}: no problems ({checked} checked)")
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from .data import load_table
+    from .labels import AgeCutoffs
+    from .summary import format_summary, summarize
+
+    try:
+        cutoffs = AgeCutoffs(args.age_young, args.age_old)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    table, report = load_table(args.data, cutoffs=cutoffs, corrections=args.corrections)
+    info = summarize(table, cutoffs)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        if args.corrections != "none":
+            print(report.summary())
+        print(format_summary(info))
+    return 0
+
+
+def _cutoff_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--age-young", type=int, default=30, help="first age of the middle group (default 30)")
+    p.add_argument("--age-old", type=int, default=60, help="first age of the old group (default 60; teams used 57-59)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maskcls",
+        description="Train and serve a mask / gender / age classifier for face photos (18 classes, macro F1).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the main job on built-in synthetic data, end to end, CPU-sized",
+                       description="Generate synthetic demo data, validate it, train, predict and report.")
+    p.add_argument("--out", default="demo-output", help="folder for the demo data and run (default demo-output)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("demo-data", help="write synthetic face photos in the competition layout",
+                       description="Write synthetic face photos in the competition layout, with the true labels "
+                                   "in OUT/truth/ and a list of the label errors planted at rate --noise.")
+    p.add_argument("out", metavar="OUT", help="folder to create (must not exist or be empty)")
+    p.add_argument("--people", type=int, default=2700, help="training people, 7 photos each (default 2700)")
+    p.add_argument("--eval-people", type=int, default=1800, help="eval people, 7 photos each (default 1800)")
+    p.add_argument("--noise", type=float, default=0.01, help="fraction of people given a wrong label (default 0.01)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes")
+    p.add_argument("--size", default="384x512", help="photo size WIDTHxHEIGHT (default 384x512, as the real set)")
+    p.add_argument("--workers", type=int, default=None, help="rendering processes (default: up to 4)")
+    p.set_defaults(func=_cmd_demo_data)
+
+    p = sub.add_parser("validate", help="check a dataset and list every problem",
+                       description="Check the whole dataset: CSV rows, folder names, missing or extra photos, that "
+                                   "every photo decodes, and eval rows without images. Exit 0 when clean, 2 otherwise.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--corrections", default=None, help=CORR_HELP + "; lists what would change")
+    p.add_argument("--no-decode", action="store_true", help="skip decoding the photos (fast structural check)")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("summary", help="count people, photos and labels",
+                       description="People, photos and counts per mask, gender, age group and class.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--corrections", default="none", help=CORR_HELP + " (default none)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _cutoff_args(p)
+    p.set_defaults(func=_cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"maskcls {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"maskcls {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Declarative label corrections: a CSV the user edits, applied when the table is built, never to files.
+
+Format (one correction per line; the shipped ``known`` set is the corrections teams published):
+
+    person_id,field,image,from,to,agreement,note
+    006359,gender,*,female,male,widely,age 18
+    000020,mask,incorrect_mask+normal,,swap,widely,the two photos are swapped
+    001009,age,*,40,29,several,
+
+person_id  a person folder name, or the id part of one (an id shared by two folders matches both)
+field      gender | mask | age
+image      ``*`` for every photo of the person, or photo stems joined by ``+``
+from       optional: the value the correction expects to find; rows holding another value are left
+           alone and reported, so applying a set twice, or to already-fixed data, changes nothing
+to         the new value; ``flip`` (gender) or ``swap`` (mask, exactly two photos)
+agreement, note   free text, carried into the report
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from . import labels
+from .errors import UserError
+from .fileio import read_csv
+
+FIELDS = ("gender", "mask", "age")
+BUILTIN = {"known": "known_mislabels.csv"}
+
+
+@dataclass(frozen=True)
+class Correction:
+    where: str  # file:line, for messages
+    person: str
+    field: str
+    images: tuple[str, ...] | None  # None means every photo of the person
+    expect: int | None
+    to: int | str  # a value, or "flip" / "swap"
+    agreement: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    person: str
+    image: str
+    field: str
+    old: str
+    new: str
+    where: str
+    note: str
+
+
+@dataclass
+class CorrectionReport:
+    changes: list[Change] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)  # messages for corrections that found no person
+    skipped: list[str] = field(default_factory=list)  # messages for rows left alone
+
+    def changes_frame(self) -> pd.DataFrame:
+        cols = ["person", "image", "field", "old", "new", "where", "note"]
+        return pd.DataFrame([c.__dict__ for c in self.changes], columns=cols)
+
+    def lines(self) -> list[str]:
+        """Human-readable report: one line per change, then what was not applied and why."""
+        out = [f"{c.person} {c.image}: {c.field} {c.old} -> {c.new}" for c in self.changes]
+        out += [f"not applied: {m}" for m in self.unmatched + self.skipped]
+        return out
+
+    def summary(self) -> str:
+        people = len({c.person for c in self.changes})
+        photos = len({(c.person, c.image) for c in self.changes})
+        return (f"corrections: {len(self.changes)} label change(s) on {photos} photo(s) of {people} person(s); "
+                f"{len(self.unmatched)} correction(s) name people not in the data; {len(self.skipped)} left alone")
+
+
+def _value_name(field_name: str, value: int) -> str:
+    if field_name == "gender":
+        return labels.GENDER_NAMES[value]
+    if field_name == "mask":
+        return labels.MASK_NAMES[value]
+    return str(value)
+
+
+def resolve(spec: str | Path | None) -> Path | None:
+    """``known`` -> the shipped set, ``none``/None -> no corrections, anything else -> a CSV path."""
+    if spec is None or str(spec).lower() == "none":
+        return None
+    if str(spec) in BUILTIN:
+        return Path(str(resources.files("maskcls") / "data" / BUILTIN[str(spec)]))
+    path = Path(spec)
+    if not path.is_file():
+        raise UserError(f"corrections {spec}: no such file (use known, none, or a CSV path)")
+    return path
+
+
+def read(path: str | Path) -> list[Correction]:
+    """Parse and check a corrections CSV; an unknown field or value is an error naming its line."""
+    path = Path(path)
+    frame = read_csv(path, ("person_id", "field", "to"))
+    parsers = {"gender": labels.parse_gender, "mask": labels.parse_mask, "age": labels.parse_age}
+    out = []
+    for i, rec in enumerate(frame.to_dict("records"), start=2):
+        where = f"{path}:{i}"
+        person = rec["person_id"].strip()
+        fld = rec["field"].strip().lower()
+        image = rec.get("image", "").strip() or "*"
+        expect_text = rec.get("from", "").strip()
+        to_text = rec["to"].strip().lower()
+        if not person:
+            raise UserError(f"{where}: person_id is empty")
+        if fld not in FIELDS:
+            raise UserError(f"{where}: unknown field {rec['field']!r}; expected one of {', '.join(FIELDS)}")
+        images = None if image == "*" else tuple(s.strip() for s in image.split("+"))
+        if images is not None and not all(images):
+            raise UserError(f"{where}: image must be * or photo names joined by +, got {image!r}")
+        try:
+            expect = parsers[fld](expect_text) if expect_text else None
+            if to_text == "flip" and fld == "gender":
+                to: int | str = "flip"
+            elif to_text == "swap" and fld == "mask":
+                if images is None or len(images) != 2:
+                    raise ValueError(f"swap needs exactly two photos in image (like incorrect_mask+normal), got {image!r}")
+                to = "swap"
+            else:
+                to = parsers[fld](to_text)
+        except ValueError as exc:
+            raise UserError(f"{where}: {exc}") from None
+        out.append(Correction(where, person, fld, images, expect, to,
+                              rec.get("agreement", "").strip(), rec.get("note", "").strip()))
+    return out
+
+
+def apply(table: pd.DataFrame, corrections: list[Correction]) -> tuple[pd.DataFrame, CorrectionReport]:
+    """Apply corrections to a table's raw label columns (mask, gender, age); returns a new table.
+
+    Derived columns (age_group, label) are the caller's to recompute afterwards.
+    """
+    table = table.copy()
+    report = CorrectionReport()
+    for corr in corrections:
+        hit = (table["person"] == corr.person) | (table["person_id"] == corr.person)
+        if not hit.any():
+            report.unmatched.append(f"{corr.where}: person {corr.person} is not in the data")
+            continue
+        for person, rows in table[hit].groupby("person", sort=True):
+            _apply_one(table, corr, str(person), rows, report)
+    return table, report
+
+
+def _apply_one(table: pd.DataFrame, corr: Correction, person: str, rows: pd.DataFrame,
+               report: CorrectionReport) -> None:
+    if corr.images is not None:
+        missing = [s for s in corr.images if s not in set(rows["image"])]
+        if missing:
+            report.skipped.append(f"{corr.where}: {person} has no photo {', '.join(missing)}")
+            return
+        rows = rows[rows["image"].isin(corr.images)]
+    col = corr.field
+    if corr.to == "swap":
+        (i, a), (j, b) = rows[col].items()
+        if pd.isna(a) or pd.isna(b) or a == b:
+            report.skipped.append(f"{corr.where}: {person} photos hold the same {col}; nothing to swap")
+            return
+        table.loc[i, col], table.loc[j, col] = b, a
+        for idx, old, new in ((i, a, b), (j, b, a)):
+            report.changes.append(Change(person, table.loc[idx, "image"], col, _value_name(col, int(old)),
+                                         _value_name(col, int(new)), corr.where, corr.note))
+        return
+    for idx, old in rows[col].items():
+        if pd.isna(old):
+            report.skipped.append(f"{corr.where}: {person} {table.loc[idx, 'image']} has no {col} to correct")
+            continue
+        old = int(old)
+        if corr.expect is not None and old != corr.expect:
+            report.skipped.append(f"{corr.where}: {person} {table.loc[idx, 'image']} has {col} "
+                                  f"{_value_name(col, old)}, not {_value_name(col, corr.expect)}")
+            continue
+        new = 1 - old if corr.to == "flip" else int(corr.to)
+        if new == old:
+            continue
+        table.loc[idx, col] = new
+        report.changes.append(Change(person, table.loc[idx, "image"], col, _value_name(col, old),
+                                     _value_name(col, new), corr.where, corr.note))

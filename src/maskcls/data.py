@@ -1,0 +1,276 @@
+"""Read a dataset (competition layout or CSV manifest) into one tidy table.
+
+Table columns, one row per photo:
+    path       absolute path of the photo
+    person     the person key: the folder name (competition) or person_id (manifest)
+    person_id  the id as the user wrote it (competition ids may repeat across folders)
+    image      the photo's stem (mask1 ... normal), what corrections name
+    mask, gender, age, age_group, label   nullable integers (<NA> where unknown)
+
+Scanning never raises for problems in the data: it collects them as ``Problem`` records so that
+``validate`` can list every one. ``load_table`` raises a ``UserError`` when a problem makes the
+table wrong (an unreadable CSV, a bad label value, a missing photo named by a manifest).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import corrections as corr_mod
+from . import labels
+from .errors import UserError
+from .fileio import read_csv
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
+MANIFEST_COLUMNS = ("path", "person_id")
+LABEL_COLUMNS = ("mask", "gender", "age")
+TABLE_COLUMNS = ("path", "person", "person_id", "image", "mask", "gender", "age", "age_group", "label")
+FOLDER_RE = re.compile(r"^(?P<id>[^_]+)_(?P<gender>[^_]+)_(?P<race>.+)_(?P<age>[^_]+)$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the data. ``where`` names the file, or file:line for a CSV row."""
+
+    where: str
+    message: str
+    fatal: bool = True  # True when the table built from this data would be wrong or incomplete
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass
+class Scan:
+    layout: str  # "competition" or "manifest"
+    table: pd.DataFrame  # raw labels: mask, gender, age; age_group and label not yet derived
+    eval_dir: Path | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def find_train_root(data: Path) -> Path | None:
+    """The folder holding train.csv and images/, given the dataset root or that folder itself."""
+    for cand in (data / "train", data):
+        if (cand / "train.csv").is_file():
+            return cand
+    return None
+
+
+def find_eval_dir(data: Path) -> Path | None:
+    """The folder holding info.csv and images/, given the dataset root or that folder itself."""
+    for cand in (data / "eval", data):
+        if (cand / "info.csv").is_file():
+            return cand
+    return None
+
+
+def scan(data: str | Path) -> Scan:
+    """Scan DATA (a competition-layout folder or a .csv manifest) without decoding photos."""
+    data = Path(data)
+    if not data.exists():
+        raise UserError(f"{data}: no such file or folder")
+    if data.is_file():
+        if data.suffix.lower() != ".csv":
+            raise UserError(f"{data}: DATA must be a folder in the competition layout or a .csv manifest")
+        return _scan_manifest(data)
+    train_root = find_train_root(data)
+    if train_root is None:
+        raise UserError(
+            f"{data}: not a dataset folder: expected train/train.csv and train/images/ "
+            "(the competition layout), or pass a .csv manifest"
+        )
+    return _scan_competition(train_root, find_eval_dir(data) if train_root != data else None)
+
+
+def _list_photos(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
+    """Map photo stem -> file for one person folder; matching is by stem, whatever the suffix."""
+    photos: dict[str, Path] = {}
+    problems: list[Problem] = []
+    for f in sorted(folder.iterdir()):
+        if f.name.startswith("."):  # macOS ._mask1.jpg, .DS_Store
+            continue
+        stem, suffix = f.stem, f.suffix.lower()
+        if f.is_file() and suffix in IMAGE_SUFFIXES and stem in labels.PHOTO_MASK:
+            if stem in photos:
+                problems.append(Problem(str(f), f"second photo for {stem} (already have {photos[stem].name})", False))
+            else:
+                photos[stem] = f
+        else:
+            problems.append(Problem(str(f), "extra file: not one of " + ", ".join(labels.PHOTO_STEMS), False))
+    missing = [s for s in labels.PHOTO_STEMS if s not in photos]
+    if missing:
+        problems.append(Problem(str(folder), "missing photo(s): " + ", ".join(missing), False))
+    return photos, problems
+
+
+def parse_folder_name(name: str) -> tuple[str, int, str, int]:
+    """``<id>_<gender>_<race>_<age>`` -> (id, gender, race, age); raises ValueError naming the part."""
+    m = FOLDER_RE.match(name)
+    if not m:
+        raise ValueError("folder name does not parse as <id>_<gender>_<race>_<age>")
+    return m["id"], labels.parse_gender(m["gender"]), m["race"], labels.parse_age(m["age"])
+
+
+def _scan_competition(train_root: Path, eval_dir: Path | None) -> Scan:
+    csv_path = train_root / "train.csv"
+    images = train_root / "images"
+    frame = read_csv(csv_path, TRAIN_COLUMNS)
+    problems: list[Problem] = []
+    if not images.is_dir():
+        raise UserError(f"{images}: folder not found (train.csv's photos live in train/images/<path>/)")
+    rows = []
+    seen: dict[str, int] = {}
+    for i, rec in enumerate(frame.itertuples(index=False), start=2):  # line 1 is the header
+        where = f"{csv_path}:{i}"
+        folder_name = rec.path.strip()
+        try:
+            gender = labels.parse_gender(rec.gender)
+            age = labels.parse_age(rec.age)
+        except ValueError as exc:
+            problems.append(Problem(where, str(exc)))
+            continue
+        if not folder_name:
+            problems.append(Problem(where, "empty path"))
+            continue
+        if folder_name in seen:
+            problems.append(Problem(where, f"path {folder_name} already listed on line {seen[folder_name]}"))
+            continue
+        seen[folder_name] = i
+        folder = images / folder_name
+        if not folder.is_dir():
+            problems.append(Problem(where, f"person folder {folder} not found"))
+            continue
+        try:
+            f_id, f_gender, _, f_age = parse_folder_name(folder_name)
+            if (f_id, f_gender, f_age) != (rec.id.strip(), gender, age):
+                problems.append(Problem(where, f"row says id={rec.id} gender={rec.gender} age={rec.age} "
+                                               f"but the folder name says {folder_name}", False))
+        except ValueError as exc:
+            problems.append(Problem(str(folder), str(exc), False))
+        photos, photo_problems = _list_photos(folder)
+        problems.extend(photo_problems)
+        for stem, path in photos.items():
+            rows.append((str(path.resolve()), folder_name, rec.id.strip(), stem,
+                         labels.PHOTO_MASK[stem], gender, age))
+    for folder in sorted(images.iterdir()):
+        if not folder.name.startswith(".") and folder.name not in seen:
+            problems.append(Problem(str(folder), "not listed in train.csv (ignored)", False))
+    table = pd.DataFrame(rows, columns=["path", "person", "person_id", "image", "mask", "gender", "age"])
+    return Scan("competition", table, eval_dir, problems)
+
+
+def _scan_manifest(csv_path: Path) -> Scan:
+    frame = read_csv(csv_path, MANIFEST_COLUMNS)
+    present = [c for c in LABEL_COLUMNS if c in frame.columns]
+    if not present:
+        raise UserError(f"{csv_path}: a manifest needs at least one label column: mask, gender or age")
+    base = csv_path.resolve().parent
+    parsers = {"mask": labels.parse_mask, "gender": labels.parse_gender, "age": labels.parse_age}
+    problems: list[Problem] = []
+    rows = []
+    seen: dict[str, int] = {}
+    for i, rec in enumerate(frame.to_dict("records"), start=2):
+        where = f"{csv_path}:{i}"
+        rel = rec["path"].strip()
+        person = rec["person_id"].strip()
+        if not rel or not person:
+            problems.append(Problem(where, "path and person_id must not be empty"))
+            continue
+        values: dict[str, int | None] = {}
+        bad = False
+        for col in LABEL_COLUMNS:
+            text = rec.get(col, "").strip()
+            if not text:
+                values[col] = None
+                continue
+            try:
+                values[col] = parsers[col](text)
+            except ValueError as exc:
+                problems.append(Problem(where, str(exc)))
+                bad = True
+        path = (base / rel).resolve()
+        if not path.is_file():
+            problems.append(Problem(where, f"photo {rel} not found"))
+            continue
+        if str(path) in seen:
+            problems.append(Problem(where, f"photo {rel} already listed on line {seen[str(path)]}"))
+            continue
+        seen[str(path)] = i
+        if not bad:
+            rows.append((str(path), person, person, path.stem, values["mask"], values["gender"], values["age"]))
+    table = pd.DataFrame(rows, columns=["path", "person", "person_id", "image", "mask", "gender", "age"])
+    return Scan("manifest", table, None, problems)
+
+
+def add_derived(table: pd.DataFrame, cutoffs: labels.AgeCutoffs) -> pd.DataFrame:
+    """Type the label columns as nullable ints and derive age_group and the 18-class label."""
+    out = table.copy()
+    for col in LABEL_COLUMNS:
+        out[col] = pd.array(out[col], dtype="Int64")
+    age = out["age"]
+    out["age_group"] = pd.array(
+        [pd.NA if pd.isna(a) else cutoffs.group(int(a)) for a in age], dtype="Int64"
+    )
+    out["label"] = labels.encode(out["mask"], out["gender"], out["age_group"]).astype("Int64")
+    return out[list(TABLE_COLUMNS)].reset_index(drop=True)
+
+
+def raise_on_fatal(problems: list[Problem], data: str | Path) -> None:
+    fatal = [p for p in problems if p.fatal]
+    if fatal:
+        shown = "\n  ".join(str(p) for p in fatal[:10])
+        more = f"\n  ... and {len(fatal) - 10} more" if len(fatal) > 10 else ""
+        raise UserError(f"{data}: {len(fatal)} problem(s) in the data:\n  {shown}{more}\n"
+                        f"Run `maskcls validate {data}` for the full list.")
+
+
+def load_eval(eval_dir: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
+    """Read eval/info.csv -> (ImageID, ans, path) in file order, plus the problems found."""
+    eval_dir = Path(eval_dir)
+    found = find_eval_dir(eval_dir) if eval_dir.is_dir() else None
+    if found is None:
+        raise UserError(f"{eval_dir}: not an eval folder: expected info.csv and images/")
+    info_path = found / "info.csv"
+    frame = read_csv(info_path, ("ImageID", "ans"))
+    images = found / "images"
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    paths = []
+    for i, image_id in enumerate(frame["ImageID"], start=2):
+        image_id = image_id.strip()
+        path = images / image_id
+        if not image_id or not path.is_file():
+            problems.append(Problem(f"{info_path}:{i}", f"image {image_id or '(empty)'} not found in {images}"))
+        elif image_id in seen:
+            problems.append(Problem(f"{info_path}:{i}", f"ImageID {image_id} already listed on line {seen[image_id]}"))
+        seen.setdefault(image_id, i)
+        paths.append(str(path.resolve()))
+    if images.is_dir():
+        for f in sorted(images.iterdir()):
+            if not f.name.startswith(".") and f.name not in seen:
+                problems.append(Problem(str(f), "not listed in info.csv (ignored)", False))
+    frame = frame.assign(path=paths)
+    return frame, problems
+
+
+def load_table(data: str | Path, *, cutoffs: labels.AgeCutoffs = labels.AgeCutoffs(),
+               corrections: str | Path | None = None) -> tuple[pd.DataFrame, corr_mod.CorrectionReport]:
+    """Scan DATA, apply label corrections (``known``, ``none``, or a CSV path) and derive the labels.
+
+    Raises ``UserError`` when the data has a problem that would make the table wrong.
+    """
+    result = scan(data)
+    raise_on_fatal(result.problems, data)
+    if result.table.empty:
+        raise UserError(f"{data}: no photos found")
+    report = corr_mod.CorrectionReport()
+    corr_path = corr_mod.resolve(corrections)
+    table = result.table
+    if corr_path is not None:
+        table, report = corr_mod.apply(table, corr_mod.read(corr_path))
+    return add_derived(table, cutoffs), report

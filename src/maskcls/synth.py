@@ -1,0 +1,358 @@
+"""Synthetic face photos in the competition layout, with known labels and planted label noise.
+
+The real data may not be redistributed, so every command and test runs on this. The labels are in
+the pixels but not trivially:
+  mask    a mask over nose and mouth (5 styles), a mask pulled below the nose or onto the chin, none
+  gender  hair length (usually long for women, short for men, but not always), jaw width, brow
+          weight, beard shadow, lip colour and earrings: each a hint, none decisive alone
+  age     forehead lines, crow's feet, folds beside the mouth and greying hair grow with age, with
+          person-to-person spread, so the 30 and 60 cut-offs must be learned
+among varied skin tone, hair colour, clothing, background, pose, scale and lighting.
+
+Each person's attributes come from one seeded stream and each person is rendered from a seed of its
+own, so the output is byte-identical for a given seed whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from . import labels
+from .errors import UserError
+from .fileio import atomic_dir
+
+BASE_W, BASE_H = 384, 512  # drawing happens at the competition's size, then is resized
+MASK_STYLES = ("surgical", "white", "black", "cloth", "pattern", "kf94")
+SHARE_60 = 0.07  # real set: the 60+ group is ~7% of people (all aged exactly 60)
+SHARE_FEMALE = 0.6
+SHARE_UNDER_30 = 0.47
+
+
+@dataclass(frozen=True)
+class Person:
+    index: int
+    gender: int
+    age: int
+    skin: tuple[int, int, int]  # BGR
+    hair: tuple[int, int, int]
+    long_hair: bool
+    beard: float  # 0 = none .. 1 = dark shadow
+    face_w: float
+    face_h: float
+    background: tuple[int, int, int]
+    clothes: tuple[int, int, int]
+    earrings: bool
+    masks: tuple[str, ...]  # styles for mask1..mask5; incorrect_mask reuses one of them
+    suffix: str  # real folders mix .jpg, .jpeg and .png
+
+
+def sample_people(n: int, rng: np.random.Generator, *, first_index: int = 0) -> list[Person]:
+    """Draw n people with the real imbalance; when n >= 6 every gender x age group appears."""
+    combos = [(g, a) for g in (0, 1) for a in (0, 1, 2)]
+    people = []
+    for i in range(n):
+        if n >= 6 and i < 6:
+            gender, group = combos[i]
+        else:
+            gender = int(rng.random() < SHARE_FEMALE)
+            r = rng.random()
+            group = 2 if r < SHARE_60 else (0 if r < SHARE_60 + SHARE_UNDER_30 else 1)
+        age = 60 if group == 2 else int(rng.integers(18, 30) if group == 0 else rng.integers(30, 60))
+        t = rng.beta(2.5, 2.0)  # skin tone, light to dark
+        skin = np.array([185, 205, 240]) * (1 - t) + np.array([70, 95, 150]) * t
+        base_hair = np.array([[20, 20, 25], [30, 45, 70], [40, 80, 130], [90, 150, 200], [30, 30, 110]])
+        hair = base_hair[rng.choice(5, p=[0.45, 0.25, 0.15, 0.08, 0.07])].astype(float)
+        grey = float(np.clip((age - 38) / 20 + rng.normal(0, 0.18), 0, 1))
+        hair = hair * (1 - grey) + np.array([205, 205, 210]) * grey
+        long_hair = bool(rng.random() < (0.82 if gender == 1 else 0.12))
+        beard = float(rng.uniform(0.3, 1.0)) if gender == 0 and rng.random() < 0.4 else 0.0
+        face_w = float(rng.normal(108 if gender == 0 else 98, 6))
+        face_h = float(rng.normal(140 if gender == 0 else 134, 6))
+        background = tuple(int(v) for v in rng.integers(60, 240, 3))
+        clothes = tuple(int(v) for v in rng.integers(10, 230, 3))
+        styles = tuple(str(s) for s in rng.choice(MASK_STYLES, 5))
+        suffix = str(rng.choice([".jpg", ".jpeg", ".png"], p=[0.9, 0.07, 0.03]))
+        people.append(Person(first_index + i, gender, age, tuple(int(v) for v in skin),
+                             tuple(int(v) for v in hair), long_hair, beard, face_w, face_h, background,
+                             clothes, bool(gender == 1 and rng.random() < 0.3), styles, suffix))
+    return people
+
+
+def _mask_colour(style: str, rng: np.random.Generator) -> tuple[int, int, int]:
+    if style == "surgical":
+        return (225, 200, 150)
+    if style in ("white", "kf94"):
+        return (240, 240, 238)
+    if style == "black":
+        return (30, 30, 32)
+    return tuple(int(v) for v in rng.integers(40, 220, 3))
+
+
+def _draw_mask(img: np.ndarray, cx: float, cy: float, fw: float, fh: float, style: str, drop: float,
+               rng: np.random.Generator) -> None:
+    """Draw a mask whose top edge sits ``drop`` face-heights below the nose bridge."""
+    colour = _mask_colour(style, rng)
+    top = cy + fh * (0.0 + drop)
+    bottom = min(cy + fh * 0.95 + fh * drop * 0.35, cy + fh * 1.15)
+    half = fw * 0.97
+    pts = [(cx - half, top + 12), (cx - half * 0.4, top), (cx, top - (8 if style == "kf94" else 0)),
+           (cx + half * 0.4, top), (cx + half, top + 12), (cx + half * 0.92, bottom - 30),
+           (cx + half * 0.45, bottom - 4), (cx, bottom), (cx - half * 0.45, bottom - 4),
+           (cx - half * 0.92, bottom - 30)]
+    poly = np.round(np.array(pts)).astype(np.int32)
+    cv2.fillPoly(img, [poly], colour, lineType=cv2.LINE_AA)
+    shade = tuple(int(c * 0.75) for c in colour)
+    if style == "surgical":
+        for k in (0.3, 0.5, 0.7):
+            y = int(top + (bottom - top) * k)
+            cv2.line(img, (int(cx - half * 0.9), y), (int(cx + half * 0.9), y), shade, 2, cv2.LINE_AA)
+    elif style == "pattern":
+        dot = tuple(int(v) for v in rng.integers(0, 255, 3))
+        for _ in range(14):
+            x = int(rng.uniform(cx - half * 0.8, cx + half * 0.8))
+            y = int(rng.uniform(top + 10, bottom - 15))
+            cv2.circle(img, (x, y), 5, dot, -1, cv2.LINE_AA)
+    elif style == "kf94":
+        cv2.line(img, (int(cx), int(top - 8)), (int(cx), int(bottom)), shade, 2, cv2.LINE_AA)
+    loop = (200, 200, 200) if style != "black" else (40, 40, 40)
+    for side in (-1, 1):
+        cv2.line(img, (int(cx + side * half), int(top + 14)), (int(cx + side * fw * 1.02), int(cy - fh * 0.02)),
+                 loop, 2, cv2.LINE_AA)
+        cv2.line(img, (int(cx + side * half * 0.93), int(bottom - 30)), (int(cx + side * fw * 1.02), int(cy + fh * 0.15)),
+                 loop, 2, cv2.LINE_AA)
+
+
+def _tone(colour: tuple[int, int, int], f: float) -> tuple[int, int, int]:
+    return tuple(int(np.clip(c * f, 0, 255)) for c in colour)
+
+
+def render(person: Person, mask_state: int, style: str, rng: np.random.Generator,
+           size: tuple[int, int] = (BASE_W, BASE_H)) -> np.ndarray:
+    """One photo (BGR uint8, size = (width, height)) of ``person`` in mask state 0/1/2."""
+    img = np.empty((BASE_H, BASE_W, 3), np.uint8)
+    # Plain background with a soft vertical gradient, as in the real studio-like photos.
+    grad = np.linspace(1.08, 0.9, BASE_H)[:, None, None]
+    img[:] = np.clip(np.array(person.background, float)[None, None, :] * grad, 0, 255).astype(np.uint8)
+    cx, cy = BASE_W / 2, BASE_H * 0.45
+    fw, fh = person.face_w, person.face_h
+    skin, hair = person.skin, person.hair
+    aa = cv2.LINE_AA
+    # Shoulders and neck.
+    sh_w = 175 if person.gender == 0 else 150
+    cv2.ellipse(img, (int(cx), BASE_H + 30), (sh_w, 125), 0, 180, 360, person.clothes, -1, aa)
+    cv2.rectangle(img, (int(cx - fw * 0.45), int(cy + fh * 0.5)), (int(cx + fw * 0.45), int(cy + fh * 1.35)),
+                  _tone(skin, 0.85), -1)
+    if person.long_hair:  # hair falling behind the shoulders
+        cv2.ellipse(img, (int(cx), int(cy + fh * 0.1)), (int(fw * 1.25), int(fh * 1.05)), 0, 0, 360, hair, -1, aa)
+        cv2.rectangle(img, (int(cx - fw * 1.25), int(cy)), (int(cx + fw * 1.25), int(cy + fh * 1.35)), hair, -1)
+    for side in (-1, 1):  # ears
+        cv2.ellipse(img, (int(cx + side * fw * 0.98), int(cy + fh * 0.02)), (13, 24), 0, 0, 360, _tone(skin, 0.92), -1, aa)
+        if person.earrings:
+            cv2.circle(img, (int(cx + side * fw * 0.99), int(cy + fh * 0.2)), 5, (40, 200, 230), -1, aa)
+    # Face: male jaws are squarer; drawn as an ellipse plus a jaw block.
+    cv2.ellipse(img, (int(cx), int(cy)), (int(fw), int(fh)), 0, 0, 360, skin, -1, aa)
+    if person.gender == 0:
+        cv2.ellipse(img, (int(cx), int(cy + fh * 0.45)), (int(fw * 0.9), int(fh * 0.5)), 0, 0, 180, skin, -1, aa)
+    if person.beard > 0:
+        overlay = img.copy()
+        cv2.ellipse(overlay, (int(cx), int(cy + fh * 0.45)), (int(fw * 0.92), int(fh * 0.52)), 0, 0, 180,
+                    _tone(hair, 0.8), -1, aa)
+        cv2.ellipse(overlay, (int(cx), int(cy + fh * 0.4)), (int(fw * 0.55), int(fh * 0.33)), 0, 0, 180, skin, -1, aa)
+        cv2.addWeighted(overlay, 0.55 * person.beard, img, 1 - 0.55 * person.beard, 0, img)
+    # Hair on top of the head; long hair also frames the face.
+    cv2.ellipse(img, (int(cx), int(cy - fh * 0.5)), (int(fw * 1.06), int(fh * 0.62)), 0, 180, 360, hair, -1, aa)
+    cv2.ellipse(img, (int(cx), int(cy - fh * 0.5)), (int(fw * 1.06), int(fh * 0.08)), 0, 0, 180, hair, -1, aa)
+    if person.long_hair:
+        for side in (-1, 1):
+            cv2.ellipse(img, (int(cx + side * fw * 0.95), int(cy + fh * 0.1)), (int(fw * 0.22), int(fh * 0.75)),
+                        0, 0, 360, hair, -1, aa)
+    # Age: lines and folds darker than the skin, more and deeper with age, with per-person spread.
+    years = person.age + rng.normal(0, 3.0)
+    line = _tone(skin, 0.62)
+    n_lines = int(np.clip((years - 24) / 8, 0, 5))
+    for k in range(n_lines):
+        y = int(cy - fh * (0.27 + 0.03 * k))
+        cv2.ellipse(img, (int(cx), y + 30), (int(fw * 0.5), 30), 0, 230, 310, line, 2, aa)
+    if years > 36:  # crow's feet
+        for side in (-1, 1):
+            ex = cx + side * fw * 0.62
+            for dy in (-6, 0, 6):
+                cv2.line(img, (int(ex), int(cy - fh * 0.12 + dy)), (int(ex + side * 12), int(cy - fh * 0.12 + dy * 1.8)),
+                         line, 1, aa)
+    # Eyes, brows.
+    for side in (-1, 1):
+        ex, ey = int(cx + side * fw * 0.4), int(cy - fh * 0.12)
+        cv2.ellipse(img, (ex, ey), (15, 7), 0, 0, 360, (245, 245, 245), -1, aa)
+        cv2.circle(img, (ex, ey), 5, (40, 30, 25), -1, aa)
+        if years > 44:  # eye bags
+            cv2.ellipse(img, (ex, ey + 9), (13, 5), 0, 0, 180, line, 1, aa)
+        brow_t = 5 if person.gender == 0 else 2
+        cv2.line(img, (ex - 16, ey - 15), (ex + 16, ey - 17), _tone(hair, 0.7), brow_t, aa)
+    # Nose and mouth (hidden by a worn mask, drawn anyway; the mask covers them).
+    ny = int(cy + fh * 0.2)
+    cv2.line(img, (int(cx), int(cy - fh * 0.05)), (int(cx - 8), ny), _tone(skin, 0.75), 2, aa)
+    cv2.ellipse(img, (int(cx), ny), (14, 6), 0, 0, 180, _tone(skin, 0.7), 2, aa)
+    if years > 34:  # folds beside the mouth
+        for side in (-1, 1):
+            cv2.ellipse(img, (int(cx + side * 22), int(cy + fh * 0.4)), (14, 26), 0, 270 if side < 0 else 180,
+                        360 if side < 0 else 270, line, 2, aa)
+    lips = (90, 80, 200) if person.gender == 1 else _tone(skin, 0.7)
+    cv2.ellipse(img, (int(cx), int(cy + fh * 0.45)), (24, 8), 0, 0, 360, lips, -1, aa)
+    if mask_state == 0:
+        _draw_mask(img, cx, cy, fw, fh, style, 0.0, rng)
+    elif mask_state == 1:
+        # Pulled below the nose (most common), or down onto the chin.
+        _draw_mask(img, cx, cy, fw, fh, style, 0.3 if rng.random() < 0.7 else 0.52, rng)
+    # Pose and scale: one affine warp of the whole scene.
+    angle = rng.normal(0, 5)
+    scale = rng.uniform(0.85, 1.12)
+    tx, ty = rng.normal(0, 14, 2)
+    m = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    m[:, 2] += (tx, ty)
+    img = cv2.warpAffine(img, m, (BASE_W, BASE_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # Lighting: overall exposure, a side light, and sensor noise.
+    side = np.linspace(-1, 1, BASE_W)[None, :, None] * rng.uniform(-0.18, 0.18)
+    gain = rng.uniform(0.78, 1.18) * (1 + side)
+    noise = rng.normal(0, 4, (BASE_H // 8, BASE_W // 8, 3)).astype(np.float32)
+    noise = cv2.resize(noise, (BASE_W, BASE_H), interpolation=cv2.INTER_LINEAR)
+    out = np.clip(img.astype(np.float32) * gain.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if size != (BASE_W, BASE_H):
+        out = cv2.resize(out, size, interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _encode(img: np.ndarray, suffix: str) -> bytes:
+    if suffix == ".png":
+        ok, buf = cv2.imencode(".png", img)
+    else:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok, "OpenCV failed to encode an image"
+    return buf.tobytes()
+
+
+@dataclass(frozen=True)
+class _Job:
+    person: Person
+    seed: int
+    kind: int  # 0 train, 1 eval
+    swap_mask: bool
+    size: tuple[int, int]
+    out_dir: str
+    names: tuple[str, ...]  # file names for the 7 photos, in PHOTO_STEMS order
+
+
+def _render_person(job: _Job) -> list[tuple[str, int]]:
+    """Render and write one person's 7 photos; returns (file name, true mask state) per photo."""
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng([job.seed, job.kind, job.person.index])
+    rows = []
+    for stem, name in zip(labels.PHOTO_STEMS, job.names):
+        state = labels.PHOTO_MASK[stem]
+        if job.swap_mask and state in (1, 2):  # planted noise: the two files hold each other's photo
+            state = 3 - state
+        style = job.person.masks[int(stem[-1]) - 1] if stem.startswith("mask") else job.person.masks[0]
+        img = render(job.person, state, style, rng, job.size)
+        Path(job.out_dir, name).write_bytes(_encode(img, Path(name).suffix or ".jpg"))
+        rows.append((name, state))
+    return rows
+
+
+def _run(jobs: list[_Job], workers: int, desc: str) -> list[list[tuple[str, int]]]:
+    for job in jobs:
+        Path(job.out_dir).mkdir(parents=True, exist_ok=True)
+    if workers <= 1:
+        return [_render_person(j) for j in tqdm(jobs, desc=desc, unit="person")]
+    ctx = mp.get_context("spawn")  # fork after torch/OpenCV threads have started is unsafe
+    with ctx.Pool(workers) as pool:
+        return list(tqdm(pool.imap(_render_person, jobs, chunksize=4), total=len(jobs), desc=desc, unit="person"))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"size must look like WIDTHxHEIGHT (e.g. 384x512), got {text!r}") from None
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise UserError(f"size {text} out of range: each side must be 16..4096 pixels")
+    return w, h
+
+
+def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800, noise: float = 0.01,
+                 seed: int = 0, size: tuple[int, int] = (BASE_W, BASE_H), workers: int | None = None) -> dict:
+    """Write a synthetic dataset in the competition layout to ``out`` (which must not hold files).
+
+    Returns a summary dict. Writes OUT/train, OUT/eval (if eval_people > 0) and OUT/truth with
+    train_truth.csv, eval_truth.csv and injected_noise.csv (the label errors planted at rate ``noise``:
+    a fraction ``noise`` of people, half with their gender recorded wrong, half with incorrect_mask
+    and normal swapped).
+    """
+    out = Path(out)
+    if people < 1 or eval_people < 0:
+        raise UserError("--people must be at least 1 and --eval-people at least 0")
+    if not 0 <= noise <= 0.5:
+        raise UserError(f"--noise is a fraction of people between 0 and 0.5, got {noise}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out}: already exists and is not empty; choose a new folder")
+    workers = workers or min(4, os.cpu_count() or 1)
+    rng = np.random.default_rng(seed)
+    train_people = sample_people(people, rng)
+    eval_pop = sample_people(eval_people, rng, first_index=people)
+    order = rng.permutation(people)
+    n_noisy = int(round(noise * people))
+    gender_noise = {int(i) for i in order[: (n_noisy + 1) // 2]}
+    mask_noise = {int(i) for i in order[(n_noisy + 1) // 2: n_noisy]}
+    race = "Asian"
+    with atomic_dir(out) as tmp:
+        train_rows, truth_rows, noise_rows, jobs = [], [], [], []
+        for p in train_people:
+            recorded_gender = 1 - p.gender if p.index in gender_noise else p.gender
+            pid = f"{p.index + 1:06d}"
+            folder = f"{pid}_{labels.GENDER_NAMES[recorded_gender]}_{race}_{p.age}"
+            train_rows.append((pid, labels.GENDER_NAMES[recorded_gender], race, p.age, folder))
+            names = tuple(s + p.suffix for s in labels.PHOTO_STEMS)
+            jobs.append(_Job(p, seed, 0, p.index in mask_noise, size, str(tmp / "train" / "images" / folder), names))
+            if p.index in gender_noise:
+                noise_rows.append((folder, "gender", "*", labels.GENDER_NAMES[recorded_gender], labels.GENDER_NAMES[p.gender]))
+            if p.index in mask_noise:
+                noise_rows.append((folder, "mask", "incorrect_mask+normal", "swap", "swap"))
+        ejobs = []
+        for p in eval_pop:
+            names = tuple(hashlib.sha1(f"{seed}/{p.index}/{s}".encode()).hexdigest() + ".jpg" for s in labels.PHOTO_STEMS)
+            ejobs.append(_Job(p, seed, 1, False, size, str(tmp / "eval" / "images"), names))
+        # One pool for train and eval people: starting worker processes costs about a second each time.
+        all_results = _run(jobs + ejobs, workers, "rendering people")
+        results, eresults = all_results[: len(jobs)], all_results[len(jobs):]
+        for job, rows in zip(jobs, results):
+            p = job.person
+            folder = Path(job.out_dir).name
+            for name, state in rows:
+                label = labels.encode(state, p.gender, labels.AgeCutoffs().group(p.age))
+                truth_rows.append((folder, Path(name).stem, f"train/images/{folder}/{name}", state, p.gender, p.age, label))
+        (tmp / "truth").mkdir()
+        pd.DataFrame(train_rows, columns=["id", "gender", "race", "age", "path"]).to_csv(tmp / "train" / "train.csv", index=False)
+        pd.DataFrame(truth_rows, columns=["person", "image", "path", "mask", "gender", "age", "label"]).to_csv(
+            tmp / "truth" / "train_truth.csv", index=False)
+        pd.DataFrame(noise_rows, columns=["person", "field", "image", "recorded", "true"]).to_csv(
+            tmp / "truth" / "injected_noise.csv", index=False)
+        if eval_people:
+            eval_truth = []
+            for job, rows in zip(ejobs, eresults):
+                p = job.person
+                for name, state in rows:
+                    eval_truth.append((name, state, p.gender, p.age, labels.encode(state, p.gender, labels.AgeCutoffs().group(p.age))))
+            eval_truth = [eval_truth[i] for i in rng.permutation(len(eval_truth))]  # the real info.csv is unordered
+            pd.DataFrame({"ImageID": [r[0] for r in eval_truth], "ans": 0}).to_csv(tmp / "eval" / "info.csv", index=False)
+            pd.DataFrame(eval_truth, columns=["ImageID", "mask", "gender", "age", "label"]).to_csv(
+                tmp / "truth" / "eval_truth.csv", index=False)
+    return {"out": str(out), "people": people, "photos": people * 7, "eval_people": eval_people,
+            "eval_photos": eval_people * 7, "noisy_people": n_noisy, "size": f"{size[0]}x{size[1]}", "seed": seed}

@@ -1,0 +1,60 @@
+"""Check a whole dataset: layout, CSV rows, folder names, every photo decodes, eval rows have images."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from . import corrections as corr_mod
+from .data import Problem, load_eval, scan
+
+
+def _decode_error(path: str) -> str | None:
+    try:
+        with Image.open(path) as im:
+            im.load()  # full decode: a truncated JPEG only fails here
+    except Exception as exc:  # PIL raises many types for broken files; each is a finding, not a crash
+        return f"photo does not decode ({type(exc).__name__}: {exc})"
+    return None
+
+
+def decode_problems(paths: list[str], *, workers: int = 4, progress: bool = True) -> list[Problem]:
+    """Decode every photo (threads: PIL releases the GIL while decoding) and report the broken ones."""
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(tqdm(pool.map(_decode_error, paths, chunksize=16), total=len(paths),
+                            desc="decoding photos", unit="photo", disable=not progress))
+    return [Problem(p, msg) for p, msg in zip(paths, results) if msg]
+
+
+@dataclass
+class Validation:
+    problems: list[Problem] = field(default_factory=list)
+    corrections: corr_mod.CorrectionReport | None = None
+    photos: int = 0
+    eval_photos: int = 0
+
+
+def validate(data: str | Path, *, corrections: str | Path | None = None, decode: bool = True,
+             progress: bool = True) -> Validation:
+    """Every problem in DATA (and its eval folder, if any), plus what ``corrections`` would change."""
+    result = scan(data)
+    out = Validation(problems=list(result.problems), photos=len(result.table))
+    paths = list(result.table["path"])
+    if result.eval_dir is not None:
+        eval_table, eval_problems = load_eval(result.eval_dir)
+        out.problems += eval_problems
+        found = [p for p in eval_table["path"] if Path(p).is_file()]
+        out.eval_photos = len(found)
+        paths += found
+    if decode:
+        out.problems += decode_problems(paths, progress=progress)
+    corr_path = corr_mod.resolve(corrections)
+    if corr_path is not None:
+        _, out.corrections = corr_mod.apply(result.table, corr_mod.read(corr_path))
+    return out
+
+

@@ -1,0 +1,65 @@
+"""The command line on real files: exit codes, messages, and nothing half-written."""
+
+import shutil
+
+import pytest
+
+from maskcls.cli import main
+
+
+@pytest.fixture
+def dataset(tmp_path, synth_root):
+    copy = tmp_path / "data"
+    shutil.copytree(synth_root, copy)
+    return copy
+
+
+def test_validate_clean_then_corrupt_photo(dataset, capsys):
+    assert main(["validate", str(dataset)]) == 0
+    assert "no problems (168 training photos and 28 eval photos checked)" in capsys.readouterr().out
+    victim = next((dataset / "train" / "images").rglob("mask2.*"))
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated, as an interrupted copy leaves it
+    assert main(["validate", str(dataset)]) == 2
+    out = capsys.readouterr().out
+    assert f"{victim.resolve()}: photo does not decode" in out
+
+
+def test_validate_eval_row_without_image(dataset, capsys):
+    info = dataset / "eval" / "info.csv"
+    info.write_text(info.read_text() + "deadbeef.jpg,0\n")
+    assert main(["validate", str(dataset), "--no-decode"]) == 2
+    assert "info.csv:30: image deadbeef.jpg not found" in capsys.readouterr().out
+
+
+def test_validate_shows_corrections(dataset, tmp_path, capsys):
+    folder = next((dataset / "train" / "images").iterdir()).name
+    corr = tmp_path / "c.csv"
+    corr.write_text(f"person_id,field,image,from,to\n{folder},mask,incorrect_mask+normal,,swap\n")
+    assert main(["validate", str(dataset), "--no-decode", "--corrections", str(corr)]) == 0
+    out = capsys.readouterr().out
+    assert f"correction: {folder} incorrect_mask: mask" in out
+    assert "2 label change(s) on 2 photo(s) of 1 person(s)" in out
+
+
+def test_user_mistakes_exit_2_with_one_message(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"maskcls validate: error: {tmp_path / 'missing'}: no such file or folder"
+    bad = tmp_path / "c.csv"
+    bad.write_text("person_id,field,to\nx,colour,red\n")
+    assert main(["summary", str(tmp_path), "--corrections", str(bad)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["summary", str(tmp_path), "--age-young", "70"]) == 2
+    assert "young < old" in capsys.readouterr().err
+
+
+def test_demo_data_and_summary(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["demo-data", str(out), "--people", "8", "--eval-people", "2", "--size", "32x40", "--seed", "1"]) == 0
+    assert main(["summary", str(out), "--json"]) == 0
+    text = capsys.readouterr().out
+    assert '"people": 8' in text and '"photos": 56' in text
+    assert main(["demo-data", str(out), "--people", "8"]) == 2  # refuses to write over it
+    assert main(["demo-data", str(tmp_path / "e"), "--size", "big"]) == 2
+    assert not (tmp_path / "e").exists()
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+import pandas as pd
+import pytest
+
+from conftest import write_competition
+from maskcls import corrections, data
+from maskcls.errors import UserError
+
+
+@pytest.fixture
+def people(tmp_path):
+    return write_competition(tmp_path / "d", [
+        ("006359", "female", 18, "006359_female_Asian_18"),
+        ("000020", "male", 25, "000020_male_Asian_25"),
+        ("001009", "male", 40, "001009_male_Asian_40"),
+        ("001009", "male", 41, "001009_male_Asian_41"),  # one id, two folders
+    ])
+
+
+def write_corrections(path, body: str):
+    path.write_text("person_id,field,image,from,to,agreement,note\n" + body)
+    return path
+
+
+def test_known_set_ships_with_the_package():
+    path = corrections.resolve("known")
+    rows = corrections.read(path)
+    assert len(rows) == 36
+    assert {c.field for c in rows} == {"gender", "mask", "age"}
+    assert corrections.resolve("none") is None
+
+
+def test_apply_reports_every_change(tmp_path, people):
+    corr = write_corrections(tmp_path / "c.csv",
+                             "006359,gender,*,female,male,widely,\n"
+                             "000020,mask,incorrect_mask+normal,,swap,widely,swapped\n"
+                             "001009_male_Asian_40,age,*,40,29,several,\n"
+                             "999999,gender,*,,flip,,nobody\n")
+    table, report = data.load_table(people, corrections=corr)
+    changes = report.changes_frame()
+    assert len(changes) == 7 + 2 + 7
+    assert set(changes[changes.field == "gender"]["old"]) == {"female"}
+    swap = changes[changes.field == "mask"].set_index("image")
+    assert swap.loc["incorrect_mask", "old"] == "incorrect" and swap.loc["incorrect_mask", "new"] == "normal"
+    ages = table[table.person_id == "001009"].groupby("person")["age"].first().to_dict()
+    assert ages == {"001009_male_Asian_40": 29, "001009_male_Asian_41": 41}
+    assert set(table[table.person == "001009_male_Asian_40"]["age_group"]) == {0}
+    assert set(table[table.person == "006359_female_Asian_18"]["gender"]) == {0}
+    p20 = table[table.person == "000020_male_Asian_25"].set_index("image")
+    assert p20.loc["incorrect_mask", "mask"] == 2 and p20.loc["normal", "mask"] == 1
+    assert p20.loc["normal", "label"] == 6
+    assert report.unmatched == [f"{corr}:5: person 999999 is not in the data"]
+    # The files are untouched: a table built without corrections still holds the recorded labels.
+    raw, _ = data.load_table(people)
+    assert set(raw[raw.person == "006359_female_Asian_18"]["gender"]) == {1}
+
+
+def test_expected_value_guards_against_double_application(tmp_path, people):
+    corr = write_corrections(tmp_path / "c.csv", "006359,gender,*,male,female,,\n")
+    table, report = data.load_table(people, corrections=corr)
+    assert not report.changes and len(report.skipped) == 7
+    assert "has gender female, not male" in report.skipped[0]
+
+
+def test_id_matches_every_folder_with_that_id(tmp_path, people):
+    corr = write_corrections(tmp_path / "c.csv", "001009,gender,*,,flip,,\n")
+    _, report = data.load_table(people, corrections=corr)
+    assert {c.person for c in report.changes} == {"001009_male_Asian_40", "001009_male_Asian_41"}
+
+
+@pytest.mark.parametrize("line,message", [
+    ("006359,hair,*,,long,,", "unknown field 'hair'"),
+    ("006359,gender,*,,maybe,,", "gender must be"),
+    ("006359,mask,normal,,swap,,", "swap needs exactly two photos"),
+    ("006359,age,*,,old,,", "whole number"),
+])
+def test_bad_lines_name_the_line(tmp_path, line, message):
+    corr = write_corrections(tmp_path / "c.csv", "006359,gender,*,female,male,,\n" + line + "\n")
+    with pytest.raises(UserError, match=f"c.csv:3: .*{message}"):
+        corrections.read(corr)
+
+
+def test_missing_corrections_file(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        corrections.resolve(tmp_path / "nope.csv")
+
+
+def test_corrections_on_a_manifest(tmp_path):
+    from conftest import write_photo
+    write_photo(tmp_path / "a.jpg")
+    (tmp_path / "m.csv").write_text("path,person_id,mask,gender,age\na.jpg,p1,wear,,33\n")
+    corr = write_corrections(tmp_path / "c.csv", "p1,gender,*,,female,,\np1,mask,a,wear,normal,,\n")
+    table, report = data.load_table(tmp_path / "m.csv", corrections=corr)
+    # gender unknown -> reported, not invented; the mask of photo a is corrected.
+    assert pd.isna(table.loc[0, "gender"]) and table.loc[0, "mask"] == 2
+    assert len(report.changes) == 1 and "has no gender" in report.skipped[0]
