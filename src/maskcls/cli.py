@@ -16,12 +16,13 @@ CORR_HELP = "label corrections: 'known' (the published list for the real data), 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.out)
+    run_demo(args.out, overrides=tuple(args.set))
     return 0
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from .synth import make_dataset, parse_size
+    from .config import parse_size
+    from .synth import make_dataset
 
     info = make_dataset(args.out, people=args.people, eval_people=args.eval_people, noise=args.noise,
                         seed=args.seed, size=parse_size(args.size), workers=args.workers)
@@ -69,6 +70,52 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .train import train
+
+    out = Path(args.out)
+    base = args.config
+    if args.resume and base is None and (out / "config.yaml").is_file():
+        base = out / "config.yaml"  # continue with the run's own settings unless told otherwise
+    overrides = list(args.set)
+    if args.corrections is not None:
+        overrides.append(f"data.corrections={args.corrections}")
+    if args.fold is not None:
+        overrides.append(f"data.fold={args.fold}")
+    cfg = load_config(base or "default", overrides)
+    try:
+        train(cfg, args.data, out, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: maskcls train {args.data} --out {out} --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .predict import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run, args.data, split=args.split, tta=args.tta, device=args.device), indent=2))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import predict_submission
+
+    info = predict_submission(args.run, args.eval_dir, args.out, tta=args.tta, force=args.force,
+                              probs_out=args.probs, device=args.device)
+    print(f"wrote {info['rows']} predictions to {info['out']}")
+    return 0
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from .predict import classify_photos
+
+    for result in classify_photos(args.run, args.photos, tta=args.tta, device=args.device):
+        print(json.dumps(result))
+    return 0
+
+
 def _cutoff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--age-young", type=int, default=30, help="first age of the middle group (default 30)")
     p.add_argument("--age-old", type=int, default=60, help="first age of the old group (default 60; teams used 57-59)")
@@ -84,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job on built-in synthetic data, end to end, CPU-sized",
                        description="Generate synthetic demo data, validate it, train, predict and report.")
     p.add_argument("--out", default="demo-output", help="folder for the demo data and run (default demo-output)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of configs/demo.yaml, e.g. --set train.epochs=2")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("demo-data", help="write synthetic face photos in the competition layout",
@@ -113,6 +162,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _cutoff_args(p)
     p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("train", help="train a model; writes a run folder",
+                       description="Train on DATA with a person-level validation fold. RUN/ receives config.yaml, "
+                                   "best.pt (best validation macro F1), last.pt, metrics.csv, summary.json, "
+                                   "confusion.png, val_predictions.csv and tb/ (TensorBoard).")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder to create (or continue with --resume)")
+    p.add_argument("--config", default=None,
+                   help="YAML file or built-in name: default (ResNet50 GPU recipe), demo (CPU-sized)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set train.epochs=5 --set model.name=convnext_tiny")
+    p.add_argument("--corrections", default=None, help=CORR_HELP + " (default: the config's, 'known')")
+    p.add_argument("--fold", type=int, default=None, help="which person-level fold to hold out (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue RUN from last.pt")
+    p.set_defaults(func=_cmd_train)
+
+    device_help = "auto (GPU when there is one), cpu or cuda"
+    p = sub.add_parser("evaluate", help="metrics of a run on its validation fold or a labelled set",
+                       description="Print the metrics JSON of RUN's best model: on its validation fold when DATA is "
+                                   "the data it trained on, otherwise on every labelled photo of DATA.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--split", default="auto", choices=("auto", "val", "all"))
+    p.add_argument("--tta", default="none", choices=("none", "hflip"))
+    p.add_argument("--device", default="auto", help=device_help)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="write a submission for an eval folder",
+                       description="Predict every photo of EVAL_DIR/info.csv and write ImageID,ans in the same order.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("eval_dir", metavar="EVAL_DIR", help="folder with info.csv and images/ (or the dataset root)")
+    p.add_argument("--out", required=True, help="submission CSV to write")
+    p.add_argument("--tta", default="none", choices=("none", "hflip"), help="test-time augmentation")
+    p.add_argument("--force", action="store_true", help="overwrite --out (and --probs) if they exist")
+    p.add_argument("--probs", default=None, metavar="FILE", help="also write the 18 class probabilities per image")
+    p.add_argument("--device", default="auto", help=device_help)
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("classify", help="classify photos; one JSON line each",
+                       description="Print one JSON line per photo: mask, gender, age group, class and probabilities.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("photos", metavar="PHOTO", nargs="+")
+    p.add_argument("--tta", default="none", choices=("none", "hflip"))
+    p.add_argument("--device", default="auto", help=device_help)
+    p.set_defaults(func=_cmd_classify)
     return parser
 
 

@@ -73,9 +73,9 @@ def sample_people(n: int, rng: np.random.Generator, *, first_index: int = 0) -> 
         hair = base_hair[rng.choice(5, p=[0.45, 0.25, 0.15, 0.08, 0.07])].astype(float)
         grey = float(np.clip((age - 38) / 20 + rng.normal(0, 0.18), 0, 1))
         hair = hair * (1 - grey) + np.array([205, 205, 210]) * grey
-        long_hair = bool(rng.random() < (0.82 if gender == 1 else 0.12))
-        beard = float(rng.uniform(0.3, 1.0)) if gender == 0 and rng.random() < 0.4 else 0.0
-        face_w = float(rng.normal(108 if gender == 0 else 98, 6))
+        long_hair = bool(rng.random() < (0.85 if gender == 1 else 0.1))
+        beard = float(rng.uniform(0.4, 1.0)) if gender == 0 and rng.random() < 0.5 else 0.0
+        face_w = float(rng.normal(110 if gender == 0 else 95, 6))
         face_h = float(rng.normal(140 if gender == 0 else 134, 6))
         background = tuple(int(v) for v in rng.integers(60, 240, 3))
         clothes = tuple(int(v) for v in rng.integers(10, 230, 3))
@@ -177,25 +177,25 @@ def render(person: Person, mask_state: int, style: str, rng: np.random.Generator
                         0, 0, 360, hair, -1, aa)
     # Age: lines and folds darker than the skin, more and deeper with age, with per-person spread.
     years = person.age + rng.normal(0, 3.0)
-    line = _tone(skin, 0.62)
+    line = _tone(skin, 0.55)
     n_lines = int(np.clip((years - 24) / 8, 0, 5))
     for k in range(n_lines):
         y = int(cy - fh * (0.27 + 0.03 * k))
-        cv2.ellipse(img, (int(cx), y + 30), (int(fw * 0.5), 30), 0, 230, 310, line, 2, aa)
+        cv2.ellipse(img, (int(cx), y + 30), (int(fw * 0.5), 30), 0, 230, 310, line, 3, aa)
     if years > 36:  # crow's feet
         for side in (-1, 1):
             ex = cx + side * fw * 0.62
             for dy in (-6, 0, 6):
                 cv2.line(img, (int(ex), int(cy - fh * 0.12 + dy)), (int(ex + side * 12), int(cy - fh * 0.12 + dy * 1.8)),
-                         line, 1, aa)
+                         line, 2, aa)
     # Eyes, brows.
     for side in (-1, 1):
         ex, ey = int(cx + side * fw * 0.4), int(cy - fh * 0.12)
         cv2.ellipse(img, (ex, ey), (15, 7), 0, 0, 360, (245, 245, 245), -1, aa)
         cv2.circle(img, (ex, ey), 5, (40, 30, 25), -1, aa)
         if years > 44:  # eye bags
-            cv2.ellipse(img, (ex, ey + 9), (13, 5), 0, 0, 180, line, 1, aa)
-        brow_t = 5 if person.gender == 0 else 2
+            cv2.ellipse(img, (ex, ey + 9), (13, 5), 0, 0, 180, line, 2, aa)
+        brow_t = 6 if person.gender == 0 else 2
         cv2.line(img, (ex - 16, ey - 15), (ex + 16, ey - 17), _tone(hair, 0.7), brow_t, aa)
     # Nose and mouth (hidden by a worn mask, drawn anyway; the mask covers them).
     ny = int(cy + fh * 0.2)
@@ -274,17 +274,6 @@ def _run(jobs: list[_Job], workers: int, desc: str) -> list[list[tuple[str, int]
     ctx = mp.get_context("spawn")  # fork after torch/OpenCV threads have started is unsafe
     with ctx.Pool(workers) as pool:
         return list(tqdm(pool.imap(_render_person, jobs, chunksize=4), total=len(jobs), desc=desc, unit="person"))
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (width, height)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"size must look like WIDTHxHEIGHT (e.g. 384x512), got {text!r}") from None
-    if not (16 <= w <= 4096 and 16 <= h <= 4096):
-        raise UserError(f"size {text} out of range: each side must be 16..4096 pixels")
-    return w, h
 
 
 def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800, noise: float = 0.01,

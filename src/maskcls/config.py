@@ -1,0 +1,220 @@
+"""One typed config: defaults <- YAML file <- --set key=value overrides; saved with every run.
+
+The defaults are the full-data GPU recipe (ResNet50 fine-tuned at the photos' own 384x512 size);
+configs/demo.yaml shrinks it to a CPU-sized run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+from .labels import AgeCutoffs
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.heads": ("multi", "single"),
+    "data.augment": ("none", "hflip", "flips", "light"),
+    "train.optimizer": ("adamw", "sgd"),
+    "train.loss": ("ce", "focal"),
+    "train.sampler": ("none", "weighted"),
+    "train.amp": ("auto", "bf16", "fp16", "none"),
+    "train.device": ("auto", "cpu", "cuda"),
+}
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet50"  # a torchvision model name, or any timm name ("timm:" forces timm)
+    heads: str = "multi"  # multi: mask 3 + gender 2 + age 3 heads; single: one 18-way head
+    weights: str = "imagenet"  # imagenet | none | path to a .pth / .safetensors file
+    freeze_epochs: int = 1  # train only the heads for this many epochs first
+    backbone_lr_mult: float = 0.1  # backbone learning rate = lr * this
+    drop_rate: float = 0.2  # dropout before the heads
+
+
+@dataclass
+class DataConfig:
+    size: str = "384x512"  # WIDTHxHEIGHT fed to the model, the same for training and inference
+    mean: list[float] | None = None  # None: the model's pretrained config (ImageNet for torchvision)
+    std: list[float] | None = None
+    augment: str = "flips"  # horizontal + vertical flips: +4% in the write-up this project grew from
+    corrections: str = "known"  # known | none | path to a corrections CSV
+    age_young: int = 30
+    age_old: int = 60
+    folds: int = 5
+    fold: int = 0  # which person-level fold is held out for validation
+    cache: bool = False  # decode and resize every photo once into RAM (fast for small sizes)
+    workers: int = 8
+    pin_memory: bool = True
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9  # SGD only
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01  # the cosine schedule ends at lr * this
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    class_weights: bool = False  # weight the loss by inverse class frequency
+    label_smoothing: float = 0.05
+    sampler: str = "none"  # weighted: draw rare classes (60+) as often as common ones
+    patience: int = 0  # stop after this many epochs without a better macro F1; 0 = never
+    amp: str = "auto"  # auto: bf16 (or fp16) on GPU, none on CPU
+    channels_last: bool = True  # GPU only
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = 20  # steps between loss read-outs (each one syncs with the GPU)
+    tensorboard: bool = True
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def cutoffs(self) -> AgeCutoffs:
+        return AgeCutoffs(self.data.age_young, self.data.age_old)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height): one parsed value used by training and inference alike."""
+        return parse_size(self.data.size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"size must look like WIDTHxHEIGHT (e.g. 384x512), got {text!r}") from None
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise UserError(f"size {text} out of range: each side must be 16..4096 pixels")
+    return w, h
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    """Check (and gently convert) one value against its declared type; errors name the key."""
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(typ)
+        if value is None and type(None) in args:
+            return None
+        typ = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(typ)
+    if origin is list:
+        (item,) = typing.get_args(typ)
+        if not isinstance(value, list):
+            raise UserError(f"config {key}: expected a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif typ is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise UserError(f"config {key}: expected {getattr(typ, '__name__', typ)}, got {value!r}")
+
+
+def _set(cfg: Config, key: str, value: Any) -> None:
+    section_name, _, name = key.partition(".")
+    section = getattr(cfg, section_name, None) if name else None
+    if section is None or not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
+        known = ", ".join(f"{s.name}.{f.name}" for s in dataclasses.fields(cfg) for f in dataclasses.fields(getattr(cfg, s.name)))
+        raise UserError(f"unknown config key {key!r}; known keys: {known}")
+    hints = typing.get_type_hints(type(section))
+    value = _coerce(key, value, hints[name])
+    if key in CHOICES and value not in CHOICES[key]:
+        raise UserError(f"config {key}: {value!r} is not one of {', '.join(CHOICES[key])}")
+    setattr(section, name, value)
+
+
+def apply_dict(cfg: Config, values: dict[str, Any], source: str) -> Config:
+    if not isinstance(values, dict):
+        raise UserError(f"{source}: expected sections model:, data:, train: at the top level")
+    for section, entries in values.items():
+        if not isinstance(entries, dict):
+            _set(cfg, str(section), entries)  # raises: a top-level key is never a setting
+        for name, value in entries.items():
+            _set(cfg, f"{section}.{name}", value)
+    return cfg
+
+
+def builtin_config_path(name: str) -> Path | None:
+    path = Path(str(resources.files("maskcls") / "configs" / f"{name}.yaml"))
+    return path if path.is_file() else None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the YAML at ``path`` (a file or a built-in name like ``demo``), then ``key=value`` overrides."""
+    cfg = Config()
+    if path is not None:
+        file = builtin_config_path(str(path)) or Path(path)
+        if not file.is_file():
+            raise UserError(f"config {path}: no such file or built-in config")
+        try:
+            values = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{file}: not valid YAML ({exc})") from None
+        apply_dict(cfg, values, str(file))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+        _set(cfg, key.strip(), yaml.safe_load(text) if text.strip() else "")
+    return check(cfg)
+
+
+def check(cfg: Config) -> Config:
+    """Cross-field checks that a single type cannot express."""
+    try:
+        cfg.cutoffs
+    except ValueError as exc:
+        raise UserError(f"config data.age_young/age_old: {exc}") from None
+    cfg.size  # parses WxH or raises
+    for key in ("mean", "std"):
+        v = getattr(cfg.data, key)
+        if v is not None and len(v) != 3:
+            raise UserError(f"config data.{key}: expected 3 numbers (R, G, B), got {v}")
+    if cfg.train.epochs < 1 or cfg.train.batch_size < 1 or cfg.train.lr <= 0:
+        raise UserError("config train.epochs, train.batch_size and train.lr must be positive")
+    if not 0 <= cfg.data.fold < cfg.data.folds:
+        raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
+    return cfg
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a Config saved by ``to_dict`` (e.g. from a checkpoint)."""
+    return check(apply_dict(Config(), values, "saved config"))
+
+
+def dump(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,183 @@
+"""build_model(name, heads, weights): a torchvision or timm backbone with mask/gender/age heads.
+
+The model owns its input normalisation (mean/std buffers), so loaders hand it uint8 images and a
+checkpoint carries everything inference needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import labels
+from .errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def head_sizes(heads: str) -> dict[str, int]:
+    if heads == "multi":
+        return dict(labels.TASKS)
+    if heads == "single":
+        return {"class": labels.NUM_CLASSES}
+    raise UserError(f"heads must be 'multi' or 'single', got {heads!r}")
+
+
+class MaskNet(nn.Module):
+    """Backbone features -> dropout -> one linear head per task (or one 18-way head)."""
+
+    def __init__(self, backbone: nn.Module, num_features: int, heads: str,
+                 mean: tuple[float, ...], std: tuple[float, ...], drop_rate: float = 0.0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head_layout = heads
+        self.dropout = nn.Dropout(drop_rate)
+        self.heads = nn.ModuleDict({k: nn.Linear(num_features, n) for k, n in head_sizes(heads).items()})
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images: (N, 3, H, W) uint8 or float in 0..255. Returns logits per head."""
+        x = (images.float() - self.mean) / self.std
+        feats = self.dropout(self.backbone(x))
+        return {k: head(feats) for k, head in self.heads.items()}
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return list(self.backbone.parameters())
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.heads.parameters())
+
+
+def class_log_probs(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(N, 18) log-probabilities of the 18 classes from either head layout.
+
+    Multi-head: log p(class) = log p(mask) + log p(gender) + log p(age), the heads being trained
+    as independent answers.
+    """
+    if "class" in outputs:
+        return F.log_softmax(outputs["class"].float(), dim=1)
+    device = outputs["mask"].device
+    idx = {k: torch.as_tensor(v, device=device) for k, v in
+           (("mask", labels.CLASS_MASK), ("gender", labels.CLASS_GENDER), ("age", labels.CLASS_AGE))}
+    return sum(F.log_softmax(outputs[k].float(), dim=1)[:, idx[k]] for k in ("mask", "gender", "age"))
+
+
+def _strip_classifier(model: nn.Module) -> int:
+    """Replace the last Linear layer (the ImageNet classifier) with Identity; return its in_features.
+
+    Works across torchvision families: resnet .fc, efficientnet/mobilenet/convnext .classifier[-1],
+    vit .heads.head, regnet .fc, densenet .classifier.
+    """
+    last_name, last = None, None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last_name, last = name, module
+    if last is None:
+        raise UserError("this torchvision model has no linear classifier to replace")
+    parent = model
+    *path, leaf = last_name.split(".")
+    for part in path:
+        parent = getattr(parent, part)
+    setattr(parent, leaf, nn.Identity())
+    return last.in_features
+
+
+def _torchvision_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int, tuple, tuple]:
+    import torchvision
+
+    weights = "DEFAULT" if pretrained else None
+    try:
+        model = torchvision.models.get_model(name, weights=weights)
+    except (OSError, RuntimeError, ValueError) as exc:  # no download possible, or a broken cache
+        raise UserError(f"could not load ImageNet weights for torchvision {name}: {exc}. Put them in the torch hub "
+                        "cache, pass model.weights=PATH to a local file, or model.weights=none") from None
+    return model, _strip_classifier(model), IMAGENET_MEAN, IMAGENET_STD
+
+
+def _timm_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int, tuple, tuple]:
+    import timm
+
+    try:
+        model = timm.create_model(name, pretrained=pretrained, num_classes=0)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc):
+            raise UserError(f"unknown model {name!r}: not a torchvision or timm model name") from None
+        raise UserError(f"could not create timm model {name}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"could not load pretrained weights for timm {name}: {exc}. Set HF_HUB_OFFLINE=1 with the "
+                        "weights in the Hugging Face cache, pass model.weights=PATH, or model.weights=none") from None
+    cfg = model.pretrained_cfg or {}
+    # With num_classes=0 the pooled output can be wider than num_features (e.g. MobileNetV3's conv head).
+    width = getattr(model, "head_hidden_size", None) or model.num_features
+    return (model, width, tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
+
+
+def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors, a plain .pth state dict, or a checkpoint holding one under model/state_dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file {path} not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types; all mean "not a weights file"
+        raise UserError(f"weights file {path} could not be read: {exc}") from None
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"weights file {path} does not hold a state dict of tensors")
+    return state
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path) -> dict[str, int]:
+    """Load matching tensors from a local file into ``backbone``; returns counts of loaded/skipped keys."""
+    state = read_weights_file(path)
+    cleaned = {}
+    for key, value in state.items():
+        for prefix in ("module.", "backbone."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        cleaned[key] = value
+    own = backbone.state_dict()
+    matched = {k: v for k, v in cleaned.items() if k in own}
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in matched.items() if v.shape != own[k].shape]
+    if wrong:
+        raise UserError(f"weights file {path} does not fit this model: {'; '.join(wrong[:3])}")
+    if not matched:
+        raise UserError(f"weights file {path} shares no parameter names with this model; is it for another architecture?")
+    backbone.load_state_dict(matched, strict=False)
+    return {"loaded": len(matched), "missing": len(own) - len(matched), "ignored": len(cleaned) - len(matched)}
+
+
+def build_model(name: str = "resnet50", heads: str = "multi", weights: str = "imagenet", *,
+                drop_rate: float = 0.0, mean: tuple[float, ...] | None = None,
+                std: tuple[float, ...] | None = None) -> MaskNet:
+    """Create ``name`` (torchvision first, then timm; prefix ``timm:`` to force timm) with ``heads``.
+
+    weights: ``imagenet`` (the library's pretrained weights, from its download cache), ``none``, or a
+    path to a local .pth/.safetensors file (a backbone state dict or a maskcls checkpoint).
+    mean/std default to the backbone's pretrained data config.
+    """
+    import torchvision
+
+    head_sizes(heads)  # validate before building anything
+    pretrained = weights == "imagenet"
+    if name.startswith("timm:"):
+        backbone, nf, m, s = _timm_backbone(name[5:], pretrained)
+    elif name in torchvision.models.list_models():
+        backbone, nf, m, s = _torchvision_backbone(name, pretrained)
+    else:
+        backbone, nf, m, s = _timm_backbone(name, pretrained)
+    if weights not in ("imagenet", "none"):
+        load_backbone_weights(backbone, weights)
+    return MaskNet(backbone, nf, heads, tuple(mean or m), tuple(std or s), drop_rate)

@@ -1,0 +1,56 @@
+import pytest
+
+from maskcls.config import Config, dump, from_dict, load_config
+from maskcls.errors import UserError
+
+
+def test_defaults_are_the_gpu_recipe():
+    cfg = load_config()
+    assert (cfg.model.name, cfg.model.heads, cfg.model.weights) == ("resnet50", "multi", "imagenet")
+    assert load_config("default").to_dict() == cfg.to_dict() | {"train": cfg.to_dict()["train"] | {"patience": 4}}
+
+
+def test_yaml_then_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  name: resnet18\ntrain:\n  epochs: 3\n  lr: 1e-3\n")
+    cfg = load_config(f, ["train.epochs=5", "data.mean=[0.5, 0.5, 0.5]", "train.lr=2e-4", "data.size=64x80"])
+    assert cfg.model.name == "resnet18" and cfg.train.epochs == 5
+    assert cfg.train.lr == pytest.approx(2e-4) and cfg.data.mean == [0.5, 0.5, 0.5]
+    assert cfg.size == (64, 80)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.epoch=3", "unknown config key 'train.epoch'"),
+    ("epochs=3", "unknown config key 'epochs'"),
+    ("train.epochs=three", "config train.epochs: expected int"),
+    ("train.epochs=2.5", "config train.epochs: expected int"),
+    ("train.lr=fast", "config train.lr: expected float"),
+    ("model.heads=double", "not one of multi, single"),
+    ("data.size=96", "WIDTHxHEIGHT"),
+    ("data.mean=[1, 2]", "expected 3 numbers"),
+    ("train.epochs", "expected key=value"),
+    ("data.age_young=70", "young < old"),
+])
+def test_bad_settings_name_the_key(override, message):
+    with pytest.raises(UserError, match=message):
+        load_config("demo", [override])
+
+
+def test_bad_yaml_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config(f)
+    f.write_text("model:\n  colour: red\n")
+    with pytest.raises(UserError, match="unknown config key 'model.colour'"):
+        load_config(f)
+    with pytest.raises(UserError, match="no such file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_round_trip_through_dict_and_yaml():
+    import yaml
+    cfg = load_config("demo", ["train.epochs=4"])
+    assert from_dict(cfg.to_dict()) == cfg
+    assert from_dict(yaml.safe_load(dump(cfg))) == cfg
+    assert isinstance(cfg, Config)

@@ -1,0 +1,44 @@
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from maskcls.errors import UserError
+from maskcls.model import build_model, class_log_probs
+
+
+def test_local_weights_file_loads_through_build_model(tmp_path):
+    torch.manual_seed(1)
+    source = build_model("resnet18", "multi", "none")
+    # As a user would have it: a plain torchvision state dict, ImageNet classifier included.
+    import torchvision
+    tv = torchvision.models.resnet18()
+    tv.load_state_dict({**{k: v for k, v in source.backbone.state_dict().items()},
+                        "fc.weight": tv.fc.weight, "fc.bias": tv.fc.bias})
+    torch.save(tv.state_dict(), tmp_path / "r18.pth")
+    loaded = build_model("resnet18", "single", str(tmp_path / "r18.pth"))
+    for k, v in source.backbone.state_dict().items():
+        assert torch.equal(loaded.backbone.state_dict()[k], v)
+    save_file(source.backbone.state_dict(), str(tmp_path / "r18.safetensors"))
+    again = build_model("resnet18", "multi", str(tmp_path / "r18.safetensors"))
+    assert torch.equal(again.backbone.conv1.weight, source.backbone.conv1.weight)
+
+
+def test_foreign_or_missing_weights_are_user_errors(tmp_path):
+    torch.save(build_model("test_resnet", "multi", "none").backbone.state_dict(), tmp_path / "tiny.pth")
+    with pytest.raises(UserError, match="does not fit this model|shares no parameter names"):
+        build_model("resnet18", "multi", str(tmp_path / "tiny.pth"))
+    with pytest.raises(UserError, match="not found"):
+        build_model("resnet18", "multi", str(tmp_path / "nope.pth"))
+    with pytest.raises(UserError, match="unknown model"):
+        build_model("resnet_does_not_exist", "multi", "none")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "test_resnet", "timm:test_efficientnet", "mobilenet_v3_small"])
+def test_heads_and_class_probabilities(name):
+    model = build_model(name, "multi", "none").eval()
+    out = model(torch.randint(0, 255, (2, 3, 64, 48), dtype=torch.uint8))
+    assert {k: v.shape[1] for k, v in out.items()} == {"mask": 3, "gender": 2, "age": 3}
+    probs = class_log_probs(out).exp()
+    assert probs.shape == (2, 18) and torch.allclose(probs.sum(1), torch.ones(2), atol=1e-5)
+    single = build_model(name, "single", "none").eval()
+    assert single(torch.zeros(1, 3, 64, 48))["class"].shape == (1, 18)

@@ -1,0 +1,103 @@
+"""Using a trained run: evaluate, predict (submission), classify, and the errors users hit."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from maskcls import engine
+from maskcls.cli import main
+from maskcls.errors import UserError
+from maskcls.predict import classify_photos, evaluate_run, load_run, predict_submission
+from maskcls.train import train
+from test_train import tiny_config
+
+
+@pytest.fixture(scope="module")
+def run(synth_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("predict") / "run"
+    train(tiny_config("train.epochs=1", "train.tensorboard=false"), synth_root, out, progress=False, log=lambda s: None)
+    return out
+
+
+def test_predict_keeps_info_order_and_rows(run, synth_root, tmp_path, capsys):
+    sub = tmp_path / "submission.csv"
+    probs = tmp_path / "probs.csv"
+    assert main(["predict", str(run), str(synth_root / "eval"), "--out", str(sub), "--probs", str(probs)]) == 0
+    info = pd.read_csv(synth_root / "eval" / "info.csv")
+    got = pd.read_csv(sub)
+    assert list(got.columns) == ["ImageID", "ans"]
+    assert got["ImageID"].tolist() == info["ImageID"].tolist()
+    assert got["ans"].between(0, 17).all()
+    p = pd.read_csv(probs)
+    assert p["ImageID"].tolist() == info["ImageID"].tolist()
+    assert np.allclose(p.iloc[:, 1:].sum(axis=1), 1, atol=1e-4)
+    assert (p.iloc[:, 1:].to_numpy().argmax(1) == got["ans"]).all()
+    # Refuses to overwrite, then overwrites with --force (hflip TTA this time).
+    before = sub.read_bytes()
+    assert main(["predict", str(run), str(synth_root), "--out", str(sub)]) == 2
+    assert "pass --force" in capsys.readouterr().err and sub.read_bytes() == before
+    assert main(["predict", str(run), str(synth_root), "--out", str(sub), "--force", "--tta", "hflip"]) == 0
+    assert len(pd.read_csv(sub)) == len(info)
+
+
+def test_predict_refuses_missing_images_and_writes_nothing(run, synth_root, tmp_path):
+    ev = tmp_path / "eval"
+    shutil.copytree(synth_root / "eval", ev)
+    victim = pd.read_csv(ev / "info.csv")["ImageID"].iloc[3]
+    (ev / "images" / victim).unlink()
+    with pytest.raises(UserError, match=f"info.csv:5: image {victim} not found"):
+        predict_submission(run, ev, tmp_path / "sub.csv", progress=False)
+    assert not (tmp_path / "sub.csv").exists()
+    assert not list(tmp_path.glob(".sub.csv*"))
+
+
+def test_grey_rgba_and_png_photos(run, synth_root, tmp_path, capsys):
+    src = cv2.imread(str(next((synth_root / "train" / "images").rglob("normal.*"))))
+    grey = tmp_path / "grey.png"
+    rgba = tmp_path / "rgba.png"
+    cv2.imwrite(str(grey), cv2.cvtColor(src, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(rgba), cv2.cvtColor(src, cv2.COLOR_BGR2BGRA))
+    assert main(["classify", str(run), str(grey), str(rgba)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["photo"] for r in lines] == [str(grey), str(rgba)]
+    for r in lines:
+        assert r["mask"] in ("wear", "incorrect", "normal") and r["gender"] in ("male", "female")
+        assert r["age"] in ("<30", "30-59", ">=60") and 0 <= r["class"] < 18
+        assert sum(r["probabilities"]["mask"].values()) == pytest.approx(1, abs=1e-3)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(UserError, match="broken.jpg: photo does not decode"):
+        classify_photos(run, [grey, broken])
+
+
+def test_evaluate_on_the_runs_validation_fold(run, synth_root):
+    summary = json.loads((run / "summary.json").read_text())
+    metrics = evaluate_run(run, synth_root, progress=False)
+    assert metrics["split"] == "val" and metrics["photos"] == summary["val_photos"]
+    assert metrics["macro_f1"] == pytest.approx(summary["macro_f1"], abs=1e-6)
+    everything = evaluate_run(run, synth_root, split="all", progress=False)
+    assert everything["photos"] == 24 * 7
+
+
+def test_run_without_checkpoint_and_foreign_checkpoint(run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no checkpoint"):
+        load_run(tmp_path / "empty")
+    with pytest.raises(UserError, match="no such run folder"):
+        load_run(tmp_path / "missing")
+    # A best.pt whose weights belong to another head layout than its config says.
+    other = tmp_path / "other"
+    other.mkdir()
+    ckpt = engine.load_checkpoint(run / "best.pt")
+    ckpt["config"]["model"]["heads"] = "single"
+    torch.save(ckpt, other / "best.pt")
+    with pytest.raises(UserError, match="does not fit test_resnet with single heads"):
+        load_run(other)
+    (other / "best.pt").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="not a readable maskcls checkpoint"):
+        load_run(other)

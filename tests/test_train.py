@@ -1,0 +1,158 @@
+"""Training on CPU with tiny synthetic data and a tiny model (timm's test_resnet at 48x64)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from maskcls import engine, train as train_mod
+from maskcls.config import load_config
+from maskcls.errors import UserError
+from maskcls.train import train
+
+TINY = ["model.name=test_resnet", "data.size=48x64", "train.batch_size=16", "train.epochs=3", "data.folds=4",
+        "train.lr=0.003", "train.log_every=2"]
+RUN_FILES = {"config.yaml", "best.pt", "last.pt", "metrics.csv", "summary.json", "confusion.png",
+             "val_predictions.csv", "tb"}
+
+
+def tiny_config(*extra):
+    return load_config("demo", TINY + list(extra))
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    summary = train(tiny_config(), synth_root, out, progress=False, log=lambda s: None)
+    return out, summary
+
+
+def test_run_folder_and_summary(trained_run):
+    out, summary = trained_run
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == summary
+    for key in ("macro_f1", "accuracy", "mask_f1", "gender_f1", "age_f1", "best_epoch", "epochs"):
+        assert key in summary
+    assert summary["epochs"] == 3 and summary["val_people"] == 6
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2, 3]
+    # best.pt is the first epoch with the highest macro F1, and the summary re-measures exactly it.
+    best = int(metrics["macro_f1"].idxmax()) + 1
+    assert summary["best_epoch"] == best
+    assert engine.load_checkpoint(out / "best.pt")["epoch"] == best
+    assert summary["macro_f1"] == pytest.approx(metrics.loc[best - 1, "macro_f1"], abs=1e-6)
+    assert any((out / "tb").iterdir())
+    preds = pd.read_csv(out / "val_predictions.csv")
+    assert len(preds) == summary["val_photos"] and preds["pred"].between(0, 17).all()
+
+
+def test_best_checkpoint_follows_macro_f1_not_accuracy(synth_root, tmp_path, monkeypatch):
+    scripted = iter([
+        {"macro_f1": 0.20, "accuracy": 0.90, "mask_f1": 0.5, "gender_f1": 0.5, "age_f1": 0.5},
+        {"macro_f1": 0.60, "accuracy": 0.40, "mask_f1": 0.5, "gender_f1": 0.5, "age_f1": 0.5},
+        {"macro_f1": 0.30, "accuracy": 0.95, "mask_f1": 0.5, "gender_f1": 0.5, "age_f1": 0.5},
+    ])
+    real = train_mod.compute_metrics
+    monkeypatch.setattr(train_mod, "compute_metrics", lambda t, p: next(scripted, None) or real(t, p))
+    summary = train(tiny_config("train.tensorboard=false"), synth_root, tmp_path / "r", progress=False, log=lambda s: None)
+    assert summary["best_epoch"] == 2
+    assert engine.load_checkpoint(tmp_path / "r" / "best.pt")["epoch"] == 2
+
+
+def test_resume_gives_the_same_metrics(synth_root, tmp_path, trained_run):
+    out, _ = trained_run
+    cfg = tiny_config()
+    stopped = train(cfg, synth_root, tmp_path / "r", stop_after_epoch=1, progress=False, log=lambda s: None)
+    assert stopped == {"stopped_after_epoch": 1}
+    assert len(pd.read_csv(tmp_path / "r" / "metrics.csv")) == 1
+    train(cfg, synth_root, tmp_path / "r", resume=True, progress=False, log=lambda s: None)
+    cols = ["epoch", "train_loss", "val_loss", "macro_f1", "accuracy", "mask_f1", "gender_f1", "age_f1", "lr"]
+    resumed = pd.read_csv(tmp_path / "r" / "metrics.csv")[cols]
+    straight = pd.read_csv(out / "metrics.csv")[cols]
+    pd.testing.assert_frame_equal(resumed, straight, check_exact=False, rtol=1e-5)
+
+
+def test_run_folder_guards(synth_root, trained_run, tmp_path):
+    out, _ = trained_run
+    with pytest.raises(UserError, match="already holds files"):
+        train(tiny_config(), synth_root, out, progress=False)
+    with pytest.raises(UserError, match="nothing to resume"):
+        train(tiny_config(), synth_root, tmp_path / "new", resume=True, progress=False)
+    with pytest.raises(UserError, match=r"model.heads \(multi -> single\)"):
+        train(tiny_config("model.heads=single"), synth_root, out, resume=True, progress=False)
+
+
+def test_masked_loss_ignores_unknown_labels():
+    torch.manual_seed(0)
+    logits = torch.randn(6, 3, requires_grad=True)
+    target = torch.tensor([0, 2, -1, 1, -1, 2])
+    loss = engine.masked_cross_entropy(logits, target)
+    known = target >= 0
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits[known], target[known]).item())
+    loss.backward()
+    assert (logits.grad[~known] == 0).all() and (logits.grad[known] != 0).any()
+    none = engine.masked_cross_entropy(torch.randn(2, 3), torch.tensor([-1, -1]))
+    assert none.item() == 0.0
+
+
+def test_multi_head_trains_on_partial_manifests(synth_root, tmp_path):
+    """A mask-only set and a gender/age-only set train one multi-head model together."""
+    truth = pd.read_csv(synth_root / "truth" / "train_truth.csv")
+    rows = []
+    for i, r in truth.iterrows():
+        mask_only = hash(r.person) % 2 == 0
+        rows.append({"path": str(synth_root / r.path), "person_id": r.person,
+                     "mask": ["wear", "incorrect", "normal"][r["mask"]] if mask_only else "",
+                     "gender": "" if mask_only else ["male", "female"][r.gender],
+                     "age": "" if mask_only else r.age})
+    manifest = tmp_path / "mixed.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    seen = {}
+    real_loss = engine.MultiTaskLoss.__call__
+
+    def spy(self, outputs, targets):
+        seen.setdefault("unknown", 0)
+        seen["unknown"] += int((targets < 0).sum())
+        loss = real_loss(self, outputs, targets)
+        assert torch.isfinite(loss)
+        return loss
+
+    engine.MultiTaskLoss.__call__ = spy
+    try:
+        summary = train(tiny_config("train.epochs=2", "train.tensorboard=false"), manifest, tmp_path / "r",
+                        progress=False, log=lambda s: None)
+    finally:
+        engine.MultiTaskLoss.__call__ = real_loss
+    assert seen["unknown"] > 0
+    assert summary["macro_f1"] is None and summary["selected_by"] == "mean_task_f1"
+    assert summary["mask_f1"] is not None and summary["gender_f1"] is not None
+
+
+def test_single_head_and_focal_weighted_options(synth_root, tmp_path):
+    summary = train(tiny_config("model.heads=single", "train.loss=focal", "train.sampler=weighted",
+                                "train.class_weights=true", "train.epochs=1", "train.tensorboard=false",
+                                "model.freeze_epochs=1", "train.optimizer=sgd"),
+                    synth_root, tmp_path / "r", progress=False, log=lambda s: None)
+    assert summary["heads"] == "single" and 0 <= summary["macro_f1"] <= 1
+
+
+def test_freezing_leaves_backbone_untouched(synth_root, tmp_path):
+    cfg = tiny_config("model.freeze_epochs=1", "train.epochs=1", "train.tensorboard=false")
+    from maskcls.model import build_model
+    torch.manual_seed(cfg.train.seed)
+    initial = build_model(cfg.model.name, cfg.model.heads, "none", drop_rate=cfg.model.drop_rate).state_dict()
+    train(cfg, synth_root, tmp_path / "r", progress=False, log=lambda s: None)
+    after = engine.load_checkpoint(tmp_path / "r" / "last.pt")["model"]
+    backbone = [k for k in initial if k.startswith("backbone.") and initial[k].dtype.is_floating_point]
+    heads = [k for k in initial if k.startswith("heads.")]
+    assert all(torch.equal(initial[k], after[k]) for k in backbone)
+    assert not all(torch.equal(initial[k], after[k]) for k in heads)
+
+
+def test_sample_weights_favour_rare_classes():
+    targets = np.array([[0, 0, 0]] * 9 + [[0, 0, 2]])
+    w = engine.sample_weights(targets)
+    assert w[-1] == pytest.approx(9 * w[0])
