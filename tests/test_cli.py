@@ -63,3 +63,26 @@ def test_demo_data_and_summary(tmp_path, capsys):
     assert main(["demo-data", str(tmp_path / "e"), "--size", "big"]) == 2
     assert not (tmp_path / "e").exists()
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_train_evaluate_classify_through_the_cli(synth_root, tmp_path, capsys):
+    import json
+
+    from test_train import TINY
+    run = tmp_path / "run"
+    args = ["train", str(synth_root), "--out", str(run), "--config", "demo", "--corrections", "known", "--fold", "1"]
+    for item in TINY + ["train.epochs=1", "train.tensorboard=false"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "corrections:" in out and "fold 1 of 4" in out and "best epoch 1 of 1" in out
+    saved = (run / "config.yaml").read_text()
+    assert "fold: 1" in saved and "corrections: known" in saved and "name: test_resnet" in saved
+    assert main(["evaluate", str(run), str(synth_root)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["split"] == "val" and set(metrics) >= {"macro_f1", "accuracy", "mask_f1", "gender_f1", "age_f1"}
+    assert main(["train", str(synth_root), "--out", str(run), "--config", "demo"]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(["train", str(synth_root), "--out", str(tmp_path / "r2"), "--set", "train.epoch=1"]) == 2
+    assert "unknown config key 'train.epoch'" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()

@@ -35,7 +35,8 @@ def test_layout_truth_and_noise(synth_root):
     assert set(wrong.person) == set(noise.person)
     eval_truth = pd.read_csv(synth_root / "truth" / "eval_truth.csv")
     assert eval_truth.ImageID.tolist() == info.ImageID.tolist()
-    assert (eval_truth.label == labels.encode(eval_truth["mask"], eval_truth.gender, (eval_truth.age >= 30).astype(int) + (eval_truth.age >= 60).astype(int))).all()
+    groups = (eval_truth.age >= 30).astype(int) + (eval_truth.age >= 60).astype(int)
+    assert (eval_truth.label == labels.encode(eval_truth["mask"], eval_truth.gender, groups)).all()
 
 
 def test_people_have_the_real_imbalance():

@@ -62,6 +62,16 @@ def test_best_checkpoint_follows_macro_f1_not_accuracy(synth_root, tmp_path, mon
     assert engine.load_checkpoint(tmp_path / "r" / "best.pt")["epoch"] == 2
 
 
+def test_early_stopping(synth_root, tmp_path, monkeypatch):
+    scripted = iter([{"macro_f1": f, "accuracy": 0.5, "mask_f1": 0.5, "gender_f1": 0.5, "age_f1": 0.5}
+                     for f in (0.5, 0.4, 0.3, 0.2)])
+    real = train_mod.compute_metrics
+    monkeypatch.setattr(train_mod, "compute_metrics", lambda t, p: next(scripted, None) or real(t, p))
+    summary = train(tiny_config("train.epochs=4", "train.patience=2", "train.tensorboard=false"), synth_root,
+                    tmp_path / "r", progress=False, log=lambda s: None)
+    assert summary["epochs"] == 3 and summary["planned_epochs"] == 4 and summary["best_epoch"] == 1
+
+
 def test_resume_gives_the_same_metrics(synth_root, tmp_path, trained_run):
     out, _ = trained_run
     cfg = tiny_config()
@@ -102,10 +112,10 @@ def test_multi_head_trains_on_partial_manifests(synth_root, tmp_path):
     """A mask-only set and a gender/age-only set train one multi-head model together."""
     truth = pd.read_csv(synth_root / "truth" / "train_truth.csv")
     rows = []
-    for i, r in truth.iterrows():
-        mask_only = hash(r.person) % 2 == 0
+    for r in truth.itertuples():
+        mask_only = int(r.person[:6]) % 2 == 0  # odd ids: gender/age set; even ids: mask set
         rows.append({"path": str(synth_root / r.path), "person_id": r.person,
-                     "mask": ["wear", "incorrect", "normal"][r["mask"]] if mask_only else "",
+                     "mask": ["wear", "incorrect", "normal"][r.mask] if mask_only else "",
                      "gender": "" if mask_only else ["male", "female"][r.gender],
                      "age": "" if mask_only else r.age})
     manifest = tmp_path / "mixed.csv"

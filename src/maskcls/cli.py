@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maskcls",
         description="Train and serve a mask / gender / age classifier for face photos (18 classes, macro F1).",
+        epilog="Quick start: `maskcls demo`. On your data: `maskcls validate DATA`, then "
+               "`maskcls train DATA --out RUN` (GPU recipe) or `--config demo` (CPU-sized), then "
+               "`maskcls predict RUN DATA/eval --out submission.csv`. `maskcls COMMAND --help` for details.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

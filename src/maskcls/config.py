@@ -196,10 +196,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 def check(cfg: Config) -> Config:
     """Cross-field checks that a single type cannot express."""
     try:
-        cfg.cutoffs
+        AgeCutoffs(cfg.data.age_young, cfg.data.age_old)
     except ValueError as exc:
         raise UserError(f"config data.age_young/age_old: {exc}") from None
-    cfg.size  # parses WxH or raises
+    parse_size(cfg.data.size)  # raises a UserError naming the bad value
     for key in ("mean", "std"):
         v = getattr(cfg.data, key)
         if v is not None and len(v) != 3:

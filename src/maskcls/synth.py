@@ -276,6 +276,11 @@ def _run(jobs: list[_Job], workers: int, desc: str) -> list[list[tuple[str, int]
         return list(tqdm(pool.imap(_render_person, jobs, chunksize=4), total=len(jobs), desc=desc, unit="person"))
 
 
+def _true_label(mask_state: int, person: Person) -> int:
+    """The class under the competition's cut-offs (30/60); truth files also carry the age itself."""
+    return int(labels.encode(mask_state, person.gender, labels.AgeCutoffs().group(person.age)))
+
+
 def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800, noise: float = 0.01,
                  seed: int = 0, size: tuple[int, int] = (BASE_W, BASE_H), workers: int | None = None) -> dict:
     """Write a synthetic dataset in the competition layout to ``out`` (which must not hold files).
@@ -325,8 +330,8 @@ def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800
             p = job.person
             folder = Path(job.out_dir).name
             for name, state in rows:
-                label = labels.encode(state, p.gender, labels.AgeCutoffs().group(p.age))
-                truth_rows.append((folder, Path(name).stem, f"train/images/{folder}/{name}", state, p.gender, p.age, label))
+                truth_rows.append((folder, Path(name).stem, f"train/images/{folder}/{name}", state, p.gender, p.age,
+                                   _true_label(state, p)))
         (tmp / "truth").mkdir()
         pd.DataFrame(train_rows, columns=["id", "gender", "race", "age", "path"]).to_csv(tmp / "train" / "train.csv", index=False)
         pd.DataFrame(truth_rows, columns=["person", "image", "path", "mask", "gender", "age", "label"]).to_csv(
@@ -338,7 +343,7 @@ def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800
             for job, rows in zip(ejobs, eresults):
                 p = job.person
                 for name, state in rows:
-                    eval_truth.append((name, state, p.gender, p.age, labels.encode(state, p.gender, labels.AgeCutoffs().group(p.age))))
+                    eval_truth.append((name, state, p.gender, p.age, _true_label(state, p)))
             eval_truth = [eval_truth[i] for i in rng.permutation(len(eval_truth))]  # the real info.csv is unordered
             pd.DataFrame({"ImageID": [r[0] for r in eval_truth], "ans": 0}).to_csv(tmp / "eval" / "info.csv", index=False)
             pd.DataFrame(eval_truth, columns=["ImageID", "mask", "gender", "age", "label"]).to_csv(

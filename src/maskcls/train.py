@@ -264,8 +264,9 @@ def finish_run(out: Path, prep: Prepared, cfg: Config, history: list[dict], best
     probs = engine.predict_proba(model, val_loader, device=device, amp_dtype=amp_dtype, desc="best model", progress=progress)
     targets = prep.val_ds.targets.numpy()
     metrics = compute_metrics(targets, probs)
+    selected_by = "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1"
     summary = {**metrics, "val_loss": engine.log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
-               "planned_epochs": cfg.train.epochs, "selected_by": "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1",
+               "planned_epochs": cfg.train.epochs, "selected_by": selected_by,
                "train_photos": len(prep.train_idx), "val_photos": len(prep.val_idx),
                "val_people": int(prep.table.iloc[prep.val_idx]["person"].nunique()),
                "model": cfg.model.name, "heads": cfg.model.heads, "device": device.type, "seconds": round(seconds, 1)}

@@ -45,8 +45,16 @@ class Transform:
 
     def __call__(self, image: np.ndarray, seed: int | None = None) -> np.ndarray:
         if self.random:
-            self.pipeline.set_random_seed(seed)
+            self._seed(seed)
         return self.pipeline(image=image)["image"]
+
+    def _seed(self, seed: int | None) -> None:
+        # Compose.set_random_seed hands every child the *same* seed, so a horizontal and a vertical
+        # flip would always fire together. Give each child a seed of its own, derived from one seed.
+        self.pipeline.set_random_seed(seed)
+        children = np.random.SeedSequence(seed).generate_state(len(self.pipeline.transforms))
+        for transform, child in zip(self.pipeline.transforms, children):
+            transform.set_random_seed(int(child))
 
 
 def train_transform(preset: str, size: tuple[int, int]) -> Transform:
