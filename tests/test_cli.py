@@ -86,3 +86,19 @@ def test_train_evaluate_classify_through_the_cli(synth_root, tmp_path, capsys):
     assert main(["train", str(synth_root), "--out", str(tmp_path / "r2"), "--set", "train.epoch=1"]) == 2
     assert "unknown config key 'train.epoch'" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+def test_corrupt_photo_met_by_a_loader_worker_is_one_message(dataset, tmp_path, capsys):
+    from test_train import TINY
+    victims = sorted((dataset / "train" / "images").rglob("mask4.*"))
+    for victim in victims:  # every person's, so the sampler cannot miss them all
+        victim.write_bytes(b"\xff\xd8 not really a jpeg")
+    args = ["train", str(dataset), "--out", str(tmp_path / "run"), "--config", "demo"]
+    for item in TINY + ["data.cache=false", "data.workers=1", "train.epochs=1", "data.folds=2"]:
+        args += ["--set", item]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Original" not in err
+    last = err.strip().splitlines()[-1]  # lines before it are the progress bar
+    assert any(last == f"maskcls train: error: {v.resolve()}: photo does not decode (run `maskcls validate` on the data)"
+               for v in victims)

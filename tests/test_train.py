@@ -166,3 +166,17 @@ def test_sample_weights_favour_rare_classes():
     targets = np.array([[0, 0, 0]] * 9 + [[0, 0, 2]])
     w = engine.sample_weights(targets)
     assert w[-1] == pytest.approx(9 * w[0])
+
+
+def test_backbone_learns_slower_than_the_heads():
+    from maskcls.model import build_model
+    cfg = tiny_config("model.backbone_lr_mult=0.1", "train.lr=0.01")
+    model = build_model(cfg.model.name, cfg.model.heads, "none")
+    groups = train_mod._param_groups(model, cfg)
+    backbone_ids = {id(p) for p in model.backbone.parameters()}
+    for g in groups:
+        in_backbone = {id(p) in backbone_ids for p in g["params"]}
+        assert len(in_backbone) == 1
+        assert g["lr"] == pytest.approx(0.001 if in_backbone.pop() else 0.01)
+        assert g["weight_decay"] == (0.0 if all(p.ndim <= 1 for p in g["params"]) else cfg.train.weight_decay)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))

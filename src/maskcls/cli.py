@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, user_message
 
 DATA_HELP = "a folder in the competition layout (train/train.csv, train/images/...) or a .csv manifest"
 CORR_HELP = "label corrections: 'known' (the published list for the real data), 'none', or a CSV file"
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"maskcls {args.command}: error: {exc}", file=sys.stderr)
+        print(f"maskcls {args.command}: error: {user_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"maskcls {args.command}: interrupted", file=sys.stderr)

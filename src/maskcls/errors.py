@@ -3,3 +3,17 @@
 
 class UserError(Exception):
     """A problem the user can fix (bad path, bad CSV, bad setting). The message must say what and where."""
+
+
+def user_message(exc: UserError) -> str:
+    """The user's message, without the worker traceback a DataLoader worker wraps around it.
+
+    A UserError raised in a DataLoader worker (a photo that does not decode) is re-raised in the main
+    process with the worker's whole traceback in its text; the user needs only the last line.
+    """
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    prefix = f"{UserError.__module__}.{UserError.__qualname__}: "
+    return last[len(prefix):] if last.startswith(prefix) else last
