@@ -121,6 +121,12 @@ def _cutoff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--age-old", type=int, default=60, help="first age of the old group (default 60; teams used 57-59)")
 
 
+def _inference_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tta", default="none", choices=("none", "hflip"),
+                   help="test-time augmentation: hflip averages the photo and its mirror image")
+    p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu or cuda")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maskcls",
@@ -181,15 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue RUN from last.pt")
     p.set_defaults(func=_cmd_train)
 
-    device_help = "auto (GPU when there is one), cpu or cuda"
     p = sub.add_parser("evaluate", help="metrics of a run on its validation fold or a labelled set",
                        description="Print the metrics JSON of RUN's best model: on its validation fold when DATA is "
                                    "the data it trained on, otherwise on every labelled photo of DATA.")
     p.add_argument("run", metavar="RUN")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--split", default="auto", choices=("auto", "val", "all"))
-    p.add_argument("--tta", default="none", choices=("none", "hflip"))
-    p.add_argument("--device", default="auto", help=device_help)
+    _inference_args(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="write a submission for an eval folder",
@@ -197,18 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN")
     p.add_argument("eval_dir", metavar="EVAL_DIR", help="folder with info.csv and images/ (or the dataset root)")
     p.add_argument("--out", required=True, help="submission CSV to write")
-    p.add_argument("--tta", default="none", choices=("none", "hflip"), help="test-time augmentation")
     p.add_argument("--force", action="store_true", help="overwrite --out (and --probs) if they exist")
     p.add_argument("--probs", default=None, metavar="FILE", help="also write the 18 class probabilities per image")
-    p.add_argument("--device", default="auto", help=device_help)
+    _inference_args(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("classify", help="classify photos; one JSON line each",
                        description="Print one JSON line per photo: mask, gender, age group, class and probabilities.")
     p.add_argument("run", metavar="RUN")
     p.add_argument("photos", metavar="PHOTO", nargs="+")
-    p.add_argument("--tta", default="none", choices=("none", "hflip"))
-    p.add_argument("--device", default="auto", help=device_help)
+    _inference_args(p)
     p.set_defaults(func=_cmd_classify)
     return parser
 

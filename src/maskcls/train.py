@@ -249,19 +249,20 @@ def train(cfg: Config, data: str | Path, out: str | Path, *, resume: bool = Fals
     finally:
         if writer is not None:
             writer.close()
-    return finish_run(out, prep, cfg, history, best_epoch, device, amp_dtype,
+    return finish_run(out, prep, cfg, model, history, best_epoch, device, amp_dtype,
                       seconds=time.perf_counter() - run_start, log=log, progress=progress)
 
 
-def finish_run(out: Path, prep: Prepared, cfg: Config, history: list[dict], best_epoch: int,
+def finish_run(out: Path, prep: Prepared, cfg: Config, model: MaskNet, history: list[dict], best_epoch: int,
                device: torch.device, amp_dtype: torch.dtype | None, *, seconds: float,
                log: Callable[[str], None], progress: bool) -> dict:
-    """Reload best.pt, predict the validation split once more, write summary, confusion and predictions."""
-    best = engine.load_checkpoint(out / "best.pt")
-    model = build_model(cfg.model.name, cfg.model.heads, "none", drop_rate=cfg.model.drop_rate).to(device)
-    model.load_state_dict(best["model"])
+    """Load best.pt into ``model``, predict the validation split once more, write summary, confusion and
+    predictions: the summary describes exactly the checkpoint that predict and classify will use."""
+    model.load_state_dict(engine.load_checkpoint(out / "best.pt")["model"])
     val_loader = _loader(prep.val_ds, cfg, device, train=False)
-    probs = engine.predict_proba(model, val_loader, device=device, amp_dtype=amp_dtype, desc="best model", progress=progress)
+    probs = engine.predict_proba(model, val_loader, device=device, amp_dtype=amp_dtype,
+                                 channels_last=cfg.train.channels_last and device.type == "cuda",
+                                 desc="best model", progress=progress)
     targets = prep.val_ds.targets.numpy()
     metrics = compute_metrics(targets, probs)
     selected_by = "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1"
