@@ -16,6 +16,8 @@ from maskcls.predict import classify_photos, evaluate_run, load_run, predict_sub
 from maskcls.train import train
 from test_train import tiny_config
 
+pytestmark = pytest.mark.slow  # trains models; `pytest -m "not slow"` skips them
+
 
 @pytest.fixture(scope="module")
 def run(synth_root, tmp_path_factory):

@@ -12,6 +12,8 @@ from maskcls.config import load_config
 from maskcls.errors import UserError
 from maskcls.train import train
 
+pytestmark = pytest.mark.slow  # trains models; `pytest -m "not slow"` skips them
+
 TINY = ["model.name=test_resnet", "data.size=48x64", "train.batch_size=16", "train.epochs=3", "data.folds=4",
         "train.lr=0.003", "train.log_every=2"]
 RUN_FILES = {"config.yaml", "best.pt", "last.pt", "metrics.csv", "summary.json", "confusion.png",
@@ -34,6 +36,11 @@ def test_run_folder_and_summary(trained_run):
     assert RUN_FILES <= {p.name for p in out.iterdir()}
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk == summary
+    import yaml
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    import timm
+    pretrained = timm.create_model("test_resnet").pretrained_cfg  # the backbone's own data config
+    assert saved["data"]["mean"] == list(pretrained["mean"]) and saved["data"]["std"] == list(pretrained["std"])
     for key in ("macro_f1", "accuracy", "mask_f1", "gender_f1", "age_f1", "best_epoch", "epochs"):
         assert key in summary
     assert summary["epochs"] == 3 and summary["val_people"] == 6

@@ -143,6 +143,7 @@ def train(cfg: Config, data: str | Path, out: str | Path, *, resume: bool = Fals
     Returns summary.json's content (or {'stopped_after_epoch': n} when stopped early).
     """
     out = Path(out)
+    cfg = config_mod.from_dict(cfg.to_dict())  # a private copy: resolved values are filled in below
     _check_run_folder(out, resume)
     ckpt = engine.load_checkpoint(out / "last.pt") if resume else None
     if ckpt is not None:
@@ -163,6 +164,10 @@ def train(cfg: Config, data: str | Path, out: str | Path, *, resume: bool = Fals
     # On resume the weights come from last.pt: never fetch pretrained ones again.
     model = build_model(cfg.model.name, cfg.model.heads, "none" if ckpt else cfg.model.weights,
                         drop_rate=cfg.model.drop_rate, mean=cfg.data.mean, std=cfg.data.std).to(device)
+    # Write the normalisation actually used (the backbone's pretrained config unless overridden),
+    # so config.yaml is the fully resolved setting, not "whatever the model said".
+    cfg.data.mean = cfg.data.mean or [round(v / 255, 6) for v in model.mean.flatten().tolist()]
+    cfg.data.std = cfg.data.std or [round(v / 255, 6) for v in model.std.flatten().tolist()]
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model, cfg)
