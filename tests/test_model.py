@@ -42,3 +42,20 @@ def test_heads_and_class_probabilities(name):
     assert probs.shape == (2, 18) and torch.allclose(probs.sum(1), torch.ones(2), atol=1e-5)
     single = build_model(name, "single", "none").eval()
     assert single(torch.zeros(1, 3, 64, 48))["class"].shape == (1, 18)
+
+
+def test_imagenet_weights_come_from_the_download_cache(tmp_path, monkeypatch):
+    """weights=imagenet goes through torchvision's own loader, which reads the torch hub cache first.
+    A file placed there under the official name stands in for the real download (none possible here)."""
+    import torchvision
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(3)
+    reference = torchvision.models.resnet18()
+    url = torchvision.models.get_model_weights("resnet18").DEFAULT.url
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(reference.state_dict(), cache / url.rsplit("/", 1)[1])
+    model = build_model("resnet18", "multi", "imagenet")
+    assert torch.equal(model.backbone.conv1.weight, reference.conv1.weight)
+    assert torch.equal(model.backbone.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
+    assert torch.allclose(model.mean.flatten() / 255, torch.tensor([0.485, 0.456, 0.406]))
