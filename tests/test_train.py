@@ -187,3 +187,12 @@ def test_backbone_learns_slower_than_the_heads():
         assert g["lr"] == pytest.approx(0.001 if in_backbone.pop() else 0.01)
         assert g["weight_decay"] == (0.0 if all(p.ndim <= 1 for p in g["params"]) else cfg.train.weight_decay)
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_paths_run(synth_root, tmp_path, amp):
+    """The GPU recipe's autocast (and fp16's GradScaler) code, exercised on the CPU."""
+    summary = train(tiny_config(f"train.amp={amp}", "train.epochs=1", "train.tensorboard=false"), synth_root,
+                    tmp_path / "r", progress=False, log=lambda s: None)
+    metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    assert np.isfinite(metrics["train_loss"]).all() and 0 <= summary["macro_f1"] <= 1
