@@ -23,7 +23,7 @@ from maskcls import engine
 from maskcls.config import load_config
 from maskcls.model import build_model
 from maskcls.synth import make_dataset
-from maskcls.train import _loader, _optimizer, prepare_data
+from maskcls.train import make_loader, _optimizer, prepare_data
 
 
 def timed_steps(model, optimizer, loss_fn, batches, steps: int) -> float:
@@ -69,7 +69,7 @@ def main() -> None:
             prep = prepare_data(cfg, data, log=lambda s: None, progress=False)
             model = build_model(cfg.model.name, cfg.model.heads, "none")
             loss_fn = engine.MultiTaskLoss(cfg.model.heads)
-            loader = _loader(prep.train_ds, cfg, torch.device("cpu"), train=True, generator=torch.Generator().manual_seed(0))
+            loader = make_loader(prep.train_ds, cfg, torch.device("cpu"), train=True, generator=torch.Generator().manual_seed(0))
             results[label] = timed_steps(model, _optimizer(model, cfg), loss_fn, cycle(loader), args.steps)
         images, targets = next(iter(loader))
         model = build_model(cfg.model.name, cfg.model.heads, "none")

@@ -213,16 +213,6 @@ def predict_proba(model: MaskNet, loader: DataLoader, *, device: torch.device, a
     return torch.cat(chunks).cpu().numpy()
 
 
-def log_loss(targets: np.ndarray, probs: np.ndarray) -> float | None:
-    """Mean negative log-likelihood of the true class over fully labelled rows."""
-    full = (targets >= 0).all(1)
-    if not full.any():
-        return None
-    true = labels.encode(targets[full, 0], targets[full, 1], targets[full, 2])
-    p_true = probs[full][np.arange(len(true)), true]
-    return float(-np.log(np.clip(p_true, 1e-12, 1)).mean())
-
-
 def save_checkpoint(path: str | Path, state: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -22,14 +22,20 @@ def task_probs(probs: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def full_labels(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of fully labelled rows, their 18-class labels): the rows every 18-class figure uses."""
+    targets = np.asarray(targets)
+    full = (targets >= 0).all(1)
+    return full, labels.encode(targets[full, 0], targets[full, 1], targets[full, 2])
+
+
 def compute_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, float | None]:
     """targets (N, 3) with -1 for unknown; probs (N, 18). Metrics that have no labelled rows are None."""
     targets = np.asarray(targets)
     pred = probs.argmax(1)
-    full = (targets >= 0).all(1)
+    full, true = full_labels(targets)
     out: dict[str, float | None] = {k: None for k in METRIC_KEYS}
     if full.any():
-        true = labels.encode(targets[full, 0], targets[full, 1], targets[full, 2])
         out["macro_f1"] = float(f1_score(true, pred[full], average="macro", zero_division=0))
         out["accuracy"] = float((true == pred[full]).mean())
     for j, (task, p) in enumerate(task_probs(probs).items()):
@@ -41,6 +47,14 @@ def compute_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, float |
 
 def confusion(targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """18x18 counts, rows = true class, columns = predicted, over fully labelled rows."""
-    full = (np.asarray(targets) >= 0).all(1)
-    true = labels.encode(targets[full, 0], targets[full, 1], targets[full, 2])
+    full, true = full_labels(targets)
     return confusion_matrix(true, probs[full].argmax(1), labels=list(range(labels.NUM_CLASSES)))
+
+
+def log_loss(targets: np.ndarray, probs: np.ndarray) -> float | None:
+    """Mean negative log-likelihood of the true class over fully labelled rows (None if there are none)."""
+    full, true = full_labels(targets)
+    if not full.any():
+        return None
+    p_true = probs[full][np.arange(len(true)), true]
+    return float(-np.log(np.clip(p_true, 1e-12, 1)).mean())

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from . import config as config_mod
 from . import engine, labels, splits
@@ -15,9 +14,9 @@ from .config import Config
 from .data import load_eval, load_table, raise_on_fatal
 from .errors import UserError
 from .fileio import atomic_path, write_csv
-from .metrics import compute_metrics, task_probs
+from .metrics import compute_metrics, log_loss, task_probs
 from .model import MaskNet, build_model
-from .train import resolve_amp, resolve_device
+from .train import make_loader, resolve_amp, resolve_device
 from .transforms import eval_transform
 
 
@@ -43,13 +42,10 @@ def load_run(run: str | Path, device: torch.device | None = None) -> tuple[MaskN
 
 
 def predict_paths(model: MaskNet, cfg: Config, paths: list[str], *, device: torch.device, tta: str = "none",
-                  batch_size: int | None = None, workers: int | None = None, progress: bool = True,
-                  desc: str = "predict") -> np.ndarray:
-    """(N, 18) probabilities for photos, resized exactly as in training's validation."""
+                  progress: bool = True, desc: str = "predict") -> np.ndarray:
+    """(N, 18) probabilities for photos, loaded and resized exactly as training's validation."""
     ds = engine.PhotoDataset(paths, np.full((len(paths), 3), -1), eval_transform(cfg.size))
-    loader = DataLoader(ds, batch_size=batch_size or cfg.train.batch_size,
-                        num_workers=cfg.data.workers if workers is None else workers,
-                        pin_memory=device.type == "cuda")
+    loader = make_loader(ds, cfg, device, train=False)
     return engine.predict_proba(model, loader, device=device, amp_dtype=resolve_amp(cfg.train.amp, device), tta=tta,
                                 desc=desc, progress=progress)
 
@@ -76,7 +72,7 @@ def evaluate_run(run: str | Path, data: str | Path, *, split: str = "auto", tta:
         raise UserError(f"split must be auto, val or all, got {split!r}")
     targets = engine.targets_of(table)
     probs = predict_paths(model, cfg, list(table["path"]), device=dev, tta=tta, progress=progress, desc="evaluate")
-    return {**compute_metrics(targets, probs), "val_loss": engine.log_loss(targets, probs), "split": split,
+    return {**compute_metrics(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
             "photos": len(table), "people": int(table["person"].nunique())}
 
 

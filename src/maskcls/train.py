@@ -22,7 +22,7 @@ from .config import Config
 from .data import load_table
 from .errors import UserError
 from .fileio import write_csv, write_json, write_text
-from .metrics import METRIC_KEYS, compute_metrics, confusion
+from .metrics import METRIC_KEYS, compute_metrics, confusion, log_loss
 from .model import MaskNet, build_model
 from .plots import plot_confusion
 from .transforms import eval_transform, train_transform
@@ -93,8 +93,9 @@ def prepare_data(cfg: Config, data: str | Path, *, log: Callable[[str], None] = 
                     subset(val_idx, eval_transform(cfg.size)))
 
 
-def _loader(ds: engine.PhotoDataset, cfg: Config, device: torch.device, *, train: bool,
-            generator: torch.Generator | None = None) -> DataLoader:
+def make_loader(ds: engine.PhotoDataset, cfg: Config, device: torch.device, *, train: bool,
+                generator: torch.Generator | None = None) -> DataLoader:
+    """The one place that decides batching: training (sampler, drop_last) or in-order evaluation."""
     sampler = None
     if train:
         if cfg.train.sampler == "weighted":
@@ -171,7 +172,7 @@ def train(cfg: Config, data: str | Path, out: str | Path, *, resume: bool = Fals
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model, cfg)
-    steps_per_epoch = len(_loader(prep.train_ds, cfg, device, train=True))
+    steps_per_epoch = len(make_loader(prep.train_ds, cfg, device, train=True))
     total = steps_per_epoch * cfg.train.epochs
     schedule = engine.warmup_cosine(total, int(cfg.train.warmup_epochs * steps_per_epoch), cfg.train.min_lr_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -182,7 +183,7 @@ def train(cfg: Config, data: str | Path, out: str | Path, *, resume: bool = Fals
         gamma=cfg.train.focal_gamma if cfg.train.loss == "focal" else 0.0,
         weights={k: w.to(device) for k, w in engine.balanced_weights(train_targets, cfg.model.heads).items()}
         if cfg.train.class_weights else None)
-    val_loader = _loader(prep.val_ds, cfg, device, train=False)
+    val_loader = make_loader(prep.val_ds, cfg, device, train=False)
     val_targets = prep.val_ds.targets.numpy()
 
     history: list[dict] = []
@@ -215,7 +216,7 @@ def train(cfg: Config, data: str | Path, out: str | Path, *, resume: bool = Fals
             epoch_seed = seed * 100_003 + epoch
             torch.manual_seed(epoch_seed)
             prep.train_ds.set_epoch_seed(epoch_seed)
-            loader = _loader(prep.train_ds, cfg, device, train=True, generator=torch.Generator().manual_seed(epoch_seed))
+            loader = make_loader(prep.train_ds, cfg, device, train=True, generator=torch.Generator().manual_seed(epoch_seed))
             stats = engine.train_one_epoch(
                 model, loader, optimizer, scheduler, loss_fn, device=device, amp_dtype=amp_dtype, scaler=scaler,
                 frozen=epoch < cfg.model.freeze_epochs, channels_last=channels_last, log_every=cfg.train.log_every,
@@ -223,7 +224,7 @@ def train(cfg: Config, data: str | Path, out: str | Path, *, resume: bool = Fals
             probs = engine.predict_proba(model, val_loader, device=device, amp_dtype=amp_dtype,
                                          channels_last=channels_last, desc="validate", progress=progress)
             metrics = compute_metrics(val_targets, probs)
-            row = {"epoch": epoch + 1, "train_loss": stats["train_loss"], "val_loss": engine.log_loss(val_targets, probs),
+            row = {"epoch": epoch + 1, "train_loss": stats["train_loss"], "val_loss": log_loss(val_targets, probs),
                    **metrics, "lr": optimizer.param_groups[-1]["lr"], "images_per_s": stats["images_per_s"],
                    "seconds": stats["train_seconds"]}
             history.append(row)
@@ -264,14 +265,14 @@ def finish_run(out: Path, prep: Prepared, cfg: Config, model: MaskNet, history: 
     """Load best.pt into ``model``, predict the validation split once more, write summary, confusion and
     predictions: the summary describes exactly the checkpoint that predict and classify will use."""
     model.load_state_dict(engine.load_checkpoint(out / "best.pt")["model"])
-    val_loader = _loader(prep.val_ds, cfg, device, train=False)
+    val_loader = make_loader(prep.val_ds, cfg, device, train=False)
     probs = engine.predict_proba(model, val_loader, device=device, amp_dtype=amp_dtype,
                                  channels_last=cfg.train.channels_last and device.type == "cuda",
                                  desc="best model", progress=progress)
     targets = prep.val_ds.targets.numpy()
     metrics = compute_metrics(targets, probs)
     selected_by = "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1"
-    summary = {**metrics, "val_loss": engine.log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
+    summary = {**metrics, "val_loss": log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
                "planned_epochs": cfg.train.epochs, "selected_by": selected_by,
                "train_photos": len(prep.train_idx), "val_photos": len(prep.val_idx),
                "val_people": int(prep.table.iloc[prep.val_idx]["person"].nunique()),

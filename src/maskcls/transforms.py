@@ -38,8 +38,6 @@ class Transform:
                     A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5)]
         else:
             raise ValueError(f"unknown augmentation preset {preset!r}; expected one of {', '.join(PRESETS)}")
-        self.preset = preset
-        self.size = size
         self.random = preset != "none"
         self.pipeline = A.Compose(ops)
 
