@@ -19,11 +19,13 @@ from pathlib import Path
 
 import torch
 
-from maskcls import engine
 from maskcls.config import load_config
-from maskcls.model import build_model
-from maskcls.synth import make_dataset
-from maskcls.train import make_loader, _optimizer, prepare_data
+from maskcls.data.prepare import prepare
+from maskcls.data.synth import make_dataset
+from maskcls.training.loaders import loader_for
+from maskcls.training.losses import MultiTaskLoss
+from maskcls.training.model import build_model
+from maskcls.training.optim import build_optimizer
 
 
 def timed_steps(model, optimizer, loss_fn, batches, steps: int) -> float:
@@ -66,14 +68,14 @@ def main() -> None:
         results = {}
         for label, cache in (("cached loader", "true"), ("file loader", "false")):
             cfg = load_config("demo", base + [f"data.cache={cache}"])
-            prep = prepare_data(cfg, data, log=lambda s: None, progress=False)
+            train_ds, _ = prepare(cfg, data, log=lambda s: None).datasets(cfg, 0, progress=False)
             model = build_model(cfg.model.name, cfg.model.heads, "none")
-            loss_fn = engine.MultiTaskLoss(cfg.model.heads)
-            loader = make_loader(prep.train_ds, cfg, torch.device("cpu"), train=True, generator=torch.Generator().manual_seed(0))
-            results[label] = timed_steps(model, _optimizer(model, cfg), loss_fn, cycle(loader), args.steps)
+            loss_fn = MultiTaskLoss(cfg.model.heads)
+            loader = loader_for(train_ds, cfg, torch.device("cpu"), train=True, generator=torch.Generator().manual_seed(0))
+            results[label] = timed_steps(model, build_optimizer(model, cfg), loss_fn, cycle(loader), args.steps)
         images, targets = next(iter(loader))
         model = build_model(cfg.model.name, cfg.model.heads, "none")
-        results["model only"] = timed_steps(model, _optimizer(model, cfg), loss_fn,
+        results["model only"] = timed_steps(model, build_optimizer(model, cfg), loss_fn,
                                             cycle([(images, targets)]), args.steps)
     ceiling = results["model only"]
     print(f"{args.model} at {args.size}, batch {args.batch}, {args.workers} workers, {torch.get_num_threads()} threads")

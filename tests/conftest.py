@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from maskcls import labels
-from maskcls.synth import make_dataset
+from maskcls.data.synth import make_dataset
 
 
 def write_photo(path: Path, colour: int = 128, size: tuple[int, int] = (24, 32)) -> Path:

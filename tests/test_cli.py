@@ -100,5 +100,6 @@ def test_corrupt_photo_met_by_a_loader_worker_is_one_message(dataset, tmp_path, 
     err = capsys.readouterr().err
     assert "Traceback" not in err and "Original" not in err
     last = err.strip().splitlines()[-1]  # lines before it are the progress bar
-    assert any(last == f"maskcls train: error: {v.resolve()}: photo does not decode (run `maskcls validate` on the data)"
+    assert any(last == f"maskcls train: error: {v.resolve()}: photo does not decode (not a JPEG, PNG or other image file); "
+                      "run `maskcls validate` on the data"
                for v in victims)

@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from conftest import write_competition
-from maskcls import corrections, data
+from maskcls.data import corrections
+from maskcls.data import table as data
 from maskcls.errors import UserError
 
 
@@ -93,3 +94,40 @@ def test_corrections_on_a_manifest(tmp_path):
     # gender unknown -> reported, not invented; the mask of photo a is corrected.
     assert pd.isna(table.loc[0, "gender"]) and table.loc[0, "mask"] == 2
     assert len(report.changes) == 1 and "has no gender" in report.skipped[0]
+
+
+def test_lines_collapse_people_not_in_the_data(tmp_path, people):
+    corr = write_corrections(tmp_path / "c.csv",
+                             "000020,mask,incorrect_mask+normal,,swap,widely,\n"
+                             "999998,gender,*,,flip,,\n"
+                             "999999,gender,*,,flip,,\n"
+                             "006359,gender,*,male,female,,already fixed\n")
+    _, report = data.load_table(people, corrections=corr)
+    lines = report.lines()
+    assert lines[:2] == ["000020_male_Asian_25 incorrect_mask: mask incorrect -> normal",
+                         "000020_male_Asian_25 normal: mask normal -> incorrect"]
+    unmatched = [line for line in lines if "not in the data" in line]
+    assert unmatched == ["not applied: 2 correction(s) name people not in the data (list them with --verbose)"]
+    # Rows left alone for another reason keep one line each.
+    assert sum("has gender female, not male" in line for line in lines) == 7
+    assert len(lines) == 2 + 1 + 7
+
+
+def test_lines_verbose_lists_each_unmatched_correction(tmp_path, people):
+    corr = write_corrections(tmp_path / "c.csv",
+                             "999998,gender,*,,flip,,\n"
+                             "999999,gender,*,,flip,,\n"
+                             "006359,gender,*,male,female,,\n")
+    _, report = data.load_table(people, corrections=corr)
+    lines = report.lines(verbose=True)
+    assert lines[:2] == [f"not applied: {corr}:2: person 999998 is not in the data",
+                         f"not applied: {corr}:3: person 999999 is not in the data"]
+    assert len(lines) == 2 + 7 and all("has gender female, not male" in line for line in lines[2:])
+    assert not any("--verbose" in line for line in lines)
+
+
+def test_lines_without_unmatched_corrections_has_no_count_line(tmp_path, people):
+    corr = write_corrections(tmp_path / "c.csv", "006359,gender,*,female,male,,\n")
+    _, report = data.load_table(people, corrections=corr)
+    assert report.lines() == report.lines(verbose=True)
+    assert len(report.lines()) == 7 and not any("not applied" in line for line in report.lines())

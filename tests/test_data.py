@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from conftest import write_competition, write_person, write_photo
-from maskcls import data, labels
+from maskcls import labels
+from maskcls.data import table as data
 from maskcls.errors import UserError
 
 

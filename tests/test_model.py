@@ -3,7 +3,7 @@ import torch
 from safetensors.torch import save_file
 
 from maskcls.errors import UserError
-from maskcls.model import build_model, class_log_probs
+from maskcls.training.model import build_model, class_log_probs
 
 
 def test_local_weights_file_loads_through_build_model(tmp_path):

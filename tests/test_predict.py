@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from maskcls import engine
 from maskcls.cli import main
 from maskcls.errors import UserError
-from maskcls.predict import classify_photos, evaluate_run, load_run, predict_submission
-from maskcls.train import train
+from maskcls.serve.predict import classify_photos, evaluate_run, predict_submission
+from maskcls.training.fit import train
+from maskcls.training.runs import load_checkpoint, load_run
 from test_train import tiny_config
 
 pytestmark = pytest.mark.slow  # trains models; `pytest -m "not slow"` skips them
@@ -95,7 +95,7 @@ def test_run_without_checkpoint_and_foreign_checkpoint(run, tmp_path):
     # A best.pt whose weights belong to another head layout than its config says.
     other = tmp_path / "other"
     other.mkdir()
-    ckpt = engine.load_checkpoint(run / "best.pt")
+    ckpt = load_checkpoint(run / "best.pt")
     ckpt["config"]["model"]["heads"] = "single"
     torch.save(ckpt, other / "best.pt")
     with pytest.raises(UserError, match="does not fit test_resnet with single heads"):

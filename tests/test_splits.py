@@ -2,9 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maskcls import data, labels, splits
+from maskcls import labels
+from maskcls.data import splits
+from maskcls.data import table as data
 from maskcls.errors import UserError
-from maskcls.synth import sample_people
+from maskcls.data.synth import sample_people
 
 
 def people_table(n: int, seed: int = 0) -> pd.DataFrame:

@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from maskcls import engine, train as train_mod
 from maskcls.config import load_config
 from maskcls.errors import UserError
-from maskcls.train import train
+from maskcls.training import fit as train_mod
+from maskcls.training import loaders, losses, optim
+from maskcls.training.fit import train
+from maskcls.training.runs import load_checkpoint
 
 pytestmark = pytest.mark.slow  # trains models; `pytest -m "not slow"` skips them
 
@@ -49,7 +51,7 @@ def test_run_folder_and_summary(trained_run):
     # best.pt is the first epoch with the highest macro F1, and the summary re-measures exactly it.
     best = int(metrics["macro_f1"].idxmax()) + 1
     assert summary["best_epoch"] == best
-    assert engine.load_checkpoint(out / "best.pt")["epoch"] == best
+    assert load_checkpoint(out / "best.pt")["epoch"] == best
     assert summary["macro_f1"] == pytest.approx(metrics.loc[best - 1, "macro_f1"], abs=1e-6)
     assert any((out / "tb").iterdir())
     preds = pd.read_csv(out / "val_predictions.csv")
@@ -66,7 +68,7 @@ def test_best_checkpoint_follows_macro_f1_not_accuracy(synth_root, tmp_path, mon
     monkeypatch.setattr(train_mod, "compute_metrics", lambda t, p: next(scripted, None) or real(t, p))
     summary = train(tiny_config("train.tensorboard=false"), synth_root, tmp_path / "r", progress=False, log=lambda s: None)
     assert summary["best_epoch"] == 2
-    assert engine.load_checkpoint(tmp_path / "r" / "best.pt")["epoch"] == 2
+    assert load_checkpoint(tmp_path / "r" / "best.pt")["epoch"] == 2
 
 
 def test_early_stopping(synth_root, tmp_path, monkeypatch):
@@ -106,12 +108,12 @@ def test_masked_loss_ignores_unknown_labels():
     torch.manual_seed(0)
     logits = torch.randn(6, 3, requires_grad=True)
     target = torch.tensor([0, 2, -1, 1, -1, 2])
-    loss = engine.masked_cross_entropy(logits, target)
+    loss = losses.masked_cross_entropy(logits, target)
     known = target >= 0
     assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits[known], target[known]).item())
     loss.backward()
     assert (logits.grad[~known] == 0).all() and (logits.grad[known] != 0).any()
-    none = engine.masked_cross_entropy(torch.randn(2, 3), torch.tensor([-1, -1]))
+    none = losses.masked_cross_entropy(torch.randn(2, 3), torch.tensor([-1, -1]))
     assert none.item() == 0.0
 
 
@@ -120,7 +122,7 @@ def test_multi_head_trains_on_partial_manifests(synth_root, tmp_path):
     truth = pd.read_csv(synth_root / "truth" / "train_truth.csv")
     rows = []
     for r in truth.itertuples():
-        mask_only = int(r.person[:6]) % 2 == 0  # odd ids: gender/age set; even ids: mask set
+        mask_only = int(r.person[1:7]) % 2 == 0  # odd ids: gender/age set; even ids: mask set
         rows.append({"path": str(synth_root / r.path), "person_id": r.person,
                      "mask": ["wear", "incorrect", "normal"][r.mask] if mask_only else "",
                      "gender": "" if mask_only else ["male", "female"][r.gender],
@@ -128,7 +130,7 @@ def test_multi_head_trains_on_partial_manifests(synth_root, tmp_path):
     manifest = tmp_path / "mixed.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     seen = {}
-    real_loss = engine.MultiTaskLoss.__call__
+    real_loss = losses.MultiTaskLoss.__call__
 
     def spy(self, outputs, targets):
         seen.setdefault("unknown", 0)
@@ -137,12 +139,12 @@ def test_multi_head_trains_on_partial_manifests(synth_root, tmp_path):
         assert torch.isfinite(loss)
         return loss
 
-    engine.MultiTaskLoss.__call__ = spy
+    losses.MultiTaskLoss.__call__ = spy
     try:
         summary = train(tiny_config("train.epochs=2", "train.tensorboard=false"), manifest, tmp_path / "r",
                         progress=False, log=lambda s: None)
     finally:
-        engine.MultiTaskLoss.__call__ = real_loss
+        losses.MultiTaskLoss.__call__ = real_loss
     assert seen["unknown"] > 0
     assert summary["macro_f1"] is None and summary["selected_by"] == "mean_task_f1"
     assert summary["mask_f1"] is not None and summary["gender_f1"] is not None
@@ -158,11 +160,11 @@ def test_single_head_and_focal_weighted_options(synth_root, tmp_path):
 
 def test_freezing_leaves_backbone_untouched(synth_root, tmp_path):
     cfg = tiny_config("model.freeze_epochs=1", "train.epochs=1", "train.tensorboard=false")
-    from maskcls.model import build_model
+    from maskcls.training.model import build_model
     torch.manual_seed(cfg.train.seed)
     initial = build_model(cfg.model.name, cfg.model.heads, "none", drop_rate=cfg.model.drop_rate).state_dict()
     train(cfg, synth_root, tmp_path / "r", progress=False, log=lambda s: None)
-    after = engine.load_checkpoint(tmp_path / "r" / "last.pt")["model"]
+    after = load_checkpoint(tmp_path / "r" / "last.pt")["model"]
     backbone = [k for k in initial if k.startswith("backbone.") and initial[k].dtype.is_floating_point]
     heads = [k for k in initial if k.startswith("heads.")]
     assert all(torch.equal(initial[k], after[k]) for k in backbone)
@@ -171,15 +173,15 @@ def test_freezing_leaves_backbone_untouched(synth_root, tmp_path):
 
 def test_sample_weights_favour_rare_classes():
     targets = np.array([[0, 0, 0]] * 9 + [[0, 0, 2]])
-    w = engine.sample_weights(targets)
+    w = loaders.sample_weights(targets)
     assert w[-1] == pytest.approx(9 * w[0])
 
 
 def test_backbone_learns_slower_than_the_heads():
-    from maskcls.model import build_model
+    from maskcls.training.model import build_model
     cfg = tiny_config("model.backbone_lr_mult=0.1", "train.lr=0.01")
     model = build_model(cfg.model.name, cfg.model.heads, "none")
-    groups = train_mod._param_groups(model, cfg)
+    groups = optim.param_groups(model, cfg)
     backbone_ids = {id(p) for p in model.backbone.parameters()}
     for g in groups:
         in_backbone = {id(p) in backbone_ids for p in g["params"]}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from maskcls.transforms import PRESETS, eval_transform, train_transform
+from maskcls.data.transforms import PRESETS, eval_transform, train_transform
 
 
 @pytest.fixture

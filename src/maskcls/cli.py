@@ -10,6 +10,8 @@ from pathlib import Path
 from .errors import UserError, user_message
 
 DATA_HELP = "a folder in the competition layout (train/train.csv, train/images/...) or a .csv manifest"
+RUNS_HELP = ("a run folder, a --fold all run (all its fold models), or several runs: "
+             "their probabilities are averaged (an ensemble)")
 CORR_HELP = "label corrections: 'known' (the published list for the real data), 'none', or a CSV file"
 
 
@@ -22,7 +24,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from .config import parse_size
-    from .synth import make_dataset
+    from .data.synth import make_dataset
 
     info = make_dataset(args.out, people=args.people, eval_people=args.eval_people, noise=args.noise,
                         seed=args.seed, size=parse_size(args.size), workers=args.workers)
@@ -33,13 +35,13 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import validate
+    from .data.validate import validate
 
     result = validate(args.data, corrections=args.corrections, decode=not args.no_decode)
     for problem in result.problems:
         print(problem)
     if result.corrections is not None:
-        for line in result.corrections.lines():
+        for line in result.corrections.lines(verbose=args.verbose):
             print(f"correction: {line}")
         print(result.corrections.summary())
     checked = f"{result.photos} training photos" + (f" and {result.eval_photos} eval photos" if result.eval_photos else "")
@@ -51,9 +53,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from .data import load_table
+    from .data.summary import format_summary, summarize
+    from .data.table import load_table
     from .labels import AgeCutoffs
-    from .summary import format_summary, summarize
 
     try:
         cutoffs = AgeCutoffs(args.age_young, args.age_old)
@@ -66,26 +68,40 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     else:
         if args.corrections != "none":
             print(report.summary())
+            for line in report.lines(verbose=args.verbose):
+                print(f"correction: {line}")
         print(format_summary(info))
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .train import train
 
     out = Path(args.out)
+    all_folds = args.fold == "all"
     base = args.config
     if args.resume and base is None and (out / "config.yaml").is_file():
         base = out / "config.yaml"  # continue with the run's own settings unless told otherwise
     overrides = list(args.set)
     if args.corrections is not None:
         overrides.append(f"data.corrections={args.corrections}")
-    if args.fold is not None:
-        overrides.append(f"data.fold={args.fold}")
+    if args.fold is not None and not all_folds:
+        try:
+            overrides.append(f"data.fold={int(args.fold)}")
+        except ValueError:
+            raise UserError(f"--fold must be a fold number or 'all', got {args.fold!r}") from None
     cfg = load_config(base or "default", overrides)
     try:
-        train(cfg, args.data, out, resume=args.resume)
+        if all_folds:
+            from .training.folds import train_folds
+
+            if args.resume:
+                raise UserError("--fold all resumes by itself: rerun the same command without --resume")
+            train_folds(cfg, args.data, out)
+        else:
+            from .training.fit import train
+
+            train(cfg, args.data, out, resume=args.resume)
     except KeyboardInterrupt:
         print(f"interrupted; continue with: maskcls train {args.data} --out {out} --resume", file=sys.stderr)
         return 130
@@ -93,25 +109,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .predict import evaluate_run
+    from .serve.predict import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run, args.data, split=args.split, tta=args.tta, device=args.device), indent=2))
+    result = evaluate_run(args.runs, args.data, split=args.split, tta=args.tta, device=args.device,
+                          workers=args.workers)
+    print(json.dumps(result, indent=2))
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import predict_submission
+    from .serve.predict import predict_submission
 
-    info = predict_submission(args.run, args.eval_dir, args.out, tta=args.tta, force=args.force,
-                              probs_out=args.probs, device=args.device)
-    print(f"wrote {info['rows']} predictions to {info['out']}")
+    info = predict_submission(args.runs, args.eval_dir, args.out, tta=args.tta, force=args.force,
+                              probs_out=args.probs, device=args.device, workers=args.workers)
+    models = f" (mean of {info['models']} models)" if info["models"] > 1 else ""
+    print(f"wrote {info['rows']} predictions to {info['out']}{models}")
     return 0
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
-    from .predict import classify_photos
+    from .serve.predict import classify_photos
 
-    for result in classify_photos(args.run, args.photos, tta=args.tta, device=args.device):
+    for result in classify_photos([args.run, *args.add_run], args.photos, tta=args.tta, device=args.device):
         print(json.dumps(result))
     return 0
 
@@ -125,6 +144,7 @@ def _inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", default="none", choices=("none", "hflip"),
                    help="test-time augmentation: hflip averages the photo and its mirror image")
     p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu or cuda")
+    p.add_argument("--workers", type=int, default=0, help="photo-loading processes (default 0: load in this one)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--corrections", default=None, help=CORR_HELP + "; lists what would change")
     p.add_argument("--no-decode", action="store_true", help="skip decoding the photos (fast structural check)")
+    p.add_argument("--verbose", action="store_true", help="list every correction naming a person not in the data")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("summary", help="count people, photos and labels",
@@ -169,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--corrections", default="none", help=CORR_HELP + " (default none)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--verbose", action="store_true", help="list every correction naming a person not in the data")
     _cutoff_args(p)
     p.set_defaults(func=_cmd_summary)
 
@@ -183,14 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set train.epochs=5 --set model.name=convnext_tiny")
     p.add_argument("--corrections", default=None, help=CORR_HELP + " (default: the config's, 'known')")
-    p.add_argument("--fold", type=int, default=None, help="which person-level fold to hold out (default 0)")
+    p.add_argument("--fold", default=None, metavar="K|all",
+                   help="which person-level fold to hold out (default: data.fold, 0); 'all' trains every fold into "
+                        "RUN/fold-K and writes RUN/oof_probs.csv (out-of-fold probabilities) and RUN/cv_summary.json")
     p.add_argument("--resume", action="store_true", help="continue RUN from last.pt")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a run on its validation fold or a labelled set",
                        description="Print the metrics JSON of RUN's best model: on its validation fold when DATA is "
                                    "the data it trained on, otherwise on every labelled photo of DATA.")
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("runs", metavar="RUN", nargs="+", help=RUNS_HELP)
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--split", default="auto", choices=("auto", "val", "all"))
     _inference_args(p)
@@ -198,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="write a submission for an eval folder",
                        description="Predict every photo of EVAL_DIR/info.csv and write ImageID,ans in the same order.")
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("runs", metavar="RUN", nargs="+", help=RUNS_HELP)
     p.add_argument("eval_dir", metavar="EVAL_DIR", help="folder with info.csv and images/ (or the dataset root)")
     p.add_argument("--out", required=True, help="submission CSV to write")
     p.add_argument("--force", action="store_true", help="overwrite --out (and --probs) if they exist")
@@ -208,8 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("classify", help="classify photos; one JSON line each",
                        description="Print one JSON line per photo: mask, gender, age group, class and probabilities.")
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", help="a run folder or a --fold all run (all its folds)")
     p.add_argument("photos", metavar="PHOTO", nargs="+")
+    p.add_argument("--add-run", action="append", default=[], metavar="RUN",
+                   help="another run to average with RUN (an ensemble); repeat for more")
     _inference_args(p)
     p.set_defaults(func=_cmd_classify)
     return parser

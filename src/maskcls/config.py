@@ -19,6 +19,13 @@ import yaml
 from .errors import UserError
 from .labels import AgeCutoffs
 
+# Settings that may change when a run is resumed: they do not alter what the optimizer has done so
+# far. train.epochs re-stretches the cosine schedule from the current step. Every other change
+# (lr, weight decay, optimizer, model, data, augmentation...) is refused: silently keeping the
+# checkpoint's optimizer state with a new setting would make the run match neither setting.
+RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.tensorboard", "train.device",
+                     "data.workers", "data.pin_memory", "data.cache")
+
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.heads": ("multi", "single"),
     "data.augment": ("none", "hflip", "flips", "light"),
@@ -51,6 +58,7 @@ class DataConfig:
     age_old: int = 60
     folds: int = 5
     fold: int = 0  # which person-level fold is held out for validation
+    split_seed: int = 0  # decides which people fall in which fold; train.seed never moves people
     cache: bool = False  # decode and resize every photo once into RAM (fast for small sizes)
     workers: int = 8
     pin_memory: bool = True
@@ -169,7 +177,7 @@ def apply_dict(cfg: Config, values: dict[str, Any], source: str) -> Config:
 
 
 def builtin_config_path(name: str) -> Path | None:
-    path = Path(str(resources.files("maskcls") / "configs" / f"{name}.yaml"))
+    path = Path(str(resources.files("maskcls") / "resources" / "configs" / f"{name}.yaml"))
     return path if path.is_file() else None
 
 
@@ -214,6 +222,24 @@ def check(cfg: Config) -> Config:
 def from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a Config saved by ``to_dict`` (e.g. from a checkpoint)."""
     return check(apply_dict(Config(), values, "saved config"))
+
+
+def flat(cfg: Config) -> dict[str, Any]:
+    """{'section.key': value} for every setting."""
+    return {f"{s}.{k}": v for s, section in cfg.to_dict().items() for k, v in section.items()}
+
+
+def resume_conflicts(saved: Config, new: Config) -> list[str]:
+    """Settings that differ between a checkpoint's config and a resumed run's, other than the allowed ones.
+    data.mean/std are compared only when the new config sets them (the saved one holds resolved values)."""
+    old, cur = flat(saved), flat(new)
+    out = []
+    for key, value in cur.items():
+        if key in RESUMABLE_CHANGES or (key in ("data.mean", "data.std") and value is None):
+            continue
+        if old.get(key) != value:
+            out.append(f"{key} ({old.get(key)} -> {value})")
+    return out
 
 
 def dump(cfg: Config) -> str:

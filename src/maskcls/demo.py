@@ -15,10 +15,10 @@ from sklearn.metrics import f1_score
 
 from .config import load_config
 from .errors import UserError
-from .predict import predict_submission
-from .synth import make_dataset
-from .train import train
-from .validate import validate
+from .data.synth import make_dataset
+from .data.validate import validate
+from .serve.predict import predict_submission
+from .training.fit import train
 
 DEMO_PEOPLE, DEMO_EVAL_PEOPLE, DEMO_SIZE = 240, 30, (96, 128)
 

@@ -1,5 +1,7 @@
 """The one exception type for user mistakes: the CLI prints its message and exits with code 2."""
 
+import re
+
 
 class UserError(Exception):
     """A problem the user can fix (bad path, bad CSV, bad setting). The message must say what and where."""
@@ -15,5 +17,5 @@ def user_message(exc: UserError) -> str:
     if "Original Traceback" not in text:
         return text
     last = text.rstrip().splitlines()[-1]
-    prefix = f"{UserError.__module__}.{UserError.__qualname__}: "
-    return last[len(prefix):] if last.startswith(prefix) else last
+    # The worker's last line reads "maskcls.<module>.<ErrorClass>: message".
+    return re.sub(r"^maskcls(?:\.\w+)+: ", "", last)

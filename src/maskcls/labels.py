@@ -14,8 +14,6 @@ import numpy as np
 NUM_CLASSES = 18
 MASK_NAMES = ("wear", "incorrect", "normal")
 GENDER_NAMES = ("male", "female")
-# Number of classes per task, in the order the multi-head model predicts them.
-TASKS: dict[str, int] = {"mask": 3, "gender": 2, "age": 3}
 
 # Photo stems of the competition layout and the mask state each one shows.
 PHOTO_MASK: dict[str, int] = {
@@ -83,7 +81,7 @@ def task_names(task: str, cutoffs: AgeCutoffs = AgeCutoffs()) -> tuple[str, ...]
         return GENDER_NAMES
     if task == "age":
         return cutoffs.names()
-    raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    raise ValueError(f"unknown task {task!r}; expected one of mask, gender, age")
 
 
 _MASK_ALIASES = {"wear": 0, "incorrect": 1, "normal": 2, "0": 0, "1": 1, "2": 2}
@@ -117,3 +115,38 @@ def parse_age(value: str) -> int:
 # Index arrays that map each of the 18 classes to its per-task answer; used to combine
 # multi-head log-probabilities into class log-probabilities without a Python loop.
 CLASS_MASK, CLASS_GENDER, CLASS_AGE = (np.array(x) for x in decode(np.arange(NUM_CLASSES)))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One of the three answers. Everything per task (target columns, heads, losses, metrics, the
+    checkpoint score) iterates over ``TASKS``, and each task carries its own table column and its own
+    class-index map, so no code pairs a task with a column by position."""
+
+    name: str  # head name and metric prefix: mask_f1, gender_f1, age_f1
+    column: str  # the table column holding this task's answer
+    size: int  # number of answers
+    of_class: tuple[int, ...]  # this task's answer for each of the 18 classes
+
+    def names(self, cutoffs: AgeCutoffs = AgeCutoffs()) -> tuple[str, ...]:
+        return task_names(self.name, cutoffs)
+
+
+TASKS: tuple[Task, ...] = (
+    Task("mask", "mask", 3, tuple(CLASS_MASK.tolist())),
+    Task("gender", "gender", 2, tuple(CLASS_GENDER.tolist())),
+    Task("age", "age_group", 3, tuple(CLASS_AGE.tolist())),
+)
+
+
+def task(name: str) -> Task:
+    for t in TASKS:
+        if t.name == name:
+            return t
+    raise ValueError(f"unknown task {name!r}; expected one of {', '.join(t.name for t in TASKS)}")
+
+
+def encode_targets(targets: np.ndarray) -> np.ndarray:
+    """18-class labels of (N, len(TASKS)) targets ordered as TASKS (rows must be fully known)."""
+    by_name = {t.name: np.asarray(targets)[:, j] for j, t in enumerate(TASKS)}
+    return encode(by_name["mask"], by_name["gender"], by_name["age"])

@@ -1,7 +1,8 @@
 """Macro F1 over the 18 classes (the competition metric), F1 per task, accuracy, confusion matrix.
 
-Targets are (N, 3) integer arrays of (mask, gender, age_group) with -1 where a label is unknown:
-the 18-class metrics use rows with all three known; each task's F1 uses rows where it is known.
+Targets are (N, len(TASKS)) integer arrays, one column per task in ``labels.TASKS`` order, with -1
+where a label is unknown: the 18-class metrics use rows with every task known; each task's F1 uses
+rows where it is known.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from . import labels
 
-METRIC_KEYS = ("macro_f1", "accuracy", "mask_f1", "gender_f1", "age_f1")
+METRIC_KEYS = ("macro_f1", "accuracy", *(f"{t.name}_f1" for t in labels.TASKS))
 
 
 def task_probs(probs: np.ndarray) -> dict[str, np.ndarray]:
-    """Marginal probabilities per task from (N, 18) class probabilities."""
+    """Marginal probabilities per task (name -> (N, task size)) from (N, 18) class probabilities."""
     out = {}
-    for task, idx, n in (("mask", labels.CLASS_MASK, 3), ("gender", labels.CLASS_GENDER, 2), ("age", labels.CLASS_AGE, 3)):
-        out[task] = np.stack([probs[:, idx == k].sum(1) for k in range(n)], axis=1)
+    for task in labels.TASKS:
+        idx = np.asarray(task.of_class)
+        out[task.name] = np.stack([probs[:, idx == k].sum(1) for k in range(task.size)], axis=1)
     return out
 
 
@@ -26,7 +28,7 @@ def full_labels(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mask of fully labelled rows, their 18-class labels): the rows every 18-class figure uses."""
     targets = np.asarray(targets)
     full = (targets >= 0).all(1)
-    return full, labels.encode(targets[full, 0], targets[full, 1], targets[full, 2])
+    return full, labels.encode_targets(targets[full])
 
 
 def compute_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, float | None]:
@@ -38,11 +40,30 @@ def compute_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, float |
     if full.any():
         out["macro_f1"] = float(f1_score(true, pred[full], average="macro", zero_division=0))
         out["accuracy"] = float((true == pred[full]).mean())
-    for j, (task, p) in enumerate(task_probs(probs).items()):
+    marginals = task_probs(probs)
+    for j, task in enumerate(labels.TASKS):
         known = targets[:, j] >= 0
         if known.any():
-            out[f"{task}_f1"] = float(f1_score(targets[known, j], p[known].argmax(1), average="macro", zero_division=0))
+            pred_task = marginals[task.name][known].argmax(1)
+            out[f"{task.name}_f1"] = float(f1_score(targets[known, j], pred_task, average="macro", zero_division=0))
     return out
+
+
+def selection_score(metrics: dict) -> float:
+    """The checkpoint-selection score: macro F1 over the 18 classes; where validation has no fully
+    labelled photo (mixed partial manifests), the mean of the per-task F1s that exist."""
+    if metrics.get("macro_f1") is not None:
+        return float(metrics["macro_f1"])
+    tasks = [metrics[f"{t.name}_f1"] for t in labels.TASKS if metrics.get(f"{t.name}_f1") is not None]
+    return float(np.mean(tasks)) if tasks else 0.0
+
+
+def per_class_f1(targets: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(F1 of each of the 18 classes, support of each) over fully labelled rows."""
+    full, true = full_labels(targets)
+    pred = probs[full].argmax(1)
+    f1 = f1_score(true, pred, labels=list(range(labels.NUM_CLASSES)), average=None, zero_division=0)
+    return np.asarray(f1, dtype=float), np.bincount(true, minlength=labels.NUM_CLASSES)
 
 
 def confusion(targets: np.ndarray, probs: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def _strata(table: pd.DataFrame) -> np.ndarray:

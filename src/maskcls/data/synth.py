@@ -26,15 +26,20 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import labels
-from .errors import UserError
-from .fileio import atomic_dir
+from .. import labels
+from ..errors import UserError
+from ..fileio import atomic_dir
 
 BASE_W, BASE_H = 384, 512  # drawing happens at the competition's size, then is resized
 MASK_STYLES = ("surgical", "white", "black", "cloth", "pattern", "kf94")
 SHARE_60 = 0.07  # real set: the 60+ group is ~7% of people (all aged exactly 60)
 SHARE_FEMALE = 0.6
 SHARE_UNDER_30 = 0.47
+# Synthetic ids start with a letter so that they can never equal a real competition id (000001-006959,
+# sometimes with a -1 suffix): corrections written for the real data, like the shipped ``known`` list,
+# then match nobody here instead of silently relabelling synthetic people. No underscore, so the id
+# still parses as the first part of a <id>_<gender>_<race>_<age> folder name.
+ID_PREFIX = "s"
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,11 @@ def sample_people(n: int, rng: np.random.Generator, *, first_index: int = 0) -> 
                              tuple(int(v) for v in hair), long_hair, beard, face_w, face_h, background,
                              clothes, bool(gender == 1 and rng.random() < 0.3), styles, suffix))
     return people
+
+
+def person_id(index: int) -> str:
+    """The id of the synthetic person with 0-based ``index``: ``s000001`` for index 0."""
+    return f"{ID_PREFIX}{index + 1:06d}"
 
 
 def _mask_colour(style: str, rng: np.random.Generator) -> tuple[int, int, int]:
@@ -281,14 +291,34 @@ def _true_label(mask_state: int, person: Person) -> int:
     return int(labels.encode(mask_state, person.gender, labels.AgeCutoffs().group(person.age)))
 
 
+CORRECTION_COLUMNS = ["person_id", "field", "image", "from", "to", "agreement", "note"]
+
+
+def _correction_row(person: str, field: str, image: str, recorded: str, true: str) -> tuple[str, ...]:
+    """The corrections-CSV row that undoes one planted error (one injected_noise.csv row).
+
+    A value error (gender, age) names the recorded value in ``from``, so applying the file to data
+    that no longer holds it changes nothing. A swap (mask, two photos) carries in ``from`` the value
+    the first named photo is recorded as (``incorrect`` for incorrect_mask+normal: the recorded mask
+    comes from the file name), which is what a guard on swaps can check.
+    """
+    if recorded == "swap":
+        first = image.split("+")[0]
+        return (person, field, image, labels.MASK_NAMES[labels.PHOTO_MASK[first]], "swap", "planted",
+                "planted noise: the two photos are swapped")
+    return (person, field, image, recorded, true, "planted", f"planted noise: {field} recorded as {recorded}")
+
+
 def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800, noise: float = 0.01,
                  seed: int = 0, size: tuple[int, int] = (BASE_W, BASE_H), workers: int | None = None) -> dict:
     """Write a synthetic dataset in the competition layout to ``out`` (which must not hold files).
 
     Returns a summary dict. Writes OUT/train, OUT/eval (if eval_people > 0) and OUT/truth with
-    train_truth.csv, eval_truth.csv and injected_noise.csv (the label errors planted at rate ``noise``:
+    train_truth.csv, eval_truth.csv, injected_noise.csv (the label errors planted at rate ``noise``:
     a fraction ``noise`` of people, half with their gender recorded wrong, half with incorrect_mask
-    and normal swapped).
+    and normal swapped) and corrections.csv (the fix of every planted error, in the format of
+    ``maskcls.data.corrections``, guarded by ``from``). Person ids are ``s000001``, ``s000002``, ...
+    (see ``person_id``), so corrections written for the real data never match synthetic people.
     """
     out = Path(out)
     if people < 1 or eval_people < 0:
@@ -310,7 +340,7 @@ def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800
         train_rows, truth_rows, noise_rows, jobs = [], [], [], []
         for p in train_people:
             recorded_gender = 1 - p.gender if p.index in gender_noise else p.gender
-            pid = f"{p.index + 1:06d}"
+            pid = person_id(p.index)
             folder = f"{pid}_{labels.GENDER_NAMES[recorded_gender]}_{race}_{p.age}"
             train_rows.append((pid, labels.GENDER_NAMES[recorded_gender], race, p.age, folder))
             names = tuple(s + p.suffix for s in labels.PHOTO_STEMS)
@@ -338,6 +368,8 @@ def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800
             tmp / "truth" / "train_truth.csv", index=False)
         pd.DataFrame(noise_rows, columns=["person", "field", "image", "recorded", "true"]).to_csv(
             tmp / "truth" / "injected_noise.csv", index=False)
+        pd.DataFrame([_correction_row(*r) for r in noise_rows], columns=CORRECTION_COLUMNS).to_csv(
+            tmp / "truth" / "corrections.csv", index=False)
         if eval_people:
             eval_truth = []
             for job, rows in zip(ejobs, eresults):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import labels
+from .. import labels
 
 
 def summarize(table: pd.DataFrame, cutoffs: labels.AgeCutoffs = labels.AgeCutoffs()) -> dict:

@@ -6,26 +6,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
 from tqdm import tqdm
 
 from . import corrections as corr_mod
-from .data import Problem, load_eval, scan
-
-
-def _decode_error(path: str) -> str | None:
-    try:
-        with Image.open(path) as im:
-            im.load()  # full decode: a truncated JPEG only fails here
-    except Exception as exc:  # PIL raises many types for broken files; each is a finding, not a crash
-        return f"photo does not decode ({type(exc).__name__}: {exc})"
-    return None
+from .images import decode_error
+from .table import Problem, load_eval, scan
 
 
 def decode_problems(paths: list[str], *, workers: int = 4, progress: bool = True) -> list[Problem]:
-    """Decode every photo (threads: PIL releases the GIL while decoding) and report the broken ones."""
+    """Decode every photo with training's own decoder (``images.read_rgb``) and report the broken ones.
+    Threads: PIL releases the GIL while decoding."""
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(_decode_error, paths, chunksize=16), total=len(paths),
+        results = list(tqdm(pool.map(decode_error, paths, chunksize=16), total=len(paths),
                             desc="decoding photos", unit="photo", disable=not progress))
     return [Problem(p, msg) for p, msg in zip(paths, results) if msg]
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import labels
-from .errors import UserError
+from .. import labels
+from ..errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -21,7 +21,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def head_sizes(heads: str) -> dict[str, int]:
     if heads == "multi":
-        return dict(labels.TASKS)
+        return {t.name: t.size for t in labels.TASKS}
     if heads == "single":
         return {"class": labels.NUM_CLASSES}
     raise UserError(f"heads must be 'multi' or 'single', got {heads!r}")
@@ -61,10 +61,8 @@ def class_log_probs(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """
     if "class" in outputs:
         return F.log_softmax(outputs["class"].float(), dim=1)
-    device = outputs["mask"].device
-    idx = {k: torch.as_tensor(v, device=device) for k, v in
-           (("mask", labels.CLASS_MASK), ("gender", labels.CLASS_GENDER), ("age", labels.CLASS_AGE))}
-    return sum(F.log_softmax(outputs[k].float(), dim=1)[:, idx[k]] for k in ("mask", "gender", "age"))
+    return sum(F.log_softmax(outputs[t.name].float(), dim=1)[:, torch.as_tensor(t.of_class, device=outputs[t.name].device)]
+               for t in labels.TASKS)
 
 
 def _strip_classifier(model: nn.Module) -> int:

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
+import numpy as np
+
+from .. import labels
+from ..errors import UserError
+from ..fileio import read_csv
 from . import corrections as corr_mod
-from . import labels
-from .errors import UserError
-from .fileio import read_csv
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
@@ -69,8 +71,12 @@ def find_eval_dir(data: Path) -> Path | None:
     return None
 
 
-def scan(data: str | Path) -> Scan:
-    """Scan DATA (a competition-layout folder or a .csv manifest) without decoding photos."""
+def scan(data: str | Path | pd.DataFrame) -> Scan:
+    """Scan DATA (a competition-layout folder, a .csv manifest, or a DataFrame in the manifest
+    columns whose paths are absolute or relative to the working folder) without decoding photos."""
+    if isinstance(data, pd.DataFrame):
+        frame = data.astype(object).where(data.notna(), "").astype(str)
+        return _scan_manifest_frame(frame, Path.cwd(), "DataFrame")
     data = Path(data)
     if not data.exists():
         raise UserError(f"{data}: no such file or folder")
@@ -166,10 +172,16 @@ def _scan_competition(train_root: Path, eval_dir: Path | None) -> Scan:
 
 def _scan_manifest(csv_path: Path) -> Scan:
     frame = read_csv(csv_path, MANIFEST_COLUMNS)
+    return _scan_manifest_frame(frame, csv_path.resolve().parent, str(csv_path))
+
+
+def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str) -> Scan:
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"{csv_path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}")
     present = [c for c in LABEL_COLUMNS if c in frame.columns]
     if not present:
         raise UserError(f"{csv_path}: a manifest needs at least one label column: mask, gender or age")
-    base = csv_path.resolve().parent
     parsers = {"mask": labels.parse_mask, "gender": labels.parse_gender, "age": labels.parse_age}
     problems: list[Problem] = []
     rows = []
@@ -220,8 +232,15 @@ def add_derived(table: pd.DataFrame, cutoffs: labels.AgeCutoffs) -> pd.DataFrame
     return out[list(TABLE_COLUMNS)].reset_index(drop=True)
 
 
-def raise_on_fatal(problems: list[Problem], data: str | Path) -> None:
+def describe(data: str | Path | pd.DataFrame) -> str:
+    """How DATA is named in messages and checkpoints."""
+    return "DataFrame" if isinstance(data, pd.DataFrame) else str(Path(data).resolve())
+
+
+def raise_on_fatal(problems: list[Problem], data) -> None:
     fatal = [p for p in problems if p.fatal]
+    if isinstance(data, pd.DataFrame):
+        data = "the DataFrame"
     if fatal:
         shown = "\n  ".join(str(p) for p in fatal[:10])
         more = f"\n  ... and {len(fatal) - 10} more" if len(fatal) > 10 else ""
@@ -258,7 +277,12 @@ def load_eval(eval_dir: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
     return frame, problems
 
 
-def load_table(data: str | Path, *, cutoffs: labels.AgeCutoffs = labels.AgeCutoffs(),
+def targets(table: pd.DataFrame) -> np.ndarray:
+    """(N, len(TASKS)) int64 targets, one column per task in ``labels.TASKS`` order, -1 where unknown."""
+    return np.stack([table[t.column].fillna(-1).to_numpy(dtype=np.int64) for t in labels.TASKS], axis=1)
+
+
+def load_table(data: str | Path | pd.DataFrame, *, cutoffs: labels.AgeCutoffs = labels.AgeCutoffs(),
                corrections: str | Path | None = None) -> tuple[pd.DataFrame, corr_mod.CorrectionReport]:
     """Scan DATA, apply label corrections (``known``, ``none``, or a CSV path) and derive the labels.
 
@@ -267,7 +291,7 @@ def load_table(data: str | Path, *, cutoffs: labels.AgeCutoffs = labels.AgeCutof
     result = scan(data)
     raise_on_fatal(result.problems, data)
     if result.table.empty:
-        raise UserError(f"{data}: no photos found")
+        raise UserError(f"{describe(data)}: no photos found")
     report = corr_mod.CorrectionReport()
     corr_path = corr_mod.resolve(corrections)
     table = result.table

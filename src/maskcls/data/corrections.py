@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import labels
-from .errors import UserError
-from .fileio import read_csv
+from .. import labels
+from ..errors import UserError
+from ..fileio import read_csv
 
 FIELDS = ("gender", "mask", "age")
 BUILTIN = {"known": "known_mislabels.csv"}
@@ -65,10 +65,20 @@ class CorrectionReport:
         cols = ["person", "image", "field", "old", "new", "where", "note"]
         return pd.DataFrame([c.__dict__ for c in self.changes], columns=cols)
 
-    def lines(self) -> list[str]:
-        """Human-readable report: one line per change, then what was not applied and why."""
+    def lines(self, verbose: bool = False) -> list[str]:
+        """Human-readable report: one line per change, then what was not applied and why.
+
+        Corrections naming people not in the data are the rule when a set written for one dataset
+        (like ``known``) is applied to another, so by default they are one count line; ``verbose``
+        lists each. Rows left alone for another reason always get one line each.
+        """
         out = [f"{c.person} {c.image}: {c.field} {c.old} -> {c.new}" for c in self.changes]
-        out += [f"not applied: {m}" for m in self.unmatched + self.skipped]
+        if verbose:
+            out += [f"not applied: {m}" for m in self.unmatched]
+        elif self.unmatched:
+            out.append(f"not applied: {len(self.unmatched)} correction(s) name people not in the data "
+                       "(list them with --verbose)")
+        out += [f"not applied: {m}" for m in self.skipped]
         return out
 
     def summary(self) -> str:
@@ -91,7 +101,7 @@ def resolve(spec: str | Path | None) -> Path | None:
     if spec is None or str(spec).lower() == "none":
         return None
     if str(spec) in BUILTIN:
-        return Path(str(resources.files("maskcls") / "data" / BUILTIN[str(spec)]))
+        return Path(str(resources.files("maskcls") / "resources" / BUILTIN[str(spec)]))
     path = Path(spec)
     if not path.is_file():
         raise UserError(f"corrections {spec}: no such file (use known, none, or a CSV path)")

@@ -1,0 +1,163 @@
+"""The one decoder, the decoded-photo cache and the dataset every training and prediction reads from.
+
+``read_rgb`` is the only function that turns a photo file into pixels: ``validate`` calls it too, so
+"validate is clean" means "training can read every photo".
+
+Policy for broken files: a photo that does not decode completely is an error naming the file. That
+includes a truncated JPEG, which libjpeg would otherwise decode "successfully" with grey rows at the
+bottom and a warning that names no file: a model should not train on half a face without anyone
+knowing. Photos with more than ``MAX_PIXELS`` pixels are refused before decoding (decompression bombs).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from .. import labels
+from ..errors import UserError
+
+# 40 megapixels: 200x the competition's photos; larger ones are refused unread.
+MAX_PIXELS = 40_000_000
+
+
+class PhotoError(UserError):
+    """A photo that cannot be used; the message names the file."""
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode a photo completely as (H, W, 3) uint8 RGB, or raise ``PhotoError`` naming the file.
+
+    Greyscale, RGBA, palette, CMYK and 16-bit photos come back as 8-bit RGB; the EXIF orientation
+    is applied (as a phone's gallery shows the photo).
+    """
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise PhotoError(f"{path}: photo is {w}x{h} pixels, over the {MAX_PIXELS:,}-pixel limit "
+                                 "(refused before decoding; resize it first)")
+            im.load()  # full decode: a truncated JPEG raises here instead of coming back half grey
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.uint32)
+                scale = 257 if arr.max() > 255 else 1  # 16-bit range down to 8 bits
+                im = Image.fromarray((arr // scale).clip(0, 255).astype(np.uint8), "L")
+            if im.mode != "RGB":
+                im = im.convert("RGB")
+            return np.asarray(im, dtype=np.uint8).copy()
+    except PhotoError:
+        raise
+    except FileNotFoundError:
+        raise PhotoError(f"{path}: photo not found") from None
+    except UnidentifiedImageError:
+        raise PhotoError(f"{path}: photo does not decode (not a JPEG, PNG or other image file); "
+                         "run `maskcls validate` on the data") from None
+    except Exception as exc:  # PIL raises many types for broken files; each means "not a usable photo"
+        raise PhotoError(f"{path}: photo does not decode ({exc}); run `maskcls validate` on the data") from None
+
+
+def decode_error(path: str | Path) -> str | None:
+    """What is wrong with a photo (``read_rgb``'s message without the path), or None if it decodes."""
+    try:
+        read_rgb(path)
+    except PhotoError as exc:
+        text = str(exc)
+        prefix = f"{path}: "
+        return text[len(prefix):] if text.startswith(prefix) else text
+    return None
+
+
+def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (width, height) with INTER_AREA, as every cached and uncached path does."""
+    width, height = size
+    if img.shape[1] == width and img.shape[0] == height:
+        return img
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+
+
+class PhotoStore:
+    """Decoded photos of one dataset, resized per training size and kept in RAM.
+
+    Built once by ``prepare`` and shared by every training that uses the prepared data (folds, seeds,
+    variants): ``arrays(size)`` decodes each photo once per size, whatever the number of trainings.
+    ``decoded`` counts the decodes, so tests (and users) can see that nothing was redone.
+    """
+
+    def __init__(self, paths: list[str], *, workers: int = 4) -> None:
+        self.paths = list(paths)
+        self.workers = max(1, workers)
+        self.decoded = 0
+        self._arrays: dict[tuple[int, int], np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def arrays(self, size: tuple[int, int], *, progress: bool = True) -> np.ndarray:
+        """(N, H, W, 3) uint8 for every path, in order; decoded on the first call for this size."""
+        if size not in self._arrays:
+            self._arrays[size] = self._decode_all(size, progress)
+        return self._arrays[size]
+
+    def _decode_all(self, size: tuple[int, int], progress: bool) -> np.ndarray:
+        width, height = size
+        out = np.empty((len(self.paths), height, width, 3), np.uint8)
+
+        def load(i: int) -> None:
+            out[i] = resize(read_rgb(self.paths[i]), size)
+            with self._lock:
+                self.decoded += 1
+
+        # Threads: PIL and OpenCV release the GIL while decoding and resizing.
+        with ThreadPoolExecutor(self.workers) as pool:
+            list(tqdm(pool.map(load, range(len(self.paths))), total=len(self.paths), desc="caching photos",
+                      unit="photo", disable=not progress))
+        return out
+
+
+class PhotoDataset(Dataset):
+    """Photos (from files or a decoded array) -> (uint8 CHW tensor, (len(TASKS),) int64 targets).
+
+    Each sample's augmentation is seeded from (epoch seed, index), so results do not depend on the
+    number of workers or on whether the run was resumed.
+    """
+
+    def __init__(self, paths: list[str], targets: np.ndarray, transform, *,
+                 cache: np.ndarray | None = None) -> None:
+        self.paths = list(paths)
+        self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.int64)
+        self.transform = transform
+        self.cache = cache
+        self.epoch_seed = 0
+
+    def set_epoch_seed(self, seed: int) -> None:
+        self.epoch_seed = seed
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = self.cache[i] if self.cache is not None else read_rgb(self.paths[i])
+        img = self.transform(img, seed=(self.epoch_seed * 1_000_003 + i) % (2**32))
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), self.targets[i]
+
+
+class ArrayDataset(Dataset):
+    """In-memory RGB uint8 arrays (any sizes) -> the same samples as ``PhotoDataset`` (for the API)."""
+
+    def __init__(self, images: list[np.ndarray], transform) -> None:
+        self.images = images
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = self.transform(self.images[i], seed=0)
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), torch.full((len(labels.TASKS),), -1)

@@ -1,0 +1,98 @@
+"""Prepare once: scan DATA, apply corrections, derive labels, assign person-level folds and hold the
+decoded photos; then hand the result to any number of trainings (folds, seeds, variants).
+
+The folds depend only on the people, their labels, ``data.folds`` and ``data.split_seed``: changing
+``train.seed`` never moves a person between training and validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from . import corrections as corr_mod
+from . import splits
+from .images import PhotoDataset, PhotoStore
+from .table import describe, load_table, targets
+from .transforms import eval_transform, train_transform
+
+
+@dataclass
+class Prepared:
+    """One dataset, ready to train on: the tidy table, its targets, the folds and the decoded photos.
+
+    ``key`` records the settings that shaped the table and folds; a training whose config disagrees
+    with it is refused (see ``check``) rather than silently trained on other labels.
+    """
+
+    source: str  # the resolved DATA path (or "DataFrame")
+    table: pd.DataFrame
+    report: corr_mod.CorrectionReport
+    folds: np.ndarray  # fold index per row
+    key: dict
+    store: PhotoStore
+    targets: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.targets = targets(self.table)
+
+    @property
+    def k(self) -> int:
+        return int(self.key["data.folds"])
+
+    def split(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices (training, validation) when person-level ``fold`` is held out."""
+        if not 0 <= fold < self.k:
+            raise UserError(f"fold must be between 0 and {self.k - 1}, got {fold}")
+        return np.flatnonzero(self.folds != fold), np.flatnonzero(self.folds == fold)
+
+    def check(self, cfg) -> None:
+        """Raise ValueError when ``cfg`` asks for data other than what was prepared."""
+        wanted = prepare_key(cfg)
+        diff = [f"{k} (prepared {self.key[k]}, asked {v})" for k, v in wanted.items() if self.key[k] != v]
+        if diff:
+            raise ValueError(f"prepared data does not match the config: {', '.join(diff)}; prepare it again")
+
+    def datasets(self, cfg, fold: int, *, progress: bool = True) -> tuple[PhotoDataset, PhotoDataset]:
+        """(training, validation) datasets for ``fold`` with the config's augmentation and size.
+        With ``data.cache`` they index the shared decoded arrays; nothing is decoded twice."""
+        train_idx, val_idx = self.split(fold)
+        cache = self.store.arrays(cfg.size, progress=progress) if cfg.data.cache else None
+        paths = self.table["path"].tolist()
+
+        def subset(idx: np.ndarray, transform) -> PhotoDataset:
+            return PhotoDataset([paths[i] for i in idx], self.targets[idx], transform,
+                                cache=None if cache is None else cache[idx])
+
+        return (subset(train_idx, train_transform(cfg.data.augment, cfg.size)),
+                subset(val_idx, eval_transform(cfg.size)))
+
+
+def prepare_key(cfg) -> dict:
+    return {"data.corrections": cfg.data.corrections, "data.age_young": cfg.data.age_young,
+            "data.age_old": cfg.data.age_old, "data.folds": cfg.data.folds, "data.split_seed": cfg.data.split_seed}
+
+
+def prepare(cfg, data: str | Path | pd.DataFrame, *, store: PhotoStore | None = None,
+            log: Callable[[str], None] = print) -> Prepared:
+    """Scan DATA, apply ``data.corrections``, derive the age groups with the config's cut-offs and
+    assign ``data.folds`` person-level folds with ``data.split_seed``.
+
+    ``store`` lets several preparations of the same photos (e.g. different corrections) share one
+    set of decoded images.
+    """
+    table, report = load_table(data, cutoffs=cfg.cutoffs, corrections=cfg.data.corrections)
+    if cfg.data.corrections != "none":
+        log(report.summary())
+    known = targets(table) >= 0
+    if not known.any():
+        raise UserError(f"{describe(data)}: no photo has a mask, gender or age label; training needs at least one")
+    folds = splits.assign_folds(table, k=cfg.data.folds, seed=cfg.data.split_seed)
+    if store is None or store.paths != table["path"].tolist():
+        store = PhotoStore(table["path"].tolist())
+    return Prepared(describe(data), table, report, folds, prepare_key(cfg), store)

@@ -1,0 +1,1 @@
+"""Reports: figures written into run folders."""

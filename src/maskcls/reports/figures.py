@@ -1,0 +1,193 @@
+"""Figures written into run folders: training curves, per-class F1 and the confusion matrix.
+
+Built with matplotlib's object-oriented API only (``Figure`` + ``savefig``, never pyplot), so importing
+this module neither selects nor switches the user's matplotlib backend, and no global figure state leaks
+between calls. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+from ..fileio import atomic_path
+
+LOSS_SERIES = (("train_loss", "train loss"), ("val_loss", "validation loss"))
+F1_SERIES = (("macro_f1", "macro F1"), ("mask_f1", "mask F1"), ("gender_f1", "gender F1"), ("age_f1", "age F1"))
+
+# Cells whose colour value is above this get white text; below it the background is light enough for black.
+_DARK_CELL = 0.55
+_DPI = 90
+
+
+def _save(fig: Figure, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI)
+
+
+# --------------------------------------------------------------------------- confusion matrix
+
+
+def confusion_colour_values(cm: np.ndarray) -> np.ndarray:
+    """Colour value in [0, 1] of each confusion cell, from its COUNT (not its share of the row).
+
+    A log scale, log(1 + count) / log(1 + largest count): monotonic in the count, so a class with one photo
+    never gets the darkest cell, while a handful of confusions stays visible next to diagonals of hundreds.
+    """
+    counts = np.asarray(cm, dtype=float)
+    top = counts.max(initial=0.0)
+    if top <= 0:
+        return np.zeros_like(counts)
+    return np.log1p(np.clip(counts, 0, None)) / np.log1p(top)
+
+
+def _count_ticks(top: int) -> list[int]:
+    """Counts to mark on the colour bar: 0, powers of ten below the maximum, and the maximum."""
+    ticks = [0]
+    power = 1
+    while power < top:
+        ticks.append(power)
+        power *= 10
+    if top > 0:
+        ticks.append(top)
+    return ticks
+
+
+def _confusion_figure(cm: np.ndarray, names: list[str], *, title: str = "") -> Figure:
+    cm = np.asarray(cm)
+    n = len(names)
+    if cm.shape != (n, n):
+        raise ValueError(f"confusion matrix has shape {cm.shape}, expected ({n}, {n}) for {n} class names")
+    values = confusion_colour_values(cm)
+    support = cm.sum(axis=1)
+    fig = Figure(figsize=(0.55 * n + 4.5, 0.5 * n + 3), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(n), names, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), [f"{name} (n={int(s)})" for name, s in zip(names, support)], fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class (n = photos of that class)")
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if values[i, j] > _DARK_CELL else "black")
+    top = int(cm.max(initial=0))
+    ticks = _count_ticks(top)
+    bar = fig.colorbar(im, ax=ax, shrink=0.8,
+                       ticks=[np.log1p(t) / np.log1p(top) if top else 0.0 for t in ticks])
+    bar.ax.set_yticklabels([str(t) for t in ticks])
+    bar.set_label("photos (log scale)")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_confusion(cm: np.ndarray, names: list[str], path: str | Path, *, title: str = "") -> None:
+    """Confusion matrix (rows true, columns predicted) with counts in the cells, coloured by count, and
+    each true class's support beside its row label."""
+    _save(_confusion_figure(cm, names, title=title), path)
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+def _series(history: pd.DataFrame, column: str) -> pd.Series | None:
+    """The column as floats (None in metrics.csv becomes NaN), or None when it is missing or all NaN."""
+    if column not in history.columns:
+        return None
+    values = pd.to_numeric(history[column], errors="coerce").astype(float)
+    return None if values.isna().all() else values
+
+
+def _curves_figure(history: pd.DataFrame, *, best_epoch: int, title: str = "") -> Figure:
+    epochs = (pd.to_numeric(history["epoch"], errors="coerce") if "epoch" in history.columns
+              else pd.Series(np.arange(1, len(history) + 1)))
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    loss_ax, f1_ax = fig.subplots(1, 2)
+    for ax, series, ylabel in ((loss_ax, LOSS_SERIES, "loss"), (f1_ax, F1_SERIES, "F1")):
+        drawn = 0
+        for column, label in series:
+            values = _series(history, column)
+            if values is None:
+                continue
+            # Markers so a single epoch (or one isolated between NaNs) still shows as a point; dropped for
+            # long runs, where they would merge into a thick smear.
+            ax.plot(epochs, values, marker="o" if len(history) <= 60 else None, markersize=4, label=label)
+            drawn += 1
+        if not drawn:
+            ax.text(0.5, 0.5, f"no {ylabel} recorded", transform=ax.transAxes, ha="center", va="center",
+                    color="grey")
+        ax.axvline(best_epoch, color="black", linestyle="--", linewidth=1, label=f"best epoch {best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    f1_ax.set_ylim(0, 1.02)
+    shown = pd.concat([epochs.dropna(), pd.Series([best_epoch])])
+    if shown.max() - shown.min() < 2:
+        # Autoscaling around a single epoch gives a hair-thin x range of fractional epochs.
+        for ax in (loss_ax, f1_ax):
+            ax.set_xlim(shown.min() - 0.5, shown.max() + 0.5)
+    loss_ax.set_title("loss")
+    f1_ax.set_title("validation F1")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_curves(history: pd.DataFrame, path: str | Path, *, best_epoch: int, title: str = "") -> None:
+    """Loss (train, validation) and F1 (macro, per task) per epoch side by side, best epoch marked."""
+    _save(_curves_figure(history, best_epoch=best_epoch, title=title), path)
+
+
+# --------------------------------------------------------------------------- per-class F1
+
+
+def support_labels(support: np.ndarray) -> list[str]:
+    """Text written above each class's bar: ``n=<validation photos of that class>``."""
+    return [f"n={int(s)}" for s in np.asarray(support)]
+
+
+def _per_class_figure(f1: np.ndarray, support: np.ndarray, names: list[str], *, title: str = "") -> Figure:
+    f1 = np.asarray(f1, dtype=float)
+    support = np.asarray(support)
+    n = len(names)
+    if f1.shape != (n,) or support.shape != (n,):
+        raise ValueError(f"f1 {f1.shape} and support {support.shape} must both have one value per class ({n})")
+    empty = support == 0
+    x = np.arange(n)
+    fig = Figure(figsize=(0.5 * n + 3, 5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(x[~empty], np.nan_to_num(f1[~empty]), color="tab:blue", width=0.8)
+    # F1 of a class with no photos is undefined: a full-height hatched outline says "no data" without
+    # looking like a score (a zero-height bar would be invisible).
+    ax.bar(x[empty], np.ones(empty.sum()), facecolor="none", edgecolor="silver", hatch="//", width=0.8)
+    for i, label in enumerate(support_labels(support)):
+        top = 1.0 if empty[i] else float(np.nan_to_num(f1[i]))
+        ax.text(i, top + 0.01, label, ha="center", va="bottom", fontsize=7,
+                color="grey" if empty[i] else "black")
+    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("F1")
+    ax.grid(axis="y", alpha=0.3)
+    if empty.any():
+        # Outside the axes: inside it would cover bars near F1 = 1.
+        fig.legend(handles=[Patch(facecolor="none", edgecolor="silver", hatch="//", label="no validation photos")],
+                   fontsize=8, loc="outside upper right")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_per_class_f1(f1: np.ndarray, support: np.ndarray, names: list[str], path: str | Path, *,
+                      title: str = "") -> None:
+    """One bar per class (F1, 0..1) with the class's validation support written above it."""
+    _save(_per_class_figure(f1, support, names, title=title), path)

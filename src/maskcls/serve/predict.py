@@ -1,0 +1,106 @@
+"""Use trained runs: evaluate them, write a submission, classify single photos. Each accepts one run,
+a `--fold all` run (all its fold models) or several runs, whose probabilities are averaged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import labels
+from ..data.images import read_rgb
+from ..data.prepare import prepare
+from ..data.table import describe, load_eval, raise_on_fatal
+from ..errors import UserError
+from ..fileio import atomic_path, write_csv
+from ..metrics import compute_metrics, log_loss, task_probs
+from .predictor import Predictor
+
+Runs = str | Path | Sequence[str | Path]
+
+
+def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str = "none", device: str = "auto",
+                 workers: int = 0, progress: bool = True) -> dict:
+    """Metrics of the run's best model (or the ensemble's mean) on DATA.
+
+    split: ``val`` the run's own validation fold (DATA must be the data it trained on), ``all`` every
+    labelled photo of DATA, ``auto`` val when DATA is the training data, else all. An ensemble has no
+    validation fold of its own (each photo was trained on by some member), so it takes ``all`` on other data.
+    """
+    if split not in ("auto", "val", "all"):
+        raise UserError(f"split must be auto, val or all, got {split!r}")
+    predictor = Predictor(run, device=device, tta=tta, workers=workers)
+    cfg = predictor.config
+    trained_on = {m[2].get("data") for m in predictor.members}
+    same = describe(data) in trained_on
+    if split == "auto":
+        split = "val" if same else "all"
+    if split == "val" and len(predictor.members) > 1:
+        raise UserError(f"{data}: an ensemble of {len(predictor.members)} models has no validation fold of its own "
+                        "(each photo trained some member); a --fold all run's cv_summary.json holds its out-of-fold "
+                        "figures, or evaluate on other labelled data")
+    if split == "all" and same and len(predictor.members) > 1:
+        raise UserError(f"{data} is the data these models trained on: the figures would be inflated; "
+                        "evaluate an ensemble on other labelled data")
+    prepared = prepare(cfg, data, log=lambda s: None)
+    table = prepared.table
+    if split == "val":
+        if not same:
+            raise UserError(f"{data} is not the data {run} was trained on ({', '.join(map(str, trained_on))}); "
+                            "use --split all")
+        table = table.iloc[prepared.split(cfg.data.fold)[1]]
+    targets = prepared.targets[table.index.to_numpy()]
+    probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
+    return {**compute_metrics(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
+            "photos": len(table), "people": int(table["person"].nunique()), "models": len(predictor.members)}
+
+
+def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta: str = "none",
+                       force: bool = False, probs_out: str | Path | None = None, device: str = "auto",
+                       workers: int = 0, progress: bool = True) -> dict:
+    """Fill eval/info.csv's ``ans`` column: same rows, same order, written atomically."""
+    out = Path(out)
+    for target in (out, probs_out):
+        if target is not None and Path(target).exists() and not force:
+            raise UserError(f"{target} already exists; pass --force to overwrite it")
+    frame, problems = load_eval(eval_dir)
+    raise_on_fatal(problems, eval_dir)
+    predictor = Predictor(run, device=device, tta=tta, workers=workers)
+    probs = predictor.predict_proba(frame["path"].tolist(), progress=progress)
+    submission = frame.drop(columns=["path"]).assign(ans=probs.argmax(1))
+    if probs_out is not None:
+        table = pd.DataFrame(probs.round(6), columns=[f"p{c}" for c in range(labels.NUM_CLASSES)])
+        write_csv(probs_out, pd.concat([frame[["ImageID"]], table], axis=1))
+    with atomic_path(out) as tmp:
+        submission.to_csv(tmp, index=False)
+    counts = np.bincount(submission["ans"], minlength=labels.NUM_CLASSES)
+    return {"out": str(out), "rows": len(submission), "class_counts": counts.tolist(), "models": len(predictor.members)}
+
+
+def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", device: str = "auto") -> list[dict]:
+    """One result per photo: mask, gender, age group, the class, and the probabilities behind them."""
+    paths = []
+    for photo in photos:
+        if not Path(photo).is_file():
+            raise UserError(f"{photo}: no such photo")
+        paths.append(str(photo))
+    for path in paths:
+        read_rgb(path)  # fail on a broken photo before any work, naming it
+    predictor = Predictor(run, device=device, tta=tta)
+    probs = predictor.predict_proba(paths)
+    per_task = task_probs(probs)
+    results = []
+    for i, path in enumerate(paths):
+        c = int(probs[i].argmax())
+        answers = dict(zip(("mask", "gender", "age"), labels.decode(c)))
+        result = {"photo": path, "class": c}
+        for task in labels.TASKS:
+            result[task.name] = task.names(predictor.cutoffs)[answers[task.name]]
+        result["confidence"] = round(float(probs[i, c]), 4)
+        result["probabilities"] = {
+            task.name: dict(zip(task.names(predictor.cutoffs), np.round(per_task[task.name][i], 4).tolist()))
+            for task in labels.TASKS}
+        results.append(result)
+    return results

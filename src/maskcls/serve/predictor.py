@@ -1,0 +1,124 @@
+"""Load a run, a k-fold run or several runs once, and predict photos or in-memory images with them.
+
+An ensemble averages the members' 18-class probabilities (each member with its own size and
+normalisation, and with the same test-time augmentation); the per-task answers are the marginals
+of that average, so the class and the task answers never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import labels
+from ..config import Config
+from ..data.images import ArrayDataset, PhotoDataset, read_rgb
+from ..data.transforms import eval_transform
+from ..errors import UserError
+from ..metrics import task_probs
+from ..training.loaders import make_loader
+from ..training.loop import TTA_CHOICES, predict_proba
+from ..training.model import MaskNet
+from ..training.runs import is_fold_parent, load_run, prob_columns
+from ..training.runtime import Runtime, resolve_device
+
+Item = str | Path | np.ndarray
+
+
+def expand_runs(runs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Run folders of every member: a `--fold all` run stands for all its fold-K/ runs."""
+    if isinstance(runs, (str, Path)):
+        runs = [runs]
+    out: list[Path] = []
+    for run in runs:
+        run = Path(run)
+        if is_fold_parent(run):
+            out += sorted((p.parent for p in run.glob("fold-*/best.pt")), key=lambda p: int(p.name.split("-")[1]))
+        else:
+            out.append(run)
+    if not out:
+        raise UserError("no run given")
+    return out
+
+
+class Predictor:
+    """``Predictor(run)`` loads the model(s) once; ``predict(items)`` returns a DataFrame.
+
+    run: a run folder, a `--fold all` run folder (all its folds) or a list of them (an ensemble).
+    items: photo paths and/or RGB uint8 arrays of shape (H, W, 3), any size.
+    """
+
+    def __init__(self, run: str | Path | Sequence[str | Path], *, device: str = "auto", tta: str = "none",
+                 workers: int = 0, batch_size: int | None = None) -> None:
+        if tta not in TTA_CHOICES:
+            raise UserError(f"tta must be one of {', '.join(TTA_CHOICES)}, got {tta!r}")
+        self.device = resolve_device(device)
+        self.tta, self.workers, self.batch_size = tta, workers, batch_size
+        self.runs = expand_runs(run)
+        self.members: list[tuple[MaskNet, Config, dict]] = [load_run(r, self.device) for r in self.runs]
+        cutoffs = {m[1].cutoffs for m in self.members}
+        if len(cutoffs) > 1:
+            raise UserError("the runs of an ensemble use different age cut-offs "
+                            f"({', '.join(str(c) for c in cutoffs)}); their classes do not mean the same")
+        self.config = self.members[0][1]
+        self.cutoffs = self.config.cutoffs
+
+    def member_probs(self, items: Sequence[Item], *, progress: bool = False) -> list[np.ndarray]:
+        """(N, 18) probabilities of each member, in ``items`` order."""
+        items = _check_items(items)
+        out = []
+        for i, (model, cfg, _) in enumerate(self.members):
+            transform = eval_transform(cfg.size)
+            if all(isinstance(x, (str, Path)) for x in items):
+                ds = PhotoDataset([str(x) for x in items], np.full((len(items), len(labels.TASKS)), -1), transform)
+            else:
+                ds = ArrayDataset([read_rgb(x) if isinstance(x, (str, Path)) else x for x in items], transform)
+            loader = make_loader(ds, batch_size=self.batch_size or cfg.train.batch_size, workers=self.workers,
+                                 device=self.device, train=False, pin_memory=cfg.data.pin_memory)
+            runtime = Runtime.from_settings(device=self.device.type, amp=cfg.train.amp, channels_last=False)
+            desc = "predict" if len(self.members) == 1 else f"model {i + 1}/{len(self.members)}"
+            out.append(predict_proba(model, loader, runtime=runtime, tta=self.tta, desc=desc, progress=progress))
+        return out
+
+    def predict_proba(self, items: Sequence[Item], *, progress: bool = False) -> np.ndarray:
+        """(N, 18): the mean of the members' class probabilities."""
+        return np.mean(self.member_probs(items, progress=progress), axis=0)
+
+    def predict(self, items: Sequence[Item], *, progress: bool = False) -> pd.DataFrame:
+        """One row per item: class, mask, gender, age group (names), confidence, p0..p17 and the per-task
+        probabilities p_mask_0.., p_gender_0.., p_age_0.."""
+        probs = self.predict_proba(items, progress=progress)
+        return answers_frame(probs, self.cutoffs)
+
+
+def answers_frame(probs: np.ndarray, cutoffs: labels.AgeCutoffs) -> pd.DataFrame:
+    cls = probs.argmax(1)
+    decoded = dict(zip(("mask", "gender", "age"), labels.decode(cls)))
+    frame = pd.DataFrame({"class": cls})
+    for task in labels.TASKS:
+        names = np.array(task.names(cutoffs))
+        frame[task.name] = names[decoded[task.name]]
+    frame["confidence"] = probs.max(1)
+    per_task = task_probs(probs)
+    values = np.concatenate([probs] + [per_task[t.name] for t in labels.TASKS], axis=1)
+    return pd.concat([frame, pd.DataFrame(values, columns=prob_columns())], axis=1)
+
+
+def _check_items(items: Sequence[Item]) -> list[Item]:
+    if isinstance(items, (str, Path)):
+        items = [items]
+    elif isinstance(items, np.ndarray):
+        items = list(items) if items.ndim == 4 else [items]
+    items = list(items)
+    for i, x in enumerate(items):
+        if isinstance(x, np.ndarray):
+            if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3:
+                raise UserError(f"image {i}: expected an RGB uint8 array of shape (H, W, 3), got {x.dtype} {x.shape}")
+        elif not isinstance(x, (str, Path)):
+            raise UserError(f"item {i}: expected a photo path or an RGB uint8 array, got {type(x).__name__}")
+        elif not Path(x).is_file():
+            raise UserError(f"{x}: no such photo")
+    return items

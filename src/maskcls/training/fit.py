@@ -1,0 +1,228 @@
+"""train(cfg, data, out) -> summary: one training run, the function the CLI, the loops and the tests call.
+
+RUN/ holds config.yaml, best.pt (best validation macro F1), last.pt (every epoch, for --resume),
+metrics.csv, summary.json, curves.png, per_class_f1.png, confusion.png, val_predictions.csv,
+val_probs.csv and tb/ (TensorBoard). Nothing is written before the first epoch ends, so a run stopped
+in epoch 1 leaves no folder to clean up or resume.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from .. import config as config_mod
+from .. import labels
+from ..config import Config
+from ..data.images import PhotoDataset
+from ..data.prepare import Prepared, prepare
+from ..errors import UserError
+from ..fileio import write_csv, write_json, write_text
+from ..metrics import METRIC_KEYS, compute_metrics, confusion, log_loss, per_class_f1, selection_score
+from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
+from .loaders import loader_for
+from .loop import predict_proba, train_one_epoch
+from .losses import build_loss
+from .model import MaskNet, build_model
+from .optim import build_optimizer, build_scheduler
+from .runs import check_run_folder, load_checkpoint, probs_frame, save_checkpoint
+from .runtime import Runtime
+
+
+@dataclass
+class Session:
+    """Everything one training run mutates, built once by ``_setup``."""
+
+    model: MaskNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    loss_fn: Callable
+    train_ds: PhotoDataset
+    val_ds: PhotoDataset
+    val_loader: DataLoader
+    runtime: Runtime
+
+
+def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, resume: bool = False,
+          stop_after_epoch: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Train on DATA's training folds, validate on the held-out person fold ``data.fold``, write RUN/.
+
+    DATA is a path (competition folder or manifest), a DataFrame in the manifest columns, or a
+    ``Prepared`` dataset shared with other trainings (nothing is scanned or decoded again).
+    stop_after_epoch ends the call early, as an interruption would; ``resume`` continues from last.pt
+    and reaches the same metrics as an uninterrupted run. Returns summary.json's content (or
+    {'stopped_after_epoch': n} when stopped early).
+    """
+    out = Path(out)
+    cfg = config_mod.from_dict(cfg.to_dict())  # a private copy: resolved values are filled in below
+    check_run_folder(out, resume)
+    prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
+    prepared.check(cfg)
+    ckpt = _resume_checkpoint(out, cfg, prepared) if resume else None
+    s = _setup(cfg, prepared, ckpt, progress=progress)
+    n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
+    log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
+        f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds})")
+    history: list[dict] = list(ckpt["history"]) if ckpt else []
+    best_score, best_epoch = (ckpt["best_score"], ckpt["best_epoch"]) if ckpt else (-1.0, 0)
+    start_epoch, stale = (ckpt["epoch"], ckpt["stale"]) if ckpt else (0, 0)
+    seconds_before = float(ckpt.get("seconds", 0.0)) if ckpt else 0.0
+    if ckpt:
+        log(f"resuming {out} after epoch {start_epoch} (best macro F1 so far {best_score:.4f} at epoch {best_epoch})")
+    writer = None
+    run_start = time.perf_counter()
+    try:
+        for epoch in range(start_epoch, cfg.train.epochs):
+            if cfg.train.patience and stale >= cfg.train.patience:
+                break
+            row = _run_epoch(s, cfg, epoch, progress=progress)
+            history.append(row)
+            score = selection_score(row)
+            improved = score > best_score
+            best_score, best_epoch, stale = (score, epoch + 1, 0) if improved else (best_score, best_epoch, stale + 1)
+            state = {"model": s.model.state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
+                     "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
+                     "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start}
+            out.mkdir(parents=True, exist_ok=True)  # first write: only now does the run folder exist
+            write_text(out / "config.yaml", config_mod.dump(cfg))
+            if improved:
+                save_checkpoint(out / "best.pt", state)
+            save_checkpoint(out / "last.pt", {**state, "optimizer": s.optimizer.state_dict(),
+                                              "scheduler": s.scheduler.state_dict(), "scaler": s.scaler.state_dict()})
+            write_csv(out / "metrics.csv", pd.DataFrame(history))
+            writer = writer or _tensorboard(cfg, out, start_epoch)
+            if writer is not None:
+                for k, v in row.items():
+                    if k != "epoch" and v is not None:
+                        writer.add_scalar(k, v, epoch + 1)
+                writer.flush()
+            shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("train_loss", "val_loss", *METRIC_KEYS) if row[k] is not None)
+            log(f"epoch {epoch + 1}/{cfg.train.epochs}  {shown}  {row['images_per_s']:.0f} img/s"
+                + ("  *best" if improved else ""))
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs:
+                return {"stopped_after_epoch": epoch + 1}
+    finally:
+        if writer is not None:
+            writer.close()
+    return finish_run(out, prepared, cfg, s, history, best_epoch,
+                      seconds=seconds_before + time.perf_counter() - run_start, log=log, progress=progress)
+
+
+def _resume_checkpoint(out: Path, cfg: Config, prepared: Prepared) -> dict:
+    """last.pt, after checking that the resumed run keeps its data and its settings."""
+    ckpt = load_checkpoint(out / "last.pt")
+    if not isinstance(ckpt, dict) or not {"model", "config", "optimizer", "epoch"} <= set(ckpt):
+        raise UserError(f"{out}/last.pt is not a maskcls training checkpoint")
+    if ckpt.get("data") != prepared.source:
+        raise UserError(f"{out} was trained on {ckpt.get('data')}, not on {prepared.source}; resume it with its "
+                        "own data or start a new run")
+    changed = config_mod.resume_conflicts(config_mod.from_dict(ckpt["config"]), cfg)
+    if changed:
+        raise UserError(f"{out}/last.pt was trained with other settings: {', '.join(changed)}. A resumed run keeps "
+                        f"its settings (only {', '.join(config_mod.RESUMABLE_CHANGES)} may change); "
+                        "start a new run to try others")
+    return ckpt
+
+
+def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool) -> Session:
+    runtime = Runtime.from_settings(device=cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
+    train_ds, val_ds = prepared.datasets(cfg, cfg.data.fold, progress=progress)
+    if cfg.model.heads == "single" and not (train_ds.targets.numpy() >= 0).all(1).any():
+        raise UserError(f"{prepared.source}: no photo has all three labels, which a single 18-way head needs; "
+                        "use model.heads=multi")
+    torch.manual_seed(cfg.train.seed)
+    # On resume the weights come from last.pt: never fetch pretrained ones again.
+    model = build_model(cfg.model.name, cfg.model.heads, "none" if ckpt else cfg.model.weights,
+                        drop_rate=cfg.model.drop_rate, mean=cfg.data.mean, std=cfg.data.std).to(runtime.device)
+    # Write the normalisation actually used (the backbone's pretrained config unless overridden),
+    # so config.yaml is the fully resolved setting, not "whatever the model said".
+    cfg.data.mean = cfg.data.mean or [round(v / 255, 6) for v in model.mean.flatten().tolist()]
+    cfg.data.std = cfg.data.std or [round(v / 255, 6) for v in model.std.flatten().tolist()]
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, len(loader_for(train_ds, cfg, runtime.device, train=True)))
+    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
+    if ckpt:
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as exc:
+            raise UserError(f"last.pt does not fit {cfg.model.name} ({cfg.model.heads} heads): "
+                            f"{str(exc).splitlines()[0]}") from None
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+    loss_fn = build_loss(cfg, train_ds.targets.numpy(), runtime.device)
+    return Session(model, optimizer, scheduler, scaler, loss_fn, train_ds, val_ds,
+                   loader_for(val_ds, cfg, runtime.device, train=False), runtime)
+
+
+def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
+    """Train one epoch and validate; returns metrics.csv's row."""
+    # Everything random in an epoch derives from (seed, epoch): resuming replays it exactly.
+    epoch_seed = cfg.train.seed * 100_003 + epoch
+    torch.manual_seed(epoch_seed)
+    s.train_ds.set_epoch_seed(epoch_seed)
+    loader = loader_for(s.train_ds, cfg, s.runtime.device, train=True, generator=torch.Generator().manual_seed(epoch_seed))
+    stats = train_one_epoch(s.model, loader, s.optimizer, s.scheduler, s.loss_fn, runtime=s.runtime, scaler=s.scaler,
+                            frozen=epoch < cfg.model.freeze_epochs, log_every=cfg.train.log_every,
+                            desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress)
+    probs = predict_proba(s.model, s.val_loader, runtime=s.runtime, desc="validate", progress=progress)
+    val_targets = s.val_ds.targets.numpy()
+    return {"epoch": epoch + 1, "train_loss": stats["train_loss"], "val_loss": log_loss(val_targets, probs),
+            **compute_metrics(val_targets, probs), "lr": s.optimizer.param_groups[-1]["lr"],
+            "images_per_s": stats["images_per_s"], "seconds": stats["train_seconds"]}
+
+
+def _tensorboard(cfg: Config, out: Path, start_epoch: int):
+    if not cfg.train.tensorboard:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(out / "tb"), purge_step=start_epoch + 1 if start_epoch else None)
+
+
+def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: list[dict], best_epoch: int, *,
+               seconds: float, log: Callable[[str], None], progress: bool) -> dict:
+    """Load best.pt, predict the validation fold once more and write the summary, the probabilities and
+    the figures: they describe exactly the checkpoint that predict and classify will use."""
+    s.model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
+    probs = predict_proba(s.model, s.val_loader, runtime=s.runtime, desc="best model", progress=progress)
+    targets = s.val_ds.targets.numpy()
+    metrics = compute_metrics(targets, probs)
+    val_idx = prepared.split(cfg.data.fold)[1]
+    val = prepared.table.iloc[val_idx].reset_index(drop=True)
+    summary = {**metrics, "val_loss": log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
+               "planned_epochs": cfg.train.epochs,
+               "selected_by": "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1",
+               "fold": cfg.data.fold, "folds": cfg.data.folds, "train_photos": len(s.train_ds),
+               "val_photos": len(val), "val_people": int(val["person"].nunique()),
+               "model": cfg.model.name, "heads": cfg.model.heads, "device": s.runtime.device.type,
+               "seconds": round(seconds, 1)}
+    write_csv(out / "val_predictions.csv", pd.DataFrame({
+        "path": val["path"], "person": val["person"], "label": val["label"], "pred": probs.argmax(1),
+        "confidence": probs.max(1).round(4)}))
+    write_csv(out / "val_probs.csv", probs_frame(val, probs, fold=cfg.data.fold))
+    names = labels.class_names(cfg.cutoffs)
+    plot_curves(pd.DataFrame(history), out / "curves.png", best_epoch=best_epoch,
+                title=f"{cfg.model.name}, fold {cfg.data.fold}")
+    if metrics["macro_f1"] is not None:
+        f1, support = per_class_f1(targets, probs)
+        plot_per_class_f1(f1, support, names, out / "per_class_f1.png",
+                          title=f"validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
+        plot_confusion(confusion(targets, probs), names, out / "confusion.png",
+                       title=f"{cfg.model.name}, validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
+    write_json(out / "summary.json", summary)
+    shown = ", ".join(f"{k} {summary[k]:.4f}" for k in METRIC_KEYS if summary[k] is not None)
+    log(f"best epoch {best_epoch} of {len(history)}: {shown}; run in {out}")
+    return summary
+
+

@@ -1,0 +1,100 @@
+"""`--fold all`: train every person-level fold from one prepared dataset, then gather the
+out-of-fold probabilities (each photo predicted by the one fold model that never saw its person)
+and the mean and spread of every metric over the folds.
+
+RUN/fold-K/ is an ordinary run folder; RUN/oof_probs.csv and RUN/cv_summary.json sit beside them.
+Re-running the same command skips finished folds and resumes an interrupted one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import config as config_mod
+from .. import labels
+from ..config import Config
+from ..data.prepare import Prepared, prepare
+from ..errors import UserError
+from ..fileio import read_json, write_csv, write_json
+from ..metrics import compute_metrics, log_loss
+from .fit import train
+
+FOLD_PREFIX = "fold-"
+
+
+def fold_dir(out: str | Path, fold: int) -> Path:
+    return Path(out) / f"{FOLD_PREFIX}{fold}"
+
+
+def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *,
+                progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Train all ``data.folds`` folds into OUT/fold-K and write OUT/oof_probs.csv and OUT/cv_summary.json.
+
+    Returns cv_summary.json's content. The data are scanned and decoded once for all folds.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
+    strangers = [p.name for p in out.iterdir() if not p.name.startswith(FOLD_PREFIX)
+                 and p.name not in ("oof_probs.csv", "cv_summary.json")] if out.is_dir() else []
+    if strangers:
+        raise UserError(f"{out}: holds files that are not from a --fold all run ({', '.join(sorted(strangers)[:3])}); "
+                        "choose a new folder")
+    prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
+    prepared.check(cfg)
+    summaries = []
+    for fold in range(prepared.k):
+        target = fold_dir(out, fold)
+        fold_cfg = config_mod.from_dict(cfg.to_dict())
+        fold_cfg.data.fold = fold
+        log(f"== fold {fold + 1} of {prepared.k} -> {target}")
+        if (target / "summary.json").is_file():
+            log(f"fold {fold} already finished; reusing {target}")
+            summaries.append(read_json(target / "summary.json"))
+        else:
+            summaries.append(train(fold_cfg, prepared, target, resume=(target / "last.pt").is_file(),
+                                   progress=progress, log=log))
+    oof = gather_oof(prepared, [fold_dir(out, k) for k in range(prepared.k)])
+    write_csv(out / "oof_probs.csv", oof)
+    cv = cv_summary(summaries, prepared.targets, oof[[f"p{c}" for c in range(labels.NUM_CLASSES)]].to_numpy())
+    write_json(out / "cv_summary.json", cv)
+    shown = ", ".join(f"{k} {v:.4f} +- {cv['std'][k]:.4f}" for k, v in cv["mean"].items()
+                      if k.endswith("f1") or k == "accuracy")
+    log(f"{prepared.k} folds: {shown}; out-of-fold probabilities in {out / 'oof_probs.csv'}")
+    return cv
+
+
+def gather_oof(prepared: Prepared, fold_dirs: list[Path]) -> pd.DataFrame:
+    """Each fold's val_probs.csv, checked to be exactly that fold's people, stacked in table order."""
+    parts = []
+    paths = prepared.table["path"].to_numpy()
+    for fold, folder in enumerate(fold_dirs):
+        frame = pd.read_csv(folder / "val_probs.csv", keep_default_na=False, dtype={"person": str})
+        expected = set(paths[prepared.folds == fold])
+        if set(frame["path"]) != expected or len(frame) != len(expected):
+            raise UserError(f"{folder}/val_probs.csv does not hold fold {fold}'s photos of this data; was the folder "
+                            "trained on other data or another split? Use a new run folder")
+        parts.append(frame)
+    oof = pd.concat(parts, ignore_index=True)
+    order = pd.Series(np.arange(len(paths)), index=paths)
+    return oof.iloc[np.argsort(order[oof["path"]].to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def cv_summary(summaries: list[dict], targets: np.ndarray, oof_probs: np.ndarray) -> dict:
+    """Mean and std over folds of every numeric summary figure, plus the metrics of the pooled
+    out-of-fold predictions (one figure over all photos rather than an average of folds)."""
+    numeric = [k for k, v in summaries[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and k not in ("fold", "folds")]
+    mean, std = {}, {}
+    for key in numeric:
+        values = np.array([s[key] for s in summaries if s.get(key) is not None], dtype=float)
+        if len(values):
+            mean[key] = float(values.mean())
+            std[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return {"folds": len(summaries), "mean": mean, "std": std,
+            "oof": {**compute_metrics(targets, oof_probs), "val_loss": log_loss(targets, oof_probs)},
+            "per_fold": summaries}

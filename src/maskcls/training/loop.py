@@ -1,0 +1,72 @@
+"""One training epoch and in-order prediction: the plain PyTorch loop, nothing hidden."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .. import labels
+from ..errors import UserError
+from .losses import MultiTaskLoss
+from .model import MaskNet, class_log_probs
+from .optim import set_backbone_frozen
+from .runtime import Runtime
+
+TTA_CHOICES = ("none", "hflip")
+
+
+def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, loss_fn: MultiTaskLoss, *,
+                    runtime: Runtime, scaler: torch.amp.GradScaler, frozen: bool = False, log_every: int = 20,
+                    desc: str = "train", progress: bool = True) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss and images/s. Syncs with the device only to log."""
+    model.train()
+    set_backbone_frozen(model, frozen)
+    running = torch.zeros((), device=runtime.device)
+    seen, steps = 0, 0
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False, dynamic_ncols=True)
+    for images, targets in bar:
+        images = runtime.images(images)
+        targets = targets.to(runtime.device, non_blocking=True)
+        with runtime.autocast():
+            outputs = model(images)
+        loss = loss_fn(outputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        running += loss.detach()
+        seen += images.shape[0]
+        steps += 1
+        if steps % log_every == 0:
+            bar.set_postfix(loss=f"{running.item() / steps:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    seconds = time.perf_counter() - start
+    return {"train_loss": running.item() / max(steps, 1), "images_per_s": seen / max(seconds, 1e-9),
+            "train_seconds": seconds}
+
+
+@torch.no_grad()
+def predict_proba(model: MaskNet, loader: DataLoader, *, runtime: Runtime, tta: str = "none",
+                  desc: str = "predict", progress: bool = True) -> np.ndarray:
+    """(N, 18) class probabilities for every photo of ``loader``, in order. tta: none | hflip (the
+    mean of the photo's and its mirror image's probabilities)."""
+    if tta not in TTA_CHOICES:
+        raise UserError(f"tta must be one of {', '.join(TTA_CHOICES)}, got {tta!r}")
+    model.eval()
+    chunks = []
+    for images, _ in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False, dynamic_ncols=True):
+        images = runtime.images(images)
+        with runtime.autocast():
+            probs = class_log_probs(model(images)).exp()
+            if tta == "hflip":
+                probs = (probs + class_log_probs(model(images.flip(3))).exp()) / 2
+        chunks.append(probs.float())
+    if not chunks:
+        return np.zeros((0, labels.NUM_CLASSES), np.float32)
+    return torch.cat(chunks).cpu().numpy()

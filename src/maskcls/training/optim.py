@@ -1,0 +1,54 @@
+"""Optimizer, parameter groups, the warm-up + cosine schedule, and backbone freezing."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from .model import MaskNet
+
+
+def param_groups(model: MaskNet, cfg) -> list[dict]:
+    """Backbone at lr * backbone_lr_mult, heads at lr; no weight decay on biases and norm weights."""
+    groups = []
+    for params, scale in ((model.backbone_parameters(), cfg.model.backbone_lr_mult), (model.head_parameters(), 1.0)):
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        groups.append({"params": decay, "lr": cfg.train.lr * scale, "weight_decay": cfg.train.weight_decay})
+        groups.append({"params": no_decay, "lr": cfg.train.lr * scale, "weight_decay": 0.0})
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: MaskNet, cfg) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg)
+    if cfg.train.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.train.lr)
+    return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum, nesterov=True)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
+    """Linear warm-up to 1, then cosine down to ``min_ratio``; a function of the optimizer step."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    total = steps_per_epoch * cfg.train.epochs
+    schedule = warmup_cosine(total, int(cfg.train.warmup_epochs * steps_per_epoch), cfg.train.min_lr_ratio)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def set_backbone_frozen(model: MaskNet, frozen: bool) -> None:
+    """Freeze (or release) the backbone; a frozen backbone also keeps its BatchNorm statistics."""
+    for p in model.backbone.parameters():
+        p.requires_grad_(not frozen)
+    if frozen:
+        model.backbone.eval()

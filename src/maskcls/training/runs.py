@@ -1,0 +1,88 @@
+"""The run folder: checkpoints (saved atomically, loaded as data only), the folder guards, loading a
+trained run back, and the per-photo probability tables every run writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import config as config_mod
+from .. import labels
+from ..config import Config
+from ..errors import UserError
+from ..fileio import atomic_path
+from ..metrics import task_probs
+from .model import MaskNet, build_model
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load with weights_only=True: a checkpoint is data, never code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt files raise several types; all are the user's broken file
+        raise UserError(f"{path}: not a readable maskcls checkpoint ({str(exc).splitlines()[0]})") from None
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise UserError(f"{out}: nothing to resume (no last.pt); start a new run without --resume")
+    elif out.exists() and any(out.iterdir()):
+        raise UserError(f"{out}: already holds files; pass --resume to continue that run, or choose a new folder")
+
+
+def is_fold_parent(run: Path) -> bool:
+    """A `--fold all` run: fold-K/ subfolders instead of its own checkpoint."""
+    return run.is_dir() and not (run / "best.pt").exists() and any(run.glob("fold-*/best.pt"))
+
+
+def load_run(run: str | Path, device: torch.device | None = None) -> tuple[MaskNet, Config, dict]:
+    """(model with best.pt's weights, the run's config, the checkpoint dict). Prefers best.pt, else last.pt."""
+    run = Path(run)
+    if not run.is_dir():
+        raise UserError(f"{run}: no such run folder")
+    path = next((p for p in (run / "best.pt", run / "last.pt") if p.is_file()), None)
+    if path is None:
+        raise UserError(f"{run}: no checkpoint (best.pt or last.pt); train one with `maskcls train DATA --out {run}`")
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise UserError(f"{path}: not a maskcls checkpoint (no model weights and config inside)")
+    cfg = config_mod.from_dict(ckpt["config"])
+    model = build_model(cfg.model.name, cfg.model.heads, "none", drop_rate=cfg.model.drop_rate,
+                        mean=cfg.data.mean, std=cfg.data.std)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise UserError(f"{path} does not fit {cfg.model.name} with {cfg.model.heads} heads (was it copied from "
+                        f"another run?): {str(exc).splitlines()[0]}") from None
+    return model.to(device or torch.device("cpu")), cfg, ckpt
+
+
+def prob_columns() -> list[str]:
+    """Columns of val_probs.csv / oof_probs.csv after the photo's identity and given labels."""
+    cols = [f"p{c}" for c in range(labels.NUM_CLASSES)]
+    for task in labels.TASKS:
+        cols += [f"p_{task.name}_{k}" for k in range(task.size)]
+    return cols
+
+
+def probs_frame(table: pd.DataFrame, probs: np.ndarray, *, fold: int | None = None) -> pd.DataFrame:
+    """One row per photo: path, person, the given labels (empty when unknown), the fold that predicted
+    it, the 18 class probabilities p0..p17 and the per-task probabilities p_mask_0.., p_gender_0..,
+    p_age_0.. (marginals of the 18)."""
+    out = table[["path", "person"] + [t.column for t in labels.TASKS] + ["label"]].reset_index(drop=True).copy()
+    if fold is not None:
+        out["fold"] = fold
+    per_task = task_probs(probs)
+    values = [probs] + [per_task[t.name] for t in labels.TASKS]
+    return pd.concat([out, pd.DataFrame(np.concatenate(values, axis=1).round(6), columns=prob_columns())], axis=1)
