@@ -46,3 +46,37 @@ def test_parse_rejects_bad_values():
         labels.parse_gender("f")
     with pytest.raises(ValueError, match="whole number"):
         labels.parse_age("45.5")
+
+
+def test_reordering_the_task_list_cannot_pair_a_task_with_another_tasks_labels(monkeypatch):
+    """Targets, heads, losses and metrics all follow labels.TASKS by name: reversed, every figure is unchanged."""
+    import pandas as pd
+    import torch
+
+    from maskcls.data.table import add_derived, targets
+    from maskcls.metrics import compute_metrics
+    from maskcls.training.losses import head_targets
+    from maskcls.training.model import class_log_probs, head_sizes
+
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame({"path": [f"p{i}" for i in range(60)], "person": [f"s{i // 3}" for i in range(60)],
+                        "person_id": "x", "image": "mask1", "mask": rng.integers(0, 3, 60),
+                        "gender": rng.integers(0, 2, 60), "age": rng.integers(18, 70, 60)})
+    table = add_derived(raw, labels.AgeCutoffs())
+    true = table["label"].to_numpy(dtype=int)
+    pred = np.where(rng.random(60) < 0.7, true, rng.integers(0, 18, 60))
+    probs = np.eye(18)[pred]
+    before = compute_metrics(targets(table), probs)
+    logits = {"mask": torch.randn(4, 3), "gender": torch.randn(4, 2), "age": torch.randn(4, 3)}
+    combined = class_log_probs(logits)
+
+    monkeypatch.setattr(labels, "TASKS", tuple(reversed(labels.TASKS)))
+    t = targets(table)
+    assert t[:, 0].tolist() == table["age_group"].tolist()  # the columns follow the list...
+    assert compute_metrics(t, probs) == before  # ...and so does every figure
+    heads = head_targets(torch.as_tensor(t), "multi")
+    assert heads["mask"].tolist() == table["mask"].tolist() and heads["age"].tolist() == table["age_group"].tolist()
+    assert list(head_sizes("multi")) == ["age", "gender", "mask"]
+    assert torch.allclose(class_log_probs(logits), combined)
+    single = head_targets(torch.as_tensor(t), "single")["class"]
+    assert single.tolist() == true.tolist()

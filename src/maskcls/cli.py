@@ -197,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model; writes a run folder",
                        description="Train on DATA with a person-level validation fold. RUN/ receives config.yaml, "
                                    "best.pt (best validation macro F1), last.pt, metrics.csv, summary.json, "
-                                   "confusion.png, val_predictions.csv and tb/ (TensorBoard).")
+                                   "curves.png, per_class_f1.png, confusion.png, val_predictions.csv, val_probs.csv and "
+                                   "tb/ (TensorBoard). --fold all trains every fold into RUN/fold-K and writes "
+                                   "RUN/oof_probs.csv and RUN/cv_summary.json.")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to create (or continue with --resume)")
     p.add_argument("--config", default=None,
