@@ -9,6 +9,7 @@ from PIL import Image
 
 from maskcls.data import images
 from maskcls.data.images import PhotoError, PhotoStore, read_rgb
+from maskcls.data.transforms import Preprocess
 from maskcls.data.validate import validate
 from conftest import write_competition
 
@@ -75,8 +76,10 @@ def test_store_decodes_each_photo_once_per_size(tmp_path):
         p.write_bytes(_jpeg_bytes())
         paths.append(str(p))
     store = PhotoStore(paths, workers=2)
-    a = store.arrays((24, 32), progress=False)
-    b = store.arrays((24, 32), progress=False)
+    small, tiny = Preprocess(size=(24, 32)), Preprocess(size=(12, 16), crop="center")
+    a = store.arrays(small, ("small",), progress=False)
+    b = store.arrays(small, ("small",), progress=False)
     assert a is b and a.shape == (3, 32, 24, 3) and store.decoded == 3
-    store.arrays((12, 16), progress=False)
+    assert np.array_equal(a[1], small(read_rgb(paths[1])))
+    assert store.arrays(tiny, ("tiny",), progress=False).shape == (3, 16, 12, 3)
     assert store.decoded == 6

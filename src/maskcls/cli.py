@@ -135,6 +135,34 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from .experiments.ablate import ablate
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    ablate(args.data, args.out, variants, seeds=args.seeds, folds=args.folds, config=args.config,
+           overrides=tuple(args.set))
+    print((Path(args.out) / "table.md").read_text(), end="")
+    return 0
+
+
+def _cmd_augment_preview(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .reports.preview import augment_preview
+
+    cfg = load_config(args.config, list(args.set))
+    info = augment_preview(args.data, args.preset, args.out, cfg=cfg, people=args.people, draws=args.draws,
+                           seed=args.seed)
+    extra = f"; no face found in {info['fallbacks']} of {info['people']} photos" if info["fallbacks"] is not None else ""
+    print(f"wrote {info['out']} ({info['people']} people){extra}")
+    return 0
+
+
+def _preset_help() -> str:
+    from .data.transforms import PRESETS
+
+    return "; ".join(f"{name}: {p.help}" for name, p in PRESETS.items())
+
+
 def _cutoff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--age-young", type=int, default=30, help="first age of the middle group (default 30)")
     p.add_argument("--age-old", type=int, default=60, help="first age of the old group (default 60; teams used 57-59)")
@@ -240,6 +268,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="another run to average with RUN (an ensemble); repeat for more")
     _inference_args(p)
     p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser("augment-preview", help="a grid of augmented photos: see a preset before training on it",
+                       description="Each row one person: the original photo (with the crop box when the preset "
+                                   "crops) beside several augmented draws. Presets: " + _preset_help())
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--preset", required=True, help="preset names joined by +, e.g. hflip+vflip+contrast")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--people", type=int, default=4, help="rows (default 4)")
+    p.add_argument("--draws", type=int, default=5, help="augmented draws per person (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="which people and draws (default 0)")
+    p.add_argument("--config", default="demo", help="config giving data.size and data.face_margin (default demo)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    p.set_defaults(func=_cmd_augment_preview)
+
+    p = sub.add_parser("ablate", help="train variants on the same folds and seeds; report paired deltas",
+                       description="Train every variant x seed x fold from one prepared dataset and write "
+                                   "OUT/results.csv, OUT/table.md (mean +- std, paired delta and ratio to the "
+                                   "first variant with 95%% intervals) and OUT/ablation.png. A variant is preset "
+                                   "names and/or key=value settings joined by +, e.g. hflip+vflip or "
+                                   "data.corrections=none. Re-running skips finished runs.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--out", required=True, help="folder for results (re-use it to add runs)")
+    p.add_argument("--variants", required=True, help="comma-separated variants; the first is the baseline")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
+    p.add_argument("--folds", type=int, default=None,
+                   help="how many of the config's person-level folds to run (default: all data.folds)")
+    p.add_argument("--config", default="demo", help="base config (default demo, CPU-sized)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every variant")
+    p.set_defaults(func=_cmd_ablate)
     return parser
 
 

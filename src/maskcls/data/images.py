@@ -99,18 +99,19 @@ class PhotoStore:
         self._arrays: dict[tuple[int, int], np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def arrays(self, size: tuple[int, int], *, progress: bool = True) -> np.ndarray:
-        """(N, H, W, 3) uint8 for every path, in order; decoded on the first call for this size."""
-        if size not in self._arrays:
-            self._arrays[size] = self._decode_all(size, progress)
-        return self._arrays[size]
+    def arrays(self, preprocess, key: tuple, *, progress: bool = True) -> np.ndarray:
+        """(N, H, W, 3) uint8 for every path, in order, after ``preprocess(image, path)`` (crop and
+        resize); decoded on the first call for this ``key`` (the settings that shape the result)."""
+        if key not in self._arrays:
+            self._arrays[key] = self._decode_all(preprocess, progress)
+        return self._arrays[key]
 
-    def _decode_all(self, size: tuple[int, int], progress: bool) -> np.ndarray:
-        width, height = size
+    def _decode_all(self, preprocess, progress: bool) -> np.ndarray:
+        width, height = preprocess.size
         out = np.empty((len(self.paths), height, width, 3), np.uint8)
 
         def load(i: int) -> None:
-            out[i] = resize(read_rgb(self.paths[i]), size)
+            out[i] = preprocess(read_rgb(self.paths[i]), self.paths[i])
             with self._lock:
                 self.decoded += 1
 
@@ -143,8 +144,11 @@ class PhotoDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img = self.cache[i] if self.cache is not None else read_rgb(self.paths[i])
-        img = self.transform(img, seed=(self.epoch_seed * 1_000_003 + i) % (2**32))
+        seed = (self.epoch_seed * 1_000_003 + i) % (2**32)
+        if self.cache is not None:  # already cropped and resized
+            img = self.transform(self.cache[i], seed=seed, preprocessed=True)
+        else:
+            img = self.transform(read_rgb(self.paths[i]), seed=seed, key=self.paths[i])
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), self.targets[i]
 
 

@@ -17,9 +17,10 @@ import pandas as pd
 from ..errors import UserError
 from . import corrections as corr_mod
 from . import splits
+from .faces import FaceBoxes
 from .images import PhotoDataset, PhotoStore
 from .table import describe, load_table, targets
-from .transforms import eval_transform, train_transform
+from .transforms import crop_of, eval_transform, train_transform
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Prepared:
     key: dict
     store: PhotoStore
     targets: np.ndarray = field(init=False)
+    _faces: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.targets = targets(self.table)
@@ -58,19 +60,37 @@ class Prepared:
         if diff:
             raise ValueError(f"prepared data does not match the config: {', '.join(diff)}; prepare it again")
 
+    def face_boxes(self, cfg, *, progress: bool = True) -> FaceBoxes | None:
+        """The face detector with every photo's box computed (once per margin and size), or None
+        when the augmentation has no face crop."""
+        if crop_of(cfg.data.augment) != "face":
+            return None
+        key = (cfg.data.face_margin, cfg.size, cfg.data.cache_dir)
+        if key not in self._faces:
+            faces = FaceBoxes(margin=cfg.data.face_margin, size=cfg.size, cache_dir=cfg.data.cache_dir or None)
+            faces.table = faces.boxes(self.table["path"].tolist(), progress=progress)
+            self._faces[key] = faces
+        return self._faces[key]
+
     def datasets(self, cfg, fold: int, *, progress: bool = True) -> tuple[PhotoDataset, PhotoDataset]:
         """(training, validation) datasets for ``fold`` with the config's augmentation and size.
-        With ``data.cache`` they index the shared decoded arrays; nothing is decoded twice."""
+        With ``data.cache`` they index the shared decoded (and cropped) arrays; nothing is decoded twice."""
         train_idx, val_idx = self.split(fold)
-        cache = self.store.arrays(cfg.size, progress=progress) if cfg.data.cache else None
+        faces = self.face_boxes(cfg, progress=progress)
+        boxes = faces.table if faces else None
+        train_tf = train_transform(cfg.data.augment, cfg.size, boxes=boxes, detector=faces)
+        val_tf = eval_transform(cfg.size, cfg.data.augment, boxes=boxes, detector=faces)
+        cache = None
+        if cfg.data.cache:
+            key = (cfg.size, crop_of(cfg.data.augment), cfg.data.face_margin if faces else None)
+            cache = self.store.arrays(val_tf.preprocess, key, progress=progress)
         paths = self.table["path"].tolist()
 
         def subset(idx: np.ndarray, transform) -> PhotoDataset:
             return PhotoDataset([paths[i] for i in idx], self.targets[idx], transform,
                                 cache=None if cache is None else cache[idx])
 
-        return (subset(train_idx, train_transform(cfg.data.augment, cfg.size)),
-                subset(val_idx, eval_transform(cfg.size)))
+        return subset(train_idx, train_tf), subset(val_idx, val_tf)
 
 
 def prepare_key(cfg) -> dict:

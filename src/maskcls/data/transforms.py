@@ -1,49 +1,149 @@
-"""Albumentations presets. Every pipeline resizes to the configured (width, height) first, so train
-and inference never disagree on the size, and augmentations run on the small image. Outputs stay
-uint8 HWC; the model normalises on the device.
+"""Augmentation presets (Albumentations 2.x), chosen by name and composed with ``+``.
 
-Presets, after the write-up this project grew from:
-  none    resize only (what validation and inference always use)
-  hflip   + horizontal flip
-  flips   + horizontal and vertical flips (+4% accuracy in the write-up)
-  light   + horizontal flip, small shift/scale/rotation, brightness/contrast jitter
+A photo goes through two stages:
+
+  preprocess  deterministic, the same in training and inference, and cacheable: an optional crop
+              (``centercrop``: the common baseline's 320x256 of a 384x512 photo; ``facecrop``: the
+              detected face with a margin that keeps hair and chin), then a resize to data.size.
+  augment     random, training only, on the resized image (so it costs little): flips, rotations,
+              contrast, colour, blur, dropout, random resized crops.
+
+``PRESETS`` is the one table of names: config choices, ``--help`` and the ablation runner read it.
+Evaluation never augments: ``eval_transform`` is preprocess only.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import albumentations as A
 import cv2
 import numpy as np
 
-PRESETS = ("none", "hflip", "flips", "light")
+from .images import resize
+
+# Fraction of the photo the common baseline's CenterCrop((320, 256)) keeps of a 384x512 photo.
+CENTER_CROP_FRACTION = (256 / 384, 320 / 512)  # (width, height)
+
+
+@dataclass(frozen=True)
+class Preset:
+    help: str
+    ops: Callable[[tuple[int, int]], list] | None = None  # size -> Albumentations ops (augment stage)
+    crop: str | None = None  # a deterministic crop done in the preprocess stage
+
+
+PRESETS: dict[str, Preset] = {
+    "none": Preset("resize only"),
+    "hflip": Preset("horizontal flip, p=0.5", lambda s: [A.HorizontalFlip(p=0.5)]),
+    "vflip": Preset("vertical flip, p=0.5 (with hflip: +4% in the write-up)", lambda s: [A.VerticalFlip(p=0.5)]),
+    "rotate90": Preset("a random multiple of 90 degrees; odd turns are resized back into the frame",
+                       lambda s: [A.RandomRotate90(p=1.0), A.Resize(height=s[1], width=s[0])]),
+    "contrast": Preset("CLAHE plus random brightness/contrast (shows wrinkles; worse in the write-up)",
+                       lambda s: [A.CLAHE(clip_limit=(1, 4), p=0.5),
+                                  A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.3, p=0.7)]),
+    "colorjitter": Preset("brightness, contrast, saturation and a little hue",
+                          lambda s: [A.ColorJitter(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2),
+                                                   hue=(-0.05, 0.05), p=0.8)]),
+    "blur": Preset("Gaussian blur, p=0.3", lambda s: [A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.5), p=0.3)]),
+    "dropout": Preset("coarse dropout: 1-4 grey holes of 5-15% of each side",
+                      lambda s: [A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.15),
+                                                 hole_width_range=(0.05, 0.15), fill=128, p=0.5)]),
+    "randomresizedcrop": Preset("random crop of 60-100% of the area, resized back",
+                                lambda s: [A.RandomResizedCrop(size=(s[1], s[0]), scale=(0.6, 1.0),
+                                                               ratio=(0.9 * s[0] / s[1], 1.1 * s[0] / s[1]),
+                                                               interpolation=cv2.INTER_AREA, p=1.0)]),
+    "centercrop": Preset("the common baseline's centre crop (320x256 of 384x512), in training and inference",
+                         crop="center"),
+    "facecrop": Preset("the detected face (OpenCV Haar cascades) grown by data.face_margin, in training and "
+                       "inference; no face found -> the centre crop", crop="face"),
+    # Names kept for configs written before presets composed: flips = hflip+vflip.
+    "flips": Preset("hflip+vflip", lambda s: [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]),
+}
+
+
+def parse_augment(spec: str) -> list[str]:
+    """'hflip+vflip' -> ['hflip', 'vflip']; unknown names and two crops are errors naming them."""
+    names = [n.strip() for n in str(spec).split("+") if n.strip()]
+    if not names:
+        raise ValueError("augmentation is empty; use none or preset names joined by +")
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:
+        raise ValueError(f"unknown augmentation preset {unknown[0]!r}; expected names from "
+                         f"{', '.join(PRESETS)} joined by +")
+    crops = [n for n in names if PRESETS[n].crop]
+    if len(crops) > 1:
+        raise ValueError(f"augmentation {spec!r} has two crops ({', '.join(crops)}); choose one")
+    if "none" in names and len(names) > 1:
+        raise ValueError(f"augmentation {spec!r}: 'none' cannot be combined with other presets")
+    return names
+
+
+def crop_of(spec: str) -> str | None:
+    """'center', 'face' or None: the preprocess crop a preset string asks for."""
+    return next((PRESETS[n].crop for n in parse_augment(spec) if PRESETS[n].crop), None)
+
+
+def center_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the centre crop in a width x height photo."""
+    cw, ch = round(width * CENTER_CROP_FRACTION[0]), round(height * CENTER_CROP_FRACTION[1])
+    x0, y0 = (width - cw) // 2, (height - ch) // 2
+    return x0, y0, x0 + cw, y0 + ch
+
+
+class Preprocess:
+    """Crop (none, centre, or a given box per photo) then resize to (width, height); deterministic.
+
+    ``boxes`` maps a photo's path to its face box (x0, y0, x1, y1); photos without one (or arrays
+    passed without a key) get the centre crop, as a photo with no face found does.
+    """
+
+    def __init__(self, *, size: tuple[int, int], crop: str | None = None,
+                 boxes: dict[str, tuple[int, int, int, int] | None] | None = None, detector=None) -> None:
+        self.size, self.crop, self.boxes, self.detector = size, crop, boxes or {}, detector
+
+    def box(self, image: np.ndarray, key: str | None = None) -> tuple[int, int, int, int]:
+        """The crop box for this photo: its face box (looked up, or detected when unknown and a
+        detector is given), else the centre crop."""
+        box = None
+        if self.crop == "face":
+            if key is not None and key in self.boxes:
+                box = self.boxes[key]
+            elif self.detector is not None:
+                box = self.detector.box_of(image)
+        return box or center_box(image.shape[1], image.shape[0])
+
+    def __call__(self, image: np.ndarray, key: str | None = None) -> np.ndarray:
+        if self.crop is not None:
+            x0, y0, x1, y1 = self.box(image, key)
+            image = image[y0:y1, x0:x1]
+        return resize(image, self.size)
 
 
 class Transform:
-    """A seeded Albumentations pipeline: ``transform(image, seed)`` is a pure function of its inputs,
-    so a resumed run augments exactly as an uninterrupted one, whatever the worker count."""
+    """Preprocess, then (training only) a seeded Albumentations pipeline.
 
-    def __init__(self, *, preset: str, size: tuple[int, int]) -> None:
-        width, height = size
-        # INTER_AREA: the same downscaling as engine.preload, so cached and uncached runs see alike pixels.
-        ops: list = [A.Resize(height=height, width=width, interpolation=cv2.INTER_AREA)]
-        if preset == "none":
-            pass
-        elif preset == "hflip":
-            ops += [A.HorizontalFlip(p=0.5)]
-        elif preset == "flips":
-            ops += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
-        elif preset == "light":
-            ops += [A.HorizontalFlip(p=0.5),
-                    A.Affine(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-10, 10), p=0.7),
-                    A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5)]
-        else:
-            raise ValueError(f"unknown augmentation preset {preset!r}; expected one of {', '.join(PRESETS)}")
-        self.random = preset != "none"
-        self.pipeline = A.Compose(ops)
+    ``transform(image, seed, key)`` is a pure function of its inputs, so a resumed run augments exactly
+    as an uninterrupted one, whatever the worker count. ``preprocessed=True`` skips the first stage for
+    images that come from the decoded-photo cache, which stores them already cropped and resized.
+    """
 
-    def __call__(self, image: np.ndarray, seed: int | None = None) -> np.ndarray:
-        if self.random:
-            self._seed(seed)
+    def __init__(self, *, preset: str, size: tuple[int, int], train: bool,
+                 boxes: dict[str, tuple[int, int, int, int] | None] | None = None, detector=None) -> None:
+        names = parse_augment(preset)
+        self.preprocess = Preprocess(size=size, crop=crop_of(preset), boxes=boxes, detector=detector)
+        ops = [op for n in names if PRESETS[n].ops for op in PRESETS[n].ops(size)] if train else []
+        self.random = bool(ops)
+        self.pipeline = A.Compose(ops) if ops else None
+
+    def __call__(self, image: np.ndarray, seed: int | None = None, key: str | None = None, *,
+                 preprocessed: bool = False) -> np.ndarray:
+        if not preprocessed:
+            image = self.preprocess(image, key)
+        if self.pipeline is None:
+            return image
+        self._seed(seed)
         return self.pipeline(image=image)["image"]
 
     def _seed(self, seed: int | None) -> None:
@@ -55,9 +155,10 @@ class Transform:
             transform.set_random_seed(int(child))
 
 
-def train_transform(preset: str, size: tuple[int, int]) -> Transform:
-    return Transform(preset=preset, size=size)
+def train_transform(preset: str, size: tuple[int, int], *, boxes=None, detector=None) -> Transform:
+    return Transform(preset=preset, size=size, train=True, boxes=boxes, detector=detector)
 
 
-def eval_transform(size: tuple[int, int]) -> Transform:
-    return Transform(preset="none", size=size)
+def eval_transform(size: tuple[int, int], preset: str = "none", *, boxes=None, detector=None) -> Transform:
+    """Preprocess only: the preset's deterministic crop (if any) and the resize. Never augments."""
+    return Transform(preset=preset, size=size, train=False, boxes=boxes, detector=detector)

@@ -191,3 +191,33 @@ def plot_per_class_f1(f1: np.ndarray, support: np.ndarray, names: list[str], pat
                       title: str = "") -> None:
     """One bar per class (F1, 0..1) with the class's validation support written above it."""
     _save(_per_class_figure(f1, support, names, title=title), path)
+
+
+# --------------------------------------------------------------------------- ablation
+
+
+def _ablation_figure(table: pd.DataFrame, *, metric: str = "macro F1", title: str = "") -> Figure:
+    """Left: each variant's mean with its 95% interval. Right: the paired delta to the baseline."""
+    n = len(table)
+    fig = Figure(figsize=(11, 1.2 + 0.45 * n), layout="constrained")
+    ax_mean, ax_delta = fig.subplots(1, 2, sharey=True)
+    y = np.arange(n)[::-1]
+    for ax, col, low, high, label in ((ax_mean, "mean", "low", "high", metric),
+                                      (ax_delta, "delta", "delta_low", "delta_high", f"paired delta to {table['variant'].iloc[0]}")):
+        values = table[col].to_numpy(dtype=float)
+        lo = table[low].to_numpy(dtype=float)
+        hi = table[high].to_numpy(dtype=float)
+        err = np.vstack([np.where(np.isfinite(lo), values - lo, 0), np.where(np.isfinite(hi), hi - values, 0)])
+        ax.errorbar(values, y, xerr=err, fmt="o", capsize=4, color="tab:blue")
+        ax.set_xlabel(label + " (95% interval)")
+        ax.grid(axis="x", alpha=0.3)
+    ax_delta.axvline(0, color="grey", linestyle="--", linewidth=1)
+    ax_mean.set_yticks(y, [f"{v} (n={r})" for v, r in zip(table["variant"], table["runs"])])
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_ablation(table: pd.DataFrame, path: str | Path, *, title: str = "") -> None:
+    """``table`` from experiments.ablate.summarize: variant, runs, mean, low, high, delta, delta_low, delta_high."""
+    _save(_ablation_figure(table, title=title), path)

@@ -16,7 +16,8 @@ import pandas as pd
 from .. import labels
 from ..config import Config
 from ..data.images import ArrayDataset, PhotoDataset, read_rgb
-from ..data.transforms import eval_transform
+from ..data.faces import FaceBoxes
+from ..data.transforms import crop_of, eval_transform
 from ..errors import UserError
 from ..metrics import task_probs
 from ..training.loaders import make_loader
@@ -71,7 +72,7 @@ class Predictor:
         items = _check_items(items)
         out = []
         for i, (model, cfg, _) in enumerate(self.members):
-            transform = eval_transform(cfg.size)
+            transform = self._transform(cfg, items, progress=progress)
             if all(isinstance(x, (str, Path)) for x in items):
                 ds = PhotoDataset([str(x) for x in items], np.full((len(items), len(labels.TASKS)), -1), transform)
             else:
@@ -82,6 +83,15 @@ class Predictor:
             desc = "predict" if len(self.members) == 1 else f"model {i + 1}/{len(self.members)}"
             out.append(predict_proba(model, loader, runtime=runtime, tta=self.tta, desc=desc, progress=progress))
         return out
+
+    def _transform(self, cfg: Config, items: list[Item], *, progress: bool):
+        """The run's own preprocessing: its crop (face boxes from the shared disk cache) and size."""
+        if crop_of(cfg.data.augment) != "face":
+            return eval_transform(cfg.size, cfg.data.augment)
+        faces = FaceBoxes(margin=cfg.data.face_margin, size=cfg.size, cache_dir=cfg.data.cache_dir or None)
+        paths = [str(x) for x in items if isinstance(x, (str, Path))]
+        boxes = faces.boxes(paths, progress=progress) if paths else {}
+        return eval_transform(cfg.size, cfg.data.augment, boxes=boxes, detector=faces)
 
     def predict_proba(self, items: Sequence[Item], *, progress: bool = False) -> np.ndarray:
         """(N, 18): the mean of the members' class probabilities."""

@@ -68,6 +68,9 @@ def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Pa
     prepared.check(cfg)
     ckpt = _resume_checkpoint(out, cfg, prepared) if resume else None
     s = _setup(cfg, prepared, ckpt, progress=progress)
+    faces = prepared.face_boxes(cfg, progress=progress)
+    if faces is not None:
+        log(f"facecrop: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
     n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
     log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
         f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds})")
@@ -206,7 +209,10 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
                "fold": cfg.data.fold, "folds": cfg.data.folds, "train_photos": len(s.train_ds),
                "val_photos": len(val), "val_people": int(val["person"].nunique()),
                "model": cfg.model.name, "heads": cfg.model.heads, "device": s.runtime.device.type,
-               "seconds": round(seconds, 1)}
+               "seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / max(1, len(history)), 2)}
+    faces = prepared.face_boxes(cfg, progress=False)
+    if faces is not None:
+        summary["face_fallbacks"] = faces.fallbacks
     write_csv(out / "val_predictions.csv", pd.DataFrame({
         "path": val["path"], "person": val["person"], "label": val["label"], "pred": probs.argmax(1),
         "confidence": probs.max(1).round(4)}))

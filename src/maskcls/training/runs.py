@@ -77,10 +77,11 @@ def prob_columns() -> list[str]:
 
 
 def probs_frame(table: pd.DataFrame, probs: np.ndarray, *, fold: int | None = None) -> pd.DataFrame:
-    """One row per photo: path, person, the given labels (empty when unknown), the fold that predicted
-    it, the 18 class probabilities p0..p17 and the per-task probabilities p_mask_0.., p_gender_0..,
-    p_age_0.. (marginals of the 18)."""
-    out = table[["path", "person"] + [t.column for t in labels.TASKS] + ["label"]].reset_index(drop=True).copy()
+    """One row per photo: path, person, image (the photo's stem), the given labels (empty when unknown;
+    age in years beside its group), the fold that predicted it, the 18 class probabilities p0..p17 and
+    the per-task probabilities p_mask_0.., p_gender_0.., p_age_0.. (marginals of the 18)."""
+    given = ["path", "person", "image"] + [t.column for t in labels.TASKS] + ["age", "label"]
+    out = table[list(dict.fromkeys(given))].reset_index(drop=True).copy()
     if fold is not None:
         out["fold"] = fold
     per_task = task_probs(probs)

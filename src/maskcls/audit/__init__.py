@@ -1,0 +1,8 @@
+"""Label audit: rank likely label errors from out-of-fold probabilities, and a page to review them.
+
+``rank`` is the pure core (tables in, issues out); ``review`` writes the static review page.
+"""
+
+from .rank import find_issues, precision_recall_curve, score_against_truth, to_corrections
+
+__all__ = ["find_issues", "to_corrections", "score_against_truth", "precision_recall_curve"]

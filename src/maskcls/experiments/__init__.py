@@ -1,0 +1,1 @@
+"""Experiments: the ablation runner (and, later, benchmarks) loop over training."""

@@ -1,0 +1,189 @@
+"""`maskcls ablate`: train every variant on the same person-level folds and the same seeds, from one
+prepared dataset, and report what each variant changes, with the noise shown.
+
+A variant is ``+``-joined parts, each a preset name (``hflip+vflip``: the variant's augmentation) or a
+``key=value`` setting (``data.corrections=none``, ``model.name=resnet18``, ``data.age_old=58``).
+The first variant is the baseline: every other one is compared with it pair by pair (same seed, same
+fold), so the seed-to-seed and fold-to-fold spread cancels out of the delta.
+
+OUT/results.csv   one row per run (variant, seed, fold, metrics, best_epoch, seconds_per_epoch, status)
+OUT/table.md      per variant: mean +- std, paired delta and ratio to the baseline with 95% intervals
+OUT/ablation.png  means with their 95% intervals
+OUT/runs/<variant>/seed-S-fold-K/   the run folders
+Re-running skips finished runs and only adds new ones; a failed run is recorded and the rest go on.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..config import load_config
+from ..data.images import PhotoStore
+from ..data.prepare import Prepared, prepare, prepare_key
+from ..data.transforms import PRESETS
+from ..errors import UserError
+from ..fileio import write_csv, write_text
+from ..metrics import METRIC_KEYS
+from ..reports.figures import plot_ablation
+from ..training.fit import train
+
+RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch", "status",
+                  "error"]
+
+
+def parse_variant(text: str) -> list[str]:
+    """'hflip+vflip+data.age_old=58' -> ['data.augment=hflip+vflip', 'data.age_old=58']."""
+    parts = [p.strip() for p in text.split("+") if p.strip()]
+    if not parts:
+        raise UserError(f"variant {text!r} is empty")
+    presets = [p for p in parts if "=" not in p]
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise UserError(f"variant {text!r}: {unknown[0]!r} is neither a preset ({', '.join(PRESETS)}) "
+                        "nor a key=value setting")
+    settings = [p for p in parts if "=" in p]
+    return ([f"data.augment={'+'.join(presets)}"] if presets else []) + settings
+
+
+def slug(variant: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=+_-]+", "_", variant)[:120] or "variant"
+
+
+def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int = 1, folds: int | None = None,
+           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), progress: bool = True,
+           log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Train variants x seeds x folds, write results.csv, table.md and ablation.png; return the results."""
+    if not variants:
+        raise UserError("give at least one variant, e.g. --variants hflip,hflip+vflip")
+    if len(set(variants)) != len(variants):
+        raise UserError(f"a variant is listed twice: {', '.join(variants)}")
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {seeds}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    base = load_config(config, list(overrides))
+    configs = {v: load_config(config, [*overrides, *parse_variant(v)]) for v in variants}
+    keys = {(c.data.folds, c.data.split_seed) for c in configs.values()}
+    if len(keys) > 1:
+        raise UserError("variants must share data.folds and data.split_seed: they are compared on the same people")
+    n_folds = base.data.folds if folds is None else folds
+    if not 1 <= n_folds <= base.data.folds:
+        raise UserError(f"--folds must be between 1 and data.folds ({base.data.folds}), got {n_folds}")
+    results = _read_results(out / "results.csv")
+    done = {(r.variant, r.seed, r.fold) for r in results.itertuples() if r.status == "ok"}
+    plan = [(v, base.train.seed + s, f) for s in range(seeds) for f in range(n_folds) for v in variants]
+    todo = [p for p in plan if p not in done]
+    log(f"ablation: {len(variants)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
+        f"{len(plan) - len(todo)} already finished, {len(todo)} to train")
+    prepared: dict[tuple, Prepared] = {}
+    store: list[PhotoStore] = []
+    for i, (variant, seed, fold) in enumerate(todo, start=1):
+        cfg = load_config(config, [*overrides, *parse_variant(variant), f"train.seed={seed}", f"data.fold={fold}"])
+        run_dir = out / "runs" / slug(variant) / f"seed-{seed}-fold-{fold}"
+        log(f"[run {i}/{len(todo)}] {variant}  seed {seed}  fold {fold}")
+        row = {"variant": variant, "seed": seed, "fold": fold}
+        try:
+            key = tuple(prepare_key(cfg).values())
+            if key not in prepared:  # one scan per label setting; the decoded photos are shared by all
+                prepared[key] = prepare(cfg, data, store=store[0] if store else None, log=log)
+                store[:1] = [prepared[key].store]
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
+            summary = train(cfg, prepared[key], run_dir, progress=progress, log=lambda s: None)
+            row |= {k: summary.get(k) for k in (*METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch")}
+            row |= {"status": "ok", "error": ""}
+            log(f"  macro F1 {summary['macro_f1'] if summary['macro_f1'] is not None else float('nan'):.4f}")
+        except KeyboardInterrupt:
+            raise
+        except UserError as exc:
+            row |= {"status": "failed", "error": str(exc).splitlines()[0]}
+            log(f"  failed: {row['error']}")
+        except Exception as exc:  # a run's crash must not lose the other runs; the traceback is kept
+            row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_text(run_dir / "error.txt", traceback.format_exc())
+            log(f"  failed: {row['error']} (traceback in {run_dir / 'error.txt'})")
+        results = results[~((results["variant"] == variant) & (results["seed"] == seed) & (results["fold"] == fold))]
+        results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)[RESULT_COLUMNS]
+        write_csv(out / "results.csv", results)
+    results = _read_results(out / "results.csv") if (out / "results.csv").is_file() else results
+    results = results[results["variant"].isin(variants)]
+    table = summarize(results, variants)
+    write_text(out / "table.md", to_markdown(table, metric="macro_f1"))
+    plot_ablation(table, out / "ablation.png", title=f"{seeds} seed(s) x {n_folds} fold(s)")
+    log(f"wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'ablation.png'}")
+    return results
+
+
+def _read_results(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: not an ablation results file (missing {', '.join(missing)}); choose a new --out")
+    for col in ("variant", "status", "error"):
+        frame[col] = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
+    return frame[RESULT_COLUMNS]
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of the Student t interval for the mean; NaN bounds below 2 values."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean()) if len(values) else float("nan")
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def summarize(results: pd.DataFrame, variants: list[str], *, metric: str = "macro_f1") -> pd.DataFrame:
+    """Per variant: runs, mean, std and 95% interval of ``metric``; the paired delta and the paired
+    ratio to the first variant over (seed, fold) pairs where both ran, with their 95% intervals."""
+    ok = results[results["status"] == "ok"].copy()
+    ok[metric] = pd.to_numeric(ok[metric], errors="coerce")
+    baseline = ok[ok["variant"] == variants[0]].set_index(["seed", "fold"])[metric]
+    rows = []
+    for v in variants:
+        mine = ok[ok["variant"] == v].set_index(["seed", "fold"])[metric].dropna()
+        mean, low, high = t_interval(mine.to_numpy())
+        pairs = pd.concat([mine.rename("v"), baseline.rename("b")], axis=1, join="inner").dropna()
+        delta, d_low, d_high = t_interval((pairs["v"] - pairs["b"]).to_numpy())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio, r_low, r_high = t_interval((pairs["v"] / pairs["b"]).to_numpy())
+        rows.append({"variant": v, "runs": len(mine), "failed": int(((results["variant"] == v)
+                                                                      & (results["status"] != "ok")).sum()),
+                     "mean": mean, "std": float(mine.std(ddof=1)) if len(mine) > 1 else float("nan"),
+                     "low": low, "high": high, "pairs": len(pairs), "delta": delta, "delta_low": d_low,
+                     "delta_high": d_high, "ratio": ratio, "ratio_low": r_low, "ratio_high": r_high})
+    return pd.DataFrame(rows)
+
+
+def _fmt(x: float, digits: int = 3, signed: bool = False) -> str:
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def to_markdown(table: pd.DataFrame, *, metric: str) -> str:
+    """The table users paste: one row per variant, the baseline first."""
+    lines = [f"| variant | runs | {metric} mean +- std | paired delta [95% CI] | ratio [95% CI] |",
+             "|---|---|---|---|---|"]
+    for i, r in enumerate(table.itertuples()):
+        runs = f"{r.runs}" + (f" ({r.failed} failed)" if r.failed else "")
+        if i == 0:
+            delta, ratio = "baseline", "1.00x"
+        else:
+            delta = f"{_fmt(r.delta, signed=True)} [{_fmt(r.delta_low, signed=True)}, {_fmt(r.delta_high, signed=True)}]"
+            ratio = f"{_fmt(r.ratio, 2)}x [{_fmt(r.ratio_low, 2)}, {_fmt(r.ratio_high, 2)}]"
+        lines.append(f"| `{r.variant}` | {runs} | {_fmt(r.mean)} +- {_fmt(r.std)} | {delta} | {ratio} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,72 @@
+"""`maskcls augment-preview`: what a preset does to real photos, before training on it.
+
+Each row is one person: the original photo (with the crop box drawn when the preset crops) beside
+several augmented draws, exactly as training would produce them (same preprocessing, same seeds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from ..config import Config
+from ..data.faces import FaceBoxes
+from ..data.images import read_rgb
+from ..data.table import load_table
+from ..data.transforms import crop_of, parse_augment, train_transform
+from ..errors import UserError
+from .figures import _save
+
+
+def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Config, people: int = 4,
+                    draws: int = 5, seed: int = 0) -> dict:
+    """Write a PNG grid: ``people`` rows, the original then ``draws`` augmented versions of one photo each."""
+    try:
+        parse_augment(preset)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if people < 1 or draws < 1:
+        raise UserError("--people and --draws must be at least 1")
+    if Path(out).suffix.lower() != ".png":
+        raise UserError(f"{out}: the preview is a PNG; name it something.png")
+    table, _ = load_table(data, cutoffs=cfg.cutoffs, corrections="none")
+    rng = np.random.default_rng(seed)
+    persons = table["person"].unique()
+    chosen = rng.choice(persons, size=min(people, len(persons)), replace=False)
+    paths = []
+    for person in chosen:
+        rows = table[table["person"] == person]
+        # The unmasked photo shows most of what an augmentation changes (and what a face crop keeps).
+        pick = rows[rows["image"] == "normal"] if (rows["image"] == "normal").any() else rows
+        paths.append(pick["path"].iloc[int(rng.integers(len(pick)))])
+    faces = None
+    boxes = None
+    if crop_of(preset) == "face":
+        faces = FaceBoxes(margin=cfg.data.face_margin, size=cfg.size, cache_dir=cfg.data.cache_dir or None)
+        boxes = faces.boxes(paths, progress=False)
+    transform = train_transform(preset, cfg.size, boxes=boxes, detector=faces)
+    fig = Figure(figsize=(1.6 * (draws + 1), 2.1 * len(paths)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(paths), draws + 1))
+    for r, path in enumerate(paths):
+        original = read_rgb(path)
+        axes[r, 0].imshow(original)
+        axes[r, 0].set_title(f"{Path(path).parent.name[:18]}\n{Path(path).name}", fontsize=7)
+        if crop_of(preset) is not None:
+            x0, y0, x1, y1 = transform.preprocess.box(original, path)
+            found = crop_of(preset) == "center" or (boxes or {}).get(path) is not None
+            axes[r, 0].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, linewidth=1.5,
+                                           edgecolor="lime" if found else "red"))
+        for d in range(draws):
+            axes[r, d + 1].imshow(transform(original, seed=seed * 1000 + d, key=path))
+            axes[r, d + 1].set_title(f"draw {d + 1}", fontsize=7)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"augmentation {preset} at {cfg.data.size}"
+                 + (" (green box: face found; red: none found, centre crop)" if crop_of(preset) == "face" else ""),
+                 fontsize=9)
+    _save(fig, out)
+    return {"out": str(out), "people": len(paths), "fallbacks": faces.fallbacks if faces else None}
