@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -128,10 +130,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
-    from .serve.predict import classify_photos
+    from .serve.predict import classify_photos, expand_photos
 
-    for result in classify_photos([args.run, *args.add_run], args.photos, tta=args.tta, device=args.device):
-        print(json.dumps(result))
+    photos = expand_photos(args.photos)
+    for result in classify_photos([args.run, *args.add_run], photos, tta=args.tta, device=args.device,
+                                  workers=args.workers):
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import describe_settings, load_config
+
+    cfg = load_config(args.config, list(args.set))
+    rows = [(k, yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip(), h)
+            for k, v, h in describe_settings(cfg)]
+    width = max(len(k) + len(v) for k, v, _ in rows) + 3
+    for key, value, help_text in rows:
+        print(f"{key} = {value}".ljust(width) + f"  # {help_text}")
     return 0
 
 
@@ -183,7 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
                "`maskcls train DATA --out RUN` (GPU recipe) or `--config demo` (CPU-sized), then "
                "`maskcls predict RUN DATA/eval --out submission.csv`. `maskcls COMMAND --help` for details.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"maskcls {__version__}")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars (messages and results still print)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("config", help="print every setting with its value and one line of help",
+                       description="Print every setting of a config (default: the built-in default) with its "
+                                   "value and one line of help; --set shows the effect of overrides.")
+    p.add_argument("--config", default="default", help="YAML file or built-in name: default, demo")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    p.set_defaults(func=_cmd_config)
 
     p = sub.add_parser("demo", help="the main job on built-in synthetic data, end to end, CPU-sized",
                        description="Generate synthetic demo data, validate it, train, predict and report.")
@@ -263,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("classify", help="classify photos; one JSON line each",
                        description="Print one JSON line per photo: mask, gender, age group, class and probabilities.")
     p.add_argument("run", metavar="RUN", help="a run folder or a --fold all run (all its folds)")
-    p.add_argument("photos", metavar="PHOTO", nargs="+")
+    p.add_argument("photos", metavar="PHOTO", nargs="+",
+                   help="photo files, folders (every photo inside) or quoted globs like 'shots/*.jpg'")
     p.add_argument("--add-run", action="append", default=[], metavar="RUN",
                    help="another run to average with RUN (an ensemble); repeat for more")
     _inference_args(p)
@@ -300,13 +330,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# errno values that are the user's environment, not a bug: a read-only or full disk, no permission.
+USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                  errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .progress import set_quiet
+
+    set_quiet(args.quiet)
     try:
         return args.func(args)
     except UserError as exc:
         print(f"maskcls {args.command}: error: {user_message(exc)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `maskcls classify ... | head`: the reader left; end quietly, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"maskcls {args.command}: error: cannot write or read{where}: {exc.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"maskcls {args.command}: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ configs/demo.yaml shrinks it to a CPU-sized run.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -33,60 +34,75 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.sampler": ("none", "weighted"),
     "train.amp": ("auto", "bf16", "fp16", "none"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.schedule": ("cosine", "constant"),
 }
+
+
+def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+       hi_open: bool = False) -> Any:
+    """A setting: its default, one line of help (`maskcls config` prints it) and its allowed range."""
+    meta = {"help": help, "range": (lo, hi, lo_open, hi_open)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class ModelConfig:
-    name: str = "resnet50"  # a torchvision model name, or any timm name ("timm:" forces timm)
-    heads: str = "multi"  # multi: mask 3 + gender 2 + age 3 heads; single: one 18-way head
-    weights: str = "imagenet"  # imagenet | none | path to a .pth / .safetensors file
-    freeze_epochs: int = 1  # train only the heads for this many epochs first
-    backbone_lr_mult: float = 0.1  # backbone learning rate = lr * this
-    drop_rate: float = 0.2  # dropout before the heads
+    name: str = _f("resnet50", "a torchvision model name, or any timm name ('timm:' forces timm)")
+    heads: str = _f("multi", "multi: mask 3 + gender 2 + age 3 heads; single: one 18-way head")
+    weights: str = _f("imagenet", "imagenet | none | path to a .pth / .safetensors file")
+    freeze_epochs: int = _f(1, "train only the heads for this many epochs first", lo=0)
+    backbone_lr_mult: float = _f(0.1, "backbone learning rate = train.lr * this", lo=0)
+    drop_rate: float = _f(0.2, "dropout before the heads", lo=0, hi=1, hi_open=True)
 
 
 @dataclass
 class DataConfig:
-    size: str = "384x512"  # WIDTHxHEIGHT fed to the model, the same for training and inference
-    mean: list[float] | None = None  # None: the model's pretrained config (ImageNet for torchvision)
-    std: list[float] | None = None
-    augment: str = "hflip+vflip"  # presets joined by + (maskcls config lists them); flips: +4% in the write-up
-    face_margin: float = 0.5  # facecrop: the face box grows by this share of its width (more above: hair)
-    cache_dir: str = ""  # on-disk caches (face boxes); empty: $MASKCLS_CACHE or ~/.cache/maskcls
-    corrections: str = "known"  # known | none | path to a corrections CSV
-    age_young: int = 30
-    age_old: int = 60
-    folds: int = 5
-    fold: int = 0  # which person-level fold is held out for validation
-    split_seed: int = 0  # decides which people fall in which fold; train.seed never moves people
-    cache: bool = False  # decode and resize every photo once into RAM (fast for small sizes)
-    workers: int = 8
-    pin_memory: bool = True
+    size: str = _f("384x512", "WIDTHxHEIGHT fed to the model, the same for training and inference")
+    mean: list[float] | None = _f(None, "input mean (R, G, B in 0..1); null: the model's pretrained config")
+    std: list[float] | None = _f(None, "input std (R, G, B in 0..1); null: the model's pretrained config")
+    augment: str = _f("hflip+vflip", "augmentation presets joined by + (see `maskcls augment-preview --help`)")
+    face_margin: float = _f(0.5, "facecrop: the face box grows by this share of its size (more above: hair)",
+                            lo=0, hi=3)
+    cache_dir: str = _f("", "on-disk caches (face boxes); empty: $MASKCLS_CACHE or ~/.cache/maskcls")
+    corrections: str = _f("known", "label corrections: known | none | path to a corrections CSV")
+    allow_outside: bool = _f(False, "accept manifest paths outside the manifest's folder (.. or absolute)")
+    age_young: int = _f(30, "first age of the middle group, for training", lo=1)
+    age_old: int = _f(60, "first age of the old group, for training (teams used 57-59)", lo=2)
+    score_age_young: int = _f(30, "first age of the middle group, for scoring (the competition's 30)", lo=1)
+    score_age_old: int = _f(60, "first age of the old group, for scoring (the competition's 60)", lo=2)
+    folds: int = _f(5, "number of person-level folds", lo=2)
+    fold: int = _f(0, "which person-level fold is held out for validation", lo=0)
+    split_seed: int = _f(0, "decides which people fall in which fold; train.seed never moves people")
+    cache: bool = _f(False, "decode, crop and resize every photo once into RAM (fast for small sizes)")
+    workers: int | None = _f(None, "photo-loading processes; null: the machine's cores, at most 8", lo=0)
+    pin_memory: bool = _f(True, "page-locked batches for faster copies to the GPU")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 12
-    batch_size: int = 64
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    momentum: float = 0.9  # SGD only
-    warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.01  # the cosine schedule ends at lr * this
-    loss: str = "ce"
-    focal_gamma: float = 2.0
-    class_weights: bool = False  # weight the loss by inverse class frequency
-    label_smoothing: float = 0.05
-    sampler: str = "none"  # weighted: draw rare classes (60+) as often as common ones
-    patience: int = 0  # stop after this many epochs without a better macro F1; 0 = never
-    amp: str = "auto"  # auto: bf16 (or fp16) on GPU, none on CPU
-    channels_last: bool = True  # GPU only
-    device: str = "auto"
-    seed: int = 0
-    log_every: int = 20  # steps between loss read-outs (each one syncs with the GPU)
-    tensorboard: bool = True
+    epochs: int = _f(12, "training epochs", lo=1)
+    batch_size: int = _f(64, "photos per step", lo=1)
+    optimizer: str = _f("adamw", "adamw | sgd")
+    lr: float = _f(1e-3, "peak learning rate of the heads", lo=0, lo_open=True)
+    weight_decay: float = _f(0.05, "weight decay (not on biases and norm weights)", lo=0)
+    momentum: float = _f(0.9, "SGD momentum", lo=0, hi=1, hi_open=True)
+    schedule: str = _f("cosine", "cosine: warm-up then cosine decay per step; constant: the same lr throughout")
+    warmup_epochs: float = _f(1.0, "linear warm-up length in epochs (cosine schedule)", lo=0)
+    min_lr_ratio: float = _f(0.01, "the cosine schedule ends at lr * this", lo=0, hi=1)
+    loss: str = _f("ce", "ce | focal")
+    focal_gamma: float = _f(2.0, "focal loss gamma", lo=0)
+    class_weights: bool = _f(False, "weight the loss by inverse class frequency")
+    label_smoothing: float = _f(0.05, "label smoothing of the cross-entropy", lo=0, hi=1, hi_open=True)
+    sampler: str = _f("none", "none | weighted: draw rare classes (60+) as often as common ones")
+    patience: int = _f(0, "stop after this many epochs without a better macro F1; 0 = never", lo=0)
+    amp: str = _f("auto", "auto: bf16 (or fp16) on GPU, none on CPU | bf16 | fp16 | none")
+    channels_last: bool = _f(True, "channels_last memory format (GPU only)")
+    device: str = _f("auto", "auto | cpu | cuda")
+    seed: int = _f(0, "weights, shuffling and augmentation (never the folds)")
+    log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
+    tensorboard: bool = _f(True, "write RUN/tb for TensorBoard")
 
 
 @dataclass
@@ -98,6 +114,12 @@ class Config:
     @property
     def cutoffs(self) -> AgeCutoffs:
         return AgeCutoffs(self.data.age_young, self.data.age_old)
+
+    @property
+    def score_cutoffs(self) -> AgeCutoffs:
+        """The cut-offs validation scores with (the competition's 30/60 unless set): a model trained
+        with data.age_old=58 is still judged on the groups the leaderboard uses."""
+        return AgeCutoffs(self.data.score_age_young, self.data.score_age_old)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -157,19 +179,50 @@ def _set(cfg: Config, key: str, value: Any) -> None:
     section_name, _, name = key.partition(".")
     section = getattr(cfg, section_name, None) if name else None
     if section is None or not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
-        known = ", ".join(f"{s.name}.{f.name}" for s in dataclasses.fields(cfg) for f in dataclasses.fields(getattr(cfg, s.name)))
-        raise UserError(f"unknown config key {key!r}; known keys: {known}")
+        known = [k for k, *_ in describe_settings(Config())]
+        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise UserError(f"unknown config key {key!r}; {hint}`maskcls config` lists every setting")
     hints = typing.get_type_hints(type(section))
     value = _coerce(key, value, hints[name])
     if key in CHOICES and value not in CHOICES[key]:
         raise UserError(f"config {key}: {value!r} is not one of {', '.join(CHOICES[key])}")
+    meta = next(f.metadata for f in dataclasses.fields(section) if f.name == name)
+    _check_range(key, value, meta.get("range", (None, None, False, False)))
     setattr(section, name, value)
+
+
+SECTIONS = ("model", "data", "train")
+
+
+def _check_range(key: str, value: Any, bounds: tuple) -> None:
+    lo, hi, lo_open, hi_open = bounds
+    if value is None or isinstance(value, (str, list, bool)):
+        return
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or \
+          (hi is not None and (value >= hi if hi_open else value > hi))
+    if bad:
+        low = "" if lo is None else ("> " if lo_open else ">= ") + f"{lo:g}"
+        high = "" if hi is None else ("< " if hi_open else "<= ") + f"{hi:g}"
+        raise UserError(f"config {key}: {value!r} is out of range; it must be {' and '.join(x for x in (low, high) if x)}")
+
+
+def describe_settings(cfg: Any) -> list[tuple[str, Any, str]]:
+    """[(key, value, one line of help)] for every setting, in declaration order."""
+    out = []
+    for section in dataclasses.fields(cfg):
+        obj = getattr(cfg, section.name)
+        for f in dataclasses.fields(obj):
+            out.append((f"{section.name}.{f.name}", getattr(obj, f.name), f.metadata.get("help", "")))
+    return out
 
 
 def apply_dict(cfg: Config, values: dict[str, Any], source: str) -> Config:
     if not isinstance(values, dict):
         raise UserError(f"{source}: expected sections model:, data:, train: at the top level")
     for section, entries in values.items():
+        if entries is None and str(section) in SECTIONS:
+            continue  # an empty `model:` section: nothing to set
         if not isinstance(entries, dict):
             _set(cfg, str(section), entries)  # raises: a top-level key is never a setting
         for name, value in entries.items():
@@ -190,7 +243,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not file.is_file():
             raise UserError(f"config {path}: no such file or built-in config")
         try:
-            values = yaml.safe_load(file.read_text()) or {}
+            values = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise UserError(f"{file}: not a UTF-8 text file; a config is YAML text") from None
+        except OSError as exc:
+            raise UserError(f"{file}: cannot read ({exc.strerror or exc})") from None
         except yaml.YAMLError as exc:
             raise UserError(f"{file}: not valid YAML ({exc})") from None
         apply_dict(cfg, values, str(file))
@@ -204,10 +261,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 def check(cfg: Config) -> Config:
     """Cross-field checks that a single type cannot express."""
-    try:
-        AgeCutoffs(cfg.data.age_young, cfg.data.age_old)
-    except ValueError as exc:
-        raise UserError(f"config data.age_young/age_old: {exc}") from None
+    for young, old in (("age_young", "age_old"), ("score_age_young", "score_age_old")):
+        try:
+            AgeCutoffs(getattr(cfg.data, young), getattr(cfg.data, old))
+        except ValueError as exc:
+            raise UserError(f"config data.{young}/{old}: {exc}") from None
     parse_size(cfg.data.size)  # raises a UserError naming the bad value
     from .data.transforms import parse_augment
 

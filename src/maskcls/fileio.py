@@ -16,6 +16,25 @@ import pandas as pd
 
 from .errors import UserError
 
+# mkstemp and mkdtemp create 0600 files and 0700 folders; finished output follows the user's umask
+# like any other program's (read once: os.umask can only be read by setting it).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _publish_mode(path: Path, *, folder: bool = False) -> None:
+    os.chmod(path, (0o777 if folder else 0o666) & ~_UMASK)
+
+
+def check_replaceable(path: str | Path, *, force: bool, what: str = "--out") -> None:
+    """Refuse to overwrite without ``force``, and never replace anything but a regular file (a FIFO,
+    a device, a folder or a link elsewhere are the user's, not ours)."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UserError(f"{what} {path} exists and is not a regular file; maskcls replaces regular files only")
+    if path.exists() and not force:
+        raise UserError(f"{path} already exists; pass --force to overwrite it")
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -27,6 +46,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _publish_mode(tmp_path)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -47,6 +67,25 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
+
+
+def _remove_stale_dirs(path: Path) -> None:
+    """Remove hidden build folders left beside ``path`` by a killed process (kill -9 skips cleanup);
+    the pid in their name tells whether their builder is still running."""
+    for old in path.parent.glob(f".{path.name}.*.tmp"):
+        parts = old.name[len(path.name) + 2:].split(".")
+        if old.is_dir() and parts and parts[0].isdigit() and not pid_alive(int(parts[0])):
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def read_json(path: str | Path) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -64,9 +103,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Build a whole folder under a temporary name and move it into place only when complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _remove_stale_dirs(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        _publish_mode(tmp, folder=True)
         if path.exists():
             # Only an empty folder may be replaced; callers refuse non-empty ones before starting.
             path.rmdir()
@@ -77,14 +118,19 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 
 def read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV as strings (ids keep their leading zeros) and check its header."""
+    """Read a CSV as strings (ids keep their leading zeros) and check its header. The index holds each
+    row's line number in the file (blank lines skipped but counted), for messages."""
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # Blank lines are kept while reading so that each row knows its line in the file, then dropped.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise UserError(f"{path}: not a readable CSV file ({str(exc).strip().splitlines()[0]})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    frame.index = pd.RangeIndex(2, len(frame) + 2)  # the header is line 1
+    blank = frame.apply(lambda col: col.str.strip() == "").all(axis=1) if len(frame.columns) else frame.index == frame.index
+    frame = frame[~blank]
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns) or 'none'}")

@@ -11,7 +11,9 @@ person_id  a person folder name, or the id part of one (an id shared by two fold
 field      gender | mask | age
 image      ``*`` for every photo of the person, or photo stems joined by ``+``
 from       optional: the value the correction expects to find; rows holding another value are left
-           alone and reported, so applying a set twice, or to already-fixed data, changes nothing
+           alone and reported, so applying a set twice, or to already-fixed data, changes nothing.
+           For a swap, the value the first named photo should hold (default: what its name says,
+           incorrect_mask -> incorrect), so a swap is never undone by a second application
 to         the new value; ``flip`` (gender) or ``swap`` (mask, exactly two photos)
 agreement, note   free text, carried into the report
 """
@@ -114,7 +116,7 @@ def read(path: str | Path) -> list[Correction]:
     frame = read_csv(path, ("person_id", "field", "to"))
     parsers = {"gender": labels.parse_gender, "mask": labels.parse_mask, "age": labels.parse_age}
     out = []
-    for i, rec in enumerate(frame.to_dict("records"), start=2):
+    for i, rec in zip(frame.index, frame.to_dict("records")):
         where = f"{path}:{i}"
         person = rec["person_id"].strip()
         fld = rec["field"].strip().lower()
@@ -128,6 +130,8 @@ def read(path: str | Path) -> list[Correction]:
         images = None if image == "*" else tuple(s.strip() for s in image.split("+"))
         if images is not None and not all(images):
             raise UserError(f"{where}: image must be * or photo names joined by +, got {image!r}")
+        if images is not None and len(set(images)) != len(images):
+            raise UserError(f"{where}: image {image!r} names the same photo twice")
         try:
             expect = parsers[fld](expect_text) if expect_text else None
             if to_text == "flip" and fld == "gender":
@@ -172,9 +176,23 @@ def _apply_one(table: pd.DataFrame, corr: Correction, person: str, rows: pd.Data
         rows = rows[rows["image"].isin(corr.images)]
     col = corr.field
     if corr.to == "swap":
-        (i, a), (j, b) = rows[col].items()
+        if len(rows) != 2:
+            report.skipped.append(f"{corr.where}: {person} has {len(rows)} photos named {'+'.join(corr.images)}; "
+                                  "a swap needs exactly two")
+            return
+        i = rows.index[rows["image"] == corr.images[0]][0]
+        j = rows.index[rows["image"] == corr.images[1]][0]
+        a, b = table.loc[i, col], table.loc[j, col]
         if pd.isna(a) or pd.isna(b) or a == b:
             report.skipped.append(f"{corr.where}: {person} photos hold the same {col}; nothing to swap")
+            return
+        # The guard: `from` names what the first photo should hold; without it, a competition photo
+        # should hold what its name says (incorrect_mask -> incorrect). Either way a swap that was
+        # already applied (a repeated row, `known` on fixed data) is left alone, not swapped back.
+        expect = corr.expect if corr.expect is not None else labels.PHOTO_MASK.get(corr.images[0])
+        if expect is not None and int(a) != expect:
+            report.skipped.append(f"{corr.where}: {person} {corr.images[0]} has {col} {_value_name(col, int(a))}, "
+                                  f"not {_value_name(col, expect)}: already swapped?")
             return
         table.loc[i, col], table.loc[j, col] = b, a
         for idx, old, new in ((i, a, b), (j, b, a)):

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from ..fileio import write_text
+from ..progress import bar as progress_bar
 from .images import read_rgb
 
 # Tried in order; the first that finds a face wins. Masks hide the mouth and nose that the default
@@ -122,7 +122,7 @@ class FaceBoxes:
                 self.detected += 1
 
         with ThreadPoolExecutor(self.workers) as pool:
-            list(tqdm(pool.map(work, paths), total=len(paths), desc="finding faces", unit="photo",
+            list(progress_bar(pool.map(work, paths), total=len(paths), desc="finding faces", unit="photo",
                       disable=not progress))
         if self.detected:
             self.cache_file.parent.mkdir(parents=True, exist_ok=True)

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from .. import labels
 from ..errors import UserError
+from ..progress import bar as progress_bar
 
 # 40 megapixels: 200x the competition's photos; larger ones are refused unread.
 MAX_PIXELS = 40_000_000
@@ -117,7 +117,7 @@ class PhotoStore:
 
         # Threads: PIL and OpenCV release the GIL while decoding and resizing.
         with ThreadPoolExecutor(self.workers) as pool:
-            list(tqdm(pool.map(load, range(len(self.paths))), total=len(self.paths), desc="caching photos",
+            list(progress_bar(pool.map(load, range(len(self.paths))), total=len(self.paths), desc="caching photos",
                       unit="photo", disable=not progress))
         return out
 

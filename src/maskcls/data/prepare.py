@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .. import labels
 from ..errors import UserError
 from . import corrections as corr_mod
 from . import splits
@@ -37,11 +38,14 @@ class Prepared:
     folds: np.ndarray  # fold index per row
     key: dict
     store: PhotoStore
-    targets: np.ndarray = field(init=False)
+    targets: np.ndarray = field(init=False)  # for training: age groups with data.age_young/age_old
+    score_targets: np.ndarray = field(init=False)  # for scoring: data.score_age_young/score_age_old
     _faces: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.targets = targets(self.table)
+        self.score_targets = targets(self.table, labels.AgeCutoffs(self.key["data.score_age_young"],
+                                                                   self.key["data.score_age_old"]))
 
     @property
     def k(self) -> int:
@@ -95,7 +99,9 @@ class Prepared:
 
 def prepare_key(cfg) -> dict:
     return {"data.corrections": cfg.data.corrections, "data.age_young": cfg.data.age_young,
-            "data.age_old": cfg.data.age_old, "data.folds": cfg.data.folds, "data.split_seed": cfg.data.split_seed}
+            "data.age_old": cfg.data.age_old, "data.score_age_young": cfg.data.score_age_young,
+            "data.score_age_old": cfg.data.score_age_old, "data.folds": cfg.data.folds,
+            "data.split_seed": cfg.data.split_seed, "data.allow_outside": cfg.data.allow_outside}
 
 
 def prepare(cfg, data: str | Path | pd.DataFrame, *, store: PhotoStore | None = None,
@@ -106,7 +112,8 @@ def prepare(cfg, data: str | Path | pd.DataFrame, *, store: PhotoStore | None = 
     ``store`` lets several preparations of the same photos (e.g. different corrections) share one
     set of decoded images.
     """
-    table, report = load_table(data, cutoffs=cfg.cutoffs, corrections=cfg.data.corrections)
+    table, report = load_table(data, cutoffs=cfg.cutoffs, corrections=cfg.data.corrections,
+                               allow_outside=cfg.data.allow_outside)
     if cfg.data.corrections != "none":
         log(report.summary())
     known = targets(table) >= 0

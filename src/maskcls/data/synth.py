@@ -24,11 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from .. import labels
 from ..errors import UserError
 from ..fileio import atomic_dir
+from ..progress import bar as progress_bar
 
 BASE_W, BASE_H = 384, 512  # drawing happens at the competition's size, then is resized
 MASK_STYLES = ("surgical", "white", "black", "cloth", "pattern", "kf94")
@@ -280,10 +280,10 @@ def _run(jobs: list[_Job], workers: int, desc: str) -> list[list[tuple[str, int]
     for job in jobs:
         Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     if workers <= 1:
-        return [_render_person(j) for j in tqdm(jobs, desc=desc, unit="person")]
+        return [_render_person(j) for j in progress_bar(jobs, desc=desc, unit="person")]
     ctx = mp.get_context("spawn")  # fork after torch/OpenCV threads have started is unsafe
     with ctx.Pool(workers) as pool:
-        return list(tqdm(pool.imap(_render_person, jobs, chunksize=4), total=len(jobs), desc=desc, unit="person"))
+        return list(progress_bar(pool.imap(_render_person, jobs, chunksize=4), total=len(jobs), desc=desc, unit="person"))
 
 
 def _true_label(mask_state: int, person: Person) -> int:

@@ -71,19 +71,24 @@ def find_eval_dir(data: Path) -> Path | None:
     return None
 
 
-def scan(data: str | Path | pd.DataFrame) -> Scan:
+def scan(data: str | Path | pd.DataFrame, *, allow_outside: bool = False) -> Scan:
     """Scan DATA (a competition-layout folder, a .csv manifest, or a DataFrame in the manifest
-    columns whose paths are absolute or relative to the working folder) without decoding photos."""
+    columns whose paths are absolute or relative to the working folder) without decoding photos.
+
+    A manifest's paths must stay inside its folder (no ``..``, no absolute paths) unless
+    ``allow_outside``: a crafted manifest must not make maskcls read other files. A DataFrame comes
+    from the user's own code, so its paths may point anywhere.
+    """
     if isinstance(data, pd.DataFrame):
-        frame = data.astype(object).where(data.notna(), "").astype(str)
-        return _scan_manifest_frame(frame, Path.cwd(), "DataFrame")
+        frame = data.astype(object).where(data.notna(), "").astype(str).reset_index(drop=True)
+        return _scan_manifest_frame(frame, Path.cwd(), "DataFrame", allow_outside=True)
     data = Path(data)
     if not data.exists():
         raise UserError(f"{data}: no such file or folder")
     if data.is_file():
         if data.suffix.lower() != ".csv":
             raise UserError(f"{data}: DATA must be a folder in the competition layout or a .csv manifest")
-        return _scan_manifest(data)
+        return _scan_manifest(data, allow_outside=allow_outside)
     train_root = find_train_root(data)
     if train_root is None:
         raise UserError(
@@ -131,7 +136,7 @@ def _scan_competition(train_root: Path, eval_dir: Path | None) -> Scan:
         raise UserError(f"{images}: folder not found (train.csv's photos live in train/images/<path>/)")
     rows = []
     seen: dict[str, int] = {}
-    for i, rec in enumerate(frame.itertuples(index=False), start=2):  # line 1 is the header
+    for i, rec in zip(frame.index, frame.itertuples(index=False)):  # the index holds the line number
         where = f"{csv_path}:{i}"
         folder_name = rec.path.strip()
         try:
@@ -170,12 +175,12 @@ def _scan_competition(train_root: Path, eval_dir: Path | None) -> Scan:
     return Scan("competition", table, eval_dir, problems)
 
 
-def _scan_manifest(csv_path: Path) -> Scan:
+def _scan_manifest(csv_path: Path, *, allow_outside: bool) -> Scan:
     frame = read_csv(csv_path, MANIFEST_COLUMNS)
-    return _scan_manifest_frame(frame, csv_path.resolve().parent, str(csv_path))
+    return _scan_manifest_frame(frame, csv_path.resolve().parent, str(csv_path), allow_outside=allow_outside)
 
 
-def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str) -> Scan:
+def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str, *, allow_outside: bool) -> Scan:
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         raise UserError(f"{csv_path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}")
@@ -186,7 +191,7 @@ def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str) -> Scan
     problems: list[Problem] = []
     rows = []
     seen: dict[str, int] = {}
-    for i, rec in enumerate(frame.to_dict("records"), start=2):
+    for i, rec in zip(frame.index, frame.to_dict("records")):
         where = f"{csv_path}:{i}"
         rel = rec["path"].strip()
         person = rec["person_id"].strip()
@@ -205,8 +210,17 @@ def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str) -> Scan
             except ValueError as exc:
                 problems.append(Problem(where, str(exc)))
                 bad = True
-        path = (base / rel).resolve()
-        if not path.is_file():
+        if not allow_outside and (Path(rel).is_absolute() or ".." in Path(rel).parts):
+            problems.append(Problem(where, f"photo path {rel} leaves the manifest's folder; paths are relative to "
+                                           "the manifest (pass --allow-outside to accept it)"))
+            continue
+        try:
+            path = (base / rel).resolve(strict=False)
+            is_file = path.is_file()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+            problems.append(Problem(where, f"photo {rel} cannot be opened ({exc})"))
+            continue
+        if not is_file:
             problems.append(Problem(where, f"photo {rel} not found"))
             continue
         if str(path) in seen:
@@ -237,19 +251,23 @@ def describe(data: str | Path | pd.DataFrame) -> str:
     return "DataFrame" if isinstance(data, pd.DataFrame) else str(Path(data).resolve())
 
 
-def raise_on_fatal(problems: list[Problem], data) -> None:
+def raise_on_fatal(problems: list[Problem], data, *, hint: bool = True) -> None:
     fatal = [p for p in problems if p.fatal]
     if isinstance(data, pd.DataFrame):
         data = "the DataFrame"
     if fatal:
         shown = "\n  ".join(str(p) for p in fatal[:10])
         more = f"\n  ... and {len(fatal) - 10} more" if len(fatal) > 10 else ""
-        raise UserError(f"{data}: {len(fatal)} problem(s) in the data:\n  {shown}{more}\n"
-                        f"Run `maskcls validate {data}` for the full list.")
+        advice = f"\nRun `maskcls validate {data}` for the full list." if hint else ""
+        raise UserError(f"{data}: {len(fatal)} problem(s) in the data:\n  {shown}{more}{advice}")
+
+
+PHOTO_COL = "_maskcls_photo"  # the resolved photo path added to info.csv's own columns (which may include "path")
 
 
 def load_eval(eval_dir: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
-    """Read eval/info.csv -> (ImageID, ans, path) in file order, plus the problems found."""
+    """Read eval/info.csv -> its own columns plus PHOTO_COL (the photo's path), in file order, and the
+    problems found."""
     eval_dir = Path(eval_dir)
     found = find_eval_dir(eval_dir) if eval_dir.is_dir() else None
     if found is None:
@@ -260,10 +278,12 @@ def load_eval(eval_dir: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     paths = []
-    for i, image_id in enumerate(frame["ImageID"], start=2):
+    for i, image_id in zip(frame.index, frame["ImageID"]):
         image_id = image_id.strip()
         path = images / image_id
-        if not image_id or not path.is_file():
+        if image_id and (Path(image_id).name != image_id or image_id in (".", "..")):
+            problems.append(Problem(f"{info_path}:{i}", f"ImageID {image_id} is not a file name in {images}"))
+        elif not image_id or not path.is_file():
             problems.append(Problem(f"{info_path}:{i}", f"image {image_id or '(empty)'} not found in {images}"))
         elif image_id in seen:
             problems.append(Problem(f"{info_path}:{i}", f"ImageID {image_id} already listed on line {seen[image_id]}"))
@@ -273,22 +293,32 @@ def load_eval(eval_dir: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
         for f in sorted(images.iterdir()):
             if not f.name.startswith(".") and f.name not in seen:
                 problems.append(Problem(str(f), "not listed in info.csv (ignored)", False))
-    frame = frame.assign(path=paths)
+    frame = frame.assign(**{PHOTO_COL: paths})
     return frame, problems
 
 
-def targets(table: pd.DataFrame) -> np.ndarray:
-    """(N, len(TASKS)) int64 targets, one column per task in ``labels.TASKS`` order, -1 where unknown."""
-    return np.stack([table[t.column].fillna(-1).to_numpy(dtype=np.int64) for t in labels.TASKS], axis=1)
+def targets(table: pd.DataFrame, cutoffs: labels.AgeCutoffs | None = None) -> np.ndarray:
+    """(N, len(TASKS)) int64 targets, one column per task in ``labels.TASKS`` order, -1 where unknown.
+
+    With ``cutoffs`` the age groups are derived from the ages again with those cut-offs (scoring with
+    the competition's groups a model trained with other cut-offs)."""
+    out = np.stack([table[t.column].fillna(-1).to_numpy(dtype=np.int64) for t in labels.TASKS], axis=1)
+    if cutoffs is not None:
+        j = next(i for i, t in enumerate(labels.TASKS) if t.column == "age_group")
+        ages = table["age"].fillna(-1).to_numpy(dtype=np.int64)
+        known = ages >= 0
+        out[known, j] = cutoffs.groups(ages[known])
+    return out
 
 
 def load_table(data: str | Path | pd.DataFrame, *, cutoffs: labels.AgeCutoffs = labels.AgeCutoffs(),
-               corrections: str | Path | None = None) -> tuple[pd.DataFrame, corr_mod.CorrectionReport]:
+               corrections: str | Path | None = None,
+               allow_outside: bool = False) -> tuple[pd.DataFrame, corr_mod.CorrectionReport]:
     """Scan DATA, apply label corrections (``known``, ``none``, or a CSV path) and derive the labels.
 
     Raises ``UserError`` when the data has a problem that would make the table wrong.
     """
-    result = scan(data)
+    result = scan(data, allow_outside=allow_outside)
     raise_on_fatal(result.problems, data)
     if result.table.empty:
         raise UserError(f"{describe(data)}: no photos found")

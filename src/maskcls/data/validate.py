@@ -6,18 +6,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
 
 from . import corrections as corr_mod
+from ..progress import bar as progress_bar
 from .images import decode_error
-from .table import Problem, load_eval, scan
+from .table import PHOTO_COL, Problem, load_eval, scan
 
 
 def decode_problems(paths: list[str], *, workers: int = 4, progress: bool = True) -> list[Problem]:
     """Decode every photo with training's own decoder (``images.read_rgb``) and report the broken ones.
     Threads: PIL releases the GIL while decoding."""
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(decode_error, paths, chunksize=16), total=len(paths),
+        results = list(progress_bar(pool.map(decode_error, paths, chunksize=16), total=len(paths),
                             desc="decoding photos", unit="photo", disable=not progress))
     return [Problem(p, msg) for p, msg in zip(paths, results) if msg]
 
@@ -39,7 +39,7 @@ def validate(data: str | Path, *, corrections: str | Path | None = None, decode:
     if result.eval_dir is not None:
         eval_table, eval_problems = load_eval(result.eval_dir)
         out.problems += eval_problems
-        found = [p for p in eval_table["path"] if Path(p).is_file()]
+        found = [p for p in eval_table[PHOTO_COL] if Path(p).is_file()]
         out.eval_photos = len(found)
         paths += found
     if decode:

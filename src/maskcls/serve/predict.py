@@ -3,6 +3,7 @@ a `--fold all` run (all its fold models) or several runs, whose probabilities ar
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,10 +13,10 @@ import pandas as pd
 from .. import labels
 from ..data.images import read_rgb
 from ..data.prepare import prepare
-from ..data.table import describe, load_eval, raise_on_fatal
+from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
-from ..fileio import atomic_path, write_csv
-from ..metrics import compute_metrics, log_loss, task_probs
+from ..fileio import atomic_path, check_replaceable, write_csv
+from ..metrics import compute_metrics, log_loss, per_class_f1, task_probs
 from .predictor import Predictor
 
 Runs = str | Path | Sequence[str | Path]
@@ -51,10 +52,15 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
             raise UserError(f"{data} is not the data {run} was trained on ({', '.join(map(str, trained_on))}); "
                             "use --split all")
         table = table.iloc[prepared.split(cfg.data.fold)[1]]
-    targets = prepared.targets[table.index.to_numpy()]
+    targets = prepared.score_targets[table.index.to_numpy()]
     probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
-    return {**compute_metrics(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
-            "photos": len(table), "people": int(table["person"].nunique()), "models": len(predictor.members)}
+    out = {**compute_metrics(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
+           "photos": len(table), "people": int(table["person"].nunique()), "models": len(predictor.members)}
+    if out["macro_f1"] is not None:
+        f1, support = per_class_f1(targets, probs)
+        out["per_class_f1"] = {name: {"f1": round(float(f), 4), "support": int(n)}
+                               for name, f, n in zip(labels.class_names(cfg.score_cutoffs), f1, support)}
+    return out
 
 
 def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta: str = "none",
@@ -62,14 +68,16 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
                        workers: int = 0, progress: bool = True) -> dict:
     """Fill eval/info.csv's ``ans`` column: same rows, same order, written atomically."""
     out = Path(out)
-    for target in (out, probs_out):
-        if target is not None and Path(target).exists() and not force:
-            raise UserError(f"{target} already exists; pass --force to overwrite it")
+    if probs_out is not None and Path(probs_out).resolve() == out.resolve():
+        raise UserError(f"--probs {probs_out} is the submission file itself; give it another name")
+    check_replaceable(out, force=force, what="--out")
+    if probs_out is not None:
+        check_replaceable(probs_out, force=force, what="--probs")
     frame, problems = load_eval(eval_dir)
-    raise_on_fatal(problems, eval_dir)
+    raise_on_fatal(problems, eval_dir, hint=False)
     predictor = Predictor(run, device=device, tta=tta, workers=workers)
-    probs = predictor.predict_proba(frame["path"].tolist(), progress=progress)
-    submission = frame.drop(columns=["path"]).assign(ans=probs.argmax(1))
+    probs = predictor.predict_proba(frame[PHOTO_COL].tolist(), progress=progress)
+    submission = frame.drop(columns=[PHOTO_COL]).assign(ans=probs.argmax(1))
     if probs_out is not None:
         table = pd.DataFrame(probs.round(6), columns=[f"p{c}" for c in range(labels.NUM_CLASSES)])
         write_csv(probs_out, pd.concat([frame[["ImageID"]], table], axis=1))
@@ -79,7 +87,33 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
     return {"out": str(out), "rows": len(submission), "class_counts": counts.tolist(), "models": len(predictor.members)}
 
 
-def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", device: str = "auto") -> list[dict]:
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def expand_photos(items: list[str]) -> list[str]:
+    """Photo arguments -> photo paths: a folder gives its photos (sorted, hidden files skipped), a glob
+    pattern its matches; anything else is kept as given (and checked by the caller)."""
+    out: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir()
+                           if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in PHOTO_SUFFIXES)
+            if not found:
+                raise UserError(f"{item}: no photos (.jpg, .jpeg, .png, .bmp, .webp) in this folder")
+            out += found
+        elif any(c in item for c in "*?[") and not path.exists():
+            found = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                raise UserError(f"{item}: no photo matches this pattern")
+            out += found
+        else:
+            out.append(item)
+    return out
+
+
+def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", device: str = "auto",
+                    workers: int = 0) -> list[dict]:
     """One result per photo: mask, gender, age group, the class, and the probabilities behind them."""
     paths = []
     for photo in photos:
@@ -88,7 +122,7 @@ def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", d
         paths.append(str(photo))
     for path in paths:
         read_rgb(path)  # fail on a broken photo before any work, naming it
-    predictor = Predictor(run, device=device, tta=tta)
+    predictor = Predictor(run, device=device, tta=tta, workers=workers)
     probs = predictor.predict_proba(paths)
     per_task = task_probs(probs)
     results = []

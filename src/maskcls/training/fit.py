@@ -32,7 +32,7 @@ from .loop import predict_proba, train_one_epoch
 from .losses import build_loss
 from .model import MaskNet, build_model
 from .optim import build_optimizer, build_scheduler
-from .runs import check_run_folder, load_checkpoint, probs_frame, save_checkpoint
+from .runs import check_run_folder, load_checkpoint, probs_frame, run_lock, save_checkpoint
 from .runtime import Runtime
 
 
@@ -49,6 +49,7 @@ class Session:
     val_ds: PhotoDataset
     val_loader: DataLoader
     runtime: Runtime
+    val_targets: np.ndarray  # scored with data.score_age_* (the competition's groups by default)
 
 
 def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, resume: bool = False,
@@ -62,6 +63,12 @@ def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Pa
     {'stopped_after_epoch': n} when stopped early).
     """
     out = Path(out)
+    with run_lock(out):
+        return _train(cfg, data, out, resume=resume, stop_after_epoch=stop_after_epoch, progress=progress, log=log)
+
+
+def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int | None, progress: bool,
+           log: Callable[[str], None]) -> dict:
     cfg = config_mod.from_dict(cfg.to_dict())  # a private copy: resolved values are filled in below
     check_run_folder(out, resume)
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
@@ -165,7 +172,8 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
         scaler.load_state_dict(ckpt["scaler"])
     loss_fn = build_loss(cfg, train_ds.targets.numpy(), runtime.device)
     return Session(model, optimizer, scheduler, scaler, loss_fn, train_ds, val_ds,
-                   loader_for(val_ds, cfg, runtime.device, train=False), runtime)
+                   loader_for(val_ds, cfg, runtime.device, train=False), runtime,
+                   prepared.score_targets[prepared.split(cfg.data.fold)[1]])
 
 
 def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
@@ -179,7 +187,7 @@ def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
                             frozen=epoch < cfg.model.freeze_epochs, log_every=cfg.train.log_every,
                             desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress)
     probs = predict_proba(s.model, s.val_loader, runtime=s.runtime, desc="validate", progress=progress)
-    val_targets = s.val_ds.targets.numpy()
+    val_targets = s.val_targets
     return {"epoch": epoch + 1, "train_loss": stats["train_loss"], "val_loss": log_loss(val_targets, probs),
             **compute_metrics(val_targets, probs), "lr": s.optimizer.param_groups[-1]["lr"],
             "images_per_s": stats["images_per_s"], "seconds": stats["train_seconds"]}
@@ -199,7 +207,7 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     the figures: they describe exactly the checkpoint that predict and classify will use."""
     s.model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
     probs = predict_proba(s.model, s.val_loader, runtime=s.runtime, desc="best model", progress=progress)
-    targets = s.val_ds.targets.numpy()
+    targets = s.val_targets
     metrics = compute_metrics(targets, probs)
     val_idx = prepared.split(cfg.data.fold)[1]
     val = prepared.table.iloc[val_idx].reset_index(drop=True)
@@ -217,7 +225,7 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
         "path": val["path"], "person": val["person"], "label": val["label"], "pred": probs.argmax(1),
         "confidence": probs.max(1).round(4)}))
     write_csv(out / "val_probs.csv", probs_frame(val, probs, fold=cfg.data.fold))
-    names = labels.class_names(cfg.cutoffs)
+    names = labels.class_names(cfg.score_cutoffs)
     plot_curves(pd.DataFrame(history), out / "curves.png", best_epoch=best_epoch,
                 title=f"{cfg.model.name}, fold {cfg.data.fold}")
     if metrics["macro_f1"] is not None:

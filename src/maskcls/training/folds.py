@@ -22,6 +22,7 @@ from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
 from ..metrics import compute_metrics, log_loss
 from .fit import train
+from .runs import run_lock
 
 FOLD_PREFIX = "fold-"
 
@@ -37,9 +38,14 @@ def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: st
     Returns cv_summary.json's content. The data are scanned and decoded once for all folds.
     """
     out = Path(out)
+    with run_lock(out):
+        return _train_folds(cfg, data, out, progress=progress, log=log)
+
+
+def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[[str], None]) -> dict:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
-    strangers = [p.name for p in out.iterdir() if not p.name.startswith(FOLD_PREFIX)
+    strangers = [p.name for p in out.iterdir() if not p.name.startswith((FOLD_PREFIX, "."))
                  and p.name not in ("oof_probs.csv", "cv_summary.json")] if out.is_dir() else []
     if strangers:
         raise UserError(f"{out}: holds files that are not from a --fold all run ({', '.join(sorted(strangers)[:3])}); "
@@ -60,7 +66,7 @@ def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: st
                                    progress=progress, log=log))
     oof = gather_oof(prepared, [fold_dir(out, k) for k in range(prepared.k)])
     write_csv(out / "oof_probs.csv", oof)
-    cv = cv_summary(summaries, prepared.targets, oof[[f"p{c}" for c in range(labels.NUM_CLASSES)]].to_numpy())
+    cv = cv_summary(summaries, prepared.score_targets, oof[[f"p{c}" for c in range(labels.NUM_CLASSES)]].to_numpy())
     write_json(out / "cv_summary.json", cv)
     shown = ", ".join(f"{k} {v:.4f} +- {cv['std'][k]:.4f}" for k, v in cv["mean"].items()
                       if k.endswith("f1") or k == "accuracy")

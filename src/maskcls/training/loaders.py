@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
@@ -32,8 +34,14 @@ def make_loader(ds: Dataset, *, batch_size: int, workers: int, device: torch.dev
                       drop_last=train and len(ds) > batch_size, generator=generator)
 
 
+def default_workers() -> int:
+    """The machine's cores, at most 8: past that, decoding rarely keeps up with the model anyway."""
+    return min(8, os.cpu_count() or 1)
+
+
 def loader_for(ds: Dataset, cfg, device: torch.device, *, train: bool,
                generator: torch.Generator | None = None) -> DataLoader:
     """``make_loader`` with a config's batch size, workers, sampler and pin_memory."""
-    return make_loader(ds, batch_size=cfg.train.batch_size, workers=cfg.data.workers, device=device, train=train,
+    workers = default_workers() if cfg.data.workers is None else cfg.data.workers
+    return make_loader(ds, batch_size=cfg.train.batch_size, workers=workers, device=device, train=train,
                        sampler=cfg.train.sampler, pin_memory=cfg.data.pin_memory, generator=generator)

@@ -7,10 +7,10 @@ import time
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from .. import labels
 from ..errors import UserError
+from ..progress import bar as progress_bar
 from .losses import MultiTaskLoss
 from .model import MaskNet, class_log_probs
 from .optim import set_backbone_frozen
@@ -29,7 +29,7 @@ def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.O
     running = torch.zeros((), device=runtime.device)
     seen, steps = 0, 0
     start = time.perf_counter()
-    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False, dynamic_ncols=True)
+    bar = progress_bar(loader, desc=desc, unit="batch", disable=not progress, leave=False)
     for images, targets in bar:
         images = runtime.images(images)
         targets = targets.to(runtime.device, non_blocking=True)
@@ -60,7 +60,7 @@ def predict_proba(model: MaskNet, loader: DataLoader, *, runtime: Runtime, tta: 
         raise UserError(f"tta must be one of {', '.join(TTA_CHOICES)}, got {tta!r}")
     model.eval()
     chunks = []
-    for images, _ in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False, dynamic_ncols=True):
+    for images, _ in progress_bar(loader, desc=desc, unit="batch", disable=not progress, leave=False):
         images = runtime.images(images)
         with runtime.autocast():
             probs = class_log_probs(model(images)).exp()

@@ -6,6 +6,11 @@ checkpoint carries everything inference needs.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import socket
+import urllib.parse
 from pathlib import Path
 
 import torch
@@ -85,10 +90,42 @@ def _strip_classifier(model: nn.Module) -> int:
     return last.in_features
 
 
+@functools.lru_cache(maxsize=8)
+@contextlib.contextmanager
+def _hf_offline():
+    """Hugging Face Hub offline mode for one call: huggingface_hub reads HF_HUB_OFFLINE once, at import,
+    into constants.HF_HUB_OFFLINE, which its requests consult; setting the variable later does nothing."""
+    from huggingface_hub import constants
+
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old
+
+
+def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether a download host answers at all: offline, fail at once instead of retrying for a minute."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _torchvision_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int, tuple, tuple]:
     import torchvision
 
     weights = "DEFAULT" if pretrained else None
+    if pretrained:
+        url = torchvision.models.get_model_weights(name).DEFAULT.url
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urllib.parse.urlparse(url).path).name
+        if not cached.is_file() and not reachable(urllib.parse.urlparse(url).hostname or ""):
+            raise UserError(f"ImageNet weights for torchvision {name} are not in the cache and "
+                            f"{urllib.parse.urlparse(url).hostname} cannot be reached (offline?). Download {url} "
+                            f"to {cached} on a machine with internet, pass model.weights=PATH to a local file, "
+                            "or use model.weights=none")
     try:
         model = torchvision.models.get_model(name, weights=weights)
     except (OSError, RuntimeError, ValueError) as exc:  # no download possible, or a broken cache
@@ -100,15 +137,23 @@ def _torchvision_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int, 
 def _timm_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int, tuple, tuple]:
     import timm
 
+    offline = pretrained and not os.environ.get("HF_HUB_OFFLINE") and not reachable("huggingface.co")
     try:
-        model = timm.create_model(name, pretrained=pretrained, num_classes=0)
+        if offline:  # use the Hugging Face cache only: a cached model loads, a missing one fails at once
+            with _hf_offline():
+                model = timm.create_model(name, pretrained=True, num_classes=0)
+        else:
+            model = timm.create_model(name, pretrained=pretrained, num_classes=0)
     except RuntimeError as exc:
         if "Unknown model" in str(exc):
             raise UserError(f"unknown model {name!r}: not a torchvision or timm model name") from None
         raise UserError(f"could not create timm model {name}: {exc}") from None
     except (OSError, ValueError) as exc:
-        raise UserError(f"could not load pretrained weights for timm {name}: {exc}. Set HF_HUB_OFFLINE=1 with the "
-                        "weights in the Hugging Face cache, pass model.weights=PATH, or model.weights=none") from None
+        why = "huggingface.co cannot be reached (offline?) and they are not in the Hugging Face cache" if offline \
+            else str(exc).splitlines()[0]
+        raise UserError(f"could not load pretrained weights for timm {name}: {why}. Fetch them on a machine with "
+                        "internet into the Hugging Face cache, pass model.weights=PATH to a local file, or use "
+                        "model.weights=none") from None
     cfg = model.pretrained_cfg or {}
     # With num_classes=0 the pooled output can be wider than num_features (e.g. MobileNetV3's conv head).
     width = getattr(model, "head_hidden_size", None) or model.num_features

@@ -41,6 +41,8 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Call
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    if cfg.train.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     total = steps_per_epoch * cfg.train.epochs
     schedule = warmup_cosine(total, int(cfg.train.warmup_epochs * steps_per_epoch), cfg.train.min_lr_ratio)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

@@ -3,6 +3,12 @@ trained run back, and the per-photo probability tables every run writes."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pickle
+import warnings
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +19,7 @@ from .. import config as config_mod
 from .. import labels
 from ..config import Config
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, pid_alive
 from ..metrics import task_probs
 from .model import MaskNet, build_model
 
@@ -27,8 +33,50 @@ def load_checkpoint(path: str | Path) -> dict:
     """Load with weights_only=True: a checkpoint is data, never code."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's message advises weights_only=False, i.e. running the file's code: never pass that on.
+        raise UserError(f"{path}: not a maskcls checkpoint: it holds Python objects other than tensors and plain "
+                        "values, and maskcls never runs code from a checkpoint") from None
     except Exception as exc:  # corrupt files raise several types; all are the user's broken file
-        raise UserError(f"{path}: not a readable maskcls checkpoint ({str(exc).splitlines()[0]})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable maskcls checkpoint ({first})") from None
+
+
+@contextlib.contextmanager
+def run_lock(out: str | Path) -> Iterator[None]:
+    """Hold ``.RUN.lock`` beside the run folder while training: a second training on the same folder is
+    refused, naming the first one's process; a lock left by a dead process (kill -9) is taken over.
+    The lock sits beside the folder so that nothing appears inside it before the first epoch ends."""
+    out = Path(out)
+    lock = out.parent / f".{out.name}.lock"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{os.getpid()} {socket.gethostname()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid_text, _, host = lock.read_text().partition(" ")
+                pid = int(pid_text)
+            except (OSError, ValueError):
+                pid, host = -1, ""
+            if host.strip() != socket.gethostname() or (pid > 0 and pid_alive(pid)):
+                raise UserError(f"{out} is being written by another maskcls process ({pid} on {host.strip() or '?'}); "
+                                f"wait for it to finish, or choose another folder (remove {lock} if that "
+                                "process is gone)") from None
+            lock.unlink(missing_ok=True)  # stale: its process is dead
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me)
+        break
+    try:
+        yield
+    finally:
+        try:
+            if lock.read_text() == me:
+                lock.unlink()
+        except OSError:
+            pass
 
 
 def check_run_folder(out: Path, resume: bool) -> None:
@@ -54,6 +102,8 @@ def load_run(run: str | Path, device: torch.device | None = None) -> tuple[MaskN
     path = next((p for p in (run / "best.pt", run / "last.pt") if p.is_file()), None)
     if path is None:
         raise UserError(f"{run}: no checkpoint (best.pt or last.pt); train one with `maskcls train DATA --out {run}`")
+    if path.name == "last.pt":
+        warnings.warn(f"{run} has no best.pt (an unfinished run?); using last.pt, the latest epoch", stacklevel=2)
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise UserError(f"{path}: not a maskcls checkpoint (no model weights and config inside)")
