@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # errno values that are the user's environment, not a bug: a read-only or full disk, no permission.
-USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+USER_OS_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
                   errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST}
 
 
