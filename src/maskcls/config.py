@@ -25,7 +25,7 @@ from .labels import AgeCutoffs
 # (lr, weight decay, optimizer, model, data, augmentation...) is refused: silently keeping the
 # checkpoint's optimizer state with a new setting would make the run match neither setting.
 RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.tensorboard", "train.device",
-                     "data.workers", "data.pin_memory", "data.cache")
+                     "data.workers", "data.pin_memory", "data.cache", "data.cache_dir", "train.compile")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.heads": ("multi", "single"),
@@ -35,6 +35,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.amp": ("auto", "bf16", "fp16", "none"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.schedule": ("cosine", "constant"),
+    "data.cache": ("none", "ram", "disk"),
 }
 
 
@@ -75,7 +76,8 @@ class DataConfig:
     folds: int = _f(5, "number of person-level folds", lo=2)
     fold: int = _f(0, "which person-level fold is held out for validation", lo=0)
     split_seed: int = _f(0, "decides which people fall in which fold; train.seed never moves people")
-    cache: bool = _f(False, "decode, crop and resize every photo once into RAM (fast for small sizes)")
+    cache: str = _f("none", "none: decode every epoch | ram: decode once into memory | disk: once, into a "
+                            "memory-mapped file in data.cache_dir shared by runs and commands")
     workers: int | None = _f(None, "photo-loading processes; null: the machine's cores, at most 8", lo=0)
     pin_memory: bool = _f(True, "page-locked batches for faster copies to the GPU")
 
@@ -103,6 +105,7 @@ class TrainConfig:
     seed: int = _f(0, "weights, shuffling and augmentation (never the folds)")
     log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
     tensorboard: bool = _f(True, "write RUN/tb for TensorBoard")
+    compile: bool = _f(False, "torch.compile the model (GPU: faster steps after a slow first one)")
 
 
 @dataclass
@@ -184,6 +187,8 @@ def _set(cfg: Config, key: str, value: Any) -> None:
         hint = f"did you mean {near[0]}? " if near else ""
         raise UserError(f"unknown config key {key!r}; {hint}`maskcls config` lists every setting")
     hints = typing.get_type_hints(type(section))
+    if key == "data.cache" and isinstance(value, bool):
+        value = "ram" if value else "none"  # configs written when the cache was on/off
     value = _coerce(key, value, hints[name])
     if key in CHOICES and value not in CHOICES[key]:
         raise UserError(f"config {key}: {value!r} is not one of {', '.join(CHOICES[key])}")

@@ -18,7 +18,8 @@ from .. import labels
 from ..errors import UserError
 from . import corrections as corr_mod
 from . import splits
-from .faces import FaceBoxes
+from .diskcache import DiskCache
+from .faces import FaceBoxes, default_cache_dir
 from .images import PhotoDataset, PhotoStore
 from .table import describe, load_table, targets
 from .transforms import crop_of, eval_transform, train_transform
@@ -41,6 +42,7 @@ class Prepared:
     targets: np.ndarray = field(init=False)  # for training: age groups with data.age_young/age_old
     score_targets: np.ndarray = field(init=False)  # for scoring: data.score_age_young/score_age_old
     _faces: dict = field(init=False, default_factory=dict)
+    _disk: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.targets = targets(self.table)
@@ -85,9 +87,14 @@ class Prepared:
         train_tf = train_transform(cfg.data.augment, cfg.size, boxes=boxes, detector=faces)
         val_tf = eval_transform(cfg.size, cfg.data.augment, boxes=boxes, detector=faces)
         cache = None
-        if cfg.data.cache:
-            key = (cfg.size, crop_of(cfg.data.augment), cfg.data.face_margin if faces else None)
+        key = (cfg.size, crop_of(cfg.data.augment), cfg.data.face_margin if faces else None)
+        if cfg.data.cache == "ram":
             cache = self.store.arrays(val_tf.preprocess, key, progress=progress)
+        elif cfg.data.cache == "disk":
+            if key not in self._disk:
+                disk = DiskCache(cfg.data.cache_dir or default_cache_dir())
+                self._disk[key] = disk.rows(self.table["path"].tolist(), val_tf.preprocess, key, progress=progress)
+            cache = self._disk[key]
         paths = self.table["path"].tolist()
 
         def subset(idx: np.ndarray, transform) -> PhotoDataset:

@@ -16,7 +16,8 @@ import pandas as pd
 from .. import labels
 from ..config import Config
 from ..data.images import ArrayDataset, PhotoDataset, read_rgb
-from ..data.faces import FaceBoxes
+from ..data.diskcache import DiskCache
+from ..data.faces import FaceBoxes, default_cache_dir
 from ..data.transforms import crop_of, eval_transform
 from ..errors import UserError
 from ..metrics import task_probs
@@ -74,7 +75,14 @@ class Predictor:
         for i, (model, cfg, _) in enumerate(self.members):
             transform = self._transform(cfg, items, progress=progress)
             if all(isinstance(x, (str, Path)) for x in items):
-                ds = PhotoDataset([str(x) for x in items], np.full((len(items), len(labels.TASKS)), -1), transform)
+                paths = [str(x) for x in items]
+                cache = None
+                if cfg.data.cache == "disk":  # the same preprocessed photos training used, if cached
+                    key = (cfg.size, crop_of(cfg.data.augment),
+                           cfg.data.face_margin if crop_of(cfg.data.augment) == "face" else None)
+                    cache = DiskCache(cfg.data.cache_dir or default_cache_dir()).rows(
+                        paths, transform.preprocess, key, progress=progress)
+                ds = PhotoDataset(paths, np.full((len(items), len(labels.TASKS)), -1), transform, cache=cache)
             else:
                 ds = ArrayDataset([read_rgb(x) if isinstance(x, (str, Path)) else x for x in items], transform)
             loader = make_loader(ds, batch_size=self.batch_size or cfg.train.batch_size, workers=self.workers,

@@ -50,6 +50,7 @@ class Session:
     val_loader: DataLoader
     runtime: Runtime
     val_targets: np.ndarray  # scored with data.score_age_* (the competition's groups by default)
+    net: torch.nn.Module  # what runs the batches: the model, or torch.compile's wrapper around it
 
 
 def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, resume: bool = False,
@@ -173,7 +174,8 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
     loss_fn = build_loss(cfg, train_ds.targets.numpy(), runtime.device)
     return Session(model, optimizer, scheduler, scaler, loss_fn, train_ds, val_ds,
                    loader_for(val_ds, cfg, runtime.device, train=False), runtime,
-                   prepared.score_targets[prepared.split(cfg.data.fold)[1]])
+                   prepared.score_targets[prepared.split(cfg.data.fold)[1]],
+                   torch.compile(model) if cfg.train.compile else model)
 
 
 def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
@@ -183,10 +185,10 @@ def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
     torch.manual_seed(epoch_seed)
     s.train_ds.set_epoch_seed(epoch_seed)
     loader = loader_for(s.train_ds, cfg, s.runtime.device, train=True, generator=torch.Generator().manual_seed(epoch_seed))
-    stats = train_one_epoch(s.model, loader, s.optimizer, s.scheduler, s.loss_fn, runtime=s.runtime, scaler=s.scaler,
+    stats = train_one_epoch(s.net, loader, s.optimizer, s.scheduler, s.loss_fn, runtime=s.runtime, scaler=s.scaler,
                             frozen=epoch < cfg.model.freeze_epochs, log_every=cfg.train.log_every,
                             desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress)
-    probs = predict_proba(s.model, s.val_loader, runtime=s.runtime, desc="validate", progress=progress)
+    probs = predict_proba(s.net, s.val_loader, runtime=s.runtime, desc="validate", progress=progress)
     val_targets = s.val_targets
     return {"epoch": epoch + 1, "train_loss": stats["train_loss"], "val_loss": log_loss(val_targets, probs),
             **compute_metrics(val_targets, probs), "lr": s.optimizer.param_groups[-1]["lr"],
