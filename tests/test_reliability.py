@@ -287,8 +287,6 @@ def test_eval_image_ids_cannot_leave_the_images_folder(tmp_path):
 
 
 def test_checkpoint_errors_never_advise_weights_only_false(tmp_path):
-    import pickle
-
     import torch
 
     from maskcls.training.runs import load_checkpoint
@@ -298,8 +296,7 @@ def test_checkpoint_errors_never_advise_weights_only_false(tmp_path):
             return (print, ("pwned",))
 
     bad = tmp_path / "best.pt"
-    with open(bad, "wb") as fh:
-        pickle.dump({"model": Evil()}, fh)
+    torch.save({"model": Evil()}, bad)  # a real torch archive that would run print() when unpickled
     with pytest.raises(UserError) as exc:
         load_checkpoint(bad)
     assert "weights_only" not in str(exc.value) and "never runs code" in str(exc.value)

@@ -114,7 +114,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .serve.predict import evaluate_run
 
     result = evaluate_run(args.runs, args.data, split=args.split, tta=args.tta, device=args.device,
-                          workers=args.workers)
+                          workers=args.workers, backend=args.backend)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -123,7 +123,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .serve.predict import predict_submission
 
     info = predict_submission(args.runs, args.eval_dir, args.out, tta=args.tta, force=args.force,
-                              probs_out=args.probs, device=args.device, workers=args.workers)
+                              probs_out=args.probs, device=args.device, workers=args.workers, backend=args.backend)
     models = f" (mean of {info['models']} models)" if info["models"] > 1 else ""
     print(f"wrote {info['rows']} predictions to {info['out']}{models}")
     return 0
@@ -134,8 +134,18 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
     photos = expand_photos(args.photos)
     for result in classify_photos([args.run, *args.add_run], photos, tta=args.tta, device=args.device,
-                                  workers=args.workers):
+                                  workers=args.workers, backend=args.backend):
         print(json.dumps(result), flush=True)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .serve.export import export_run
+
+    info = export_run(args.run, args.out, force=args.force)
+    models = f"the mean of {info['models']} models, " if info["models"] > 1 else ""
+    print(f"wrote {info['out']} ({models}uint8 images 3x{info['size']} in, probs/mask/gender/age out); "
+          f"max abs difference to PyTorch {info['max_abs_diff']:.2e}")
     return 0
 
 
@@ -175,6 +185,20 @@ def _cmd_augment_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .experiments.bench import bench
+
+    overrides = list(args.set)
+    for key, value in (("model.name", args.model), ("data.size", args.size), ("train.batch_size", args.batch),
+                       ("train.device", args.device), ("data.workers", args.workers)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg = load_config(args.config, overrides + ["model.weights=none"])
+    print(json.dumps(bench(cfg, args.data, steps=args.steps, repeats=args.repeats, progress=not args.quiet), indent=2))
+    return 0
+
+
 def _preset_help() -> str:
     from .data.transforms import PRESETS
 
@@ -191,6 +215,8 @@ def _inference_args(p: argparse.ArgumentParser) -> None:
                    help="test-time augmentation: hflip averages the photo and its mirror image")
     p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu or cuda")
     p.add_argument("--workers", type=int, default=0, help="photo-loading processes (default 0: load in this one)")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                   help="onnx: run RUN/model.onnx (or a .onnx file given as RUN) with onnxruntime on the CPU")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,6 +337,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="demo", help="config giving data.size and data.face_margin (default demo)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
     p.set_defaults(func=_cmd_augment_preview)
+
+    p = sub.add_parser("export", help="export a run (or a k-fold run's ensemble) to ONNX",
+                       description="Write an ONNX model: uint8 images (N, 3, H, W) at the run's size in, the 18 "
+                                   "class probabilities and the per-task ones out, normalisation inside, dynamic "
+                                   "batch; checked against PyTorch with onnxruntime (the max abs difference is "
+                                   "printed). predict and classify run it with --backend onnx.")
+    p.add_argument("run", metavar="RUN", help="a run folder or a --fold all run (exported as one averaged graph)")
+    p.add_argument("--out", default=None, help="the .onnx file (default RUN/model.onnx)")
+    p.add_argument("--force", action="store_true", help="overwrite --out")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("bench", help="throughput of the data pipeline, the model and the real steps, as JSON",
+                       description="Print one JSON object: loader_img_s (the data pipeline alone, with the photo "
+                                   "cache), model_img_s (forward+backward on random tensors: the ceiling), "
+                                   "train_img_s (the real training step), train_ratio = train/model, the same for "
+                                   "prediction, the loader without the cache and a reference loader written the "
+                                   "common baseline's way (PIL + torchvision per photo). Medians of --repeats.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--model", default=None, help="model name (default: the config's)")
+    p.add_argument("--size", default=None, help="WIDTHxHEIGHT (default: the config's)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: the config's)")
+    p.add_argument("--steps", type=int, default=20, help="steps per timing (default 20)")
+    p.add_argument("--repeats", type=int, default=3, help="timings per figure; the median is printed (default 3)")
+    p.add_argument("--device", default=None, help="auto, cpu or cuda (default: the config's)")
+    p.add_argument("--workers", type=int, default=None, help="loader processes (default: the config's)")
+    p.add_argument("--config", default="demo", help="base config (default demo)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("ablate", help="train variants on the same folds and seeds; report paired deltas",
                        description="Train every variant x seed x fold from one prepared dataset and write "

@@ -293,7 +293,7 @@ def load_eval(eval_dir: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
         for f in sorted(images.iterdir()):
             if not f.name.startswith(".") and f.name not in seen:
                 problems.append(Problem(str(f), "not listed in info.csv (ignored)", False))
-    frame = frame.assign(**{PHOTO_COL: paths})
+    frame = frame.assign(**{PHOTO_COL: paths}).reset_index(drop=True)  # positions, not line numbers, from here on
     return frame, problems
 
 

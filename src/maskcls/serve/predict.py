@@ -23,7 +23,7 @@ Runs = str | Path | Sequence[str | Path]
 
 
 def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str = "none", device: str = "auto",
-                 workers: int = 0, progress: bool = True) -> dict:
+                 workers: int = 0, backend: str = "torch", progress: bool = True) -> dict:
     """Metrics of the run's best model (or the ensemble's mean) on DATA.
 
     split: ``val`` the run's own validation fold (DATA must be the data it trained on), ``all`` every
@@ -32,7 +32,7 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     """
     if split not in ("auto", "val", "all"):
         raise UserError(f"split must be auto, val or all, got {split!r}")
-    predictor = Predictor(run, device=device, tta=tta, workers=workers)
+    predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     cfg = predictor.config
     trained_on = {m[2].get("data") for m in predictor.members}
     same = describe(data) in trained_on
@@ -65,7 +65,7 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
 
 def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta: str = "none",
                        force: bool = False, probs_out: str | Path | None = None, device: str = "auto",
-                       workers: int = 0, progress: bool = True) -> dict:
+                       workers: int = 0, backend: str = "torch", progress: bool = True) -> dict:
     """Fill eval/info.csv's ``ans`` column: same rows, same order, written atomically."""
     out = Path(out)
     if probs_out is not None and Path(probs_out).resolve() == out.resolve():
@@ -75,7 +75,7 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
         check_replaceable(probs_out, force=force, what="--probs")
     frame, problems = load_eval(eval_dir)
     raise_on_fatal(problems, eval_dir, hint=False)
-    predictor = Predictor(run, device=device, tta=tta, workers=workers)
+    predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(frame[PHOTO_COL].tolist(), progress=progress)
     submission = frame.drop(columns=[PHOTO_COL]).assign(ans=probs.argmax(1))
     if probs_out is not None:
@@ -113,7 +113,7 @@ def expand_photos(items: list[str]) -> list[str]:
 
 
 def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", device: str = "auto",
-                    workers: int = 0) -> list[dict]:
+                    workers: int = 0, backend: str = "torch") -> list[dict]:
     """One result per photo: mask, gender, age group, the class, and the probabilities behind them."""
     paths = []
     for photo in photos:
@@ -122,7 +122,7 @@ def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", d
         paths.append(str(photo))
     for path in paths:
         read_rgb(path)  # fail on a broken photo before any work, naming it
-    predictor = Predictor(run, device=device, tta=tta, workers=workers)
+    predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(paths)
     per_task = task_probs(probs)
     results = []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .. import labels
 from ..config import Config
@@ -21,6 +22,7 @@ from ..data.faces import FaceBoxes, default_cache_dir
 from ..data.transforms import crop_of, eval_transform
 from ..errors import UserError
 from ..metrics import task_probs
+from ..progress import bar as progress_bar
 from ..training.loaders import make_loader
 from ..training.loop import TTA_CHOICES, predict_proba
 from ..training.model import MaskNet
@@ -28,6 +30,7 @@ from ..training.runs import is_fold_parent, load_run, prob_columns
 from ..training.runtime import Runtime, resolve_device
 
 Item = str | Path | np.ndarray
+BACKENDS = ("torch", "onnx")
 
 
 def expand_runs(runs: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -54,13 +57,25 @@ class Predictor:
     """
 
     def __init__(self, run: str | Path | Sequence[str | Path], *, device: str = "auto", tta: str = "none",
-                 workers: int = 0, batch_size: int | None = None) -> None:
+                 workers: int = 0, batch_size: int | None = None, backend: str = "torch") -> None:
         if tta not in TTA_CHOICES:
             raise UserError(f"tta must be one of {', '.join(TTA_CHOICES)}, got {tta!r}")
-        self.device = resolve_device(device)
-        self.tta, self.workers, self.batch_size = tta, workers, batch_size
-        self.runs = expand_runs(run)
-        self.members: list[tuple[MaskNet, Config, dict]] = [load_run(r, self.device) for r in self.runs]
+        if backend not in BACKENDS:
+            raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.device = resolve_device(device) if backend == "torch" else torch.device("cpu")
+        self.tta, self.workers, self.batch_size, self.backend = tta, workers, batch_size, backend
+        if backend == "onnx":
+            from .export import OnnxModel
+
+            paths = [Path(run)] if isinstance(run, (str, Path)) else [Path(r) for r in run]
+            self.runs = [p if p.suffix == ".onnx" else p / "model.onnx" for p in paths]
+            self.members = []
+            for path in self.runs:
+                onnx_model = OnnxModel(path)
+                self.members.append((onnx_model, onnx_model.config, {"data": onnx_model.data}))
+        else:
+            self.runs = expand_runs(run)
+            self.members = [load_run(r, self.device) for r in self.runs]
         cutoffs = {m[1].cutoffs for m in self.members}
         if len(cutoffs) > 1:
             raise UserError("the runs of an ensemble use different age cut-offs "
@@ -87,8 +102,11 @@ class Predictor:
                 ds = ArrayDataset([read_rgb(x) if isinstance(x, (str, Path)) else x for x in items], transform)
             loader = make_loader(ds, batch_size=self.batch_size or cfg.train.batch_size, workers=self.workers,
                                  device=self.device, train=False, pin_memory=cfg.data.pin_memory)
-            runtime = Runtime.from_settings(device=self.device.type, amp=cfg.train.amp, channels_last=False)
             desc = "predict" if len(self.members) == 1 else f"model {i + 1}/{len(self.members)}"
+            if self.backend == "onnx":
+                out.append(_onnx_probs(model, loader, tta=self.tta, desc=desc, progress=progress))
+                continue
+            runtime = Runtime.from_settings(device=self.device.type, amp=cfg.train.amp, channels_last=False)
             out.append(predict_proba(model, loader, runtime=runtime, tta=self.tta, desc=desc, progress=progress))
         return out
 
@@ -110,6 +128,18 @@ class Predictor:
         probabilities p_mask_0.., p_gender_0.., p_age_0.."""
         probs = self.predict_proba(items, progress=progress)
         return answers_frame(probs, self.cutoffs)
+
+
+def _onnx_probs(model, loader, *, tta: str, desc: str, progress: bool) -> np.ndarray:
+    """The same batches as the PyTorch path, through onnxruntime; hflip TTA averages the mirror image."""
+    chunks = []
+    for images, _ in progress_bar(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        batch = images.numpy()
+        probs = model.probs(batch)
+        if tta == "hflip":
+            probs = (probs + model.probs(batch[..., ::-1])) / 2
+        chunks.append(probs)
+    return np.concatenate(chunks) if chunks else np.zeros((0, labels.NUM_CLASSES), np.float32)
 
 
 def answers_frame(probs: np.ndarray, cutoffs: labels.AgeCutoffs) -> pd.DataFrame:

@@ -46,7 +46,7 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
     strangers = [p.name for p in out.iterdir() if not p.name.startswith((FOLD_PREFIX, "."))
-                 and p.name not in ("oof_probs.csv", "cv_summary.json")] if out.is_dir() else []
+                 and p.name not in ("oof_probs.csv", "cv_summary.json", "model.onnx")] if out.is_dir() else []
     if strangers:
         raise UserError(f"{out}: holds files that are not from a --fold all run ({', '.join(sorted(strangers)[:3])}); "
                         "choose a new folder")

@@ -7,6 +7,7 @@ import contextlib
 import os
 import pickle
 import warnings
+import zipfile
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,8 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive: this is garbage or truncated
+            raise UserError(f"{path}: not a readable maskcls checkpoint (corrupt, or not saved by PyTorch)") from None
         # torch's message advises weights_only=False, i.e. running the file's code: never pass that on.
         raise UserError(f"{path}: not a maskcls checkpoint: it holds Python objects other than tensors and plain "
                         "values, and maskcls never runs code from a checkpoint") from None

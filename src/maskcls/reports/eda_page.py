@@ -1,0 +1,350 @@
+"""The EDA report's figures (PNG, matplotlib's object-oriented API) and its HTML page.
+
+The page is static: inline style, no script, nothing fetched from elsewhere; plots and thumbnails are
+referenced by paths relative to the page, so the folder can be zipped, moved and opened from disk.
+Every text that comes from the data (person names, paths, decoder messages) is escaped.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .. import labels
+from .figures import _save
+
+MAX_DUP_PAIRS_SHOWN = 120  # photo pairs shown with thumbnails (summary.json lists more)
+MAX_PEOPLE_PAIRS_SHOWN = 60
+MAX_ROWS_SHOWN = 200  # undecodable photos, corrections
+MASK_COLOURS = ("tab:blue", "tab:orange", "tab:green")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _class_figure(class_counts: dict[str, int]) -> Figure:
+    names = list(class_counts)
+    values = np.array([class_counts[n] for n in names])
+    colours = [MASK_COLOURS[labels.decode(i)[0]] if n != "unknown" else "silver" for i, n in enumerate(names)]
+    fig = Figure(figsize=(8, 0.28 * len(names) + 1.4), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, values, color=colours)
+    top = max(int(values.max(initial=0)), 1)
+    for yi, v in zip(y, values):
+        ax.text(v + top * 0.01, yi, str(int(v)) if v else "0 (empty)", va="center", fontsize=7,
+                color="black" if v else "crimson")
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_xlim(0, top * 1.15)
+    ax.set_xlabel("photos")
+    ax.set_title("photos per class (colour: mask state)")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def _age_figure(ages: dict, cutoffs: labels.AgeCutoffs) -> Figure:
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    hist = {int(k): v for k, v in ages["histogram"].items()}
+    if not hist:
+        ax.text(0.5, 0.5, "no ages in the data", transform=ax.transAxes, ha="center", va="center", color="grey")
+        ax.set_axis_off()
+        return fig
+    ax.bar(list(hist), list(hist.values()), width=0.9, color="tab:blue")
+    for near in ages["near_cutoffs"]:
+        lo, hi = near["ages"]
+        ax.axvspan(lo - 0.5, hi + 0.5, color="gold", alpha=0.25, lw=0)
+        ax.axvline(near["age"] - 0.5, color="black", lw=1.5)
+        ax.text(near["age"] - 0.5, 1.0, f" {near['cutoff']} cut-off {near['age']}", transform=ax.get_xaxis_transform(),
+                va="top", fontsize=8)
+    move = ages.get("move_old_cutoff")
+    if move:
+        ax.axvline(move["to"] - 0.5, color="crimson", lw=1, ls="--")
+        ax.text(move["to"] - 0.5, 0.9, f"old cut-off at {move['to']} ", transform=ax.get_xaxis_transform(),
+                va="top", ha="right", fontsize=8, color="crimson")
+    ax.set_xlabel(f"age (years); shaded: within {ages['near_cutoffs'][0]['ages'][1] - ages['near_cutoffs'][0]['age'] + 1}"
+                  " years of a cut-off")
+    ax.set_ylabel("people")
+    ax.set_title(f"people per age (groups {', '.join(cutoffs.names())})")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _faces_figure(faces: dict[int, np.ndarray], counts: dict[int, int]) -> Figure:
+    names = {i: n for i, n in enumerate(labels.MASK_NAMES)} | {-1: "unknown"}
+    keys = [k for k in (0, 1, 2, -1) if k in faces]
+    fig = Figure(figsize=(1.9 * max(len(keys), 1) + 0.4, 2.9), layout="constrained")
+    if not keys:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no photo decoded", transform=ax.transAxes, ha="center", va="center", color="grey")
+        ax.set_axis_off()
+        return fig
+    axes = np.atleast_1d(fig.subplots(1, len(keys)))
+    for ax, k in zip(axes, keys):
+        ax.imshow(faces[k])
+        ax.set_title(f"{names[k]}\n(n={counts.get(k, 0)})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("mean face per mask state", fontsize=10)
+    return fig
+
+
+def write_plots(folder: Path, summary: dict, faces: dict[int, np.ndarray], face_counts: dict[int, int],
+                cutoffs: labels.AgeCutoffs) -> dict[str, str]:
+    """Write the PNGs into ``folder``; returns name -> file name (relative to the page).
+
+    faces, face_counts : mask state (-1 unknown) -> mean face and the number of photos averaged."""
+    plots = {"classes": "class_counts.png", "ages": "age_histogram.png", "faces": "mean_faces.png"}
+    _save(_class_figure(summary["class"]), folder / plots["classes"])
+    _save(_age_figure(summary["ages"], cutoffs), folder / plots["ages"])
+    _save(_faces_figure(faces, face_counts), folder / plots["faces"])
+    return plots
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _e(value) -> str:
+    return escape(str(value), quote=True)
+
+
+def _table(header: list[str], rows: list[list], *, cls: str = "") -> str:
+    """Cells are escaped unless they are ``_Raw``."""
+    def cell(v, tag):
+        text = v.html if isinstance(v, _Raw) else _e(v)
+        num = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return f"<{tag}{' class=num' if num else ''}>{text}</{tag}>"
+
+    head = "".join(cell(h, "th") for h in header)
+    body = "".join("<tr>" + "".join(cell(v, "th" if j == 0 else "td") for j, v in enumerate(r)) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+class _Raw:
+    def __init__(self, html: str) -> None:
+        self.html = html
+
+
+def _pct(n: int, total: int) -> str:
+    return f"{100 * n / total:.1f}%" if total else "-"
+
+
+def _counts_table(title: str, counts: dict[str, int], total: int) -> str:
+    return f"<div><h3>{_e(title)}</h3>" + _table([title, "photos", "share"],
+                                                    [[k, v, _pct(v, total)] for k, v in counts.items()]) + "</div>"
+
+
+def _thumb(src: str | None, caption: str, title: str) -> str:
+    img = (f'<img src="{_e(src)}" width="48" height="64" alt="{_e(caption)}" loading="lazy">' if src
+           else '<span class="missing">no thumbnail</span>')
+    return f'<figure title="{_e(title)}">{img}<figcaption>{_e(caption)}</figcaption></figure>'
+
+
+def _overview(s: dict) -> str:
+    total = s["photos"]
+    parts = [f"<p><b>{s['people']}</b> people, <b>{total}</b> photos "
+             f"({_e(s['layout'])} layout). Age groups {_e(', '.join(s['cutoffs']['age_groups']))}.</p>",
+             '<div class="row">',
+             _counts_table("mask", s["mask"], total), _counts_table("gender", s["gender"], total),
+             _counts_table("age group", s["age_group"], total), "</div>"]
+    return _section("overview", "People and photos", "".join(parts))
+
+
+def _classes(s: dict, plots: dict) -> str:
+    imb = s["imbalance"]
+    total = s["photos"]
+    rows = [[i if name != "unknown" else "", name, n, _pct(n, total)] for i, (name, n) in enumerate(s["class"].items())]
+    ratio = (f"Imbalance: largest class {_e(imb['largest']['class'])} ({imb['largest']['photos']}) / smallest non-empty "
+             f"{_e(imb['smallest']['class'])} ({imb['smallest']['photos']}) = <b>{imb['ratio']:.1f}x</b>; "
+             f"{imb['empty_classes']} empty class(es)." if imb["ratio"] is not None
+             else f"No 18-class labels; {imb['empty_classes']} empty class(es).")
+    unl = (f" {imb['unlabelled_photos']} photo(s) lack a label and have no class (shown as unknown)."
+           if imb["unlabelled_photos"] else "")
+    body = (f"<p>{ratio}{_e(unl)}</p><p class=note>{_e(imb['note'])}</p><div class=row>"
+            + _table(["#", "class", "photos", "share"], rows)
+            + f'<img class=plot src="{_e(plots["classes"])}" alt="photos per class"></div>')
+    return _section("classes", "Classes", body)
+
+
+def _ages(s: dict, plots: dict) -> str:
+    a = s["ages"]
+    stats = (f"{a['people_with_age']} people with an age ({a['unknown']} unknown)"
+             + (f", {a['min']}-{a['max']}, mean {a['mean']}, median {a['median']}" if a["people_with_age"] else ""))
+    rows = [[f"{n['cutoff']} ({n['age']})", f"{n['ages'][0]}-{n['ages'][1]}", n["below"], n["at_or_above"], n["people"]]
+            for n in a["near_cutoffs"]]
+    body = f"<p>{_e(stats)}.</p>" + _table(["cut-off", "ages", "below", "at or above", "people"], rows)
+    move = a.get("move_old_cutoff")
+    if move:
+        before, after = move["old_group_people"]
+        body += (f"<p>Moving the old cut-off from {s['cutoffs']['old']} to {move['to']} would move "
+                 f"<b>{move['people']}</b> people ({move['photos']} photos) {_e(move['direction'])}; the old group "
+                 f"would have {after} people instead of {before}.</p>")
+    body += f'<img class=plot src="{_e(plots["ages"])}" alt="age histogram">'
+    return _section("ages", "Ages", body)
+
+
+def _crosstabs(s: dict) -> str:
+    parts = ['<div class="row">']
+    for mask, table in s["gender_by_age"].items():
+        ages = list(next(iter(table.values())))
+        rows = [[g, *[row[a] for a in ages], sum(row.values())] for g, row in table.items()]
+        parts.append(f"<div><h3>mask: {_e(mask)}</h3>" + _table(["gender \\ age", *ages, "all"], rows) + "</div>")
+    parts.append("</div>")
+    race = _table(["race", "people"], [[k, v] for k, v in s["race"].items()])
+    return _section("crosstabs", "Gender x age per mask state, and race",
+                    "<p>Photos per gender and age group, one table per mask state.</p>" + "".join(parts)
+                    + "<h3>Race (people)</h3>" + race)
+
+
+def _images(s: dict) -> str:
+    im = s["images"]
+    tables = ['<div class="row">']
+    for key, title in (("sizes", "size (W x H, decoded)"), ("modes", "mode"), ("channels", "channels"), ("formats", "format")):
+        tables.append("<div>" + _table([title, "photos"], [[k, v] for k, v in im[key].items()]) + "</div>")
+    tables.append("</div>")
+    broken = im["undecodable"]
+    if broken:
+        rows = [[b["person"], b["image"], b["path"], b["error"]] for b in broken[:MAX_ROWS_SHOWN]]
+        more = f"<p>... and {len(broken) - MAX_ROWS_SHOWN} more (summary.json lists all).</p>" if len(broken) > MAX_ROWS_SHOWN else ""
+        bad = (f'<h3 class="warn">{len(broken)} photo(s) do not decode</h3>'
+               + _table(["person", "photo", "file", "decoder's message"], rows, cls="wide") + more)
+    else:
+        bad = "<p>Every photo decodes.</p>"
+    return _section("images", "Image files", f"<p>{im['decoded']} of {s['photos']} photos decoded.</p>" + "".join(tables) + bad)
+
+
+def _duplicates(s: dict, table: pd.DataFrame, pairs: np.ndarray, thumbs: dict[int, str]) -> str:
+    d = s["duplicates"]
+    intro = (f"<p>Photos of <b>different</b> people whose perceptual hashes ({_e(d['method'])}) differ in at most "
+             f"{d['threshold']} bits: <b>{d['pairs_total']}</b> pair(s), {d['exact_pairs']} with identical pixels, "
+             f"between {len(d['people_pairs'])} pair(s) of people. Often one person filed twice or a labelling "
+             "mistake. Near-identical photos of one person are normal and not listed.</p>")
+    if not d["pairs_total"]:
+        return _section("duplicates", "Duplicates across people", intro)
+    people = _table(["person A", "person B", "photo pairs", "identical", "closest distance"],
+                    [[p["people"][0], p["people"][1], p["pairs"], p["exact"], p["closest"]]
+                     for p in d["people_pairs"][:MAX_PEOPLE_PAIRS_SHOWN]])
+    cards = []
+    for (i, j, dist), listed in zip(pairs[:MAX_DUP_PAIRS_SHOWN].tolist(), d["pairs"]):
+        a, b = sorted((i, j), key=lambda k: str(table.at[k, "person"]))  # as listed: person A first
+        figs = "".join(_thumb(thumbs.get(k), f"{table.at[k, 'person']} / {table.at[k, 'image']}", str(table.at[k, "path"]))
+                       for k in (a, b))
+        what = "identical pixels" if listed["exact"] else f"distance {dist}"
+        cards.append(f'<div class="pair">{figs}<p>{what}</p></div>')
+    shown = min(len(pairs), MAX_DUP_PAIRS_SHOWN)
+    more = f"<p>Showing the {shown} closest of {d['pairs_total']} pairs; summary.json lists up to {d['pairs_listed']}.</p>"
+    return _section("duplicates", "Duplicates across people",
+                    intro + people + f'<h3>Closest photo pairs</h3><div class="pairs">{"".join(cards)}</div>' + more)
+
+
+def _samples(samples: dict[int, list[int]], table: pd.DataFrame, thumbs: dict[int, str], cutoffs: labels.AgeCutoffs,
+             plots: dict) -> str:
+    names = labels.class_names(cutoffs)
+    rows = []
+    for c, idx in samples.items():
+        if c < 0 and not idx:
+            continue
+        name = names[c] if c >= 0 else "unknown (a label missing)"
+        figs = "".join(_thumb(thumbs.get(i), str(table.at[i, "image"]), f"{table.at[i, 'person']}: {table.at[i, 'path']}")
+                       for i in idx) or '<span class="note">no photos</span>'
+        rows.append(f'<div class="sample"><div class="cname">{_e(name)}</div><div class="thumbs">{figs}</div></div>')
+    body = ("<p>A few photos per class, from different people where possible.</p>" + "".join(rows)
+            + f'<h3>Mean face per mask state</h3><img class=plot src="{_e(plots["faces"])}" alt="mean faces">')
+    return _section("samples", "Samples and mean faces", body)
+
+
+def _corrections(s: dict) -> str:
+    c = s["corrections"]
+    if c is None:
+        return ""
+    before, after = c["before"], c["after"]
+    rows = []
+    for key in ("mask", "gender", "age_group", "class"):
+        for name in dict.fromkeys([*before[key], *after[key]]):
+            b, a = before[key].get(name, 0), after[key].get(name, 0)
+            rows.append([f"{key}: {name}", b, a, _Raw(f"<b>{a - b:+d}</b>") if a != b else 0])
+    changes = c["changes"]
+    change_rows = [[ch["person"], ch["image"], ch["field"], ch["old"], ch["new"], ch["note"]] for ch in changes[:MAX_ROWS_SHOWN]]
+    body = (f"<p>Corrections <code>{_e(c['spec'])}</code>: {_e(c['summary'])}.</p><div class=row>"
+            + _table(["count", "before", "after", "change"], rows)
+            + "<div><h3>Changes</h3>"
+            + (_table(["person", "photo", "field", "old", "new", "note"], change_rows, cls="wide") if changes else "<p>none</p>")
+            + (f"<p>... and {len(changes) - MAX_ROWS_SHOWN} more.</p>" if len(changes) > MAX_ROWS_SHOWN else "")
+            + "".join(f'<p class="note">{_e(line)}</p>' for line in c["not_applied"][:20])
+            + "</div></div>")
+    return _section("corrections", "Label corrections", body)
+
+
+def _problems(s: dict) -> str:
+    probs = s["data_problems"]
+    if not probs:
+        return ""
+    items = "".join(f"<li>{_e(p)}</li>" for p in probs[:MAX_ROWS_SHOWN])
+    return _section("problems", "Data warnings", f"<p>{len(probs)} warning(s) from scanning the data "
+                    f"(run <code>maskcls validate</code> for details):</p><ul>{items}</ul>")
+
+
+def _section(anchor: str, title: str, body: str) -> str:
+    return f'<section id="{anchor}"><h2>{_e(title)}</h2>{body}</section>'
+
+
+def render(summary: dict, *, table: pd.DataFrame, pairs: np.ndarray, samples: dict[int, list[int]],
+           thumbs: dict[int, str], cutoffs: labels.AgeCutoffs, plots: dict[str, str]) -> str:
+    """The whole page as one string. ``thumbs`` maps table rows to thumbnail paths relative to the page."""
+    sections = [_overview(summary), _classes(summary, plots), _ages(summary, plots), _crosstabs(summary),
+                _images(summary), _duplicates(summary, table, pairs, thumbs),
+                _samples(samples, table, thumbs, cutoffs, plots), _corrections(summary), _problems(summary)]
+    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
+        ("overview", "overview"), ("classes", "classes"), ("ages", "ages"), ("crosstabs", "gender x age"),
+        ("images", "image files"), ("duplicates", "duplicates"), ("samples", "samples"))
+        if a in "".join(sections))
+    if summary["corrections"] is not None:
+        nav += '<a href="#corrections">corrections</a>'
+    return (_HEAD + f"<header><h1>Dataset report</h1><p class=src>{_e(summary['data'])}</p><nav>{nav}</nav></header>"
+            + "<main>" + "".join(sections) + "</main></body></html>\n")
+
+
+_HEAD = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>maskcls dataset report</title>
+<link rel="icon" href="data:,">
+<style>
+  body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #222; background: #f6f7f9; }
+  header { background: #fff; border-bottom: 1px solid #d5d7de; padding: 10px 18px; }
+  h1 { font-size: 20px; margin: 0; }
+  .src { margin: 2px 0 6px; color: #667; font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
+  nav a { margin-right: 14px; }
+  main { padding: 6px 18px 30px; max-width: 1200px; }
+  section { background: #fff; border: 1px solid #d5d7de; border-radius: 6px; padding: 6px 16px 14px; margin: 12px 0; }
+  h2 { font-size: 17px; margin: 8px 0; }
+  h3 { font-size: 14px; margin: 10px 0 4px; }
+  .row { display: flex; flex-wrap: wrap; gap: 12px 28px; align-items: flex-start; }
+  table { border-collapse: collapse; font-size: 13px; }
+  th, td { border-bottom: 1px solid #e4e5ea; padding: 2px 8px; text-align: left; }
+  thead th { background: #f0f1f4; }
+  td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+  table.wide td { word-break: break-all; }
+  .note { color: #556; }
+  .warn { color: #b3261e; }
+  img.plot { max-width: 100%; height: auto; border: 1px solid #e4e5ea; }
+  figure { display: inline-block; margin: 0 4px 4px 0; text-align: center; font-size: 10px; color: #556; }
+  figure img, .missing { display: block; width: 48px; height: 64px; background: #e4e5ea; }
+  .missing { display: flex; align-items: center; justify-content: center; font-size: 9px; }
+  figcaption { max-width: 96px; overflow-wrap: anywhere; }
+  .pairs { display: flex; flex-wrap: wrap; gap: 8px; }
+  .pair { border: 1px solid #e4e5ea; border-radius: 4px; padding: 4px; }
+  .pair p { margin: 0; font-size: 11px; text-align: center; }
+  .sample { display: flex; align-items: center; gap: 10px; border-bottom: 1px solid #eef; padding: 3px 0; }
+  .cname { width: 190px; flex: none; font-family: ui-monospace, monospace; font-size: 12px; }
+  .thumbs { display: flex; flex-wrap: wrap; }
+</style>
+</head>
+<body>
+"""
