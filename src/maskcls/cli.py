@@ -93,17 +93,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         except ValueError:
             raise UserError(f"--fold must be a fold number or 'all', got {args.fold!r}") from None
     cfg = load_config(base or "default", overrides)
+    if all_folds and args.resume:
+        raise UserError("--fold all resumes by itself: rerun the same command without --resume")
+    from .training.runtime import distributed_from_env
+
     try:
-        if all_folds:
-            from .training.folds import train_folds
+        with distributed_from_env():  # torchrun: join the process group; one process: nothing to do
+            if all_folds:
+                from .training.folds import train_folds
 
-            if args.resume:
-                raise UserError("--fold all resumes by itself: rerun the same command without --resume")
-            train_folds(cfg, args.data, out)
-        else:
-            from .training.fit import train
+                train_folds(cfg, args.data, out)
+            else:
+                from .training.fit import train
 
-            train(cfg, args.data, out, resume=args.resume)
+                train(cfg, args.data, out, resume=args.resume)
     except KeyboardInterrupt:
         print(f"interrupted; continue with: maskcls train {args.data} --out {out} --resume", file=sys.stderr)
         return 130

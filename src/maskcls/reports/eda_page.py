@@ -66,8 +66,8 @@ def _age_figure(ages: dict, cutoffs: labels.AgeCutoffs) -> Figure:
         ax.axvline(move["to"] - 0.5, color="crimson", lw=1, ls="--")
         ax.text(move["to"] - 0.5, 0.9, f"old cut-off at {move['to']} ", transform=ax.get_xaxis_transform(),
                 va="top", ha="right", fontsize=8, color="crimson")
-    ax.set_xlabel(f"age (years); shaded: within {ages['near_cutoffs'][0]['ages'][1] - ages['near_cutoffs'][0]['age'] + 1}"
-                  " years of a cut-off")
+    first = ages["near_cutoffs"][0]
+    ax.set_xlabel(f"age (years); shaded: the {first['age'] - first['ages'][0]} ages on either side of a cut-off")
     ax.set_ylabel("people")
     ax.set_title(f"people per age (groups {', '.join(cutoffs.names())})")
     ax.grid(axis="y", alpha=0.3)
@@ -113,20 +113,14 @@ def _e(value) -> str:
 
 
 def _table(header: list[str], rows: list[list], *, cls: str = "") -> str:
-    """Cells are escaped unless they are ``_Raw``."""
+    """An HTML table; every cell is escaped, numbers are right-aligned."""
     def cell(v, tag):
-        text = v.html if isinstance(v, _Raw) else _e(v)
         num = isinstance(v, (int, float)) and not isinstance(v, bool)
-        return f"<{tag}{' class=num' if num else ''}>{text}</{tag}>"
+        return f"<{tag}{' class=num' if num else ''}>{_e(v)}</{tag}>"
 
     head = "".join(cell(h, "th") for h in header)
     body = "".join("<tr>" + "".join(cell(v, "th" if j == 0 else "td") for j, v in enumerate(r)) + "</tr>" for r in rows)
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-class _Raw:
-    def __init__(self, html: str) -> None:
-        self.html = html
 
 
 def _pct(n: int, total: int) -> str:
@@ -266,7 +260,7 @@ def _corrections(s: dict) -> str:
     for key in ("mask", "gender", "age_group", "class"):
         for name in dict.fromkeys([*before[key], *after[key]]):
             b, a = before[key].get(name, 0), after[key].get(name, 0)
-            rows.append([f"{key}: {name}", b, a, _Raw(f"<b>{a - b:+d}</b>") if a != b else 0])
+            rows.append([f"{key}: {name}", b, a, f"{a - b:+d}" if a != b else ""])
     changes = c["changes"]
     change_rows = [[ch["person"], ch["image"], ch["field"], ch["old"], ch["new"], ch["note"]] for ch in changes[:MAX_ROWS_SHOWN]]
     body = (f"<p>Corrections <code>{_e(c['spec'])}</code>: {_e(c['summary'])}.</p><div class=row>"
@@ -298,12 +292,13 @@ def render(summary: dict, *, table: pd.DataFrame, pairs: np.ndarray, samples: di
     sections = [_overview(summary), _classes(summary, plots), _ages(summary, plots), _crosstabs(summary),
                 _images(summary), _duplicates(summary, table, pairs, thumbs),
                 _samples(samples, table, thumbs, cutoffs, plots), _corrections(summary), _problems(summary)]
-    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("overview", "overview"), ("classes", "classes"), ("ages", "ages"), ("crosstabs", "gender x age"),
-        ("images", "image files"), ("duplicates", "duplicates"), ("samples", "samples"))
-        if a in "".join(sections))
+    links = [("overview", "overview"), ("classes", "classes"), ("ages", "ages"), ("crosstabs", "gender x age"),
+             ("images", "image files"), ("duplicates", "duplicates"), ("samples", "samples")]
     if summary["corrections"] is not None:
-        nav += '<a href="#corrections">corrections</a>'
+        links.append(("corrections", "corrections"))
+    if summary["data_problems"]:
+        links.append(("problems", "warnings"))
+    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in links)
     return (_HEAD + f"<header><h1>Dataset report</h1><p class=src>{_e(summary['data'])}</p><nav>{nav}</nav></header>"
             + "<main>" + "".join(sections) + "</main></body></html>\n")
 
@@ -330,7 +325,7 @@ _HEAD = """<!doctype html>
   th, td { border-bottom: 1px solid #e4e5ea; padding: 2px 8px; text-align: left; }
   thead th { background: #f0f1f4; }
   td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-  table.wide td { word-break: break-all; }
+  table.wide td { overflow-wrap: anywhere; }
   .note { color: #556; }
   .warn { color: #b3261e; }
   img.plot { max-width: 100%; height: auto; border: 1px solid #e4e5ea; }

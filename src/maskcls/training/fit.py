@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from .. import config as config_mod
@@ -33,7 +34,8 @@ from .losses import build_loss
 from .model import MaskNet, build_model
 from .optim import build_optimizer, build_scheduler
 from .runs import check_run_folder, load_checkpoint, probs_frame, run_lock, save_checkpoint
-from .runtime import Runtime
+from .loaders import eval_rows
+from .runtime import Runtime, all_mean, barrier, gather_rows, is_main, sync_buffers
 
 
 @dataclass
@@ -64,6 +66,9 @@ def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Pa
     {'stopped_after_epoch': n} when stopped early).
     """
     out = Path(out)
+    if not is_main():  # under torchrun: rank 0 holds the lock, writes the files and talks
+        return _train(cfg, data, out, resume=resume, stop_after_epoch=stop_after_epoch, progress=False,
+                      log=lambda _: None)
     with run_lock(out):
         return _train(cfg, data, out, resume=resume, stop_after_epoch=stop_after_epoch, progress=progress, log=log)
 
@@ -89,6 +94,8 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     if ckpt:
         log(f"resuming {out} after epoch {start_epoch} (best macro F1 so far {best_score:.4f} at epoch {best_epoch})")
     writer = None
+    best_state = None  # best.pt's weights, kept in memory so that no process has to read them back
+    main = is_main()
     run_start = time.perf_counter()
     try:
         for epoch in range(start_epoch, cfg.train.epochs):
@@ -102,6 +109,12 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             state = {"model": s.model.state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
                      "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
                      "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start}
+            if improved:
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
+            if not main:
+                if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs:
+                    return {"stopped_after_epoch": epoch + 1}
+                continue
             out.mkdir(parents=True, exist_ok=True)  # first write: only now does the run folder exist
             write_text(out / "config.yaml", config_mod.dump(cfg))
             if improved:
@@ -123,7 +136,8 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     finally:
         if writer is not None:
             writer.close()
-    return finish_run(out, prepared, cfg, s, history, best_epoch,
+    barrier()  # rank 0's files are complete before any process moves on
+    return finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state,
                       seconds=seconds_before + time.perf_counter() - run_start, log=log, progress=progress)
 
 
@@ -172,10 +186,16 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
     loss_fn = build_loss(cfg, train_ds.targets.numpy(), runtime.device)
+    net: torch.nn.Module = model
+    if runtime.world > 1:  # gradients averaged over the processes at every step
+        # Frozen-backbone epochs leave backbone parameters without gradients: DDP must expect that.
+        net = DistributedDataParallel(model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None,
+                                      find_unused_parameters=cfg.model.freeze_epochs > 0)
+    if cfg.train.compile:
+        net = torch.compile(net)
     return Session(model, optimizer, scheduler, scaler, loss_fn, train_ds, val_ds,
                    loader_for(val_ds, cfg, runtime.device, train=False), runtime,
-                   prepared.score_targets[prepared.split(cfg.data.fold)[1]],
-                   torch.compile(model) if cfg.train.compile else model)
+                   prepared.score_targets[prepared.split(cfg.data.fold)[1]], net)
 
 
 def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
@@ -188,11 +208,19 @@ def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
     stats = train_one_epoch(s.net, loader, s.optimizer, s.scheduler, s.loss_fn, runtime=s.runtime, scaler=s.scaler,
                             frozen=epoch < cfg.model.freeze_epochs, log_every=cfg.train.log_every,
                             desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress)
-    probs = predict_proba(s.net, s.val_loader, runtime=s.runtime, desc="validate", progress=progress)
+    probs = _validate(s, s.model if s.runtime.world > 1 else s.net, desc="validate", progress=progress)
     val_targets = s.val_targets
-    return {"epoch": epoch + 1, "train_loss": stats["train_loss"], "val_loss": log_loss(val_targets, probs),
+    return {"epoch": epoch + 1, "train_loss": all_mean(stats["train_loss"]), "val_loss": log_loss(val_targets, probs),
             **compute_metrics(val_targets, probs), "lr": s.optimizer.param_groups[-1]["lr"],
-            "images_per_s": stats["images_per_s"], "seconds": stats["train_seconds"]}
+            "images_per_s": stats["images_per_s"] * s.runtime.world, "seconds": stats["train_seconds"]}
+
+
+def _validate(s: Session, model: torch.nn.Module, *, desc: str, progress: bool) -> np.ndarray:
+    """(N, 18) for the whole validation fold: each process predicts its rows, then they are gathered."""
+    sync_buffers(s.model)
+    probs = predict_proba(model, s.val_loader, runtime=s.runtime, desc=desc, progress=progress)
+    rows = eval_rows(len(s.val_ds), s.runtime.rank, s.runtime.world)
+    return gather_rows(rows, probs, len(s.val_ds))
 
 
 def _tensorboard(cfg: Config, out: Path, start_epoch: int):
@@ -204,11 +232,11 @@ def _tensorboard(cfg: Config, out: Path, start_epoch: int):
 
 
 def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: list[dict], best_epoch: int, *,
-               seconds: float, log: Callable[[str], None], progress: bool) -> dict:
-    """Load best.pt, predict the validation fold once more and write the summary, the probabilities and
-    the figures: they describe exactly the checkpoint that predict and classify will use."""
-    s.model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
-    probs = predict_proba(s.model, s.val_loader, runtime=s.runtime, desc="best model", progress=progress)
+               seconds: float, log: Callable[[str], None], progress: bool, best_state: dict | None = None) -> dict:
+    """Load best.pt's weights, predict the validation fold once more and write the summary, the
+    probabilities and the figures: they describe exactly the checkpoint that predict and classify use."""
+    s.model.load_state_dict(best_state if best_state is not None else load_checkpoint(out / "best.pt")["model"])
+    probs = _validate(s, s.model, desc="best model", progress=progress)
     targets = s.val_targets
     metrics = compute_metrics(targets, probs)
     val_idx = prepared.split(cfg.data.fold)[1]
@@ -219,10 +247,13 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
                "fold": cfg.data.fold, "folds": cfg.data.folds, "train_photos": len(s.train_ds),
                "val_photos": len(val), "val_people": int(val["person"].nunique()),
                "model": cfg.model.name, "heads": cfg.model.heads, "device": s.runtime.device.type,
+               "processes": s.runtime.world,
                "seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / max(1, len(history)), 2)}
     faces = prepared.face_boxes(cfg, progress=False)
     if faces is not None:
         summary["face_fallbacks"] = faces.fallbacks
+    if not is_main():
+        return summary
     write_csv(out / "val_predictions.csv", pd.DataFrame({
         "path": val["path"], "person": val["person"], "label": val["label"], "pred": probs.argmax(1),
         "confidence": probs.max(1).round(4)}))

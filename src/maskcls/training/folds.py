@@ -23,6 +23,7 @@ from ..fileio import read_json, write_csv, write_json
 from ..metrics import compute_metrics, log_loss
 from .fit import train
 from .runs import run_lock
+from .runtime import is_main
 
 FOLD_PREFIX = "fold-"
 
@@ -38,6 +39,8 @@ def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: st
     Returns cv_summary.json's content. The data are scanned and decoded once for all folds.
     """
     out = Path(out)
+    if not is_main():  # under torchrun every process trains each fold; rank 0 writes and talks
+        return _train_folds(cfg, data, out, progress=False, log=lambda _: None)
     with run_lock(out):
         return _train_folds(cfg, data, out, progress=progress, log=log)
 
@@ -64,6 +67,8 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
         else:
             summaries.append(train(fold_cfg, prepared, target, resume=(target / "last.pt").is_file(),
                                    progress=progress, log=log))
+    if not is_main():
+        return {}
     oof = gather_oof(prepared, [fold_dir(out, k) for k in range(prepared.k)])
     write_csv(out / "oof_probs.csv", oof)
     cv = cv_summary(summaries, prepared.score_targets, oof[[f"p{c}" for c in range(labels.NUM_CLASSES)]].to_numpy())

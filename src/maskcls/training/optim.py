@@ -48,8 +48,18 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The MaskNet inside DistributedDataParallel and/or torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
+
+
 def set_backbone_frozen(model: MaskNet, frozen: bool) -> None:
     """Freeze (or release) the backbone; a frozen backbone also keeps its BatchNorm statistics."""
+    model = unwrap(model)
     for p in model.backbone.parameters():
         p.requires_grad_(not frozen)
     if frozen:
