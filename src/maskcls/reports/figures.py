@@ -221,3 +221,29 @@ def _ablation_figure(table: pd.DataFrame, *, metric: str = "macro F1", title: st
 def plot_ablation(table: pd.DataFrame, path: str | Path, *, title: str = "") -> None:
     """``table`` from experiments.ablate.summarize: variant, runs, mean, low, high, delta, delta_low, delta_high."""
     _save(_ablation_figure(table, title=title), path)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def _precision_recall_figure(curve: pd.DataFrame, *, title: str = "") -> Figure:
+    """Precision and recall against the number of issues reviewed, one line pair per kind."""
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    ax_p, ax_r = fig.subplots(1, 2, sharex=True)
+    for kind, part in curve.groupby("kind", sort=False):
+        ax_p.plot(part["rank"], part["precision"], marker=".", label=str(kind))
+        ax_r.plot(part["rank"], part["recall"], marker=".", label=str(kind))
+    for ax, name in ((ax_p, "precision"), (ax_r, "recall")):
+        ax.set_xlabel("rank (issues reviewed, best first)")
+        ax.set_ylabel(name)
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_precision_recall(curve: pd.DataFrame, path: str | Path, *, title: str = "") -> None:
+    """``curve`` from audit.rank.precision_recall_curve: kind, rank, precision, recall."""
+    _save(_precision_recall_figure(curve, title=title or "audit against the planted errors"), path)

@@ -1,0 +1,109 @@
+"""`maskcls audit`: out-of-fold probabilities (from a `--fold all` run, or trained here), ranked label
+issues, proposed corrections and a review page; with the demo truth, precision and recall.
+
+DIR/label_issues.csv          person, photos, field, given, suggested, score, rank
+DIR/proposed_corrections.csv  the corrections format: `maskcls train --corrections DIR/proposed_corrections.csv`
+DIR/review.html + thumbs/     accept / reject / skip per card; saves the accepted ones as a corrections CSV
+DIR/summary.json              counts, timings and (with --truth) precision and recall per kind
+DIR/precision_recall.png      with --truth: precision and recall against rank, per kind
+DIR/cv/                       the `--fold all` run trained when no --run is given (reusable as --run)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from ..config import Config, from_dict, load_config
+from ..data.prepare import prepare
+from ..errors import UserError
+from ..fileio import read_csv, write_csv, write_json
+from ..reports.figures import plot_precision_recall
+from ..training.folds import train_folds
+from .rank import ISSUE_COLUMNS, find_issues, precision_recall_curve, score_against_truth, to_corrections
+from .review import write_review
+
+OURS = {"label_issues.csv", "proposed_corrections.csv", "review.html", "thumbs", "summary.json",
+        "precision_recall.png", "cv"}
+REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank"]
+
+
+def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, folds: int = 5,
+          config: str | Path | None = "demo", overrides: tuple[str, ...] = (), truth: str | Path | None = None,
+          progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Audit DATA's labels into OUT; returns summary.json's content."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(p.name not in OURS and not p.name.startswith(".")
+                                                 for p in out.iterdir())):
+        raise UserError(f"{out}: exists and holds other files; give a new folder (or a previous audit's)")
+    noise = _read_truth(truth) if truth is not None else None
+    start = time.perf_counter()
+    if run is not None:
+        cfg = _run_config(Path(run))
+        oof_path = Path(run) / "oof_probs.csv"
+        trained = 0.0
+    else:
+        cfg = load_config(config, [*overrides, f"data.folds={folds}"])
+        log(f"audit: training {folds} person-level folds to score every photo with a model that never saw "
+            f"its person ({cfg.model.name} at {cfg.data.size}, {cfg.train.epochs} epochs) into {out / 'cv'}")
+        train_folds(cfg, data, out / "cv", progress=progress, log=log)
+        oof_path = out / "cv" / "oof_probs.csv"
+        trained = time.perf_counter() - start
+    prepared = prepare(cfg, data, log=lambda s: None)
+    oof = pd.read_csv(oof_path, keep_default_na=False, na_values=[""], dtype={"person": str, "image": str})
+    paths = set(prepared.table["path"])
+    if set(oof["path"]) != paths:
+        raise UserError(f"{oof_path} does not cover exactly the photos of {data} "
+                        f"({len(set(oof['path']) & paths)} of {len(paths)} in common); audit the data the run "
+                        "was trained on, or drop --run to train one")
+    # The photo's stem and age in years come from the table (runs written before oof_probs.csv held them).
+    oof = oof.drop(columns=[c for c in ("image", "age") if c in oof.columns]).merge(
+        prepared.table[["path", "image", "age"]].astype({"age": "float"}), on="path", how="left")
+    try:
+        issues = find_issues(oof, cutoffs=cfg.cutoffs)
+    except ValueError as exc:
+        raise UserError(f"{oof_path}: {exc}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS])
+    write_csv(out / "proposed_corrections.csv", to_corrections(issues))
+    photos: dict[str, list[tuple[str, str]]] = {}
+    for person, image, path in zip(prepared.table["person"], prepared.table["image"], prepared.table["path"]):
+        photos.setdefault(str(person), []).append((str(image), str(path)))
+    write_review(issues[[c for c in ISSUE_COLUMNS if c in issues.columns]], photos, out)
+    summary = {"photos": len(oof), "people": int(oof["person"].nunique()), "issues": len(issues),
+               "issues_per_field": {k: int(v) for k, v in issues["field"].value_counts().items()},
+               "run": str(run if run is not None else out / "cv"), "train_seconds": round(trained, 1),
+               "seconds": round(time.perf_counter() - start, 1)}
+    if noise is not None:
+        summary["truth"] = score_against_truth(issues, noise)
+        curve = precision_recall_curve(issues, noise)
+        plot_precision_recall(curve, out / "precision_recall.png")
+        for kind, s in summary["truth"].items():
+            p = "n/a" if s["precision"] is None else f"{s['precision']:.2f}"
+            r = "n/a" if s["recall"] is None else f"{s['recall']:.2f}"
+            log(f"{kind:>10}: precision {p}, recall {r} ({s['found']} of {s['planted']} planted found, "
+                f"{s['flagged']} flagged)")
+    write_json(out / "summary.json", summary)
+    log(f"{len(issues)} suspect label(s); review them in {out / 'review.html'}, then train with "
+        f"--corrections {out / 'proposed_corrections.csv'} (or the CSV the page saves)")
+    return summary
+
+
+def _run_config(run: Path) -> Config:
+    """The settings a `--fold all` run was trained with (its fold-0 config.yaml)."""
+    if not (run / "oof_probs.csv").is_file():
+        raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
+    import yaml
+
+    try:
+        return from_dict(yaml.safe_load((run / "fold-0" / "config.yaml").read_text()))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{run}/fold-0/config.yaml: cannot read the run's settings ({exc})") from None
+
+
+def _read_truth(path: str | Path) -> pd.DataFrame:
+    frame = read_csv(Path(path), ("person", "field", "image", "recorded", "true"))
+    return frame.reset_index(drop=True)
