@@ -1,0 +1,188 @@
+"""The review page in headless Chromium, opened from file://: cards, keyboard and click decisions, the
+saved corrections CSV, decisions kept over a reload (and not shared between audits), no console errors.
+
+Needs Debian's chromium + chromedriver (``make test`` installs them where it can). Without them the
+test is skipped, except under CI (the CI environment variable set), where it fails: CI must run it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from maskcls import labels
+from maskcls.audit.rank import ISSUE_COLUMNS, to_corrections
+from maskcls.audit.review import write_review
+from maskcls.data import corrections
+
+EVIL = 'x</script><script>alert(1)</script>"q\',1'  # a person name that must not break the page
+
+
+def _browser_paths() -> tuple[str, str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    problem = None
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        problem = "selenium is not installed (pip install -e '.[test]')"
+    if problem is None and not (chromium and driver):
+        problem = "chromium and chromedriver not found (apt-get install chromium chromium-driver, or make test)"
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"review page test cannot run under CI: {problem}")
+        pytest.skip(problem)
+    return chromium, driver
+
+
+@pytest.fixture
+def browser(tmp_path):
+    chromium, driver_path = _browser_paths()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1200,900", f"--user-data-dir={tmp_path / 'profile'}"):
+        opts.add_argument(arg)
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                           "download.prompt_for_download": False})
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    try:
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        yield driver, downloads
+    finally:
+        driver.quit()
+
+
+def _photos(root: Path, person: str, stems, *, broken: str | None = None) -> list[tuple[str, str]]:
+    out = []
+    for i, stem in enumerate(stems):
+        path = root / person / f"{stem}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if stem == broken:
+            path.write_bytes(b"not a jpeg")
+        else:
+            assert cv2.imwrite(str(path), np.full((64, 48, 3), 30 * i, np.uint8))
+        out.append((stem, str(path)))
+    return out
+
+
+def _issues() -> pd.DataFrame:
+    rows = [
+        ("000001_female_Asian_45", "*", "gender", "female", "male", 0.97, 1, "*", "female", "male", ""),
+        ("000002_male_Asian_25", "incorrect_mask+normal", "mask", "incorrect+normal", "swap", 0.93, 2,
+         "incorrect_mask+normal", "incorrect", "swap", ""),
+        (EVIL, "*", "age", "30-59", "<30", 0.81, 3, "*", "45", "29", 'photos disagree, "majority" used'),
+        ("000004_male_Asian_33", "mask3", "mask", "wear", "normal", 0.66, 4, "mask3", "wear", "normal", ""),
+    ]
+    return pd.DataFrame(rows, columns=ISSUE_COLUMNS)
+
+
+def _wait_for(path: Path, timeout: float = 15.0) -> Path:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.is_file() and path.stat().st_size and not list(path.parent.glob("*.crdownload")):
+            return path
+        time.sleep(0.1)
+    raise AssertionError(f"{path.name} was not downloaded; found {[p.name for p in path.parent.iterdir()]}")
+
+
+def _states(driver) -> list[str]:
+    return driver.execute_script("return [...document.querySelectorAll('.card')].map(c => c.dataset.state)")
+
+
+def _count(driver, name: str) -> int:
+    from selenium.webdriver.common.by import By
+
+    return int(driver.find_element(By.ID, f"count-{name}").text)
+
+
+def test_review_page_end_to_end(browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver, downloads = browser
+    issues = _issues()
+    photo_paths = {
+        "000001_female_Asian_45": [(s, Path(p)) for s, p in _photos(tmp_path / "img", "a", labels.PHOTO_STEMS)],  # Path objects too
+        "000002_male_Asian_25": _photos(tmp_path / "img", "b", labels.PHOTO_STEMS),
+        EVIL: _photos(tmp_path / "img", "c", ["face"]),
+        "000004_male_Asian_33": _photos(tmp_path / "img", "d", labels.PHOTO_STEMS, broken="mask5"),
+    }
+    out = tmp_path / "audit"
+    page = write_review(issues, photo_paths, out)
+    assert page == out / "review.html"
+    driver.get(page.as_uri())
+
+    cards = driver.find_elements(By.CSS_SELECTOR, ".card")
+    assert len(cards) == 4
+    assert [c.find_element(By.CSS_SELECTOR, ".rank").text for c in cards] == ["#1", "#2", "#3", "#4"]
+    # The hostile name is shown as text, and injected no script.
+    assert cards[2].find_element(By.CSS_SELECTOR, ".person").text == EVIL
+    assert driver.execute_script("return document.scripts.length") == 2
+    # The photos concerned are highlighted: the two swapped ones on the swap card, all on a person's.
+    hl = cards[1].find_elements(By.CSS_SELECTOR, "figure.hl figcaption")
+    assert [f.text for f in hl] == ["incorrect_mask", "normal"]
+    assert len(cards[0].find_elements(By.CSS_SELECTOR, "figure.hl")) == 7
+    # Every thumbnail referenced exists (the photo that does not decode gets a placeholder instead).
+    srcs = driver.execute_script("return [...document.querySelectorAll('img')].map(i => i.getAttribute('src'))")
+    assert len(srcs) == 7 + 7 + 1 + 6
+    assert all((out / s).is_file() for s in srcs)
+    assert len(cards[3].find_elements(By.CSS_SELECTOR, ".missing")) == 1
+    assert _count(driver, "pending") == 4
+
+    # Keyboard: the first card has focus; accept it, reject the next, accept the third; skip the
+    # fourth by its button.
+    keys = ActionChains(driver)
+    keys.send_keys("a").perform()
+    keys.send_keys("r").perform()
+    keys.send_keys("a").perform()
+    cards[3].find_element(By.CSS_SELECTOR, "button[data-act=skip]").click()
+    assert _states(driver) == ["accept", "reject", "accept", "skip"]
+    assert (_count(driver, "accepted"), _count(driver, "rejected"), _count(driver, "pending")) == (2, 1, 1)
+    # j/k move the focus.
+    ActionChains(driver).send_keys("k").send_keys("k").perform()
+    assert driver.execute_script("return document.querySelector('.card.focused').dataset.index") == "1"
+
+    driver.find_element(By.ID, "save").click()
+    saved = _wait_for(downloads / "accepted_corrections.csv")
+    expected = to_corrections(issues).iloc[[0, 2]].reset_index(drop=True)
+    got = pd.read_csv(saved, dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(got, expected.astype(str))
+    parsed = corrections.read(saved)
+    assert [(c.person, c.field, c.images, c.to) for c in parsed] == [
+        ("000001_female_Asian_45", "gender", None, 0), (EVIL, "age", None, 29)]
+
+    # Decisions survive a reload.
+    driver.refresh()
+    assert _states(driver) == ["accept", "reject", "accept", "skip"]
+    assert (_count(driver, "accepted"), _count(driver, "rejected"), _count(driver, "pending")) == (2, 1, 1)
+
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+
+    # Another audit keeps its own decisions.
+    other = write_review(issues.iloc[:2], photo_paths, tmp_path / "audit2")
+    driver.get(other.as_uri())
+    assert _states(driver) == ["pending", "pending"]
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_review_page_without_issues_or_photos(tmp_path):
+    page = write_review(_issues().iloc[:0], {}, tmp_path / "empty")
+    assert page.is_file() and "audit-data" in page.read_text()
+    page = write_review(_issues(), {}, tmp_path / "nophotos")  # cards without photos
+    text = page.read_text()
+    assert "</script><script>alert" not in text
