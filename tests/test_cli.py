@@ -65,7 +65,8 @@ def test_demo_data_and_summary(tmp_path, capsys):
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
 
 
-def test_train_evaluate_classify_through_the_cli(synth_root, tmp_path, capsys):
+@pytest.mark.slow
+def test_train_and_evaluate_through_the_cli(synth_root, tmp_path, capsys):
     import json
 
     from test_train import TINY
@@ -88,6 +89,42 @@ def test_train_evaluate_classify_through_the_cli(synth_root, tmp_path, capsys):
     assert not (tmp_path / "r2").exists()
 
 
+@pytest.mark.slow
+def test_classify_prints_one_json_line_per_photo(synth_root, tmp_path, capsys):
+    import json
+
+    from test_train import tiny_config
+
+    from maskcls import labels
+    from maskcls.serve.predictor import Predictor
+    from maskcls.training.fit import train
+    run = tmp_path / "run"
+    train(tiny_config("train.epochs=1", "train.tensorboard=false"), synth_root, run, progress=False, log=lambda s: None)
+    images = synth_root / "train" / "images"
+    # Two people's photos, in the opposite of their sorted order: the output keeps the order given.
+    photos = [str(sorted(images.rglob("mask1.*"))[-1]), str(sorted(images.rglob("normal.*"))[0])]
+    capsys.readouterr()
+    assert main(["classify", str(run), *photos]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    results = [json.loads(line) for line in lines]
+    assert [r["photo"] for r in results] == photos
+    probs = Predictor(run, device="cpu").predict_proba(photos)  # the run's own 18-class probabilities
+    for r, p in zip(results, probs):
+        assert list(r) == ["photo", "class", "mask", "gender", "age", "confidence", "probabilities"]
+        assert r["class"] == int(p.argmax()) and r["confidence"] == pytest.approx(float(p.max()), abs=1e-4)
+        mask, gender, age = labels.decode(r["class"])
+        assert (r["mask"], r["gender"], r["age"]) == (labels.MASK_NAMES[mask], labels.GENDER_NAMES[gender],
+                                                      labels.AgeCutoffs().names()[age])
+        assert list(r["probabilities"]) == ["mask", "gender", "age"]
+        for task in labels.TASKS:
+            task_p = r["probabilities"][task.name]
+            assert list(task_p) == list(task.names())
+            assert sum(task_p.values()) == pytest.approx(1, abs=1e-3)
+            assert task_p[r[task.name]] >= r["confidence"] - 1e-3  # each answer's marginal holds the class's own share
+
+
+@pytest.mark.slow  # calls train(): the model is built and the first epoch starts before the photo is met
 def test_corrupt_photo_met_by_a_loader_worker_is_one_message(dataset, tmp_path, capsys):
     from test_train import TINY
     victims = sorted((dataset / "train" / "images").rglob("mask4.*"))

@@ -48,9 +48,29 @@ def test_bad_yaml_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-def test_round_trip_through_dict_and_yaml():
+def test_round_trip_through_dict_and_yaml(tmp_path):
     import yaml
-    cfg = load_config("demo", ["train.epochs=4"])
-    assert from_dict(cfg.to_dict()) == cfg
-    assert from_dict(yaml.safe_load(dump(cfg))) == cfg
-    assert isinstance(cfg, Config)
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  name: resnet18\n  drop_rate: 0\n"
+                 "data:\n  size: 64x80\n  pin_memory: false\n"
+                 "train:\n  epochs: 3\n  lr: 1e-3\n  class_weights: true\n")
+    cfg = load_config(f, ["train.epochs=4", "train.weight_decay=0", "train.loss=focal"])
+    # The file's values, the --set ones over them, the rest the defaults; each coerced to its declared type.
+    assert (cfg.model.name, cfg.data.size, cfg.data.pin_memory, cfg.train.class_weights) == ("resnet18", "64x80", False, True)
+    assert cfg.train.epochs == 4 and type(cfg.train.epochs) is int  # --set beats the file's 3
+    assert cfg.train.lr == 0.001 and type(cfg.train.lr) is float  # YAML reads 1e-3 as the string '1e-3'
+    assert cfg.model.drop_rate == 0.0 and type(cfg.model.drop_rate) is float  # int 0 -> float
+    assert cfg.train.weight_decay == 0.0 and type(cfg.train.weight_decay) is float
+    assert cfg.train.loss == "focal" and cfg.train.batch_size == 64 and cfg.model.heads == "multi"
+    assert cfg != Config()  # so the equalities below compare real settings, not two sets of defaults
+
+    as_dict = cfg.to_dict()
+    assert (as_dict["train"]["epochs"], as_dict["train"]["lr"], as_dict["model"]["name"]) == (4, 0.001, "resnet18")
+    back = from_dict(as_dict)
+    assert back == cfg and back is not cfg
+    back.train.epochs = 9  # a rebuilt config is a copy: training fills in resolved values on its own
+    assert cfg.train.epochs == 4
+    from_yaml = from_dict(yaml.safe_load(dump(cfg)))
+    assert from_yaml == cfg
+    assert type(from_yaml.train.lr) is float and type(from_yaml.train.epochs) is int
+    assert from_yaml.to_dict() == as_dict

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from maskcls import labels
 from maskcls.config import load_config
 from maskcls.errors import UserError
 from maskcls.training import fit as train_mod
@@ -14,7 +15,8 @@ from maskcls.training import loaders, losses, optim
 from maskcls.training.fit import train
 from maskcls.training.runs import load_checkpoint
 
-pytestmark = pytest.mark.slow  # trains models; `pytest -m "not slow"` skips them
+# Tests that train a model are marked slow one by one (`pytest -m "not slow"` skips them); the
+# loss, sampler and optimizer-group tests below train nothing and stay in the fast selection.
 
 TINY = ["model.name=test_resnet", "data.size=48x64", "train.batch_size=16", "train.epochs=3", "data.folds=4",
         "train.lr=0.003", "train.log_every=2"]
@@ -33,6 +35,7 @@ def trained_run(synth_root, tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_run_folder_and_summary(trained_run):
     out, summary = trained_run
     assert RUN_FILES <= {p.name for p in out.iterdir()}
@@ -58,6 +61,7 @@ def test_run_folder_and_summary(trained_run):
     assert len(preds) == summary["val_photos"] and preds["pred"].between(0, 17).all()
 
 
+@pytest.mark.slow
 def test_best_checkpoint_follows_macro_f1_not_accuracy(synth_root, tmp_path, monkeypatch):
     scripted = iter([
         {"macro_f1": 0.20, "accuracy": 0.90, "mask_f1": 0.5, "gender_f1": 0.5, "age_f1": 0.5},
@@ -71,6 +75,7 @@ def test_best_checkpoint_follows_macro_f1_not_accuracy(synth_root, tmp_path, mon
     assert load_checkpoint(tmp_path / "r" / "best.pt")["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_early_stopping(synth_root, tmp_path, monkeypatch):
     scripted = iter([{"macro_f1": f, "accuracy": 0.5, "mask_f1": 0.5, "gender_f1": 0.5, "age_f1": 0.5}
                      for f in (0.5, 0.4, 0.3, 0.2)])
@@ -81,6 +86,7 @@ def test_early_stopping(synth_root, tmp_path, monkeypatch):
     assert summary["epochs"] == 3 and summary["planned_epochs"] == 4 and summary["best_epoch"] == 1
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_metrics(synth_root, tmp_path, trained_run):
     out, _ = trained_run
     cfg = tiny_config()
@@ -94,6 +100,7 @@ def test_resume_gives_the_same_metrics(synth_root, tmp_path, trained_run):
     pd.testing.assert_frame_equal(resumed, straight, check_exact=False, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_run_folder_guards(synth_root, trained_run, tmp_path):
     out, _ = trained_run
     with pytest.raises(UserError, match="already holds files"):
@@ -117,6 +124,7 @@ def test_masked_loss_ignores_unknown_labels():
     assert none.item() == 0.0
 
 
+@pytest.mark.slow
 def test_multi_head_trains_on_partial_manifests(synth_root, tmp_path):
     """A mask-only set and a gender/age-only set train one multi-head model together."""
     truth = pd.read_csv(synth_root / "truth" / "train_truth.csv")
@@ -141,8 +149,9 @@ def test_multi_head_trains_on_partial_manifests(synth_root, tmp_path):
 
     losses.MultiTaskLoss.__call__ = spy
     try:
-        summary = train(tiny_config("train.epochs=2", "train.tensorboard=false"), manifest, tmp_path / "r",
-                        progress=False, log=lambda s: None)
+        # the manifest lies in tmp_path, the photos in synth_root: outside its folder, so allowed explicitly
+        summary = train(tiny_config("train.epochs=2", "train.tensorboard=false", "data.allow_outside=true"), manifest,
+                        tmp_path / "r", progress=False, log=lambda s: None)
     finally:
         losses.MultiTaskLoss.__call__ = real_loss
     assert seen["unknown"] > 0
@@ -150,14 +159,55 @@ def test_multi_head_trains_on_partial_manifests(synth_root, tmp_path):
     assert summary["mask_f1"] is not None and summary["gender_f1"] is not None
 
 
-def test_single_head_and_focal_weighted_options(synth_root, tmp_path):
-    summary = train(tiny_config("model.heads=single", "train.loss=focal", "train.sampler=weighted",
-                                "train.class_weights=true", "train.epochs=1", "train.tensorboard=false",
-                                "model.freeze_epochs=1", "train.optimizer=sgd"),
-                    synth_root, tmp_path / "r", progress=False, log=lambda s: None)
+@pytest.mark.slow
+def test_single_head_and_focal_weighted_options(synth_root, tmp_path, monkeypatch):
+    """Each option changes what a real training does: the loss it calls, the draws it makes, the heads it saves."""
+    calls = []
+    real_loss = losses.MultiTaskLoss.__call__
+
+    def loss_spy(self, outputs, targets):
+        weights = {k: v.clone() for k, v in self.weights.items()}
+        calls.append({"gamma": self.gamma, "heads": set(outputs), "weights": weights})
+        return real_loss(self, outputs, targets)
+
+    train_loaders = []
+    real_make_loader = loaders.make_loader
+
+    def loader_spy(ds, **kwargs):
+        loader = real_make_loader(ds, **kwargs)
+        if kwargs["train"]:
+            train_loaders.append((loader, ds.targets.numpy()))
+        return loader
+
+    monkeypatch.setattr(losses.MultiTaskLoss, "__call__", loss_spy)
+    monkeypatch.setattr(loaders, "make_loader", loader_spy)
+    cfg = tiny_config("model.heads=single", "train.loss=focal", "train.focal_gamma=1.5", "train.sampler=weighted",
+                      "train.class_weights=true", "train.epochs=1", "train.tensorboard=false",
+                      "model.freeze_epochs=1", "train.optimizer=sgd")
+    summary = train(cfg, synth_root, tmp_path / "r", progress=False, log=lambda s: None)
     assert summary["heads"] == "single" and 0 <= summary["macro_f1"] <= 1
+    assert calls and train_loaders
+    train_targets = train_loaders[-1][1]
+    # focal: every loss the steps computed used the configured gamma (plain cross-entropy has 0)
+    assert {c["gamma"] for c in calls} == {1.5}
+    # single head: the loss saw one 18-way output, weighted by the inverse frequency of the training classes
+    assert all(c["heads"] == {"class"} for c in calls)
+    weights = calls[0]["weights"]
+    assert set(weights) == {"class"}
+    torch.testing.assert_close(weights["class"], losses.balanced_weights(train_targets, "single")["class"])
+    assert weights["class"].max() > 1.5 * weights["class"].min()  # uneven: the synthetic classes are not balanced
+    # weighted sampler: the epoch's loader draws with the per-photo weights of sample_weights, not a shuffle
+    sampler = train_loaders[-1][0].sampler
+    assert type(sampler) is torch.utils.data.WeightedRandomSampler
+    np.testing.assert_allclose(sampler.weights.numpy(), loaders.sample_weights(train_targets))
+    assert sampler.weights.max() > 1.5 * sampler.weights.min()
+    # single head in the checkpoint predict and classify load
+    state = load_checkpoint(tmp_path / "r" / "best.pt")["model"]
+    assert {k.split(".")[1] for k in state if k.startswith("heads.")} == {"class"}
+    assert state["heads.class.weight"].shape[0] == labels.NUM_CLASSES and state["heads.class.bias"].shape == (18,)
 
 
+@pytest.mark.slow
 def test_freezing_leaves_backbone_untouched(synth_root, tmp_path):
     cfg = tiny_config("model.freeze_epochs=1", "train.epochs=1", "train.tensorboard=false")
     from maskcls.training.model import build_model
@@ -177,6 +227,79 @@ def test_sample_weights_favour_rare_classes():
     assert w[-1] == pytest.approx(9 * w[0])
 
 
+def _confident_common_logits(n: int) -> dict[str, torch.Tensor]:
+    """Every head confidently answers 0: right (easy) on the common rows, wrong on the rare last row."""
+    out = {}
+    for t in labels.TASKS:
+        logits = torch.zeros(n, t.size)
+        logits[:, 0] = 3.0
+        out[t.name] = logits
+    return out
+
+
+def test_focal_loss_is_chosen_by_config_and_downweights_easy_rows():
+    targets = np.array([[0, 0, 0]] * 9 + [[2, 1, 2]])
+    cpu = torch.device("cpu")
+    plain = losses.build_loss(tiny_config(), targets, cpu)
+    focal = losses.build_loss(tiny_config("train.loss=focal", "train.focal_gamma=1.5"), targets, cpu)
+    assert plain.gamma == 0.0 and focal.gamma == 1.5
+    assert losses.build_loss(tiny_config("train.focal_gamma=1.5"), targets, cpu).gamma == 0.0  # gamma alone: still CE
+    outputs, t = _confident_common_logits(10), torch.as_tensor(targets)
+    assert focal(outputs, t).item() < 0.9 * plain(outputs, t).item()
+    # per row: an easy row (p = 0.91 right) loses far more of its loss than a hard one (p = 0.05 right)
+    easy = losses.masked_cross_entropy(outputs["mask"][:1], t[:1, 0], gamma=2.0) / \
+        losses.masked_cross_entropy(outputs["mask"][:1], t[:1, 0])
+    hard = losses.masked_cross_entropy(outputs["mask"][-1:], t[-1:, 0], gamma=2.0) / \
+        losses.masked_cross_entropy(outputs["mask"][-1:], t[-1:, 0])
+    assert easy.item() < 0.05 and hard.item() > 0.8
+
+
+def test_class_weights_favour_rare_classes_and_change_the_loss():
+    targets = np.array([[0, 0, 0]] * 9 + [[2, 1, 2]])
+    cpu, t = torch.device("cpu"), torch.as_tensor(targets)
+    assert losses.build_loss(tiny_config(), targets, cpu).weights == {}
+    multi = losses.build_loss(tiny_config("train.class_weights=true"), targets, cpu)
+    assert set(multi.weights) == {"mask", "gender", "age"}
+    for name, rare in (("mask", 2), ("gender", 1), ("age", 2)):
+        assert multi.weights[name][rare].item() == pytest.approx(9 * multi.weights[name][0].item())
+    outputs = _confident_common_logits(10)
+    unweighted = losses.build_loss(tiny_config(), targets, cpu)(outputs, t)
+    # the wrong rare row now counts as much as the nine easy ones together
+    assert multi(outputs, t).item() > 2 * unweighted.item()
+    single = losses.build_loss(tiny_config("model.heads=single", "train.class_weights=true"), targets, cpu)
+    w = single.weights["class"]
+    rare_class = int(labels.encode(2, 1, 2))
+    assert w.shape == (18,) and w[rare_class].item() == pytest.approx(9 * w[0].item())
+    logits = torch.zeros(10, 18)
+    logits[:, 0] = 3.0
+    plain_single = losses.build_loss(tiny_config("model.heads=single"), targets, cpu)
+    assert single({"class": logits}, t).item() > 2 * plain_single({"class": logits}, t).item()
+
+
+class _Rows(torch.utils.data.Dataset):
+    """Yields its own index, so a loader's batches tell which rows were drawn."""
+
+    def __init__(self, targets: np.ndarray) -> None:
+        self.targets = torch.as_tensor(targets)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        return i, self.targets[i]
+
+
+@pytest.mark.parametrize("sampler,rare_share", [("weighted", (0.4, 0.6)), ("none", (0.05, 0.05))])
+def test_weighted_sampler_draws_the_rare_class_as_often_as_the_common_one(sampler, rare_share):
+    ds = _Rows(np.array([[0, 0, 0]] * 95 + [[0, 0, 2]] * 5))  # 5% rare (60+) photos
+    cfg = tiny_config(f"train.sampler={sampler}", "train.batch_size=10", "data.workers=0")
+    loader = loaders.loader_for(ds, cfg, torch.device("cpu"), train=True, generator=torch.Generator().manual_seed(0))
+    drawn = torch.cat([idx for _ in range(20) for idx, _ in loader])
+    assert len(drawn) == 20 * len(ds)
+    share = (drawn >= 95).double().mean().item()
+    assert rare_share[0] - 1e-9 <= share <= rare_share[1] + 1e-9
+
+
 def test_backbone_learns_slower_than_the_heads():
     from maskcls.training.model import build_model
     cfg = tiny_config("model.backbone_lr_mult=0.1", "train.lr=0.01")
@@ -191,10 +314,36 @@ def test_backbone_learns_slower_than_the_heads():
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 
-@pytest.mark.parametrize("amp", ["bf16", "fp16"])
-def test_mixed_precision_paths_run(synth_root, tmp_path, amp):
+@pytest.mark.slow
+@pytest.mark.parametrize("amp,dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_mixed_precision_paths_run(synth_root, tmp_path, monkeypatch, amp, dtype):
     """The GPU recipe's autocast (and fp16's GradScaler) code, exercised on the CPU."""
+    scalers = []
+
+    class RecordingScaler(torch.amp.GradScaler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            scalers.append(self)
+
+    seen = []
+    real_loss = losses.MultiTaskLoss.__call__
+
+    def loss_spy(self, outputs, targets):
+        seen.append({v.dtype for v in outputs.values()})
+        return real_loss(self, outputs, targets)
+
+    monkeypatch.setattr(train_mod.torch.amp, "GradScaler", RecordingScaler)
+    monkeypatch.setattr(losses.MultiTaskLoss, "__call__", loss_spy)
     summary = train(tiny_config(f"train.amp={amp}", "train.epochs=1", "train.tensorboard=false"), synth_root,
                     tmp_path / "r", progress=False, log=lambda s: None)
     metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
     assert np.isfinite(metrics["train_loss"]).all() and 0 <= summary["macro_f1"] <= 1
+    # autocast ran the forward pass in the asked dtype (without it the heads give float32)
+    assert seen and all(s == {dtype} for s in seen)
+    # the loss scaler is on for fp16 only, and last.pt keeps its state for --resume (a disabled one saves {})
+    assert [s.is_enabled() for s in scalers] == [amp == "fp16"]
+    scaler_state = load_checkpoint(tmp_path / "r" / "last.pt")["scaler"]
+    if amp == "fp16":
+        assert scaler_state["scale"] > 0 and scaler_state["growth_factor"] == 2.0
+    else:
+        assert scaler_state == {}
