@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -43,3 +45,22 @@ def synth_root(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "data"
     make_dataset(out, people=24, eval_people=4, noise=0.1, seed=3, size=(48, 64), workers=2)
     return out
+
+
+def browser_paths(what: str) -> tuple[str, str]:
+    """(chromium, chromedriver) for the HTML page tests. Missing ones skip the test with the reason on a
+    user's machine, but fail it under CI, which must run it (`make test` installs them where it can)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    problem = None
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        problem = "selenium is not installed (pip install -e '.[test]')"
+    if problem is None and not (chromium and driver):
+        problem = "chromium and chromedriver not found (apt-get install chromium chromium-driver, or make test)"
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} browser test cannot run under CI: {problem}")
+        pytest.skip(problem)
+    return chromium, driver

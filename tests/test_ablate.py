@@ -46,7 +46,7 @@ def test_ablate_writes_its_files_and_a_second_call_trains_nothing(synth_root, tm
 
     sets = tuple(TINY) + ("train.epochs=1", "train.tensorboard=false", "data.folds=3")
     out = tmp_path / "abl"
-    results = ab.ablate(synth_root, out, ["none", "hflip+vflip"], seeds=1, folds=1, overrides=sets,
+    ab.ablate(synth_root, out, ["none", "hflip+vflip"], seeds=1, folds=1, overrides=sets,
                         progress=False, log=lambda s: None)
     assert {p.name for p in out.iterdir()} >= {"results.csv", "table.md", "ablation.png", "runs"}
     on_disk = pd.read_csv(out / "results.csv")

@@ -7,7 +7,6 @@ under CI, where it fails).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,9 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import browser_paths
 from maskcls import labels
 from maskcls.errors import UserError
-from maskcls.reports import eda
 from maskcls.reports.eda import make_report, near_duplicate_pairs, popcount64
 
 # (id, gender, race, age): classes and age groups below are worked out by hand from these.
@@ -257,20 +256,7 @@ def _refs(page: str) -> list[tuple[str, str]]:
 
 
 def _browser_paths() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    problem = None
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        problem = "selenium is not installed (pip install -e '.[test]')"
-    if problem is None and not (chromium and driver):
-        problem = "chromium and chromedriver not found (apt-get install chromium chromium-driver, or make test)"
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"EDA page browser test cannot run under CI: {problem}")
-        pytest.skip(problem)
-    return chromium, driver
+    return browser_paths("EDA page")
 
 
 def test_page_renders_in_chromium(report, tmp_path):

@@ -12,7 +12,6 @@ from maskcls.cli import main
 from maskcls.data import images
 from maskcls.data.prepare import prepare
 from maskcls.errors import UserError
-from maskcls.serve.predict import predict_submission
 from maskcls.serve.predictor import Predictor
 from maskcls.training.fit import train
 from maskcls.training.folds import train_folds

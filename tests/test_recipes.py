@@ -4,7 +4,6 @@ from the scoring one."""
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from maskcls.config import load_config
 from maskcls.training.fit import train

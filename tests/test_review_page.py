@@ -7,8 +7,6 @@ test is skipped, except under CI (the CI environment variable set), where it fai
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import browser_paths
 from maskcls import labels
 from maskcls.audit.rank import ISSUE_COLUMNS, to_corrections
 from maskcls.audit.review import write_review
@@ -26,20 +25,7 @@ EVIL = 'x</script><script>alert(1)</script>"q\',1'  # a person name that must no
 
 
 def _browser_paths() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    problem = None
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        problem = "selenium is not installed (pip install -e '.[test]')"
-    if problem is None and not (chromium and driver):
-        problem = "chromium and chromedriver not found (apt-get install chromium chromium-driver, or make test)"
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"review page test cannot run under CI: {problem}")
-        pytest.skip(problem)
-    return chromium, driver
+    return browser_paths("review page")
 
 
 @pytest.fixture

@@ -54,15 +54,20 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_summary(args: argparse.Namespace) -> int:
-    from .data.summary import format_summary, summarize
-    from .data.table import load_table
+def _cutoffs(args: argparse.Namespace):
     from .labels import AgeCutoffs
 
     try:
-        cutoffs = AgeCutoffs(args.age_young, args.age_old)
+        return AgeCutoffs(args.age_young, args.age_old)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from .data.summary import format_summary, summarize
+    from .data.table import load_table
+
+    cutoffs = _cutoffs(args)
     table, report = load_table(args.data, cutoffs=cutoffs, corrections=args.corrections)
     info = summarize(table, cutoffs)
     if args.json:
@@ -167,13 +172,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_eda(args: argparse.Namespace) -> int:
-    from .labels import AgeCutoffs
     from .reports.eda import make_report
 
-    try:
-        cutoffs = AgeCutoffs(args.age_young, args.age_old)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    cutoffs = _cutoffs(args)
     info = make_report(args.data, args.out, corrections=args.corrections, cutoffs=cutoffs, workers=args.workers,
                        dup_threshold=args.dup_threshold, allow_outside=args.allow_outside,
                        progress=not args.quiet)

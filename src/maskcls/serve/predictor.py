@@ -25,7 +25,6 @@ from ..metrics import task_probs
 from ..progress import bar as progress_bar
 from ..training.loaders import make_loader
 from ..training.loop import TTA_CHOICES, predict_proba
-from ..training.model import MaskNet
 from ..training.runs import is_fold_parent, load_run, prob_columns
 from ..training.runtime import Runtime, resolve_device
 
