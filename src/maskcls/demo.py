@@ -32,13 +32,14 @@ def score_submission(submission: str | Path, truth: str | Path) -> dict:
             "accuracy": float(np.mean(true == pred)), "photos": len(sub)}
 
 
-def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = (), progress: bool = True) -> dict:
+def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = (), progress: bool = True,
+             people: int = DEMO_PEOPLE, eval_people: int = DEMO_EVAL_PEOPLE) -> dict:
     """Run the whole job in OUT (data is made once and reused; the run and submission are redone)."""
     out = Path(out)
     data_dir = out / "data"
     if not (data_dir / "train" / "train.csv").is_file():
-        print(f"[1/5] writing demo data: {DEMO_PEOPLE} + {DEMO_EVAL_PEOPLE} people to {data_dir}")
-        make_dataset(data_dir, people=DEMO_PEOPLE, eval_people=DEMO_EVAL_PEOPLE, noise=0.02, seed=0, size=DEMO_SIZE)
+        print(f"[1/5] writing demo data: {people} + {eval_people} people to {data_dir}")
+        make_dataset(data_dir, people=people, eval_people=eval_people, noise=0.02, seed=0, size=DEMO_SIZE)
     else:
         print(f"[1/5] reusing demo data in {data_dir}")
     print("[2/5] validating the data")
@@ -51,15 +52,19 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
     cfg = load_config("demo", list(overrides))
     print(f"[3/5] training {cfg.model.name} at {cfg.data.size} for {cfg.train.epochs} epochs into {run_dir}")
     summary = train(cfg, data_dir, run_dir, progress=progress)
-    submission = out / "submission.csv"
-    print(f"[4/5] predicting {data_dir / 'eval'}")
-    predict_submission(run_dir, data_dir / "eval", submission, force=True, progress=progress)
-    scored = score_submission(submission, data_dir / "truth" / "eval_truth.csv")
+    submission, plain = out / "submission.csv", out / "submission-no-tta.csv"
+    print(f"[4/5] predicting {data_dir / 'eval'} (with and without hflip test-time augmentation)")
+    predict_submission(run_dir, data_dir / "eval", plain, force=True, progress=progress)
+    predict_submission(run_dir, data_dir / "eval", submission, tta="hflip", force=True, progress=progress)
+    truth = data_dir / "truth" / "eval_truth.csv"
+    scored, scored_plain = score_submission(submission, truth), score_submission(plain, truth)
     print("[5/5] results")
     print(f"  validation ({summary['val_people']} held-out people, {summary['val_photos']} photos): "
           f"macro F1 {summary['macro_f1']:.3f}, accuracy {summary['accuracy']:.3f}, mask F1 {summary['mask_f1']:.3f}, "
           f"gender F1 {summary['gender_f1']:.3f}, age F1 {summary['age_f1']:.3f}")
     print(f"  eval set scored against the synthetic truth ({scored['photos']} photos): "
-          f"macro F1 {scored['macro_f1']:.3f}, accuracy {scored['accuracy']:.3f}  (chance: macro F1 ~0.05)")
+          f"macro F1 {scored['macro_f1']:.3f}, accuracy {scored['accuracy']:.3f} with hflip TTA; "
+          f"{scored_plain['macro_f1']:.3f}, {scored_plain['accuracy']:.3f} without  (chance: macro F1 ~0.05)")
     print(f"  submission: {submission}   run: {run_dir}")
-    return {"summary": summary, "eval": scored, "submission": str(submission), "run": str(run_dir)}
+    return {"summary": summary, "eval": scored, "eval_no_tta": scored_plain, "submission": str(submission),
+            "run": str(run_dir)}

@@ -1,0 +1,21 @@
+"""The main job end to end, shrunk: data -> validate -> train -> predict (with and without TTA) -> score."""
+
+import pandas as pd
+import pytest
+
+from maskcls.demo import run_demo
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    result = run_demo(tmp_path / "demo", overrides=("model.name=test_resnet", "data.size=48x64", "train.epochs=1",
+                                                    "train.tensorboard=false"),
+                      progress=False, people=20, eval_people=3)
+    out = capsys.readouterr().out
+    assert "[5/5] results" in out and "with hflip TTA" in out
+    sub = pd.read_csv(tmp_path / "demo" / "submission.csv")
+    info = pd.read_csv(tmp_path / "demo" / "data" / "eval" / "info.csv")
+    assert sub["ImageID"].tolist() == info["ImageID"].tolist() and sub["ans"].between(0, 17).all()
+    assert (tmp_path / "demo" / "submission-no-tta.csv").is_file()
+    assert 0 <= result["eval"]["macro_f1"] <= 1 and result["eval"]["photos"] == 21
+    assert (tmp_path / "demo" / "run" / "best.pt").is_file()
