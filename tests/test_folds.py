@@ -156,9 +156,9 @@ def test_resume_refuses_changed_settings_and_other_data(synth_root, tmp_path):
         train(tiny_config("train.epochs=2", "train.tensorboard=false", "data.folds=3", "train.optimizer=sgd"),
               synth_root, run, resume=True, **QUIET)
     other = tmp_path / "other.csv"
+    (tmp_path / "train").symlink_to(synth_root / "train")  # the same photos, seen through another manifest
     truth = pd.read_csv(synth_root / "truth" / "train_truth.csv")
-    pd.DataFrame({"path": [str(synth_root / p) for p in truth["path"]], "person_id": truth["person"],
-                  "mask": truth["mask"]}).to_csv(other, index=False)
+    pd.DataFrame({"path": truth["path"], "person_id": truth["person"], "mask": truth["mask"]}).to_csv(other, index=False)
     with pytest.raises(UserError, match="was trained on .* not on"):
         train(cfg, other, run, resume=True, **QUIET)
     # More epochs is allowed: the schedule is re-stretched from where the run stopped.
