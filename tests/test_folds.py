@@ -177,3 +177,13 @@ def test_nothing_is_written_before_the_first_epoch_ends(synth_root, tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(*ONE_EPOCH), synth_root, tmp_path / "r", **QUIET)
     assert not (tmp_path / "r").exists()
+
+
+def test_fold_all_rerun_with_other_settings_is_refused(cv_run):
+    out, _, prepared = cv_run
+    with pytest.raises(UserError, match=r"train\.lr \(0\.003 -> 0\.5\)"):
+        train_folds(tiny_config(*ONE_EPOCH, "train.lr=0.5"), synth_data(prepared), out, **QUIET)
+
+
+def synth_data(prepared):
+    return prepared.source

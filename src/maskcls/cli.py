@@ -54,6 +54,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nonneg(text: str) -> int:
+    """argparse type: a whole number >= 0 (seeds, worker counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _cutoffs(args: argparse.Namespace):
     from .labels import AgeCutoffs
 
@@ -207,7 +218,7 @@ def _cmd_augment_preview(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, list(args.set))
     info = augment_preview(args.data, args.preset, args.out, cfg=cfg, people=args.people, draws=args.draws,
-                           seed=args.seed)
+                           seed=args.seed, force=args.force)
     extra = f"; no face found in {info['fallbacks']} of {info['people']} photos" if info["fallbacks"] is not None else ""
     print(f"wrote {info['out']} ({info['people']} people){extra}")
     return 0
@@ -242,7 +253,7 @@ def _inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", default="none", choices=("none", "hflip"),
                    help="test-time augmentation: hflip averages the photo and its mirror image")
     p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu or cuda")
-    p.add_argument("--workers", type=int, default=0, help="photo-loading processes (default 0: load in this one)")
+    p.add_argument("--workers", type=_nonneg, default=0, help="photo-loading processes (default 0: load in this one)")
     p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
                    help="onnx: run RUN/model.onnx (or a .onnx file given as RUN) with onnxruntime on the CPU")
 
@@ -264,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print every setting with its value and one line of help",
                        description="Print every setting of a config (default: the built-in default) with its "
                                    "value and one line of help; --set shows the effect of overrides.")
-    p.add_argument("--config", default="default", help="YAML file or built-in name: default, demo")
+    p.add_argument("--config", default="default", help="YAML file or built-in name: default, demo, plain, gpu-resnet50")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
     p.set_defaults(func=_cmd_config)
 
@@ -282,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--people", type=int, default=2700, help="training people, 7 photos each (default 2700)")
     p.add_argument("--eval-people", type=int, default=1800, help="eval people, 7 photos each (default 1800)")
     p.add_argument("--noise", type=float, default=0.01, help="fraction of people given a wrong label (default 0.01)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes")
+    p.add_argument("--seed", type=_nonneg, default=0, help="random seed; the same seed gives the same bytes")
     p.add_argument("--size", default="384x512", help="photo size WIDTHxHEIGHT (default 384x512, as the real set)")
     p.add_argument("--workers", type=int, default=None, help="rendering processes (default: up to 4)")
     p.set_defaults(func=_cmd_demo_data)
@@ -394,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--people", type=int, default=4, help="rows (default 4)")
     p.add_argument("--draws", type=int, default=5, help="augmented draws per person (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="which people and draws (default 0)")
+    p.add_argument("--seed", type=_nonneg, default=0, help="which people and draws (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite --out")
     p.add_argument("--config", default="demo", help="config giving data.size and data.face_margin (default demo)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
     p.set_defaults(func=_cmd_augment_preview)
@@ -430,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ablate", help="train variants on the same folds and seeds; report paired deltas",
                        description="Train every variant x seed x fold from one prepared dataset and write "
                                    "OUT/results.csv, OUT/table.md (mean +- std, paired delta and ratio to the "
-                                   "first variant with 95%% intervals) and OUT/ablation.png. A variant is preset "
+                                   "first variant with 95% intervals) and OUT/ablation.png. A variant is preset "
                                    "names and/or key=value settings joined by +, e.g. hflip+vflip or "
                                    "data.corrections=none. Re-running skips finished runs.")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)

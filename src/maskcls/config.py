@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -202,6 +203,8 @@ SECTIONS = ("model", "data", "train")
 
 def _check_range(key: str, value: Any, bounds: tuple) -> None:
     lo, hi, lo_open, hi_open = bounds
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"config {key}: {value!r} is not a finite number")
     if value is None or isinstance(value, (str, list, bool)):
         return
     bad = (lo is not None and (value <= lo if lo_open else value < lo)) or \
@@ -284,6 +287,9 @@ def check(cfg: Config) -> Config:
         v = getattr(cfg.data, key)
         if v is not None and len(v) != 3:
             raise UserError(f"config data.{key}: expected 3 numbers (R, G, B), got {v}")
+        if v is not None and not all(math.isfinite(x) and (0 < x <= 1 if key == "std" else 0 <= x <= 1) for x in v):
+            raise UserError(f"config data.{key}: each of R, G, B must be in {'(0, 1]' if key == 'std' else '[0, 1]'} "
+                            f"(pixel values scaled to 0..1), got {v}")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1 or cfg.train.lr <= 0:
         raise UserError("config train.epochs, train.batch_size and train.lr must be positive")
     if not 0 <= cfg.data.fold < cfg.data.folds:

@@ -38,8 +38,12 @@ def assign_folds(table: pd.DataFrame, *, k: int = 5, seed: int = 0) -> np.ndarra
         # Rare strata (the 60+ classes in a small set) have fewer members than folds; sklearn warns,
         # and spreading them as evenly as possible is exactly what we want anyway.
         warnings.simplefilter("ignore", UserWarning)
-        for fold, (_, val_idx) in enumerate(cv.split(np.zeros(len(table)), _strata(table), groups)):
-            folds[val_idx] = fold
+        try:
+            for fold, (_, val_idx) in enumerate(cv.split(np.zeros(len(table)), _strata(table), groups)):
+                folds[val_idx] = fold
+        except ValueError as exc:  # sklearn: a stratum too small for k folds
+            raise UserError(f"cannot split {n_people} people into {k} person-level folds ({exc}); "
+                            "use fewer folds (data.folds) or more people") from None
     return folds
 
 

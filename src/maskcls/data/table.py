@@ -80,6 +80,12 @@ def scan(data: str | Path | pd.DataFrame, *, allow_outside: bool = False) -> Sca
     from the user's own code, so its paths may point anywhere.
     """
     if isinstance(data, pd.DataFrame):
+        data = data.copy()
+        for col in LABEL_COLUMNS:  # pandas stores an int column with a missing value as floats: 28.0
+            if col in data.columns and pd.api.types.is_float_dtype(data[col]):
+                whole = data[col].dropna()
+                if (whole == whole.round()).all():
+                    data[col] = data[col].astype("Int64")
         frame = data.astype(object).where(data.notna(), "").astype(str).reset_index(drop=True)
         return _scan_manifest_frame(frame, Path.cwd(), "DataFrame", allow_outside=True)
     data = Path(data)
@@ -254,7 +260,7 @@ def describe(data: str | Path | pd.DataFrame) -> str:
 def raise_on_fatal(problems: list[Problem], data, *, hint: bool = True) -> None:
     fatal = [p for p in problems if p.fatal]
     if isinstance(data, pd.DataFrame):
-        data = "the DataFrame"
+        data, hint = "the DataFrame", False
     if fatal:
         shown = "\n  ".join(str(p) for p in fatal[:10])
         more = f"\n  ... and {len(fatal) - 10} more" if len(fatal) > 10 else ""

@@ -35,6 +35,8 @@ def validate(data: str | Path, *, corrections: str | Path | None = None, decode:
     """Every problem in DATA (and its eval folder, if any), plus what ``corrections`` would change."""
     result = scan(data)
     out = Validation(problems=list(result.problems), photos=len(result.table))
+    if result.table.empty:
+        out.problems.append(Problem(str(data), "no photos found"))
     paths = list(result.table["path"])
     if result.eval_dir is not None:
         eval_table, eval_problems = load_eval(result.eval_dir)

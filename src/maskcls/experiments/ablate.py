@@ -15,6 +15,7 @@ Re-running skips finished runs and only adds new ones; a failed run is recorded 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import traceback
@@ -30,11 +31,12 @@ from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
 from ..data.transforms import PRESETS
 from ..errors import UserError
-from ..fileio import write_csv, write_text
+from ..fileio import read_json, write_csv, write_text
 from ..metrics import METRIC_KEYS
 from ..reports.figures import plot_ablation
 from ..training.fit import train
 
+ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json"}
 RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch", "status",
                   "error"]
 
@@ -72,12 +74,29 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
         raise UserError(f"{out}: exists and is not a folder")
     base = load_config(config, list(overrides))
     configs = {v: load_config(config, [*overrides, *parse_variant(v)]) for v in variants}
+    moved = [v for v, c in configs.items() if c.data.fold != base.data.fold]
+    if moved:
+        raise UserError(f"variant {moved[0]!r} sets data.fold, which the runner chooses (--folds)")
     keys = {(c.data.folds, c.data.split_seed) for c in configs.values()}
     if len(keys) > 1:
         raise UserError("variants must share data.folds and data.split_seed: they are compared on the same people")
     n_folds = base.data.folds if folds is None else folds
     if not 1 <= n_folds <= base.data.folds:
         raise UserError(f"--folds must be between 1 and data.folds ({base.data.folds}), got {n_folds}")
+    if out.is_dir():
+        foreign = [p.name for p in out.iterdir() if p.name not in ABLATION_FILES and not p.name.startswith(".")]
+        if foreign:
+            raise UserError(f"{out}: holds files that are not an ablation's ({', '.join(sorted(foreign)[:3])}); "
+                            "choose a new --out")
+    settings = {"config": str(config), "set": list(overrides)}
+    if (out / "ablation.json").is_file():
+        before = read_json(out / "ablation.json")
+        if before != settings:
+            raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
+                            f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
+                            "variants or seeds, or choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "ablation.json", json.dumps(settings, indent=2) + "\n")
     results = _read_results(out / "results.csv")
     done = {(r.variant, r.seed, r.fold) for r in results.itertuples() if r.status == "ok"}
     plan = [(v, base.train.seed + s, f) for s in range(seeds) for f in range(n_folds) for v in variants]

@@ -18,18 +18,20 @@ from ..data.images import read_rgb
 from ..data.table import load_table
 from ..data.transforms import crop_of, parse_augment, train_transform
 from ..errors import UserError
+from ..fileio import check_replaceable
 from .figures import _save
 
 
 def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Config, people: int = 4,
-                    draws: int = 5, seed: int = 0) -> dict:
+                    draws: int = 5, seed: int = 0, force: bool = False) -> dict:
     """Write a PNG grid: ``people`` rows, the original then ``draws`` augmented versions of one photo each."""
     try:
         parse_augment(preset)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if people < 1 or draws < 1:
-        raise UserError("--people and --draws must be at least 1")
+    if not (1 <= people <= 50 and 1 <= draws <= 20):
+        raise UserError("--people must be 1..50 and --draws 1..20 (a grid larger than that is unreadable)")
+    check_replaceable(out, force=force)
     if Path(out).suffix.lower() != ".png":
         raise UserError(f"{out}: the preview is a PNG; name it something.png")
     table, _ = load_table(data, cutoffs=cfg.cutoffs, corrections="none")

@@ -109,6 +109,7 @@ class OnnxModel:
         self.config = config_mod.from_dict(json.loads(meta["config"]))
         self.data = meta.get("data", "")
         self.path = path
+        self.n_models = len(json.loads(meta.get("runs", "[]")) or [0])
 
     def probs(self, images: np.ndarray) -> np.ndarray:
         return self.session.run(["probs"], {"images": np.ascontiguousarray(images, dtype=np.uint8)})[0]

@@ -35,14 +35,15 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     cfg = predictor.config
     trained_on = {m[2].get("data") for m in predictor.members}
+    n_models = sum(getattr(m[0], "n_models", 1) for m in predictor.members)
     same = describe(data) in trained_on
     if split == "auto":
         split = "val" if same else "all"
-    if split == "val" and len(predictor.members) > 1:
-        raise UserError(f"{data}: an ensemble of {len(predictor.members)} models has no validation fold of its own "
+    if split == "val" and n_models > 1:
+        raise UserError(f"{data}: an ensemble of {n_models} models has no validation fold of its own "
                         "(each photo trained some member); a --fold all run's cv_summary.json holds its out-of-fold "
                         "figures, or evaluate on other labelled data")
-    if split == "all" and same and len(predictor.members) > 1:
+    if split == "all" and same and n_models > 1:
         raise UserError(f"{data} is the data these models trained on: the figures would be inflated; "
                         "evaluate an ensemble on other labelled data")
     prepared = prepare(cfg, data, log=lambda s: None)

@@ -162,7 +162,7 @@ def _check_items(items: Sequence[Item]) -> list[Item]:
     items = list(items)
     for i, x in enumerate(items):
         if isinstance(x, np.ndarray):
-            if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3:
+            if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3 or min(x.shape[:2]) < 1:
                 raise UserError(f"image {i}: expected an RGB uint8 array of shape (H, W, 3), got {x.dtype} {x.shape}")
         elif not isinstance(x, (str, Path)):
             raise UserError(f"item {i}: expected a photo path or an RGB uint8 array, got {type(x).__name__}")

@@ -65,6 +65,8 @@ def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Pa
     and reaches the same metrics as an uninterrupted run. Returns summary.json's content (or
     {'stopped_after_epoch': n} when stopped early).
     """
+    if isinstance(cfg, (str, Path)):  # a built-in name or a YAML file, as load_config takes
+        cfg = config_mod.load_config(cfg)
     out = Path(out)
     if not is_main():  # under torchrun: rank 0 holds the lock, writes the files and talks
         return _train(cfg, data, out, resume=resume, stop_after_epoch=stop_after_epoch, progress=False,
@@ -210,6 +212,9 @@ def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
                             desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress)
     probs = _validate(s, s.model if s.runtime.world > 1 else s.net, desc="validate", progress=progress)
     val_targets = s.val_targets
+    if not np.isfinite(stats["train_loss"]) or not np.isfinite(probs).all():
+        raise UserError(f"training diverged in epoch {epoch + 1} (the loss is not a number); lower train.lr, check "
+                        "data.mean/std, or use train.amp=none")
     return {"epoch": epoch + 1, "train_loss": all_mean(stats["train_loss"]), "val_loss": log_loss(val_targets, probs),
             **compute_metrics(val_targets, probs), "lr": s.optimizer.param_groups[-1]["lr"],
             "images_per_s": stats["images_per_s"] * s.runtime.world, "seconds": stats["train_seconds"]}

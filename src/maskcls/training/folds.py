@@ -55,6 +55,11 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
                         "choose a new folder")
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
     prepared.check(cfg)
+    extra = sorted(p.name for p in out.glob(f"{FOLD_PREFIX}*") if p.name not in
+                   {f"{FOLD_PREFIX}{k}" for k in range(prepared.k)}) if out.is_dir() else []
+    if extra:
+        raise UserError(f"{out} holds {', '.join(extra)} from a run with more folds than data.folds={prepared.k}; "
+                        "choose a new --out")
     summaries = []
     for fold in range(prepared.k):
         target = fold_dir(out, fold)
@@ -62,6 +67,7 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
         fold_cfg.data.fold = fold
         log(f"== fold {fold + 1} of {prepared.k} -> {target}")
         if (target / "summary.json").is_file():
+            _check_reusable(target, fold_cfg)
             log(f"fold {fold} already finished; reusing {target}")
             summaries.append(read_json(target / "summary.json"))
         else:
@@ -77,6 +83,20 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
                       if k.endswith("f1") or k == "accuracy")
     log(f"{prepared.k} folds: {shown}; out-of-fold probabilities in {out / 'oof_probs.csv'}")
     return cv
+
+
+def _check_reusable(folder: Path, cfg: Config) -> None:
+    """A finished fold is reused only when it was trained with these very settings."""
+    import yaml
+
+    try:
+        saved = config_mod.from_dict(yaml.safe_load((folder / "config.yaml").read_text()))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{folder}/config.yaml: cannot read the fold's settings ({exc})") from None
+    changed = config_mod.resume_conflicts(saved, cfg)
+    if changed:
+        raise UserError(f"{folder} was trained with other settings: {', '.join(changed)}; a --fold all run is "
+                        "continued only with its own settings: choose a new --out to try others")
 
 
 def gather_oof(prepared: Prepared, fold_dirs: list[Path]) -> pd.DataFrame:

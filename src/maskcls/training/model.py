@@ -173,7 +173,10 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types; all mean "not a weights file"
-        raise UserError(f"weights file {path} could not be read: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "weights only" in str(exc).lower():
+            first = "it holds Python objects other than tensors, and maskcls never runs code from a file"
+        raise UserError(f"weights file {path} could not be read: {first}") from None
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -1,0 +1,93 @@
+"""Cases a new user hit on a fresh clone: each reproduced, each now one clear message (exit 2)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from maskcls.cli import main
+from maskcls.config import load_config
+from maskcls.errors import UserError
+from conftest import write_competition, write_photo
+
+PEOPLE = [("000001", "male", 25, "000001_male_Asian_25"), ("000002", "female", 61, "000002_female_Asian_61")]
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo-data", "x", "--seed", "-1"],
+    ["predict", "r", "e", "--out", "s.csv", "--workers", "-1"],
+    ["classify", "r", "p.jpg", "--workers", "-3"],
+])
+def test_negative_seeds_and_workers_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and "0 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting, says", [("train.lr=nan", "not a finite number"), ("train.lr=inf", "not a finite"),
+                                           ("data.std=[0,0,0]", "(0, 1]"), ("data.mean=[2,2,2]", "[0, 1]")])
+def test_non_finite_and_out_of_range_normalisation_is_refused(setting, says):
+    with pytest.raises(UserError, match=says.replace("(", r"\(").replace("[", r"\[").replace("]", r"\]")):
+        load_config("demo", [setting])
+
+
+def test_too_few_people_per_class_for_the_folds_is_one_message(tmp_path):
+    from maskcls.data import splits
+    from maskcls.data.table import load_table
+
+    for i in range(4):  # one photo per person, each of another class: no class has 2 people
+        write_photo(tmp_path / f"{i}.jpg")
+    m = tmp_path / "m.csv"
+    m.write_text("path,person_id,mask,gender,age\n0.jpg,a,wear,male,20\n1.jpg,b,normal,female,40\n"
+                 "2.jpg,c,incorrect,male,61\n3.jpg,d,wear,female,35\n")
+    table, _ = load_table(m)
+    with pytest.raises(UserError, match="person-level folds"):
+        splits.assign_folds(table, k=2)
+
+
+def test_empty_images_and_float_ages_in_the_api(tmp_path):
+    from maskcls.data.table import load_table
+    from maskcls.serve.predictor import _check_items
+
+    with pytest.raises(UserError, match="RGB uint8 array"):
+        _check_items([np.zeros((0, 0, 3), np.uint8)])
+    for i in range(3):
+        write_photo(tmp_path / f"{i}.jpg")
+    frame = pd.DataFrame({"path": [str(tmp_path / f"{i}.jpg") for i in range(3)], "person_id": ["a", "b", "c"],
+                          "age": [28, None, 61], "gender": ["male", "female", None]})
+    assert frame["age"].dtype == float  # how pandas stores an int column with a gap
+    table, _ = load_table(frame)
+    assert table["age"].tolist()[0] == 28 and pd.isna(table["age"].tolist()[1])
+
+
+def test_validate_says_an_empty_manifest_has_no_photos(tmp_path, capsys):
+    m = tmp_path / "m.csv"
+    m.write_text("path,person_id,mask\n")
+    assert main(["validate", str(m)]) == 2
+    assert "no photos found" in capsys.readouterr().out
+
+
+def test_augment_preview_refuses_to_overwrite_without_force(synth_root, tmp_path, capsys):
+    out = tmp_path / "g.png"
+    out.write_bytes(b"mine")
+    assert main(["augment-preview", str(synth_root), "--preset", "hflip", "--out", str(out), "--people", "1"]) == 2
+    assert out.read_bytes() == b"mine" and "--force" in capsys.readouterr().err
+    assert main(["augment-preview", str(synth_root), "--preset", "hflip", "--out", str(out), "--people", "1",
+                 "--draws", "500"]) == 2
+
+
+def test_ablate_refuses_foreign_folders_and_other_settings_on_rerun(synth_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"x")
+    assert main(["ablate", str(synth_root), "--out", str(run), "--variants", "hflip", "--seeds", "1"]) == 2
+    assert "not an ablation's" in capsys.readouterr().err
+    abl = tmp_path / "abl"
+    abl.mkdir()
+    (abl / "ablation.json").write_text(json.dumps({"config": "demo", "set": ["train.lr=0.003"]}))
+    assert main(["ablate", str(synth_root), "--out", str(abl), "--variants", "hflip", "--seeds", "1",
+                 "--set", "train.lr=0.5"]) == 2
+    assert "made with --config demo --set train.lr=0.003" in capsys.readouterr().err
+    assert main(["ablate", str(synth_root), "--out", str(tmp_path / "b"), "--variants", "hflip,data.fold=2"]) == 2
+    assert "sets data.fold" in capsys.readouterr().err
