@@ -187,3 +187,12 @@ def test_fold_all_rerun_with_other_settings_is_refused(cv_run):
 
 def synth_data(prepared):
     return prepared.source
+
+
+def test_corrections_and_training_cut_offs_never_move_people_between_folds(synth_root):
+    base = prepare(tiny_config("data.folds=3", "data.corrections=none"), synth_root, log=lambda s: None)
+    fixed = prepare(tiny_config("data.folds=3", f"data.corrections={synth_root / 'truth' / 'corrections.csv'}"),
+                    synth_root, log=lambda s: None)
+    moved = prepare(tiny_config("data.folds=3", "data.age_old=50"), synth_root, log=lambda s: None)
+    assert (fixed.table["gender"] != base.table["gender"]).any()  # the corrections do change labels...
+    assert np.array_equal(base.folds, fixed.folds) and np.array_equal(base.folds, moved.folds)  # ...not folds

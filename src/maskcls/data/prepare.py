@@ -126,7 +126,15 @@ def prepare(cfg, data: str | Path | pd.DataFrame, *, store: PhotoStore | None = 
     known = targets(table) >= 0
     if not known.any():
         raise UserError(f"{describe(data)}: no photo has a mask, gender or age label; training needs at least one")
-    folds = splits.assign_folds(table, k=cfg.data.folds, seed=cfg.data.split_seed)
+    # The folds are drawn from the labels as recorded, grouped with the scoring cut-offs: label
+    # corrections and training cut-offs then never move a person to another fold, so variants that
+    # differ only in them (an ablation) are compared on the same people.
+    if cfg.data.corrections != "none" or cfg.cutoffs != cfg.score_cutoffs:
+        recorded, _ = load_table(data, cutoffs=cfg.score_cutoffs, corrections="none",
+                                 allow_outside=cfg.data.allow_outside)
+    else:
+        recorded = table
+    folds = splits.assign_folds(recorded, k=cfg.data.folds, seed=cfg.data.split_seed)
     if store is None or store.paths != table["path"].tolist():
         store = PhotoStore(table["path"].tolist())
     return Prepared(describe(data), table, report, folds, prepare_key(cfg), store)
