@@ -76,7 +76,7 @@ def _issues() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ISSUE_COLUMNS)
 
 
-def _wait_for(path: Path, timeout: float = 15.0) -> Path:
+def _wait_for(path: Path, timeout: float = 60.0) -> Path:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if path.is_file() and path.stat().st_size and not list(path.parent.glob("*.crdownload")):
