@@ -91,3 +91,9 @@ def test_ablate_refuses_foreign_folders_and_other_settings_on_rerun(synth_root, 
     assert "made with --config demo --set train.lr=0.003" in capsys.readouterr().err
     assert main(["ablate", str(synth_root), "--out", str(tmp_path / "b"), "--variants", "hflip,data.fold=2"]) == 2
     assert "sets data.fold" in capsys.readouterr().err
+
+
+def test_string_settings_are_taken_as_written():
+    with pytest.raises(UserError, match="size 0x30 out of range"):
+        load_config("demo", ["data.size=0x30"])  # YAML alone would have read the hex number 48
+    assert load_config("demo", ["model.name=007", "data.cache=true"]).model.name == "007"

@@ -263,8 +263,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         key, sep, text = item.partition("=")
         if not sep:
             raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
-        _set(cfg, key.strip(), yaml.safe_load(text) if text.strip() else "")
+        _set(cfg, key.strip(), _override_value(key.strip(), text))
     return check(cfg)
+
+
+def _override_value(key: str, text: str) -> Any:
+    """The value of one --set: YAML for numbers, lists and booleans, but the text itself for a string
+    setting (YAML would read data.size=0x30 as the hex number 48)."""
+    section, _, name = key.partition(".")
+    owner = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}.get(section)
+    typ = typing.get_type_hints(owner).get(name) if owner else None
+    if typ is str and key != "data.cache":
+        return text.strip()
+    return yaml.safe_load(text) if text.strip() else ""
 
 
 def check(cfg: Config) -> Config:
