@@ -9,7 +9,7 @@ import pytest
 from maskcls.cli import main
 from maskcls.config import load_config
 from maskcls.errors import UserError
-from conftest import write_competition, write_photo
+from conftest import write_photo
 
 PEOPLE = [("000001", "male", 25, "000001_male_Asian_25"), ("000002", "female", 61, "000002_female_Asian_61")]
 
