@@ -249,6 +249,12 @@ def _cutoff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--age-old", type=int, default=60, help="first age of the old group (default 60; teams used 57-59)")
 
 
+def _config_args(p: argparse.ArgumentParser, *, default: str, help: str, set_help: str = "override a setting") -> None:
+    """--config (a YAML file or built-in name) and repeatable --set KEY=VALUE, as load_config takes them."""
+    p.add_argument("--config", default=default, help=help)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+
+
 def _inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", default="none", choices=("none", "hflip"),
                    help="test-time augmentation: hflip averages the photo and its mirror image")
@@ -275,8 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print every setting with its value and one line of help",
                        description="Print every setting of a config (default: the built-in default) with its "
                                    "value and one line of help; --set shows the effect of overrides.")
-    p.add_argument("--config", default="default", help="YAML file or built-in name: default, demo, plain, gpu-resnet50")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    _config_args(p, default="default", help="YAML file or built-in name: default, demo, plain, gpu-resnet50")
     p.set_defaults(func=_cmd_config)
 
     p = sub.add_parser("demo", help="the main job on built-in synthetic data, end to end, CPU-sized",
@@ -391,8 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default=None, help="a `maskcls train DATA --out RUN --fold all` run to take its "
                                                "out-of-fold probabilities from (nothing is trained)")
     p.add_argument("--folds", type=int, default=5, help="folds to train when no --run is given (default 5)")
-    p.add_argument("--config", default="demo", help="config for that training (default demo, CPU-sized)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    _config_args(p, default="demo", help="config for that training (default demo, CPU-sized)")
     p.add_argument("--truth", default=None, metavar="FILE",
                    help="demo data's truth/injected_noise.csv: print precision and recall per kind")
     p.set_defaults(func=_cmd_audit)
@@ -407,8 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=5, help="augmented draws per person (default 5)")
     p.add_argument("--seed", type=_nonneg, default=0, help="which people and draws (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite --out")
-    p.add_argument("--config", default="demo", help="config giving data.size and data.face_margin (default demo)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    _config_args(p, default="demo", help="config giving data.size and data.face_margin (default demo)")
     p.set_defaults(func=_cmd_augment_preview)
 
     p = sub.add_parser("export", help="export a run (or a k-fold run's ensemble) to ONNX",
@@ -435,8 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="timings per figure; the median is printed (default 3)")
     p.add_argument("--device", default=None, help="auto, cpu or cuda (default: the config's)")
     p.add_argument("--workers", type=int, default=None, help="loader processes (default: the config's)")
-    p.add_argument("--config", default="demo", help="base config (default demo)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    _config_args(p, default="demo", help="base config (default demo)")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("ablate", help="train variants on the same folds and seeds; report paired deltas",
@@ -451,8 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     p.add_argument("--folds", type=int, default=None,
                    help="how many of the config's person-level folds to run (default: all data.folds)")
-    p.add_argument("--config", default="demo", help="base config (default demo, CPU-sized)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every variant")
+    _config_args(p, default="demo", help="base config (default demo, CPU-sized)", set_help="a setting for every variant")
     p.set_defaults(func=_cmd_ablate)
     return parser
 
