@@ -21,7 +21,7 @@ from .. import labels
 from ..config import Config, from_dict
 from ..data.prepare import prepare
 from ..errors import UserError
-from ..training.loaders import loader_for
+from ..training.loaders import default_workers, loader_for
 from ..training.loop import predict_proba, train_one_epoch
 from ..training.losses import build_loss
 from ..training.model import build_model
@@ -122,8 +122,7 @@ def bench(cfg: Config, data: str | Path, *, steps: int = 20, repeats: int = 3, p
         train_loader = _Limited(loader_for(train_ds, cached, runtime.device, train=True), steps)
         eval_loader = _Limited(loader_for(val_ds, cached, runtime.device, train=False), steps)
         nocache_loader = _Limited(loader_for(train_files, uncached, runtime.device, train=True), steps)
-        workers = cached.data.workers if cached.data.workers is not None else loader_for(
-            train_ds, cached, runtime.device, train=False).num_workers
+        workers = cached.data.workers if cached.data.workers is not None else default_workers()
         reference = _Limited(DataLoader(_Reference(prepared.table["path"].tolist(), cfg.size), batch_size=batch,
                                         shuffle=True, num_workers=workers), steps)
         out = {
