@@ -87,7 +87,7 @@ class Prepared:
         train_tf = train_transform(cfg.data.augment, cfg.size, boxes=boxes, detector=faces)
         val_tf = eval_transform(cfg.size, cfg.data.augment, boxes=boxes, detector=faces)
         cache = None
-        key = (cfg.size, crop_of(cfg.data.augment), cfg.data.face_margin if faces else None)
+        key = preprocess_key(cfg)
         if cfg.data.cache == "ram":
             cache = self.store.arrays(val_tf.preprocess, key, progress=progress)
         elif cfg.data.cache == "disk":
@@ -102,6 +102,12 @@ class Prepared:
                                 cache=None if cache is None else cache[idx])
 
         return subset(train_idx, train_tf), subset(val_idx, val_tf)
+
+
+def preprocess_key(cfg) -> tuple:
+    """The settings that shape a preprocessed photo (size, crop, face margin): the photo caches' key."""
+    crop = crop_of(cfg.data.augment)
+    return cfg.size, crop, cfg.data.face_margin if crop == "face" else None
 
 
 def prepare_key(cfg) -> dict:

@@ -19,6 +19,7 @@ from ..config import Config
 from ..data.images import ArrayDataset, PhotoDataset, read_rgb
 from ..data.diskcache import DiskCache
 from ..data.faces import FaceBoxes, default_cache_dir
+from ..data.prepare import preprocess_key
 from ..data.transforms import crop_of, eval_transform
 from ..errors import UserError
 from ..metrics import task_probs
@@ -92,10 +93,8 @@ class Predictor:
                 paths = [str(x) for x in items]
                 cache = None
                 if cfg.data.cache == "disk":  # the same preprocessed photos training used, if cached
-                    key = (cfg.size, crop_of(cfg.data.augment),
-                           cfg.data.face_margin if crop_of(cfg.data.augment) == "face" else None)
                     cache = DiskCache(cfg.data.cache_dir or default_cache_dir()).rows(
-                        paths, transform.preprocess, key, progress=progress)
+                        paths, transform.preprocess, preprocess_key(cfg), progress=progress)
                 ds = PhotoDataset(paths, np.full((len(items), len(labels.TASKS)), -1), transform, cache=cache)
             else:
                 ds = ArrayDataset([read_rgb(x) if isinstance(x, (str, Path)) else x for x in items], transform)
