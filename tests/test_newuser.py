@@ -97,3 +97,31 @@ def test_string_settings_are_taken_as_written():
     with pytest.raises(UserError, match="size 0x30 out of range"):
         load_config("demo", ["data.size=0x30"])  # YAML alone would have read the hex number 48
     assert load_config("demo", ["model.name=007", "data.cache=true"]).model.name == "007"
+
+
+@pytest.mark.parametrize("yaml_text, says", [
+    ("data:\n  size: 0x30\n", "read the value as the number 48"),  # YAML's hex, not 0 x 30
+    ("data:\n  size: 96\n", "in quotes"),
+    ("train: 5\n", "train: is a section"),
+])
+def test_yaml_slips_in_a_config_file_are_named(tmp_path, yaml_text, says):
+    path = tmp_path / "my.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(UserError, match=says):
+        load_config(path)
+
+
+def test_an_onnx_file_without_backend_onnx_says_so(tmp_path):
+    from maskcls.serve.predictor import Predictor
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"not really")
+    with pytest.raises(UserError, match="--backend onnx"):
+        Predictor(model)
+
+
+def test_a_corrections_folder_is_not_called_missing(tmp_path):
+    from maskcls.data.corrections import resolve
+
+    with pytest.raises(UserError, match="a folder, not a CSV"):
+        resolve(tmp_path)

@@ -190,6 +190,10 @@ def _set(cfg: Config, key: str, value: Any) -> None:
     hints = typing.get_type_hints(type(section))
     if key == "data.cache" and isinstance(value, bool):
         value = "ram" if value else "none"  # configs written when the cache was on/off
+    if key == "data.size" and isinstance(value, int) and not isinstance(value, bool):
+        # YAML reads 0x30 as hex and 96 as a number: the WxH text is gone before we see it.
+        raise UserError(f"config data.size: YAML read the value as the number {value}; write WIDTHxHEIGHT "
+                        "in quotes, e.g. size: '96x128'")
     value = _coerce(key, value, hints[name])
     if key in CHOICES and value not in CHOICES[key]:
         raise UserError(f"config {key}: {value!r} is not one of {', '.join(CHOICES[key])}")
@@ -225,6 +229,10 @@ def describe_settings(cfg: Any) -> list[tuple[str, Any, str]]:
     return out
 
 
+def _first_setting(section: str) -> str:
+    return next(k.split(".", 1)[1] for k, *_ in describe_settings(Config()) if k.startswith(section + "."))
+
+
 def apply_dict(cfg: Config, values: dict[str, Any], source: str) -> Config:
     if not isinstance(values, dict):
         raise UserError(f"{source}: expected sections model:, data:, train: at the top level")
@@ -232,6 +240,9 @@ def apply_dict(cfg: Config, values: dict[str, Any], source: str) -> Config:
         if entries is None and str(section) in SECTIONS:
             continue  # an empty `model:` section: nothing to set
         if not isinstance(entries, dict):
+            if str(section) in SECTIONS:
+                raise UserError(f"{source}: {section}: is a section and holds settings, one per line below it "
+                                f"(e.g. `{section}:` then `  {_first_setting(str(section))}: ...`), got {entries!r}")
             _set(cfg, str(section), entries)  # raises: a top-level key is never a setting
         for name, value in entries.items():
             _set(cfg, f"{section}.{name}", value)

@@ -105,6 +105,8 @@ def resolve(spec: str | Path | None) -> Path | None:
     if str(spec) in BUILTIN:
         return Path(str(resources.files("maskcls") / "resources" / BUILTIN[str(spec)]))
     path = Path(spec)
+    if path.is_dir():
+        raise UserError(f"corrections {spec}: a folder, not a CSV file (use known, none, or a CSV path)")
     if not path.is_file():
         raise UserError(f"corrections {spec}: no such file (use known, none, or a CSV path)")
     return path

@@ -74,6 +74,11 @@ class Predictor:
                 onnx_model = OnnxModel(path)
                 self.members.append((onnx_model, onnx_model.config, {"data": onnx_model.data}))
         else:
+            given = [Path(run)] if isinstance(run, (str, Path)) else [Path(r) for r in run]
+            onnx_files = [p for p in given if p.suffix == ".onnx"]
+            if onnx_files:
+                raise UserError(f"{onnx_files[0]}: an exported ONNX model; run it with --backend onnx "
+                                "(the default backend loads run folders)")
             self.runs = expand_runs(run)
             self.members = [load_run(r, self.device) for r in self.runs]
         cutoffs = {m[1].cutoffs for m in self.members}
