@@ -86,6 +86,20 @@ def test_evaluate_on_the_runs_validation_fold(run, synth_root):
     assert everything["photos"] == 24 * 7
 
 
+def test_evaluate_all_needs_no_fold_split_of_tiny_data(run, tmp_path):
+    from conftest import write_photo
+
+    # Three photos of two people cannot be cut into folds; scoring all of them needs no folds.
+    paths = [write_photo(tmp_path / f"{i}.jpg", colour=60 * i).name for i in range(3)]
+    manifest = tmp_path / "few.csv"
+    pd.DataFrame({"path": paths, "person_id": ["a", "a", "b"], "mask": ["wear", "normal", "wear"],
+                  "gender": ["male", "male", "female"], "age": [25, 25, 61]}).to_csv(manifest, index=False)
+    metrics = evaluate_run(run, manifest, split="all", progress=False)
+    assert metrics["split"] == "all" and metrics["photos"] == 3 and metrics["people"] == 2
+    with pytest.raises(UserError, match="not the data"):
+        evaluate_run(run, manifest, split="val", progress=False)
+
+
 def test_run_without_checkpoint_and_foreign_checkpoint(run, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no checkpoint"):

@@ -361,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the data it trained on, otherwise on every labelled photo of DATA.")
     p.add_argument("runs", metavar="RUN", nargs="+", help=RUNS_HELP)
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
-    p.add_argument("--split", default="auto", choices=("auto", "val", "all"))
+    p.add_argument("--split", default="auto", choices=("auto", "val", "all"),
+                   help="val: the run's own validation fold (DATA must be its training data); all: every "
+                        "labelled photo of DATA; auto (default): val on the training data, else all")
     _inference_args(p)
     p.set_defaults(func=_cmd_evaluate)
 

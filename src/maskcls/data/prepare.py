@@ -118,12 +118,13 @@ def prepare_key(cfg) -> dict:
 
 
 def prepare(cfg, data: str | Path | pd.DataFrame, *, store: PhotoStore | None = None,
-            log: Callable[[str], None] = print) -> Prepared:
+            log: Callable[[str], None] = print, folds: bool = True) -> Prepared:
     """Scan DATA, apply ``data.corrections``, derive the age groups with the config's cut-offs and
     assign ``data.folds`` person-level folds with ``data.split_seed``.
 
     ``store`` lets several preparations of the same photos (e.g. different corrections) share one
-    set of decoded images.
+    set of decoded images. ``folds=False`` puts every photo in fold 0 and draws nothing: scoring all
+    of DATA needs no split, and data too small to split can still be scored.
     """
     table, report = load_table(data, cutoffs=cfg.cutoffs, corrections=cfg.data.corrections,
                                allow_outside=cfg.data.allow_outside)
@@ -135,12 +136,14 @@ def prepare(cfg, data: str | Path | pd.DataFrame, *, store: PhotoStore | None = 
     # The folds are drawn from the labels as recorded, grouped with the scoring cut-offs: label
     # corrections and training cut-offs then never move a person to another fold, so variants that
     # differ only in them (an ablation) are compared on the same people.
-    if cfg.data.corrections != "none" or cfg.cutoffs != cfg.score_cutoffs:
-        recorded, _ = load_table(data, cutoffs=cfg.score_cutoffs, corrections="none",
-                                 allow_outside=cfg.data.allow_outside)
+    if not folds:
+        fold_of = np.zeros(len(table), dtype=int)
     else:
         recorded = table
-    folds = splits.assign_folds(recorded, k=cfg.data.folds, seed=cfg.data.split_seed)
+        if cfg.data.corrections != "none" or cfg.cutoffs != cfg.score_cutoffs:
+            recorded, _ = load_table(data, cutoffs=cfg.score_cutoffs, corrections="none",
+                                     allow_outside=cfg.data.allow_outside)
+        fold_of = splits.assign_folds(recorded, k=cfg.data.folds, seed=cfg.data.split_seed)
     if store is None or store.paths != table["path"].tolist():
         store = PhotoStore(table["path"].tolist())
-    return Prepared(describe(data), table, report, folds, prepare_key(cfg), store)
+    return Prepared(describe(data), table, report, fold_of, prepare_key(cfg), store)

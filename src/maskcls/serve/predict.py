@@ -46,12 +46,12 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     if split == "all" and same and n_models > 1:
         raise UserError(f"{data} is the data these models trained on: the figures would be inflated; "
                         "evaluate an ensemble on other labelled data")
-    prepared = prepare(cfg, data, log=lambda s: None)
+    if split == "val" and not same:
+        raise UserError(f"{data} is not the data {run} was trained on ({', '.join(map(str, trained_on))}); "
+                        "use --split all")
+    prepared = prepare(cfg, data, log=lambda s: None, folds=split == "val")
     table = prepared.table
     if split == "val":
-        if not same:
-            raise UserError(f"{data} is not the data {run} was trained on ({', '.join(map(str, trained_on))}); "
-                            "use --split all")
         table = table.iloc[prepared.split(cfg.data.fold)[1]]
     targets = prepared.score_targets[table.index.to_numpy()]
     probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
