@@ -12,22 +12,35 @@ import tempfile
 import time
 from pathlib import Path
 
+from _cli import out_folder, positive, run
 from maskcls.audit.run import audit
+from maskcls.config import load_config
 from maskcls.data.synth import make_dataset
+from maskcls.errors import UserError
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=240)
-    parser.add_argument("--noise", type=float, default=0.05)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--config", default="demo")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default=None, help="keep the data and the audit here (default: a temp folder)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser.add_argument("--people", type=positive, default=240, help="synthetic people (default: %(default)s)")
+    parser.add_argument("--noise", type=float, default=0.05, help="fraction of people given a planted label error (default: %(default)s)")
+    parser.add_argument("--folds", type=positive, default=5, help="folds of the out-of-fold scores (at least 2) (default: %(default)s)")
+    parser.add_argument("--epochs", type=positive, default=12, help="epochs per fold model (default: %(default)s)")
+    parser.add_argument("--config", default="demo", help="base config: a built-in name or a YAML file (default: %(default)s)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting on top of the config (repeatable)")
+    parser.add_argument("--out", default=None,
+                        help="keep the data and the audit here; reused when rerun with the same settings "
+                             "(default: a temp folder)")
     args = parser.parse_args()
+    if not 0 < args.noise < 1:
+        raise UserError(f"--noise must be a fraction between 0 and 1, got {args.noise}")
+    if args.folds < 2:
+        raise UserError(f"--folds must be at least 2 (out-of-fold scores need another fold), got {args.folds}")
+    if args.people < 2 * args.folds:
+        raise UserError(f"--people {args.people} is too few for {args.folds} folds; give at least {2 * args.folds}")
+    load_config(args.config, [f"train.epochs={args.epochs}", *args.set])  # a bad --config or --set ends here
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.out or tmp)
+        root = out_folder(args.out, {k: v for k, v in vars(args).items() if k != "out"}, tmp)
         data = root / "data"
         if not (data / "train" / "train.csv").is_file():
             make_dataset(data, people=args.people, eval_people=0, noise=args.noise, seed=0, size=(96, 128))
@@ -47,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

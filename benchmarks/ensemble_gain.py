@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from _cli import out_folder, positive, run
 from maskcls import load_config, train_folds
 from maskcls.data.synth import make_dataset
 from maskcls.data.table import PHOTO_COL, load_eval
+from maskcls.errors import UserError
 from maskcls.serve.predictor import Predictor
 
 
@@ -38,21 +40,30 @@ def t95(values: np.ndarray) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=240)
-    parser.add_argument("--eval-people", type=int, default=120)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--config", default="demo")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default=None, help="keep the data and the runs here (default: a temp folder)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser.add_argument("--people", type=positive, default=240, help="synthetic training people (default: %(default)s)")
+    parser.add_argument("--eval-people", type=positive, default=120,
+                        help="other synthetic people whose photos are scored against the truth (default: %(default)s)")
+    parser.add_argument("--folds", type=positive, default=5, help="k: the ensemble's fold models (at least 2) (default: %(default)s)")
+    parser.add_argument("--epochs", type=positive, default=8, help="epochs per fold model (default: %(default)s)")
+    parser.add_argument("--config", default="demo", help="base config: a built-in name or a YAML file (default: %(default)s)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting on top of the config, e.g. data.augment=centercrop+hflip (repeatable)")
+    parser.add_argument("--out", default=None,
+                        help="keep the data and the runs here and reuse them when rerun with the same settings "
+                             "(default: a temp folder)")
     args = parser.parse_args()
+    if args.folds < 2:
+        raise UserError(f"--folds must be at least 2 (an ensemble of one model is one model), got {args.folds}")
+    if args.people < 2 * args.folds:
+        raise UserError(f"--people {args.people} is too few for {args.folds} folds; give at least {2 * args.folds}")
+    # Checked before any data is drawn: a bad --config or --set ends here.
+    cfg = load_config(args.config, [f"train.epochs={args.epochs}", f"data.folds={args.folds}", *args.set])
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.out or tmp)
+        root = out_folder(args.out, {k: v for k, v in vars(args).items() if k != "out"}, tmp)
         data = root / "data"
         if not (data / "train" / "train.csv").is_file():
             make_dataset(data, people=args.people, eval_people=args.eval_people, noise=0.02, seed=2, size=(96, 128))
-        cfg = load_config(args.config, [f"train.epochs={args.epochs}", f"data.folds={args.folds}", *args.set])
         runs = root / "cv"
         if not (runs / "cv_summary.json").is_file():
             train_folds(cfg, data, runs, progress=False, log=lambda s: None)
@@ -83,5 +94,6 @@ def main() -> None:
         shown = f"{value.mean():.3f} +- {value.std(ddof=1):.3f}" if name.startswith("one") else f"{value[0]:.3f}"
         print(f"| {name} | {shown} | {(value - base).mean():+.3f} [{lo:+.3f}, {hi:+.3f}] |")
 
+
 if __name__ == "__main__":
-    main()
+    run(main)

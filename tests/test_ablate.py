@@ -69,8 +69,106 @@ def test_a_failed_run_is_recorded_and_the_rest_go_on(synth_root, tmp_path):
     from test_train import TINY
 
     sets = tuple(TINY) + ("train.epochs=1", "train.tensorboard=false", "data.folds=3")
-    results = ab.ablate(synth_root, tmp_path / "abl", ["none", "model.name=no_such_net_xyz"], seeds=1, folds=1,
+    bad = f"model.weights={tmp_path / 'missing.pth'}"  # fails when its run builds the model, not before
+    results = ab.ablate(synth_root, tmp_path / "abl", ["none", bad], seeds=1, folds=1,
                         overrides=sets, progress=False, log=lambda s: None)
     status = dict(zip(results["variant"], results["status"]))
-    assert status == {"none": "ok", "model.name=no_such_net_xyz": "failed"}
-    assert results.loc[results["status"] == "failed", "error"].iloc[0]
+    assert status == {"none": "ok", bad: "failed"}
+    assert "missing.pth" in results.loc[results["status"] == "failed", "error"].iloc[0]
+
+
+# --- mistakes a new user made (each one silently gave wrong or lost results before) -------------------
+
+def _fake_train(scores: dict[str, float] | None = None, fail: str | None = None):
+    """Stands in for training: the runner's own bookkeeping (plan, folders, pairing, files) is what is tested."""
+    from maskcls.metrics import METRIC_KEYS
+
+    def train(cfg, prepared, run_dir, **kwargs):
+        if fail and fail in cfg.data.augment:
+            raise RuntimeError("boom")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(f"seed: {cfg.train.seed}\naugment: {cfg.data.augment}\n")
+        f1 = (scores or {}).get(cfg.data.augment, 0.5) + 0.01 * cfg.train.seed
+        return {**{k: f1 for k in METRIC_KEYS}, "best_epoch": 1, "epochs": 1, "seconds_per_epoch": 0.1}
+    return train
+
+
+SETS = ("data.folds=3", "model.name=test_resnet", "data.size=48x64")
+
+
+def test_variant_mistakes_are_refused_before_anything_is_written(synth_root, tmp_path):
+    out = tmp_path / "abl"
+    cases = [
+        (["hflip", "train.seed=5"], "train.seed, which the runner chooses"),
+        (["hflip", "hflip+data.augment=vflip"], "names presets and sets data.augment"),
+        (["hflip", "hflip++vflip"], "empty part"),
+        (["hflip+vflip", "vflip+hflip"], "are the same settings"),
+        (["hflip", "flips", "hflip+vflip"], "are the same settings"),
+        (["hflip", "hflip+hflip"], "twice"),
+    ]
+    for variants, message in cases:
+        with pytest.raises(UserError, match=message):
+            ab.ablate(synth_root, out, variants, overrides=SETS, log=lambda s: None)
+    with pytest.raises(UserError, match="--set data.fold"):
+        ab.ablate(synth_root, out, ["hflip"], overrides=(*SETS, "data.fold=2"), log=lambda s: None)
+    with pytest.raises(UserError, match="no such"):
+        ab.ablate(tmp_path / "nodata", out, ["hflip"], overrides=SETS, log=lambda s: None)
+    with pytest.raises(UserError, match="unknown model"):
+        ab.ablate(synth_root, out, ["hflip", "model.name=no_such_net_xyz"], overrides=SETS, log=lambda s: None)
+    with pytest.raises(UserError, match="fold"):  # the session data holds far fewer than 500 people
+        ab.ablate(synth_root, out, ["hflip"], overrides=(*SETS[1:], "data.folds=500"), log=lambda s: None)
+    assert not out.exists()
+
+
+def test_two_variants_never_share_a_run_folder():
+    assert ab.slug("hflip+vflip") == "hflip+vflip"
+    assert ab.slug("data.corrections=a/b.csv") != ab.slug("data.corrections=a_b.csv")
+    long = "none+model.heads=single+train.schedule=constant+train.label_smoothing=0+data.age_old=58+train.lr="
+    a, b = ab.slug(long + "0.003"), ab.slug(long + "0.01")
+    assert a != b and len(a) <= 120 and "/" not in a
+
+
+def test_runs_of_other_data_are_not_paired_and_set_order_does_not_matter(synth_root, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(ab, "train", _fake_train())
+    out = tmp_path / "abl"
+    ab.ablate(synth_root, out, ["hflip"], seeds=1, folds=1, overrides=SETS, progress=False, log=lambda s: None)
+    copy = tmp_path / "copy"
+    shutil.copytree(synth_root, copy)
+    with pytest.raises(UserError, match="holds runs made on"):
+        ab.ablate(copy, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=SETS, log=lambda s: None)
+    again = ab.ablate(synth_root, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=tuple(reversed(SETS)),
+                      progress=False, log=lambda s: None)
+    assert sorted(again["variant"]) == ["hflip", "vflip"]
+
+
+def test_the_table_covers_this_calls_grid_and_intervals_stay_possible(synth_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(ab, "train", _fake_train({"hflip": 0.3, "vflip": 0.9}))
+    out = tmp_path / "abl"
+    ab.ablate(synth_root, out, ["hflip", "vflip"], seeds=2, folds=1, overrides=SETS, progress=False,
+              log=lambda s: None)
+    assert "| `hflip` | 2 |" in (out / "table.md").read_text()
+    fewer = ab.ablate(synth_root, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=SETS, progress=False,
+                      log=lambda s: None)
+    assert len(fewer) == 2 and len(pd.read_csv(out / "results.csv")) == 4
+    assert "| `hflip` | 1 |" in (out / "table.md").read_text()
+    # two runs far apart: the raw t interval of the mean reaches below 0 and above 1
+    rows = [{"variant": "a", "seed": s, "fold": 0, "macro_f1": f, "status": "ok"} for s, f in ((0, 0.02), (1, 0.9))]
+    rows += [{"variant": "b", "seed": s, "fold": 0, "macro_f1": f, "status": "ok"} for s, f in ((0, 0.2), (1, 0.95))]
+    table = ab.summarize(pd.DataFrame(rows), ["a", "b"]).set_index("variant")
+    assert table.loc["a", "low"] == 0.0 and table.loc["a", "high"] == 1.0
+    assert table.loc["b", "ratio_low"] >= 0.0 and table.loc["b", "delta_low"] >= -1.0
+
+
+def test_cli_exits_1_when_a_run_failed_and_refuses_an_empty_variant(synth_root, tmp_path, monkeypatch, capsys):
+    from maskcls.cli import main
+
+    monkeypatch.setattr(ab, "train", _fake_train(fail="vflip"))
+    args = ["ablate", str(synth_root), "--out", str(tmp_path / "abl"), "--seeds", "1", "--folds", "1",
+            *[x for s in SETS for x in ("--set", s)]]
+    assert main([*args, "--variants", "hflip,vflip"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 runs failed" in err and "boom" in err
+    assert main([*args, "--variants", "hflip,,vflip"]) == 2
+    assert "empty entry" in capsys.readouterr().err

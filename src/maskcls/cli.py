@@ -205,10 +205,18 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from .experiments.ablate import ablate
 
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    ablate(args.data, args.out, variants, seeds=args.seeds, folds=args.folds, config=args.config,
-           overrides=tuple(args.set))
+    variants = [v.strip() for v in args.variants.split(",")]
+    if not all(variants) and any(variants):
+        raise UserError(f"--variants {args.variants!r} has an empty entry between its commas")
+    results = ablate(args.data, args.out, [v for v in variants if v], seeds=args.seeds, folds=args.folds,
+                     config=args.config, overrides=tuple(args.set))
     print((Path(args.out) / "table.md").read_text(), end="")
+    failed = results[results["status"] != "ok"]
+    if len(failed):
+        print(f"{len(failed)} of {len(results)} runs failed (first: {failed['variant'].iloc[0]}: "
+              f"{failed['error'].iloc[0]}); see {Path(args.out) / 'results.csv'}. Rerun the same command to "
+              "retry them.", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,7 +3,7 @@
 A photo goes through two stages:
 
   preprocess  deterministic, the same in training and inference, and cacheable: an optional crop
-              (``centercrop``: the common baseline's 320x256 of a 384x512 photo; ``facecrop``: the
+              (``centercrop``: the common baseline's 256x320 (width x height) of a 384x512 photo; ``facecrop``: the
               detected face with a margin that keeps hair and chin), then a resize to data.size.
   augment     random, training only, on the resized image (so it costs little): flips, rotations,
               contrast, colour, blur, dropout, random resized crops.
@@ -54,7 +54,8 @@ PRESETS: dict[str, Preset] = {
                                 lambda s: [A.RandomResizedCrop(size=(s[1], s[0]), scale=(0.6, 1.0),
                                                                ratio=(0.9 * s[0] / s[1], 1.1 * s[0] / s[1]),
                                                                interpolation=cv2.INTER_AREA, p=1.0)]),
-    "centercrop": Preset("the common baseline's centre crop (320x256 of 384x512), in training and inference",
+    "centercrop": Preset("the common baseline's centre crop (256x320 of 384x512, width x height), in training and "
+                         "inference",
                          crop="center"),
     "facecrop": Preset("the detected face (OpenCV Haar cascades) grown by data.face_margin, in training and "
                        "inference; no face found -> the centre crop", crop="face"),
@@ -65,9 +66,15 @@ PRESETS: dict[str, Preset] = {
 
 def parse_augment(spec: str) -> list[str]:
     """'hflip+vflip' -> ['hflip', 'vflip']; unknown names and two crops are errors naming them."""
-    names = [n.strip() for n in str(spec).split("+") if n.strip()]
+    parts = [n.strip() for n in str(spec).split("+")]
+    names = [n for n in parts if n]
     if not names:
         raise ValueError("augmentation is empty; use none or preset names joined by +")
+    if len(names) != len(parts):  # 'hflip++vflip' or '+hflip': most likely a preset name went missing
+        raise ValueError(f"augmentation {spec!r} has an empty part between its + signs")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"augmentation {spec!r} names {repeated[0]!r} twice")
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
         raise ValueError(f"unknown augmentation preset {unknown[0]!r}; expected names from "
@@ -78,6 +85,13 @@ def parse_augment(spec: str) -> list[str]:
     if "none" in names and len(names) > 1:
         raise ValueError(f"augmentation {spec!r}: 'none' cannot be combined with other presets")
     return names
+
+
+def canonical_augment(spec: str) -> tuple[str, ...]:
+    """The presets a spec stands for, as a sorted tuple: 'vflip+hflip', 'hflip+vflip' and 'flips' are
+    one augmentation (the flips are independent draws, so their order changes nothing)."""
+    names = [m for n in parse_augment(spec) for m in (("hflip", "vflip") if n == "flips" else (n,))]
+    return tuple(sorted(set(names)))
 
 
 def crop_of(spec: str) -> str | None:

@@ -15,6 +15,7 @@ Re-running skips finished runs and only adds new ones; a failed run is recorded 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -26,37 +27,55 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..config import load_config
+from ..config import flat, load_config
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
-from ..data.transforms import PRESETS
+from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
 from ..metrics import METRIC_KEYS
 from ..reports.figures import plot_ablation
 from ..training.fit import train
+from ..training.model import build_model
 
 ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json"}
+# Settings the runner sets itself on every run; a variant or --set that also set them would be ignored.
+RUNNER_KEYS = {"data.fold": "--folds runs folds 0 to N-1", "train.seed": "--seeds; --set train.seed=N moves the first seed"}
 RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch", "status",
                   "error"]
 
 
 def parse_variant(text: str) -> list[str]:
     """'hflip+vflip+data.age_old=58' -> ['data.augment=hflip+vflip', 'data.age_old=58']."""
-    parts = [p.strip() for p in text.split("+") if p.strip()]
-    if not parts:
+    parts = [p.strip() for p in text.split("+")]
+    if not any(parts):
         raise UserError(f"variant {text!r} is empty")
+    if not all(parts):
+        raise UserError(f"variant {text!r} has an empty part between its + signs")
     presets = [p for p in parts if "=" not in p]
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
         raise UserError(f"variant {text!r}: {unknown[0]!r} is neither a preset ({', '.join(PRESETS)}) "
                         "nor a key=value setting")
     settings = [p for p in parts if "=" in p]
+    keys = [p.partition("=")[0].strip() for p in settings]
+    if presets and "data.augment" in keys:  # which one would win is not what anyone meant
+        raise UserError(f"variant {text!r} names presets and sets data.augment; write the presets alone, "
+                        "e.g. hflip+vflip")
+    for key in RUNNER_KEYS:
+        if key in keys:
+            raise UserError(f"variant {text!r} sets {key}, which the runner chooses "
+                            f"({RUNNER_KEYS[key]})")
     return ([f"data.augment={'+'.join(presets)}"] if presets else []) + settings
 
 
 def slug(variant: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.=+_-]+", "_", variant)[:120] or "variant"
+    """The variant's run folder name. A variant that is not already a safe, short name gets a hash of
+    its full text, so that two variants never share a folder (a/b.csv vs a_b.csv, or a long common prefix)."""
+    safe = re.sub(r"[^A-Za-z0-9.=+_-]+", "_", variant)
+    if safe == variant and 0 < len(variant) <= 120:
+        return variant
+    return f"{safe[:100]}-{hashlib.sha1(variant.encode()).hexdigest()[:10]}"
 
 
 def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int = 1, folds: int | None = None,
@@ -72,11 +91,15 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
+    if "data.fold" in [o.partition("=")[0].strip() for o in overrides]:
+        raise UserError(f"--set data.fold: the runner chooses the fold ({RUNNER_KEYS['data.fold']})")
     base = load_config(config, list(overrides))
     configs = {v: load_config(config, [*overrides, *parse_variant(v)]) for v in variants}
-    moved = [v for v, c in configs.items() if c.data.fold != base.data.fold]
-    if moved:
-        raise UserError(f"variant {moved[0]!r} sets data.fold, which the runner chooses (--folds)")
+    resolved = {v: flat(c) | {"data.augment": canonical_augment(c.data.augment)} for v, c in configs.items()}
+    for i, v in enumerate(variants):
+        twin = next((w for w in variants[:i] if resolved[w] == resolved[v]), None)
+        if twin is not None:
+            raise UserError(f"variants {twin!r} and {v!r} are the same settings; list each one once")
     keys = {(c.data.folds, c.data.split_seed) for c in configs.values()}
     if len(keys) > 1:
         raise UserError("variants must share data.folds and data.split_seed: they are compared on the same people")
@@ -88,23 +111,39 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
         if foreign:
             raise UserError(f"{out}: holds files that are not an ablation's ({', '.join(sorted(foreign)[:3])}); "
                             "choose a new --out")
-    settings = {"config": str(config), "set": list(overrides)}
+    data_path = str(Path(data).resolve())
+    # The runs already in OUT are paired with the new ones, so they must be of the same data and the
+    # same base settings (compared resolved, so the order of --set does not matter).
+    settings = {"config": str(config), "set": list(overrides), "data": data_path,
+                "resolved": json.loads(json.dumps(flat(base)))}
     if (out / "ablation.json").is_file():
         before = read_json(out / "ablation.json")
-        if before != settings:
+        if before.get("data", data_path) != data_path:
+            raise UserError(f"{out} holds runs made on {before['data']}; pairs must be scored on the same people, "
+                            "so choose a new --out for other data")
+        same = before["resolved"] == settings["resolved"] if "resolved" in before else \
+            (before.get("config"), before.get("set")) == (settings["config"], settings["set"])
+        if not same:
             raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
                             f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
                             "variants or seeds, or choose a new --out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "ablation.json", json.dumps(settings, indent=2) + "\n")
+        settings = {**before, "data": data_path, "resolved": settings["resolved"]}
     results = _read_results(out / "results.csv")
     done = {(r.variant, r.seed, r.fold) for r in results.itertuples() if r.status == "ok"}
     plan = [(v, base.train.seed + s, f) for s in range(seeds) for f in range(n_folds) for v in variants]
     todo = [p for p in plan if p not in done]
-    log(f"ablation: {len(variants)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
-        f"{len(plan) - len(todo)} already finished, {len(todo)} to train")
     prepared: dict[tuple, Prepared] = {}
     store: list[PhotoStore] = []
+    if todo:  # mistakes every run would make (no data, too few people, an unknown model) end here, before OUT
+        first = load_config(config, [*overrides, *parse_variant(todo[0][0]), f"data.fold={todo[0][2]}"])
+        prepared[tuple(prepare_key(first).values())] = prepare(first, data, log=log)
+        store.append(next(iter(prepared.values())).store)
+        for name in dict.fromkeys(configs[v].model.name for v, _, _ in todo):
+            build_model(name, "multi", "none")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "ablation.json", json.dumps(settings, indent=2) + "\n")
+    log(f"ablation: {len(variants)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
+        f"{len(plan) - len(todo)} already finished, {len(todo)} to train")
     for i, (variant, seed, fold) in enumerate(todo, start=1):
         cfg = load_config(config, [*overrides, *parse_variant(variant), f"train.seed={seed}", f"data.fold={fold}"])
         run_dir = out / "runs" / slug(variant) / f"seed-{seed}-fold-{fold}"
@@ -135,7 +174,10 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
         results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)[RESULT_COLUMNS]
         write_csv(out / "results.csv", results)
     results = _read_results(out / "results.csv") if (out / "results.csv").is_file() else results
-    results = results[results["variant"].isin(variants)]
+    # The table and the plot speak of this call's grid; results.csv keeps every run ever made in OUT.
+    in_plan = pd.Series([(r.variant, r.seed, r.fold) in set(plan) for r in results.itertuples()],
+                        index=results.index, dtype=bool)
+    results = results[in_plan]
     table = summarize(results, variants)
     write_text(out / "table.md", to_markdown(table, metric="macro_f1"))
     plot_ablation(table, out / "ablation.png", title=f"{seeds} seed(s) x {n_folds} fold(s)")
@@ -179,6 +221,11 @@ def summarize(results: pd.DataFrame, variants: list[str], *, metric: str = "macr
         delta, d_low, d_high = t_interval((pairs["v"] - pairs["b"]).to_numpy())
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio, r_low, r_high = t_interval((pairs["v"] / pairs["b"]).to_numpy())
+        # A t interval from 2-3 runs can run past what the metric can be (an F1 below 0, a negative
+        # ratio); every metric here is a fraction in [0, 1], so the bounds are cut to what is possible.
+        low, high = max(low, 0.0), min(high, 1.0)
+        d_low, d_high = max(d_low, -1.0), min(d_high, 1.0)
+        r_low = max(r_low, 0.0)
         rows.append({"variant": v, "runs": len(mine), "failed": int(((results["variant"] == v)
                                                                       & (results["status"] != "ok")).sum()),
                      "mean": mean, "std": float(mine.std(ddof=1)) if len(mine) > 1 else float("nan"),
@@ -203,6 +250,7 @@ def to_markdown(table: pd.DataFrame, *, metric: str) -> str:
             delta, ratio = "baseline", "1.00x"
         else:
             delta = f"{_fmt(r.delta, signed=True)} [{_fmt(r.delta_low, signed=True)}, {_fmt(r.delta_high, signed=True)}]"
-            ratio = f"{_fmt(r.ratio, 2)}x [{_fmt(r.ratio_low, 2)}, {_fmt(r.ratio_high, 2)}]"
+            ratio = f"{_fmt(r.ratio, 2)}x [{_fmt(r.ratio_low, 2)}, {_fmt(r.ratio_high, 2)}]" \
+                if np.isfinite(r.ratio) else "n/a"
         lines.append(f"| `{r.variant}` | {runs} | {_fmt(r.mean)} +- {_fmt(r.std)} | {delta} | {ratio} |")
     return "\n".join(lines) + "\n"
