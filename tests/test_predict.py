@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -82,8 +83,32 @@ def test_evaluate_on_the_runs_validation_fold(run, synth_root):
     metrics = evaluate_run(run, synth_root, progress=False)
     assert metrics["split"] == "val" and metrics["photos"] == summary["val_photos"]
     assert metrics["macro_f1"] == pytest.approx(summary["macro_f1"], abs=1e-6)
-    everything = evaluate_run(run, synth_root, split="all", progress=False)
-    assert everything["photos"] == 24 * 7
+
+
+
+def test_evaluate_refuses_photos_the_run_trained_on_under_any_path(run, synth_root, tmp_path, capsys):
+    from conftest import write_photo
+
+    # all of the training data: most photos were trained on
+    with pytest.raises(UserError, match=r"photos .* trained on \(the same files, found by content\)"):
+        evaluate_run(run, synth_root, split="all", progress=False)
+    # a byte-for-byte copy elsewhere: the paths differ, the photos do not
+    copy = tmp_path / "copy"
+    shutil.copytree(synth_root, copy)
+    assert main(["evaluate", str(run), str(copy)]) == 2
+    assert "the figures would be inflated" in capsys.readouterr().err
+    # one training photo mixed into otherwise new data
+    val = {str(Path(p).resolve()) for p in pd.read_csv(run / "val_predictions.csv")["path"]}
+    trained = next(p for p in sorted((synth_root / "train" / "images").rglob("*.jpg")) if str(p.resolve()) not in val)
+    new = write_photo(tmp_path / "new.jpg", colour=77)
+    manifest = tmp_path / "mixed.csv"
+    shutil.copy(trained, tmp_path / "old.jpg")  # the same bytes under a new name
+    pd.DataFrame({"path": ["old.jpg", new.name], "person_id": ["x", "y"],
+                  "mask": ["wear", "wear"], "gender": ["male", "female"], "age": [25, 40]}).to_csv(manifest, index=False)
+    with pytest.raises(UserError, match="1 of the 2 photos"):
+        evaluate_run(run, manifest, split="all", progress=False)
+    # the fingerprints are those of the training fold only: the validation fold scores as before
+    assert evaluate_run(run, synth_root, split="val", progress=False)["split"] == "val"
 
 
 def test_evaluate_all_needs_no_fold_split_of_tiny_data(run, tmp_path):

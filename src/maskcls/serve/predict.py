@@ -13,6 +13,7 @@ import pandas as pd
 from .. import labels
 from ..data.images import read_rgb
 from ..data.prepare import prepare
+from ..data.fingerprint import photo_digests, seen_before
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, write_csv
@@ -47,12 +48,14 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
         raise UserError(f"{data} is the data these models trained on: the figures would be inflated; "
                         "evaluate an ensemble on other labelled data")
     if split == "val" and not same:
-        raise UserError(f"{data} is not the data {run} was trained on ({', '.join(map(str, trained_on))}); "
+        raise UserError(f"{data} is not the data {_runs_text(run)} was trained on ({', '.join(map(str, trained_on))}); "
                         "use --split all")
     prepared = prepare(cfg, data, log=lambda s: None, folds=split == "val")
     table = prepared.table
     if split == "val":
         table = table.iloc[prepared.split(cfg.data.fold)[1]]
+    else:
+        _refuse_training_photos(run, predictor, table["path"].tolist())
     targets = prepared.score_targets[table.index.to_numpy()]
     probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
     out = {**compute_metrics(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
@@ -62,6 +65,24 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
         out["per_class_f1"] = {name: {"f1": round(float(f), 4), "support": int(n)}
                                for name, f, n in zip(labels.class_names(cfg.score_cutoffs), f1, support)}
     return out
+
+
+def _runs_text(run: Runs) -> str:
+    """A run or runs as a user wrote them: 'r1', or 'r1, r2' for an ensemble (not a Python list)."""
+    return str(run) if isinstance(run, (str, Path)) else ", ".join(str(r) for r in run)
+
+
+def _refuse_training_photos(run: Runs, predictor: Predictor, paths: list[str]) -> None:
+    """Scoring photos a model learned from inflates its figures, under any path: the run's checkpoints
+    hold the fingerprints of their training photos (runs from before they did are not checked)."""
+    known = [m[2]["train_photos"].numpy() for m in predictor.members if m[2].get("train_photos") is not None]
+    if not known:
+        return
+    seen = int(seen_before(photo_digests(paths), np.concatenate(known)).sum())
+    if seen:
+        raise UserError(f"{seen} of the {len(paths)} photos to score are photos {_runs_text(run)} trained on (the same files, "
+                        "found by content); the figures would be inflated. Evaluate on other labelled data, or a "
+                        "single run on its own validation fold with --split val and the data it was trained on")
 
 
 def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta: str = "none",

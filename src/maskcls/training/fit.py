@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from .. import config as config_mod
 from .. import labels
 from ..config import Config
+from ..data.fingerprint import photo_digests
 from ..data.images import PhotoDataset
 from ..data.prepare import Prepared, prepare
 from ..errors import UserError
@@ -89,6 +90,9 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
     log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
         f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds})")
+    # The fingerprints of the photos this run learns from travel in its checkpoints: evaluate uses them
+    # to refuse scoring those photos again, whatever path or copy they come back under.
+    train_photos = torch.from_numpy(photo_digests(prepared.table.iloc[prepared.split(cfg.data.fold)[0]]["path"]))
     history: list[dict] = list(ckpt["history"]) if ckpt else []
     best_score, best_epoch = (ckpt["best_score"], ckpt["best_epoch"]) if ckpt else (-1.0, 0)
     start_epoch, stale = (ckpt["epoch"], ckpt["stale"]) if ckpt else (0, 0)
@@ -110,7 +114,8 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             best_score, best_epoch, stale = (score, epoch + 1, 0) if improved else (best_score, best_epoch, stale + 1)
             state = {"model": s.model.state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
                      "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
-                     "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start}
+                     "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start,
+                     "train_photos": train_photos}
             if improved:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
             if not main:
