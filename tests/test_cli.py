@@ -140,3 +140,14 @@ def test_corrupt_photo_met_by_a_loader_worker_is_one_message(dataset, tmp_path, 
     assert any(last == f"maskcls train: error: {v.resolve()}: photo does not decode (not a JPEG, PNG or other image file); "
                       "run `maskcls validate` on the data"
                for v in victims)
+
+
+def test_quiet_works_before_and_after_the_command(capsys):
+    from maskcls import progress
+
+    for argv, quiet in ((["config"], False), (["-q", "config"], True), (["config", "-q"], True),
+                        (["config", "--quiet"], True)):
+        assert main(argv) == 0
+        assert progress.is_quiet() is quiet, argv
+    progress.set_quiet(False)
+    capsys.readouterr()

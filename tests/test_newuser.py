@@ -125,3 +125,28 @@ def test_a_corrections_folder_is_not_called_missing(tmp_path):
 
     with pytest.raises(UserError, match="a folder, not a CSV"):
         resolve(tmp_path)
+
+
+def test_config_file_slips_get_a_message_that_says_what_to_do(tmp_path):
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("train:\n  epochs: 3\n  epochs: 5\n")
+    with pytest.raises(UserError, match="'epochs' is given twice"):
+        load_config(dup)
+    no = tmp_path / "no.yaml"
+    no.write_text("data:\n  corrections: no\n")
+    with pytest.raises(UserError, match="put the word in quotes"):
+        load_config(no)
+    no.write_text("data:\n  corrections: 'no'\n")
+    assert load_config(no).data.corrections == "no"  # quoted, it is the text the hint asked for
+    with pytest.raises(UserError, match="--config is empty"):
+        load_config("")
+    with pytest.raises(UserError, match="a folder, not a YAML file"):
+        load_config(tmp_path)
+    with pytest.raises(UserError, match=r"built-in: default, demo, gpu-resnet50, plain"):
+        load_config("nosuch")
+    with pytest.raises(UserError, match="data.age_old: 1000 is out of range"):
+        load_config(None, ["data.age_old=1000"])
+    with pytest.raises(UserError, match="empty part"):
+        load_config(None, ["data.augment=hflip++vflip"])
+    with pytest.raises(UserError, match="twice"):
+        load_config(None, ["data.augment=hflip+hflip"])

@@ -125,12 +125,21 @@ def test_evaluate_all_needs_no_fold_split_of_tiny_data(run, tmp_path):
         evaluate_run(run, manifest, split="val", progress=False)
 
 
-def test_run_without_checkpoint_and_foreign_checkpoint(run, tmp_path):
+def test_run_without_checkpoint_and_foreign_checkpoint(run, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="no checkpoint"):
+    with pytest.raises(UserError, match=r"not a run folder \(no best.pt or last.pt\)"):
         load_run(tmp_path / "empty")
     with pytest.raises(UserError, match="no such run folder"):
         load_run(tmp_path / "missing")
+    with pytest.raises(UserError, match=f"a file, not a run folder; give its run folder, {run}"):
+        load_run(run / "best.pt")
+    # only last.pt (an unfinished run): it loads, with one plain warning line on stderr
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(run / "last.pt", unfinished / "last.pt")
+    load_run(unfinished)
+    err = capsys.readouterr().err
+    assert err.startswith("warning:") and "using last.pt" in err and "UserWarning" not in err
     # A best.pt whose weights belong to another head layout than its config says.
     other = tmp_path / "other"
     other.mkdir()
@@ -140,5 +149,21 @@ def test_run_without_checkpoint_and_foreign_checkpoint(run, tmp_path):
     with pytest.raises(UserError, match="does not fit test_resnet with single heads"):
         load_run(other)
     (other / "best.pt").write_bytes(b"garbage")
-    with pytest.raises(UserError, match="not a readable maskcls checkpoint"):
+    with pytest.raises(UserError, match="not a readable maskcls checkpoint") as info:
         load_run(other)
+    assert "(corrupt" in str(info.value) or " " in str(info.value).split("(")[-1]
+
+
+def test_predict_force_never_replaces_its_inputs(run, synth_root, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(synth_root / "eval", data)
+    info_before = (data / "info.csv").read_bytes()
+    photo = next((data / "images").iterdir())
+    photo_before = photo.read_bytes()
+    for target in (data / "info.csv", photo):
+        assert main(["predict", str(run), str(data), "--out", str(target), "--force"]) == 2
+        assert "one of the inputs being predicted" in capsys.readouterr().err
+        assert main(["predict", str(run), str(data), "--out", str(tmp_path / "s.csv"), "--probs", str(target),
+                     "--force"]) == 2
+    assert (data / "info.csv").read_bytes() == info_before and photo.read_bytes() == photo_before
+    assert main(["predict", str(run), str(data), "--out", str(data / "submission.csv")]) == 0

@@ -347,3 +347,15 @@ def test_mixed_precision_paths_run(synth_root, tmp_path, monkeypatch, amp, dtype
         assert scaler_state["scale"] > 0 and scaler_state["growth_factor"] == 2.0
     else:
         assert scaler_state == {}
+
+
+@pytest.mark.slow
+def test_progress_in_a_log_file_never_shows_a_stale_count(synth_root, tmp_path, capsys):
+    import re
+
+    # capsys's stderr is not a terminal, as when a job writes to a log file
+    train(tiny_config("train.epochs=1", "train.tensorboard=false", "train.log_every=1"), synth_root, tmp_path / "r",
+          progress=True, log=lambda s: None)
+    lines = re.split(r"[\r\n]", capsys.readouterr().err)
+    with_loss = [line for line in lines if "loss=" in line]
+    assert not [line for line in with_loss if re.search(r"\b0/\d+ ", line)], with_loss

@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to create (or continue with --resume)")
     p.add_argument("--config", default=None,
-                   help="YAML file or built-in name: default (ResNet50 GPU recipe), demo (CPU-sized)")
+                   help="YAML file or built-in name: default (ResNet50 GPU recipe), demo (CPU-sized), plain (the "
+                        "common baseline loop, for comparisons), gpu-resnet50")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set train.epochs=5 --set model.name=convnext_tiny")
     p.add_argument("--corrections", default=None, help=CORR_HELP + " (default: the config's, 'known')")
@@ -465,6 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many of the config's person-level folds to run (default: all data.folds)")
     _config_args(p, default="demo", help="base config (default demo, CPU-sized)", set_help="a setting for every variant")
     p.set_defaults(func=_cmd_ablate)
+    # -q works after the command too (`maskcls train -q ...`); SUPPRESS keeps the one given before it.
+    for command in sub.choices.values():
+        command.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                             help="no progress bars (messages and results still print)")
     return parser
 
 

@@ -70,10 +70,10 @@ class DataConfig:
     cache_dir: str = _f("", "on-disk caches (face boxes); empty: $MASKCLS_CACHE or ~/.cache/maskcls")
     corrections: str = _f("known", "label corrections: known | none | path to a corrections CSV")
     allow_outside: bool = _f(False, "accept manifest paths outside the manifest's folder (.. or absolute)")
-    age_young: int = _f(30, "first age of the middle group, for training", lo=1)
-    age_old: int = _f(60, "first age of the old group, for training (teams used 57-59)", lo=2)
-    score_age_young: int = _f(30, "first age of the middle group, for scoring (the competition's 30)", lo=1)
-    score_age_old: int = _f(60, "first age of the old group, for scoring (the competition's 60)", lo=2)
+    age_young: int = _f(30, "first age of the middle group, for training", lo=1, hi=100)
+    age_old: int = _f(60, "first age of the old group, for training (teams used 57-59)", lo=2, hi=100)
+    score_age_young: int = _f(30, "first age of the middle group, for scoring (the competition's 30)", lo=1, hi=100)
+    score_age_old: int = _f(60, "first age of the old group, for scoring (the competition's 60)", lo=2, hi=100)
     folds: int = _f(5, "number of person-level folds", lo=2)
     fold: int = _f(0, "which person-level fold is held out for validation", lo=0)
     split_seed: int = _f(0, "decides which people fall in which fold; train.seed never moves people")
@@ -176,7 +176,10 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
     elif typ is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-    raise UserError(f"config {key}: expected {getattr(typ, '__name__', typ)}, got {value!r}")
+    hint = ""
+    if typ is str and isinstance(value, bool):  # YAML 1.1 reads yes/no/on/off as booleans
+        hint = "; YAML reads yes, no, on and off as true/false, so put the word in quotes, e.g. 'no'"
+    raise UserError(f"config {key}: expected {getattr(typ, '__name__', typ)}, got {value!r}{hint}")
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:
@@ -249,6 +252,26 @@ def apply_dict(cfg: Config, values: dict[str, Any], source: str) -> Config:
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one section is an error: plain YAML keeps the last
+    value silently, and a config that says `epochs: 3` and `epochs: 5` is a mistake either way."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice in one section",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def builtin_names() -> list[str]:
+    folder = Path(str(resources.files("maskcls") / "resources" / "configs"))
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
 def builtin_config_path(name: str) -> Path | None:
     path = Path(str(resources.files("maskcls") / "resources" / "configs" / f"{name}.yaml"))
     return path if path.is_file() else None
@@ -258,11 +281,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """Defaults, then the YAML at ``path`` (a file or a built-in name like ``demo``), then ``key=value`` overrides."""
     cfg = Config()
     if path is not None:
+        if not str(path).strip():
+            raise UserError(f"--config is empty; give a built-in name ({', '.join(builtin_names())}) or a YAML file")
         file = builtin_config_path(str(path)) or Path(path)
+        if file.is_dir():
+            raise UserError(f"config {path}: a folder, not a YAML file")
         if not file.is_file():
-            raise UserError(f"config {path}: no such file or built-in config")
+            raise UserError(f"config {path}: no such file or built-in config (built-in: {', '.join(builtin_names())})")
         try:
-            values = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+            values = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
         except UnicodeDecodeError:
             raise UserError(f"{file}: not a UTF-8 text file; a config is YAML text") from None
         except OSError as exc:

@@ -48,6 +48,8 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
         raise UserError(f"{data_dir}: the demo data has {len(checked.problems)} problem(s); delete it and rerun")
     run_dir = out / "run"
     if run_dir.exists():
+        print(f"      replacing the previous demo run in {run_dir} (the demo owns this folder; train into "
+              "another folder to keep a run)")
         shutil.rmtree(run_dir)  # the demo owns this folder: each demo is a fresh run
     cfg = load_config("demo", list(overrides))
     print(f"[3/5] training {cfg.model.name} at {cfg.data.size} for {cfg.train.epochs} epochs into {run_dir}")

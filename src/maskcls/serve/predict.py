@@ -92,11 +92,18 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
     out = Path(out)
     if probs_out is not None and Path(probs_out).resolve() == out.resolve():
         raise UserError(f"--probs {probs_out} is the submission file itself; give it another name")
+    frame, problems = load_eval(eval_dir)
+    raise_on_fatal(problems, eval_dir, hint=False)
+    # --force replaces an old submission, never the data being predicted (info.csv or a photo).
+    info = Path(eval_dir) / "info.csv" if Path(eval_dir).is_dir() else Path(eval_dir)
+    inputs = {info.resolve(), *(Path(p).resolve() for p in frame[PHOTO_COL])}
+    for flag, target in (("--out", out), ("--probs", probs_out)):
+        if target is not None and Path(target).resolve() in inputs:
+            raise UserError(f"{flag} {target} is one of the inputs being predicted; --force never replaces them. "
+                            "Write the file elsewhere")
     check_replaceable(out, force=force, what="--out")
     if probs_out is not None:
         check_replaceable(probs_out, force=force, what="--probs")
-    frame, problems = load_eval(eval_dir)
-    raise_on_fatal(problems, eval_dir, hint=False)
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(frame[PHOTO_COL].tolist(), progress=progress)
     submission = frame.drop(columns=[PHOTO_COL]).assign(ans=probs.argmax(1))
@@ -140,7 +147,7 @@ def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", d
     paths = []
     for photo in photos:
         if not Path(photo).is_file():
-            raise UserError(f"{photo}: no such photo")
+            raise UserError(f"{photo}: {'not a photo file' if Path(photo).exists() else 'no such photo'}")
         paths.append(str(photo))
     for path in paths:
         read_rgb(path)  # fail on a broken photo before any work, naming it

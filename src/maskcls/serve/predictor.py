@@ -84,7 +84,8 @@ class Predictor:
         cutoffs = {m[1].cutoffs for m in self.members}
         if len(cutoffs) > 1:
             raise UserError("the runs of an ensemble use different age cut-offs "
-                            f"({', '.join(str(c) for c in cutoffs)}); their classes do not mean the same")
+                            f"({'; '.join(f'young {c.young}, old {c.old}' for c in sorted(cutoffs, key=lambda c: (c.young, c.old)))}); "
+                            "their classes do not mean the same")
         self.config = self.members[0][1]
         self.cutoffs = self.config.cutoffs
 
@@ -171,5 +172,5 @@ def _check_items(items: Sequence[Item]) -> list[Item]:
         elif not isinstance(x, (str, Path)):
             raise UserError(f"item {i}: expected a photo path or an RGB uint8 array, got {type(x).__name__}")
         elif not Path(x).is_file():
-            raise UserError(f"{x}: no such photo")
+            raise UserError(f"{x}: {'not a photo file' if Path(x).exists() else 'no such photo'}")
     return items

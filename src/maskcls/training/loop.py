@@ -45,7 +45,10 @@ def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.O
         seen += images.shape[0]
         steps += 1
         if steps % log_every == 0:
-            bar.set_postfix(loss=f"{running.item() / steps:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+            # refresh=False: drawing now would show the count of the last redraw (0/N in a log file,
+            # where redraws are 30 s apart); the next regular redraw shows both the count and these
+            bar.set_postfix(loss=f"{running.item() / steps:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}",
+                            refresh=False)
     seconds = time.perf_counter() - start
     return {"train_loss": running.item() / max(steps, 1), "images_per_s": seen / max(seconds, 1e-9),
             "train_seconds": seconds}

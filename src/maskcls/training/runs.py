@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import warnings
-import zipfile
 import socket
+import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,8 +41,10 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UserError(f"{path}: not a maskcls checkpoint: it holds Python objects other than tensors and plain "
                         "values, and maskcls never runs code from a checkpoint") from None
     except Exception as exc:  # corrupt files raise several types; all are the user's broken file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable maskcls checkpoint ({first})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        # torch's own words help only when they are words: a bare number or key ('101') says nothing
+        why = first if " " in first else "corrupt, truncated, or not saved by PyTorch"
+        raise UserError(f"{path}: not a readable maskcls checkpoint ({why})") from None
 
 
 @contextlib.contextmanager
@@ -100,13 +102,17 @@ def is_fold_parent(run: Path) -> bool:
 def load_run(run: str | Path, device: torch.device | None = None) -> tuple[MaskNet, Config, dict]:
     """(model with best.pt's weights, the run's config, the checkpoint dict). Prefers best.pt, else last.pt."""
     run = Path(run)
+    if run.is_file():
+        hint = f"; give its run folder, {run.parent}" if run.suffix == ".pt" else ""
+        raise UserError(f"{run}: a file, not a run folder{hint}")
     if not run.is_dir():
         raise UserError(f"{run}: no such run folder")
     path = next((p for p in (run / "best.pt", run / "last.pt") if p.is_file()), None)
     if path is None:
-        raise UserError(f"{run}: no checkpoint (best.pt or last.pt); train one with `maskcls train DATA --out {run}`")
+        raise UserError(f"{run}: not a run folder (no best.pt or last.pt); a run folder is what "
+                        "`maskcls train DATA --out RUN` writes")
     if path.name == "last.pt":
-        warnings.warn(f"{run} has no best.pt (an unfinished run?); using last.pt, the latest epoch", stacklevel=2)
+        print(f"warning: {run} has no best.pt (an unfinished run?); using last.pt, the latest epoch", file=sys.stderr)
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise UserError(f"{path}: not a maskcls checkpoint (no model weights and config inside)")
