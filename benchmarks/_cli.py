@@ -10,20 +10,34 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from maskcls.cli import at_least
 from maskcls.errors import UserError
 
 STAMP = "benchmark.json"
 
 
-def positive(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+positive = at_least(1)  # argparse type: a whole number >= 1, as maskcls's own commands check them
+
+
+def parser_for(doc: str, *, people: int, folds: int, epochs: int, what: str) -> argparse.ArgumentParser:
+    """The options both k-fold benchmarks take: people, folds, epochs, config, --set and --out."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0].replace("\n", " "))
+    parser.add_argument("--people", type=positive, default=people, help="synthetic training people (default: %(default)s)")
+    parser.add_argument("--folds", type=positive, default=folds, help=f"k: {what} (at least 2; default: %(default)s)")
+    parser.add_argument("--epochs", type=positive, default=epochs, help="epochs per fold model (default: %(default)s)")
+    parser.add_argument("--config", default="demo", help="base config: a built-in name or a YAML file (default: %(default)s)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting on top of the config, e.g. data.augment=centercrop+hflip (repeatable)")
+    parser.add_argument("--out", default=None, help="keep the data and the runs here and reuse them when rerun with "
+                                                     "the same settings (default: a temp folder)")
+    return parser
+
+
+def check_folds(args: argparse.Namespace) -> None:
+    if args.folds < 2:
+        raise UserError(f"--folds must be at least 2, got {args.folds}")
+    if args.people < 2 * args.folds:
+        raise UserError(f"--people {args.people} is too few for {args.folds} folds; give at least {2 * args.folds}")
 
 
 def out_folder(path: str | None, settings: dict, tmp: str) -> Path:

@@ -6,13 +6,12 @@ time it took (never asserts): demo data with planted noise, a CPU-sized model, o
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from _cli import out_folder, positive, run
+from _cli import check_folds, out_folder, parser_for, run
 from maskcls.audit.run import audit
 from maskcls.config import load_config
 from maskcls.data.synth import make_dataset
@@ -20,24 +19,13 @@ from maskcls.errors import UserError
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
-    parser.add_argument("--people", type=positive, default=240, help="synthetic people (default: %(default)s)")
-    parser.add_argument("--noise", type=float, default=0.05, help="fraction of people given a planted label error (default: %(default)s)")
-    parser.add_argument("--folds", type=positive, default=5, help="folds of the out-of-fold scores (at least 2) (default: %(default)s)")
-    parser.add_argument("--epochs", type=positive, default=12, help="epochs per fold model (default: %(default)s)")
-    parser.add_argument("--config", default="demo", help="base config: a built-in name or a YAML file (default: %(default)s)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting on top of the config (repeatable)")
-    parser.add_argument("--out", default=None,
-                        help="keep the data and the audit here; reused when rerun with the same settings "
-                             "(default: a temp folder)")
+    parser = parser_for(__doc__, people=240, folds=5, epochs=12, what="folds of the out-of-fold scores")
+    parser.add_argument("--noise", type=float, default=0.05,
+                        help="fraction of people given a planted label error (default: %(default)s)")
     args = parser.parse_args()
     if not 0 < args.noise < 1:
         raise UserError(f"--noise must be a fraction between 0 and 1, got {args.noise}")
-    if args.folds < 2:
-        raise UserError(f"--folds must be at least 2 (out-of-fold scores need another fold), got {args.folds}")
-    if args.people < 2 * args.folds:
-        raise UserError(f"--people {args.people} is too few for {args.folds} folds; give at least {2 * args.folds}")
+    check_folds(args)
     load_config(args.config, [f"train.epochs={args.epochs}", *args.set])  # a bad --config or --set ends here
     with tempfile.TemporaryDirectory() as tmp:
         root = out_folder(args.out, {k: v for k, v in vars(args).items() if k != "out"}, tmp)

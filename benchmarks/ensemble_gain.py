@@ -11,7 +11,6 @@ trainings, so "single" below is the mean over the k fold models, each compared w
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -20,11 +19,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from _cli import out_folder, positive, run
+from _cli import check_folds, out_folder, parser_for, positive, run
 from maskcls import load_config, train_folds
 from maskcls.data.synth import make_dataset
 from maskcls.data.table import PHOTO_COL, load_eval
-from maskcls.errors import UserError
 from maskcls.serve.predictor import Predictor
 
 
@@ -40,23 +38,11 @@ def t95(values: np.ndarray) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
-    parser.add_argument("--people", type=positive, default=240, help="synthetic training people (default: %(default)s)")
+    parser = parser_for(__doc__, people=240, folds=5, epochs=8, what="the ensemble's fold models")
     parser.add_argument("--eval-people", type=positive, default=120,
                         help="other synthetic people whose photos are scored against the truth (default: %(default)s)")
-    parser.add_argument("--folds", type=positive, default=5, help="k: the ensemble's fold models (at least 2) (default: %(default)s)")
-    parser.add_argument("--epochs", type=positive, default=8, help="epochs per fold model (default: %(default)s)")
-    parser.add_argument("--config", default="demo", help="base config: a built-in name or a YAML file (default: %(default)s)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting on top of the config, e.g. data.augment=centercrop+hflip (repeatable)")
-    parser.add_argument("--out", default=None,
-                        help="keep the data and the runs here and reuse them when rerun with the same settings "
-                             "(default: a temp folder)")
     args = parser.parse_args()
-    if args.folds < 2:
-        raise UserError(f"--folds must be at least 2 (an ensemble of one model is one model), got {args.folds}")
-    if args.people < 2 * args.folds:
-        raise UserError(f"--people {args.people} is too few for {args.folds} folds; give at least {2 * args.folds}")
+    check_folds(args)
     # Checked before any data is drawn: a bad --config or --set ends here.
     cfg = load_config(args.config, [f"train.epochs={args.epochs}", f"data.folds={args.folds}", *args.set])
     with tempfile.TemporaryDirectory() as tmp:

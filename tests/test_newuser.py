@@ -22,7 +22,7 @@ PEOPLE = [("000001", "male", 25, "000001_male_Asian_25"), ("000002", "female", 6
 def test_negative_seeds_and_workers_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
-    assert exc.value.code == 2 and "0 or more" in capsys.readouterr().err
+    assert exc.value.code == 2 and "must be at least 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("setting, says", [("train.lr=nan", "not a finite number"), ("train.lr=inf", "not a finite"),

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from .errors import UserError, user_message
 
@@ -54,15 +55,20 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nonneg(text: str) -> int:
-    """argparse type: a whole number >= 0 (seeds, worker counts)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+def at_least(low: int) -> Callable[[str], int]:
+    """argparse type: a whole number >= low (seeds and worker counts take 0, counts of things 1)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+_nonneg = at_least(0)
 
 
 def _cutoffs(args: argparse.Namespace):
