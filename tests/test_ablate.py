@@ -134,13 +134,23 @@ def test_runs_of_other_data_are_not_paired_and_set_order_does_not_matter(synth_r
     monkeypatch.setattr(ab, "train", _fake_train())
     out = tmp_path / "abl"
     ab.ablate(synth_root, out, ["hflip"], seeds=1, folds=1, overrides=SETS, progress=False, log=lambda s: None)
+    # a byte copy elsewhere is the same data: its runs pair with the old ones
     copy = tmp_path / "copy"
     shutil.copytree(synth_root, copy)
-    with pytest.raises(UserError, match="holds runs made on"):
-        ab.ablate(copy, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=SETS, log=lambda s: None)
-    again = ab.ablate(synth_root, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=tuple(reversed(SETS)),
+    again = ab.ablate(copy, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=tuple(reversed(SETS)),
                       progress=False, log=lambda s: None)
     assert sorted(again["variant"]) == ["hflip", "vflip"]
+    # the same path, refilled with other people's labels: refused, before anything trains
+    train_csv = copy / "train" / "train.csv"
+    rows = pd.read_csv(train_csv)
+    rows.loc[0, "gender"] = "female" if rows.loc[0, "gender"] == "male" else "male"
+    old = copy / "train" / "images" / rows.loc[0, "path"]
+    rows.loc[0, "path"] = rows.loc[0, "path"].replace("_male_", "_x_").replace("_female_", "_y_")
+    old.rename(old.parent / rows.loc[0, "path"])
+    rows.to_csv(train_csv, index=False)
+    monkeypatch.setattr(ab, "train", lambda *a, **k: pytest.fail("trained on changed data"))
+    with pytest.raises(UserError, match="holds runs made on other data"):
+        ab.ablate(copy, out, ["hflip", "vflip"], seeds=2, folds=1, overrides=SETS, log=lambda s: None)
 
 
 def test_the_table_covers_this_calls_grid_and_intervals_stay_possible(synth_root, tmp_path, monkeypatch):

@@ -160,10 +160,21 @@ def test_predict_force_never_replaces_its_inputs(run, synth_root, tmp_path, caps
     info_before = (data / "info.csv").read_bytes()
     photo = next((data / "images").iterdir())
     photo_before = photo.read_bytes()
-    for target in (data / "info.csv", photo):
+    own = [run / "best.pt", run / "config.yaml", run / "val_predictions.csv"]
+    before = {p: p.read_bytes() for p in [data / "info.csv", photo, *own]}
+    for target, message in ((data / "info.csv", "is one of the inputs"), (photo, "a .csv file"),
+                            (run / "best.pt", "a .csv file"), (run / "val_predictions.csv", "is one of the inputs"),
+                            (synth_root / "train" / "train.csv", "is one of the inputs")):
         assert main(["predict", str(run), str(data), "--out", str(target), "--force"]) == 2
-        assert "one of the inputs being predicted" in capsys.readouterr().err
+        assert message in capsys.readouterr().err, target
         assert main(["predict", str(run), str(data), "--out", str(tmp_path / "s.csv"), "--probs", str(target),
                      "--force"]) == 2
-    assert (data / "info.csv").read_bytes() == info_before and photo.read_bytes() == photo_before
+        assert message in capsys.readouterr().err, target
+    assert all(p.read_bytes() == b for p, b in before.items())
     assert main(["predict", str(run), str(data), "--out", str(data / "submission.csv")]) == 0
+    # nothing to predict, and one run given twice, are mistakes too
+    (data / "info.csv").write_text("ImageID,ans\n")
+    assert main(["predict", str(run), str(data), "--out", str(tmp_path / "e.csv")]) == 2
+    assert "lists no photos" in capsys.readouterr().err and not (tmp_path / "e.csv").exists()
+    assert main(["evaluate", str(run), str(run) + "/", str(synth_root)]) == 2
+    assert "is given twice" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import traceback
@@ -30,6 +31,7 @@ from scipy import stats
 from ..config import flat, load_config
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
+from ..data.table import raise_on_fatal, scan
 from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
@@ -67,6 +69,18 @@ def parse_variant(text: str) -> list[str]:
             raise UserError(f"variant {text!r} sets {key}, which the runner chooses "
                             f"({RUNNER_KEYS[key]})")
     return ([f"data.augment={'+'.join(presets)}"] if presets else []) + settings
+
+
+def data_digest(data: str | Path, *, allow_outside: bool = False) -> str:
+    """What a set of runs was scored on, wherever it lies: the people, photo names, labels as given and
+    file sizes. A copy of the data has the same digest; other data, or the same path refilled, does not."""
+    scanned = scan(data, allow_outside=allow_outside)
+    raise_on_fatal(scanned.problems, data)
+    table = scanned.table
+    digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", "mask", "gender", "age"]].astype(str),
+                                                     index=False).to_numpy().tobytes())
+    digest.update(np.array([os.path.getsize(p) for p in table["path"]], dtype=np.int64).tobytes())
+    return digest.hexdigest()
 
 
 def slug(variant: str) -> str:
@@ -112,22 +126,28 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
             raise UserError(f"{out}: holds files that are not an ablation's ({', '.join(sorted(foreign)[:3])}); "
                             "choose a new --out")
     data_path = str(Path(data).resolve())
-    # The runs already in OUT are paired with the new ones, so they must be of the same data and the
-    # same base settings (compared resolved, so the order of --set does not matter).
+    # The runs already in OUT are paired with the new ones, so they must be of the same data (by
+    # content: a copy is the same data, the same path refilled is not) and the same base settings
+    # (compared resolved, so the order of --set does not matter).
     settings = {"config": str(config), "set": list(overrides), "data": data_path,
+                "data_digest": data_digest(data, allow_outside=base.data.allow_outside),
                 "resolved": json.loads(json.dumps(flat(base)))}
     if (out / "ablation.json").is_file():
         before = read_json(out / "ablation.json")
-        if before.get("data", data_path) != data_path:
-            raise UserError(f"{out} holds runs made on {before['data']}; pairs must be scored on the same people, "
-                            "so choose a new --out for other data")
+        same_data = before["data_digest"] == settings["data_digest"] if "data_digest" in before else \
+            before.get("data", data_path) == data_path
+        if not same_data:
+            raise UserError(f"{out} holds runs made on other data ({before.get('data')}, as it was then: other "
+                            "people, labels or photos); pairs must be scored on the same people, so choose a new "
+                            "--out for this data")
         same = before["resolved"] == settings["resolved"] if "resolved" in before else \
             (before.get("config"), before.get("set")) == (settings["config"], settings["set"])
         if not same:
             raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
                             f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
                             "variants or seeds, or choose a new --out")
-        settings = {**before, "data": data_path, "resolved": settings["resolved"]}
+        settings = {**before, "data": data_path, "data_digest": settings["data_digest"],
+                    "resolved": settings["resolved"]}
     results = _read_results(out / "results.csv")
     done = {(r.variant, r.seed, r.fold) for r in results.itertuples() if r.status == "ok"}
     plan = [(v, base.train.seed + s, f) for s in range(seeds) for f in range(n_folds) for v in variants]

@@ -48,8 +48,9 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
         raise UserError(f"{data} is the data these models trained on: the figures would be inflated; "
                         "evaluate an ensemble on other labelled data")
     if split == "val" and not same:
-        raise UserError(f"{data} is not the data {_runs_text(run)} was trained on ({', '.join(map(str, trained_on))}); "
-                        "use --split all")
+        raise UserError(f"{data} is not the data {_runs_text(run)} was trained on; --split val scores the run's "
+                        f"validation fold, so give that data ({', '.join(map(str, trained_on))}). --split all scores "
+                        "other labelled data")
     prepared = prepare(cfg, data, log=lambda s: None, folds=split == "val")
     table = prepared.table
     if split == "val":
@@ -94,17 +95,29 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
         raise UserError(f"--probs {probs_out} is the submission file itself; give it another name")
     frame, problems = load_eval(eval_dir)
     raise_on_fatal(problems, eval_dir, hint=False)
-    # --force replaces an old submission, never the data being predicted (info.csv or a photo).
+    if frame.empty:
+        raise UserError(f"{eval_dir}: info.csv lists no photos; there is nothing to predict")
+    predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
+    # --force replaces an old submission, never an input: info.csv, a photo, a run's files or the
+    # training labels. Submissions are CSV files, which also keeps --out off checkpoints and photos.
     info = Path(eval_dir) / "info.csv" if Path(eval_dir).is_dir() else Path(eval_dir)
     inputs = {info.resolve(), *(Path(p).resolve() for p in frame[PHOTO_COL])}
+    for member in predictor.members:
+        source = Path(str(member[2].get("data") or ""))
+        inputs |= {source.resolve(), (source / "train" / "train.csv").resolve()} if str(source) else set()
+    run_dirs = [(Path(r).parent if Path(r).suffix == ".onnx" else Path(r)).resolve() for r in predictor.runs]
     for flag, target in (("--out", out), ("--probs", probs_out)):
-        if target is not None and Path(target).resolve() in inputs:
-            raise UserError(f"{flag} {target} is one of the inputs being predicted; --force never replaces them. "
-                            "Write the file elsewhere")
+        if target is None:
+            continue
+        where = Path(target).resolve()
+        if Path(target).suffix.lower() != ".csv":
+            raise UserError(f"{flag} {target}: a submission is a .csv file; give a name ending in .csv")
+        if where in inputs or any(d == where.parent or d in where.parents for d in run_dirs):
+            raise UserError(f"{flag} {target} is one of the inputs (the eval photos and info.csv, the training "
+                            "labels, or a run folder); --force never replaces them. Write the file elsewhere")
     check_replaceable(out, force=force, what="--out")
     if probs_out is not None:
         check_replaceable(probs_out, force=force, what="--probs")
-    predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(frame[PHOTO_COL].tolist(), progress=progress)
     submission = frame.drop(columns=[PHOTO_COL]).assign(ans=probs.argmax(1))
     if probs_out is not None:

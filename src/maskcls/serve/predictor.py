@@ -46,6 +46,12 @@ def expand_runs(runs: str | Path | Sequence[str | Path]) -> list[Path]:
             out.append(run)
     if not out:
         raise UserError("no run given")
+    seen: dict[Path, Path] = {}
+    for run in out:  # the same model twice is not an ensemble: it would only weigh that model double
+        key = run.resolve()
+        if key in seen:
+            raise UserError(f"{run} is given twice (also as {seen[key]}); list each run once")
+        seen[key] = run
     return out
 
 
