@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from maskcls.cli import at_least
+from maskcls.config import Config, flat
 from maskcls.errors import UserError
 
 STAMP = "benchmark.json"
@@ -38,6 +39,13 @@ def check_folds(args: argparse.Namespace) -> None:
         raise UserError(f"--folds must be at least 2, got {args.folds}")
     if args.people < 2 * args.folds:
         raise UserError(f"--people {args.people} is too few for {args.folds} folds; give at least {2 * args.folds}")
+
+
+def stamp_of(args: argparse.Namespace, cfg: Config) -> dict:
+    """What makes an --out folder's data and runs: the script's numbers and the resolved settings (so
+    the order of --set, or a setting given twice, does not matter)."""
+    own = {k: v for k, v in vars(args).items() if k not in ("out", "config", "set")}
+    return {**own, **{f"setting {k}": v for k, v in json.loads(json.dumps(flat(cfg))).items()}}
 
 
 def out_folder(path: str | None, settings: dict, tmp: str) -> Path:

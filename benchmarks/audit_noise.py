@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _cli import check_folds, out_folder, parser_for, run
+from _cli import check_folds, out_folder, parser_for, run, stamp_of
 from maskcls.audit.run import audit
 from maskcls.config import load_config
 from maskcls.data.synth import make_dataset
@@ -26,9 +26,9 @@ def main() -> None:
     if not 0 < args.noise < 1:
         raise UserError(f"--noise must be a fraction between 0 and 1, got {args.noise}")
     check_folds(args)
-    load_config(args.config, [f"train.epochs={args.epochs}", *args.set])  # a bad --config or --set ends here
+    cfg = load_config(args.config, [f"train.epochs={args.epochs}", *args.set])  # a bad --config or --set ends here
     with tempfile.TemporaryDirectory() as tmp:
-        root = out_folder(args.out, {k: v for k, v in vars(args).items() if k != "out"}, tmp)
+        root = out_folder(args.out, stamp_of(args, cfg), tmp)
         data = root / "data"
         if not (data / "train" / "train.csv").is_file():
             make_dataset(data, people=args.people, eval_people=0, noise=args.noise, seed=0, size=(96, 128))

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from _cli import check_folds, out_folder, parser_for, positive, run
+from _cli import check_folds, out_folder, parser_for, positive, run, stamp_of
 from maskcls import load_config, train_folds
 from maskcls.data.synth import make_dataset
 from maskcls.data.table import PHOTO_COL, load_eval
@@ -46,7 +46,7 @@ def main() -> None:
     # Checked before any data is drawn: a bad --config or --set ends here.
     cfg = load_config(args.config, [f"train.epochs={args.epochs}", f"data.folds={args.folds}", *args.set])
     with tempfile.TemporaryDirectory() as tmp:
-        root = out_folder(args.out, {k: v for k, v in vars(args).items() if k != "out"}, tmp)
+        root = out_folder(args.out, stamp_of(args, cfg), tmp)
         data = root / "data"
         if not (data / "train" / "train.csv").is_file():
             make_dataset(data, people=args.people, eval_people=args.eval_people, noise=0.02, seed=2, size=(96, 128))
