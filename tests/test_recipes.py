@@ -22,6 +22,8 @@ def test_plain_differs_from_demo_in_each_named_setting():
     # The study's winner: demo trains and predicts on the centre crop (the head); plain on the whole photo.
     assert (crop_of(plain.data.augment), crop_of(demo.data.augment)) == (None, "center")
     assert (plain.train.schedule, demo.train.schedule) == ("constant", "cosine")
+    # ...and weighs the rare classes up in the loss (the study's second lever); plain does not
+    assert (plain.train.class_weights, demo.train.class_weights) == (False, True)
     assert plain.train.label_smoothing == 0 and plain.train.sampler == "none" and not plain.train.class_weights
     # ...and nothing else: the same network, size, epochs, optimizer and learning rate.
     for key in ("model.name", "data.size", "train.epochs", "train.optimizer", "train.lr", "train.batch_size"):

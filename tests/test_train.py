@@ -240,8 +240,9 @@ def _confident_common_logits(n: int) -> dict[str, torch.Tensor]:
 def test_focal_loss_is_chosen_by_config_and_downweights_easy_rows():
     targets = np.array([[0, 0, 0]] * 9 + [[2, 1, 2]])
     cpu = torch.device("cpu")
-    plain = losses.build_loss(tiny_config(), targets, cpu)
-    focal = losses.build_loss(tiny_config("train.loss=focal", "train.focal_gamma=1.5"), targets, cpu)
+    plain = losses.build_loss(tiny_config("train.class_weights=false"), targets, cpu)
+    focal = losses.build_loss(tiny_config("train.class_weights=false", "train.loss=focal", "train.focal_gamma=1.5"),
+                             targets, cpu)
     assert plain.gamma == 0.0 and focal.gamma == 1.5
     assert losses.build_loss(tiny_config("train.focal_gamma=1.5"), targets, cpu).gamma == 0.0  # gamma alone: still CE
     outputs, t = _confident_common_logits(10), torch.as_tensor(targets)
@@ -257,13 +258,13 @@ def test_focal_loss_is_chosen_by_config_and_downweights_easy_rows():
 def test_class_weights_favour_rare_classes_and_change_the_loss():
     targets = np.array([[0, 0, 0]] * 9 + [[2, 1, 2]])
     cpu, t = torch.device("cpu"), torch.as_tensor(targets)
-    assert losses.build_loss(tiny_config("train.label_smoothing=0"), targets, cpu).weights == {}
+    assert losses.build_loss(tiny_config("train.class_weights=false", "train.label_smoothing=0"), targets, cpu).weights == {}
     multi = losses.build_loss(tiny_config("train.class_weights=true", "train.label_smoothing=0"), targets, cpu)
     assert set(multi.weights) == {"mask", "gender", "age"}
     for name, rare in (("mask", 2), ("gender", 1), ("age", 2)):
         assert multi.weights[name][rare].item() == pytest.approx(9 * multi.weights[name][0].item())
     outputs = _confident_common_logits(10)
-    unweighted = losses.build_loss(tiny_config("train.label_smoothing=0"), targets, cpu)(outputs, t)
+    unweighted = losses.build_loss(tiny_config("train.class_weights=false", "train.label_smoothing=0"), targets, cpu)(outputs, t)
     # the wrong rare row now counts as much as the nine easy ones together
     assert multi(outputs, t).item() > 2 * unweighted.item()
     single = losses.build_loss(tiny_config("model.heads=single", "train.class_weights=true", "train.label_smoothing=0"), targets, cpu)
@@ -272,7 +273,7 @@ def test_class_weights_favour_rare_classes_and_change_the_loss():
     assert w.shape == (18,) and w[rare_class].item() == pytest.approx(9 * w[0].item())
     logits = torch.zeros(10, 18)
     logits[:, 0] = 3.0
-    plain_single = losses.build_loss(tiny_config("model.heads=single", "train.label_smoothing=0"), targets, cpu)
+    plain_single = losses.build_loss(tiny_config("model.heads=single", "train.class_weights=false", "train.label_smoothing=0"), targets, cpu)
     assert single({"class": logits}, t).item() > 2 * plain_single({"class": logits}, t).item()
 
 

@@ -96,7 +96,7 @@ class TrainConfig:
     min_lr_ratio: float = _f(0.01, "the cosine schedule ends at lr * this", lo=0, hi=1)
     loss: str = _f("ce", "ce | focal")
     focal_gamma: float = _f(2.0, "focal loss gamma", lo=0)
-    class_weights: bool = _f(False, "weight the loss by inverse class frequency")
+    class_weights: bool = _f(True, "weight the loss by inverse class frequency (the rare 60+ classes count more)")
     label_smoothing: float = _f(0.05, "label smoothing of the cross-entropy", lo=0, hi=1, hi_open=True)
     sampler: str = _f("none", "none | weighted: draw rare classes (60+) as often as common ones")
     patience: int = _f(0, "stop after this many epochs without a better macro F1; 0 = never", lo=0)
