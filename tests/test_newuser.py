@@ -150,3 +150,9 @@ def test_config_file_slips_get_a_message_that_says_what_to_do(tmp_path):
         load_config(None, ["data.augment=hflip++vflip"])
     with pytest.raises(UserError, match="twice"):
         load_config(None, ["data.augment=hflip+hflip"])
+
+
+def test_the_competition_train_csv_given_as_data_points_to_its_folder(synth_root, capsys):
+    assert main(["summary", str(synth_root / "train" / "train.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "competition layout's train.csv" in err and f"(here {synth_root.resolve()})" in err

@@ -182,7 +182,17 @@ def _scan_competition(train_root: Path, eval_dir: Path | None) -> Scan:
 
 
 def _scan_manifest(csv_path: Path, *, allow_outside: bool) -> Scan:
-    frame = read_csv(csv_path, MANIFEST_COLUMNS)
+    try:
+        frame = read_csv(csv_path, MANIFEST_COLUMNS)
+    except UserError as exc:
+        try:
+            header = set(pd.read_csv(csv_path, nrows=0).columns.astype(str))
+        except Exception:  # the first error already says what is wrong with the file
+            header = set()
+        if set(TRAIN_COLUMNS) <= header:  # the competition's train.csv given as DATA
+            raise UserError(f"{exc}. This is the competition layout's train.csv: give the dataset folder that "
+                            f"holds train/ (here {csv_path.resolve().parent.parent}) as DATA") from None
+        raise
     return _scan_manifest_frame(frame, csv_path.resolve().parent, str(csv_path), allow_outside=allow_outside)
 
 
