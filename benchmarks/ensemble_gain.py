@@ -23,18 +23,12 @@ from _cli import check_folds, out_folder, parser_for, positive, run, stamp_of
 from maskcls import load_config, train_folds
 from maskcls.data.synth import make_dataset
 from maskcls.data.table import PHOTO_COL, load_eval
+from maskcls.experiments.ablate import t_interval
 from maskcls.serve.predictor import Predictor
 
 
 def macro_f1(truth: np.ndarray, probs: np.ndarray) -> float:
     return float(f1_score(truth, probs.argmax(1), average="macro", labels=range(18), zero_division=0))
-
-
-def t95(values: np.ndarray) -> tuple[float, float]:
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
 
 
 def main() -> None:
@@ -76,7 +70,7 @@ def main() -> None:
              (f"{args.folds}-fold ensemble, no TTA", np.full_like(base, rows["none"][1])),
              (f"{args.folds}-fold ensemble, hflip TTA", np.full_like(base, rows["hflip"][1]))]
     for name, value in lines:
-        lo, hi = t95(value - base)
+        _, lo, hi = t_interval(value - base)
         shown = f"{value.mean():.3f} +- {value.std(ddof=1):.3f}" if name.startswith("one") else f"{value[0]:.3f}"
         print(f"| {name} | {shown} | {(value - base).mean():+.3f} [{lo:+.3f}, {hi:+.3f}] |")
 

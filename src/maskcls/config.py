@@ -267,13 +267,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _builtin_dir() -> Path:
+    return Path(str(resources.files("maskcls") / "resources" / "configs"))
+
+
 def builtin_names() -> list[str]:
-    folder = Path(str(resources.files("maskcls") / "resources" / "configs"))
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    return sorted(p.stem for p in _builtin_dir().glob("*.yaml"))
 
 
 def builtin_config_path(name: str) -> Path | None:
-    path = Path(str(resources.files("maskcls") / "resources" / "configs" / f"{name}.yaml"))
+    path = _builtin_dir() / f"{name}.yaml"
     return path if path.is_file() else None
 
 

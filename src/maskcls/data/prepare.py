@@ -20,6 +20,7 @@ from . import corrections as corr_mod
 from . import splits
 from .diskcache import DiskCache
 from .faces import FaceBoxes, default_cache_dir
+from .fingerprint import photo_digests
 from .images import PhotoDataset, PhotoStore
 from .table import describe, load_table, targets
 from .transforms import crop_of, eval_transform, train_transform
@@ -43,6 +44,7 @@ class Prepared:
     score_targets: np.ndarray = field(init=False)  # for scoring: data.score_age_young/score_age_old
     _faces: dict = field(init=False, default_factory=dict)
     _disk: dict = field(init=False, default_factory=dict)
+    _digests: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.targets = targets(self.table)
@@ -58,6 +60,13 @@ class Prepared:
         if not 0 <= fold < self.k:
             raise UserError(f"fold must be between 0 and {self.k - 1}, got {fold}")
         return np.flatnonzero(self.folds != fold), np.flatnonzero(self.folds == fold)
+
+    def photo_digests(self) -> np.ndarray:
+        """Every row's file fingerprint (see data.fingerprint), read once and shared by all the trainings
+        of this dataset (folds, ablation runs)."""
+        if self._digests is None:
+            self._digests = photo_digests(self.table["path"])
+        return self._digests
 
     def check(self, cfg) -> None:
         """Raise ValueError when ``cfg`` asks for data other than what was prepared."""

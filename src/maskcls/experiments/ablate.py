@@ -195,7 +195,8 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
         write_csv(out / "results.csv", results)
     results = _read_results(out / "results.csv") if (out / "results.csv").is_file() else results
     # The table and the plot speak of this call's grid; results.csv keeps every run ever made in OUT.
-    in_plan = pd.Series([(r.variant, r.seed, r.fold) in set(plan) for r in results.itertuples()],
+    planned = set(plan)
+    in_plan = pd.Series([(r.variant, r.seed, r.fold) in planned for r in results.itertuples()],
                         index=results.index, dtype=bool)
     results = results[in_plan]
     table = summarize(results, variants)

@@ -13,7 +13,7 @@ import pandas as pd
 from .. import labels
 from ..data.images import read_rgb
 from ..data.prepare import prepare
-from ..data.fingerprint import photo_digests, seen_before
+from ..data.fingerprint import seen_before
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, write_csv
@@ -56,7 +56,7 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     if split == "val":
         table = table.iloc[prepared.split(cfg.data.fold)[1]]
     else:
-        _refuse_training_photos(run, predictor, table["path"].tolist())
+        _refuse_training_photos(run, predictor, prepared.photo_digests()[table.index.to_numpy()])
     targets = prepared.score_targets[table.index.to_numpy()]
     probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
     out = {**compute_metrics(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
@@ -73,15 +73,15 @@ def _runs_text(run: Runs) -> str:
     return str(run) if isinstance(run, (str, Path)) else ", ".join(str(r) for r in run)
 
 
-def _refuse_training_photos(run: Runs, predictor: Predictor, paths: list[str]) -> None:
+def _refuse_training_photos(run: Runs, predictor: Predictor, digests: np.ndarray) -> None:
     """Scoring photos a model learned from inflates its figures, under any path: the run's checkpoints
     hold the fingerprints of their training photos (runs from before they did are not checked)."""
     known = [m[2]["train_photos"].numpy() for m in predictor.members if m[2].get("train_photos") is not None]
     if not known:
         return
-    seen = int(seen_before(photo_digests(paths), np.concatenate(known)).sum())
+    seen = int(seen_before(digests, np.concatenate(known)).sum())
     if seen:
-        raise UserError(f"{seen} of the {len(paths)} photos to score are photos {_runs_text(run)} trained on (the same files, "
+        raise UserError(f"{seen} of the {len(digests)} photos to score are photos {_runs_text(run)} trained on (the same files, "
                         "found by content); the figures would be inflated. Evaluate on other labelled data, or a "
                         "single run on its own validation fold with --split val and the data it was trained on")
 

@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader
 from .. import config as config_mod
 from .. import labels
 from ..config import Config
-from ..data.fingerprint import photo_digests
 from ..data.images import PhotoDataset
 from ..data.prepare import Prepared, prepare
 from ..errors import UserError
@@ -92,7 +91,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
         f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds})")
     # The fingerprints of the photos this run learns from travel in its checkpoints: evaluate uses them
     # to refuse scoring those photos again, whatever path or copy they come back under.
-    train_photos = torch.from_numpy(photo_digests(prepared.table.iloc[prepared.split(cfg.data.fold)[0]]["path"]))
+    train_photos = torch.from_numpy(prepared.photo_digests()[prepared.split(cfg.data.fold)[0]])
     history: list[dict] = list(ckpt["history"]) if ckpt else []
     best_score, best_epoch = (ckpt["best_score"], ckpt["best_epoch"]) if ckpt else (-1.0, 0)
     start_epoch, stale = (ckpt["epoch"], ckpt["stale"]) if ckpt else (0, 0)
