@@ -1,50 +1,139 @@
-"""How well does the audit find planted label errors? Prints precision and recall per kind and the
-time it took (never asserts): demo data with planted noise, a CPU-sized model, out-of-fold scores.
+"""How well does the audit rank planted label errors, next to plain cleanlab on the same out-of-fold
+probabilities? Prints, per kind and over seeds, precision and recall at k = the number planted
+(never asserts): demo data with planted noise, a CPU-sized model, out-of-fold scores.
 
-    python benchmarks/audit_noise.py [--people 240] [--noise 0.05] [--folds 5] [--epochs 12] [--out DIR]
+    python benchmarks/audit_noise.py [--people 240] [--noise 0.05] [--folds 3] [--epochs 6] [--seeds 3] [--out DIR]
+
+Each seed makes its own demo data (seed s: other people, other planted errors), trains the audit's
+`--fold all` run with train.seed = data.split_seed = s, and ranks people per kind:
+  maskcls             the audit's ranking (rank.find_issues with every signal: pooled per person,
+                      swaps as one issue, hflip TTA and in-sample training margins)
+  maskcls, probs only the same, on oof_probs.csv alone (no TTA, no margins): the structure's share
+  cleanlab filter     cleanlab.filter.find_label_issues(labels, pred_probs,
+                      return_indices_ranked_by="self_confidence") per photo
+  cleanlab quality    cleanlab.rank.get_label_quality_scores(labels, pred_probs) per photo, lowest first
+cleanlab gets oof_probs.csv's per-task probabilities (p_gender_*, p_mask_*), the same table the
+audit reads. A photo ranking becomes a person ranking by each person's first appearance; a person
+is a hit for a kind when an error of that kind was planted on them (for cleanlab, any flagged
+mask photo of a swapped person counts, though it names only one of the two photos). At k = planted
+precision equals recall unless a method lists fewer than k people (cleanlab filter may).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
-from _cli import check_folds, out_folder, parser_for, run, stamp_of
-from maskcls.audit.run import audit
+import numpy as np
+import pandas as pd
+
+from _cli import check_folds, out_folder, parser_for, positive, run, stamp_of
+from maskcls.audit.rank import find_issues, proposals, score_against_truth
+from maskcls.audit.run import audit, load_evidence
 from maskcls.config import load_config
+from maskcls.data.prepare import prepare
 from maskcls.data.synth import make_dataset
 from maskcls.errors import UserError
 
+KINDS = {"gender": ("gender", "gender"), "mask_swap": ("mask", "mask")}  # kind -> (field, label column)
+
 
 def main() -> None:
-    parser = parser_for(__doc__, people=240, folds=5, epochs=12, what="folds of the out-of-fold scores")
+    parser = parser_for(__doc__, people=240, folds=3, epochs=6, what="folds of the out-of-fold scores")
     parser.add_argument("--noise", type=float, default=0.05,
                         help="fraction of people given a planted label error (default: %(default)s)")
+    parser.add_argument("--seeds", type=positive, default=3, help="datasets and trainings to average over (default: %(default)s)")
     args = parser.parse_args()
     if not 0 < args.noise < 1:
         raise UserError(f"--noise must be a fraction between 0 and 1, got {args.noise}")
     check_folds(args)
     cfg = load_config(args.config, [f"train.epochs={args.epochs}", *args.set])  # a bad --config or --set ends here
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    proposed_rows = []
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = out_folder(args.out, stamp_of(args, cfg), tmp)
-        data = root / "data"
-        if not (data / "train" / "train.csv").is_file():
-            make_dataset(data, people=args.people, eval_people=0, noise=args.noise, seed=0, size=(96, 128))
-        start = time.perf_counter()
-        summary = audit(data, root / "audit", folds=args.folds, config=args.config,
-                        overrides=(f"train.epochs={args.epochs}", *args.set),
-                        truth=data / "truth" / "injected_noise.csv", progress=False, log=lambda s: None)
-        minutes = (time.perf_counter() - start) / 60
+        for seed in range(args.seeds):
+            data = root / f"data-{seed}"
+            if not (data / "train" / "train.csv").is_file():
+                make_dataset(data, people=args.people, eval_people=0, noise=args.noise, seed=seed, size=(96, 128))
+            overrides = (f"train.epochs={args.epochs}", f"train.seed={seed}", f"data.split_seed={seed}", *args.set)
+            summary = audit(data, root / f"audit-{seed}", folds=args.folds, config=args.config, overrides=overrides,
+                            truth=data / "truth" / "injected_noise.csv", progress=False, log=lambda s: None)
+            noise = pd.read_csv(data / "truth" / "injected_noise.csv", dtype=str, keep_default_na=False)
+            run_cfg = load_config(args.config, [*overrides, f"data.folds={args.folds}"])
+            oof = load_evidence([Path(r) for r in summary["runs"]], prepare(run_cfg, data, log=lambda s: None), data)
+            for method, ranking in rankings(oof, run_cfg).items():
+                for kind, persons in ranking.items():
+                    planted = set(noise.loc[noise["field"] == KINDS[kind][0], "person"])
+                    results.setdefault(method, {}).setdefault(kind, []).append(at_k(persons, planted))
+            fields = summary["fields"]
+            gate = ", ".join(f"{f} {v['quality']:.2f}" if v["quality"] is not None else f"{f} n/a"
+                             for f, v in fields.items())
+            all_issues = find_issues(oof, cutoffs=run_cfg.cutoffs)
+            prop = proposals(all_issues[all_issues["field"].isin([f for f, v in fields.items() if v["audited"]])])
+            t = score_against_truth(prop, noise)["all"]
+            precision = "n/a" if t["precision"] is None else f"{t['precision']:.2f}"
+            proposed_rows.append(f"  seed {seed}: gate quality {gate}; proposed {t['flagged']}, of which "
+                                 f"{t['found']} planted (precision {precision})")
+    minutes = (time.perf_counter() - start) / 60
     print(f"{args.people} people, {args.noise:.0%} planted noise, {args.folds} folds x {args.epochs} epochs "
-          f"({args.config} config {' '.join(args.set)}): audit took {minutes:.1f} min "
-          f"(training {summary['train_seconds'] / 60:.1f} min)")
-    for kind, s in summary["truth"].items():
-        p = "n/a" if s["precision"] is None else f"{s['precision']:.2f}"
-        r = "n/a" if s["recall"] is None else f"{s['recall']:.2f}"
-        print(f"  {kind:>10}: precision {p}  recall {r}  ({s['found']}/{s['planted']} planted found, {s['flagged']} flagged)")
-    print(json.dumps(summary["issues_per_field"]))
+          f"({args.config} config {' '.join(args.set)}), seeds 0..{args.seeds - 1}: {minutes:.1f} min")
+    print("precision at k / recall at k, k = people planted with that kind of error; mean over seeds "
+          "(per seed in brackets)")
+    print(f"| method | {' | '.join(f'{k} P@k' for k in KINDS)} | {' | '.join(f'{k} R@k' for k in KINDS)} |")
+    print("|---|" + "---|" * (2 * len(KINDS)))
+    for method, kinds in results.items():
+        cells = []
+        for i in (0, 1):
+            for kind in KINDS:
+                values = [v[i] for v in kinds[kind]]
+                cells.append(f"{np.mean(values):.2f} ({' '.join(f'{v:.2f}' for v in values)})")
+        print(f"| {method} | {' | '.join(cells)} |")
+    print("proposed_corrections.csv (gated, score threshold):")
+    print("\n".join(proposed_rows))
+
+
+def rankings(oof: pd.DataFrame, cfg) -> dict[str, dict[str, list[str]]]:
+    """method -> kind -> people in ranked order (first appearance)."""
+    out = {}
+    for method, signals in (("maskcls", ("hflip", "margin")), ("maskcls, probs only", ()),
+                            ("maskcls, +hflip", ("hflip",)), ("maskcls, +margins", ("margin",))):
+        issues = find_issues(oof, cutoffs=cfg.cutoffs, fields=("gender", "mask"), signals=signals)
+        out[method] = {kind: _first(issues.loc[issues["field"] == field, "person"].astype(str))
+                       for kind, (field, _) in KINDS.items()}
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    filt, qual = {}, {}
+    for kind, (field, column) in KINDS.items():
+        y = oof[column].to_numpy(dtype=int)
+        cols = [c for c in oof.columns if c.startswith(f"p_{field}_")]
+        p = oof[cols].to_numpy(dtype=float)
+        p = p / p.sum(1, keepdims=True)
+        persons = oof["person"].astype(str).to_numpy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ranked = find_label_issues(y, p, return_indices_ranked_by="self_confidence", n_jobs=1)
+            quality = get_label_quality_scores(y, p)
+        filt[kind] = _first(persons[ranked])
+        qual[kind] = _first(persons[np.argsort(quality, kind="stable")])
+    out["cleanlab filter"], out["cleanlab quality"] = filt, qual
+    return out
+
+
+def at_k(persons: list[str], planted: set[str]) -> tuple[float, float]:
+    """(precision, recall) of the first k = len(planted) people (precision over those listed, if fewer)."""
+    k = len(planted)
+    top = persons[:k]
+    hits = sum(p in planted for p in top)
+    return (hits / len(top) if top else 0.0), (hits / k if k else float("nan"))
+
+
+def _first(persons) -> list[str]:
+    return list(dict.fromkeys(persons))
 
 
 if __name__ == "__main__":

@@ -36,27 +36,34 @@ _SPEC = {
 }
 _MASK_INCORRECT, _MASK_NORMAL = 1, 2
 
-# Confident learning estimates per-class thresholds and a noise matrix from the data; with only a
-# handful of labelled examples those estimates are noise themselves, so below this size (or when
-# cleanlab raises on a degenerate input) the fallback below is used instead.
-MIN_CLEANLAB_EXAMPLES = 10
-# Flag exactly the examples the confident joint counts off its diagonal: a label is flagged when the
-# model's probability for another class reaches that class's own average confidence (the per-class
-# threshold makes this fair to rare classes such as 60+). cleanlab's default, prune_by_noise_rate,
-# first scales those counts up by the share of examples not counted anywhere and then flags that
-# many by margin, so every class with a hard tail gets extra borderline flags (more than 1 in 10 in
-# our simulations, for a little recall). A review queue is read by a person: precision matters more.
-FILTER_BY = "confident_learning"
-# Fallback rule (tiny inputs): the model gives the given label less than even odds and prefers
-# another one.
-FALLBACK_MAX_CONFIDENCE = 0.5
+# The score of an issue is the mean of two pieces of evidence that the given label is wrong, each on
+# 0..1: (1) 1 - p(given label) from the out-of-fold models (averaged with their mirror-image
+# prediction when oof_signals.csv has one, and over repeated fold draws), and (2) (1 - margin) / 2,
+# the photo's in-sample training margin (Area Under the Margin) when recorded. The out-of-fold
+# probability says what a model that never saw the person thinks; the margin says how hard the
+# given label was to learn, which separates a mislabeled photo from a merely hard one: the two err
+# on different photos, so their mean ranks planted errors above both (benchmarks/audit_noise.py).
+SIGNALS = ("hflip", "margin")
+# An issue is listed in label_issues.csv when its score passes this: the evidence leans against the
+# given label. It is a review queue, read top-down; nothing is proposed from it unchecked.
+LIST_MIN_SCORE = 0.5
+# proposed_corrections.csv holds only issues whose score reaches this (see the README): on the
+# demo benchmark's out-of-fold data it is where the ranking's precision stays near 0.9 or above.
+PROPOSE_MIN_SCORE = 0.75
+# The gate: a field is audited only when its out-of-fold models read it clearly better than chance.
+# quality = (balanced accuracy - chance) / (1 - chance): 0 at chance, 1 perfect, the share of the gap
+# between guessing and reading the field perfectly that the models close (the normalisation makes a
+# 2-class field and a 3-class field comparable). At 0.5 a 2-class field needs balanced accuracy 0.75.
+# A model that reads a field worse than that gets its own errors wrong more often than the data
+# (1-5% label noise) is wrong, so its disagreements with the labels are mostly its own mistakes.
+DEFAULT_MIN_QUALITY = 0.5
 # Photo probabilities are clipped to [POOL_EPS, 1] before pooling log-probabilities, so one photo the
 # model got confidently wrong moves a person's pooled log-odds by at most log(1/POOL_EPS)/n.
 POOL_EPS = 1e-2
 
 
 def find_issues(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
-                fields: Iterable[str] = ("gender", "mask", "age")) -> pd.DataFrame:
+                fields: Iterable[str] = ("gender", "mask", "age"), signals: Iterable[str] = SIGNALS) -> pd.DataFrame:
     """Likely label errors in a table of out-of-fold probabilities, most suspicious first.
 
     Parameters
@@ -72,6 +79,10 @@ def find_issues(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
     cutoffs : the age groups of ``age_group`` and ``p_age_*``; they name the groups and pick the
         age in years proposed for an age fix.
     fields : which of gender, mask, age to audit.
+    signals : extra evidence used when its columns are present: ``hflip`` (``hflip_<field>_<k>``,
+        out-of-fold probabilities of the mirror image, averaged with ``p_*``) and ``margin``
+        (``margin_<field>``: the photo's mean in-sample training margin in -1..1, see
+        ``maskcls.training.margins``). A missing value leaves that photo with the other evidence.
 
     Returns
     -------
@@ -91,7 +102,9 @@ def find_issues(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
     persons = oof["person"].astype(str).to_numpy()
     stems = oof["image"].astype(str).to_numpy()
     given = {f: _given_labels(oof[_SPEC[f][0]], _SPEC[f][0], len(_SPEC[f][1])) for f in fields}
-    probs = {f: _probabilities(oof, _SPEC[f][1]) for f in fields}
+    signals = set(signals)
+    probs = {f: _evidence_probs(oof, f, signals) for f in fields}
+    margin = {f: _margins(oof, f, signals) for f in fields}
     years = _given_labels(oof["age"], "age", 130) if "age" in fields else None
     if years is not None:
         # A row with an age but no group (a hand-made table) gets its group from the cut-offs.
@@ -101,9 +114,9 @@ def find_issues(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
     found: list[dict] = []
     for f in fields:
         if f == "mask":
-            found += _mask_issues(persons, stems, given[f], probs[f])
+            found += _mask_issues(persons, stems, given[f], probs[f], margin[f])
         else:
-            found += _person_issues(f, persons, given[f], probs[f], years, cutoffs)
+            found += _person_issues(f, persons, given[f], probs[f], margin[f], years, cutoffs)
     return _ranked(found)
 
 
@@ -241,30 +254,48 @@ def _text(value) -> str:
     return str(value).strip()
 
 
-# ---------------------------------------------------------------- flagging
+# ---------------------------------------------------------------- evidence
 
 
-def _flag(given: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) int labels, (N, K) probs -> (N,) bool flagged, (N,) quality in 0..1 (1 = label looks right)."""
-    if len(given) >= MIN_CLEANLAB_EXAMPLES:
-        from cleanlab.filter import find_label_issues
-        from cleanlab.rank import get_label_quality_scores
+def _evidence_probs(oof: pd.DataFrame, field: str, signals: set[str]) -> np.ndarray:
+    """(N, K) out-of-fold probabilities of ``field``, averaged with the mirror image's when present."""
+    probs = _probabilities(oof, _SPEC[field][1])
+    flipped = [f"hflip_{field}_{k}" for k in range(probs.shape[1])]
+    if "hflip" in signals and all(c in oof.columns for c in flipped):
+        values = oof[flipped].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        ok = ~np.isnan(values).any(axis=1)
+        if ok.any():
+            probs[ok] = (probs[ok] + _probabilities(oof.loc[ok], flipped)) / 2
+    return probs
 
-        try:
-            with warnings.catch_warnings():
-                # cleanlab warns that a class with very few examples may not have all its issues
-                # flagged; pruning conservatively there is what an audit of rare classes wants.
-                warnings.simplefilter("ignore")
-                flagged = find_label_issues(given, probs, filter_by=FILTER_BY, n_jobs=1)
-                # self-confidence, p(given label): comparable across fields and with the swap score.
-                quality = get_label_quality_scores(given, probs, method="self_confidence")
-            return np.asarray(flagged, bool), np.asarray(quality, float)
-        except Exception:  # noqa: BLE001 - degenerate inputs make cleanlab fail in varied ways
-            pass  # fall through to the self-confidence rule below
-    # Fallback (too few examples, or cleanlab could not run): rank by self-confidence and flag
-    # labels the model gives less than even odds while preferring another class.
-    quality = probs[np.arange(len(given)), given]
-    return (quality < FALLBACK_MAX_CONFIDENCE) & (_best_other(given, probs) != given), quality
+
+def _margins(oof: pd.DataFrame, field: str, signals: set[str]) -> np.ndarray | None:
+    """(N,) in-sample training margins of ``field`` in -1..1 (NaN unknown), or None when not used."""
+    col = f"margin_{_task(field)}"
+    if "margin" not in signals or col not in oof.columns:
+        return None
+    values = pd.to_numeric(oof[col], errors="coerce").to_numpy(dtype=float)
+    if np.isnan(values).all():
+        return None
+    if (np.abs(values[~np.isnan(values)]) > 1 + 1e-6).any():
+        raise ValueError(f"column {col}: training margins must lie in -1..1")
+    return values.clip(-1.0, 1.0)
+
+
+def _task(field: str) -> str:
+    return field  # the fields are the tasks' names (mask, gender, age)
+
+
+def _score(prob_given: np.ndarray, margin: np.ndarray | None) -> np.ndarray:
+    """(n,) evidence that the given label is wrong, 0..1 (see SIGNALS): the mean of 1 - p(given) and
+    (1 - margin) / 2 where a margin is known, 1 - p(given) alone where not."""
+    score = 1.0 - prob_given
+    if margin is None:
+        return score
+    known = ~np.isnan(margin)
+    out = score.copy()
+    out[known] = (score[known] + (1.0 - margin[known]) / 2) / 2
+    return out
 
 
 def _best_other(given: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -289,13 +320,96 @@ def _pool(probs: np.ndarray) -> np.ndarray:
     return p / p.sum()
 
 
+def _pool_margin(margins: np.ndarray | None, idx: np.ndarray) -> float:
+    """A person's training margin: the mean over their photos with a known margin (NaN if none)."""
+    if margins is None:
+        return np.nan
+    m = margins[idx]
+    m = m[~np.isnan(m)]
+    return float(m.mean()) if len(m) else np.nan
+
+
+# ---------------------------------------------------------------- the gate
+
+
+def field_quality(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
+                  fields: Iterable[str] = FIELDS, signals: Iterable[str] = SIGNALS,
+                  min_quality: float = DEFAULT_MIN_QUALITY) -> pd.DataFrame:
+    """How well the out-of-fold models read each field: the audit's gate.
+
+    Balanced accuracy (sklearn's ``balanced_accuracy_score``: the mean recall over the classes
+    given) of the models' answer against the given labels, judged as the ranking judges them: per
+    person for gender and age (pooled photos, majority given label), per photo for mask. Chance is
+    1 / number of classes given (what a constant or random answer scores); quality =
+    (balanced accuracy - chance) / (1 - chance). A field passes when quality >= ``min_quality``.
+
+    Returns one row per field: field, units, classes, balanced_accuracy, chance, quality, passed,
+    reason (a one-line verdict). A field with no labels or one class is not passed (nothing to audit).
+    """
+    if not 0 <= min_quality <= 1:
+        raise ValueError(f"min_quality must be between 0 and 1, got {min_quality}")
+    fields = _check_fields(fields)
+    _check_columns(oof, fields)
+    signals = set(signals)
+    persons = oof["person"].astype(str).to_numpy()
+    rows = []
+    for f in fields:
+        given = _given_labels(oof[_SPEC[f][0]], _SPEC[f][0], len(_SPEC[f][1]))
+        if f == "age" and "age" in oof.columns:
+            years = _given_labels(oof["age"], "age", 130)
+            derive = np.isnan(given) & ~np.isnan(years)
+            given[derive] = cutoffs.groups(years[derive].astype(int))
+        probs = _evidence_probs(oof, f, signals)
+        if f == "mask":
+            ok = ~np.isnan(given)
+            y, pred = given[ok].astype(int), probs[ok].argmax(1)
+        else:
+            y, pred = [], []
+            for _, idx in pd.Series(range(len(persons))).groupby(persons, sort=True).indices.items():
+                lab = given[idx]
+                lab = lab[~np.isnan(lab)].astype(int)
+                if len(lab):
+                    y.append(int(np.bincount(lab).argmax()))
+                    pred.append(int(_pool(probs[idx]).argmax()))
+            y, pred = np.array(y, int), np.array(pred, int)
+        unit = "photos" if f == "mask" else "people"
+        classes = len(set(y.tolist()))
+        row = {"field": f, "units": len(y), "classes": classes, "balanced_accuracy": np.nan, "chance": np.nan,
+               "quality": np.nan, "passed": False}
+        if classes < 2:
+            row["reason"] = f"{f}: not audited: {'no' if not len(y) else 'one'} class given over {len(y)} {unit}"
+        else:
+            from sklearn.metrics import balanced_accuracy_score
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a predicted class never given: harmless here
+                ba = float(balanced_accuracy_score(y, pred))
+            chance = 1.0 / classes
+            quality = (ba - chance) / (1 - chance)
+            passed = quality >= min_quality
+            row.update(balanced_accuracy=ba, chance=chance, quality=quality, passed=bool(passed))
+            head = (f"{f}: balanced accuracy {ba:.2f} vs chance {chance:.2f} over {len(y)} {unit} "
+                    f"(quality {quality:.2f}, bar {min_quality:.2f})")
+            row["reason"] = head + ("; audited" if passed else
+                                    "; not audited: the models do not read it clearly better than chance, so "
+                                    "their disagreements with the labels are mostly their own errors")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["field", "units", "classes", "balanced_accuracy", "chance", "quality",
+                                       "passed", "reason"])
+
+
+def proposals(issues: pd.DataFrame, min_score: float = PROPOSE_MIN_SCORE) -> pd.DataFrame:
+    """The issues worth proposing as corrections: score >= ``min_score`` (see PROPOSE_MIN_SCORE)."""
+    return issues[issues["score"].astype(float) >= min_score].reset_index(drop=True)
+
+
 # ---------------------------------------------------------------- per field
 
 
 def _person_issues(field: str, persons: np.ndarray, given: np.ndarray, probs: np.ndarray,
-                   years: np.ndarray | None, cutoffs: AgeCutoffs) -> list[dict]:
+                   margins: np.ndarray | None, years: np.ndarray | None, cutoffs: AgeCutoffs) -> list[dict]:
     names = cutoffs.names() if field == "age" else labels.task_names(field)
-    people, person_given, person_probs, notes, person_years = [], [], [], [], []
+    people, person_given, person_probs, person_margins, notes, person_years = [], [], [], [], [], []
     for person, idx in pd.Series(range(len(persons))).groupby(persons, sort=True).indices.items():
         lab = given[idx]
         lab = lab[~np.isnan(lab)].astype(int)
@@ -310,19 +424,21 @@ def _person_issues(field: str, persons: np.ndarray, given: np.ndarray, probs: np
         person_given.append(g)
         # Every photo of the person is evidence, labelled for this field or not.
         person_probs.append(_pool(probs[idx]))
+        # Margins exist only for photos labelled with this person's majority (or their own) label.
+        person_margins.append(_pool_margin(margins, idx[given[idx] == g]))
         if years is not None:
             known = years[idx][~np.isnan(years[idx])].astype(int)
             person_years.append(int(np.bincount(known).argmax()) if len(known) else None)
     if not people or len(set(person_given)) < 2:
         return []
     g_arr, p_arr = np.array(person_given), np.array(person_probs)
-    flagged, quality = _flag(g_arr, p_arr)
+    score = _score(p_arr[np.arange(len(g_arr)), g_arr], None if margins is None else np.array(person_margins))
     suggested = _best_other(g_arr, p_arr)
     out = []
-    for i in np.flatnonzero(flagged):
+    for i in np.flatnonzero(score >= LIST_MIN_SCORE):
         g, s = int(g_arr[i]), int(suggested[i])
         issue = {"person": people[i], "photos": "*", "field": field, "given": names[g], "suggested": names[s],
-                 "score": 1.0 - float(quality[i]), "fix_image": "*", "note": notes[i]}
+                 "score": float(score[i]), "fix_image": "*", "note": notes[i]}
         if field == "age":
             age = person_years[i]
             issue["fix_from"] = "" if age is None else str(age)
@@ -344,14 +460,16 @@ def _representative_age(group: int, given_group: int, given_age: int | None, cut
     return cutoffs.young if given_group == 0 else cutoffs.old - 1
 
 
-def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, probs: np.ndarray) -> list[dict]:
+def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, probs: np.ndarray,
+                 margins: np.ndarray | None) -> list[dict]:
     rows = np.flatnonzero(~np.isnan(given))
     if not len(rows):
         return []
     lab, p = given[rows].astype(int), probs[rows]
+    m = None if margins is None else margins[rows]
     if len(set(lab.tolist())) < 2:
         return []
-    flagged, quality = _flag(lab, p)
+    score = _score(p[np.arange(len(lab)), lab], m)
     suggested = _best_other(lab, p)
     names = labels.MASK_NAMES
     out, used = [], set()
@@ -360,26 +478,29 @@ def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, prob
         if len(inc) != 1 or len(nor) != 1:
             continue
         i, j = int(inc[0]), int(nor[0])
-        # A swap when cleanlab doubts either photo and the swapped assignment explains both photos
-        # better than the given one. Its score is the geometric mean of p(normal | photo recorded
-        # incorrect) and p(incorrect | photo recorded normal): high only when *both* photos look
-        # swapped (an AND, where a max would fire on one odd photo), and on the same 0..1 scale as a
-        # single photo's 1 - p(given), so swaps and single-photo issues rank together fairly.
+        # A swap when the swapped assignment explains both photos better than the given one. Its
+        # out-of-fold part is the geometric mean of p(normal | photo recorded incorrect) and
+        # p(incorrect | photo recorded normal): high only when *both* photos look swapped (an AND,
+        # where a max would fire on one odd photo), and on the same 0..1 scale as a single photo's
+        # 1 - p(given), so swaps and single-photo issues rank together fairly. Its margin is the
+        # lower of the two photos' evidence (again an AND).
         swapped = p[i, _MASK_NORMAL] * p[j, _MASK_INCORRECT]
-        if (flagged[i] or flagged[j]) and swapped > p[i, _MASK_INCORRECT] * p[j, _MASK_NORMAL]:
+        pair_margin = None if m is None or np.isnan(m[[i, j]]).any() else np.array([max(m[i], m[j])])
+        pair_score = float(_score(np.array([1.0 - np.sqrt(swapped)]), pair_margin)[0])
+        if pair_score >= LIST_MIN_SCORE and swapped > p[i, _MASK_INCORRECT] * p[j, _MASK_NORMAL]:
             photos = f"{stems[rows[i]]}+{stems[rows[j]]}"
             out.append({"person": person, "photos": photos, "field": "mask",
                         "given": f"{names[_MASK_INCORRECT]}+{names[_MASK_NORMAL]}", "suggested": "swap",
-                        "score": float(np.sqrt(swapped)), "fix_image": photos,
+                        "score": pair_score, "fix_image": photos,
                         "fix_from": names[_MASK_INCORRECT], "fix_to": "swap", "note": ""})
             used.update((i, j))
-    for i in np.flatnonzero(flagged):
+    for i in np.flatnonzero(score >= LIST_MIN_SCORE):
         if i in used:
             continue
         g, s = int(lab[i]), int(suggested[i])
         stem = str(stems[rows[i]])
         out.append({"person": str(persons[rows[i]]), "photos": stem, "field": "mask", "given": names[g],
-                    "suggested": names[s], "score": 1.0 - float(quality[i]), "fix_image": stem,
+                    "suggested": names[s], "score": float(score[i]), "fix_image": stem,
                     "fix_from": names[g], "fix_to": names[s], "note": ""})
     return out
 

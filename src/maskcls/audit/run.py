@@ -1,16 +1,20 @@
 """`maskcls audit`: out-of-fold probabilities (from a `--fold all` run, or trained here), ranked label
 issues, proposed corrections and a review page; with the demo truth, precision and recall.
 
-DIR/label_issues.csv          person, photos, field, given, suggested, score, rank
-DIR/proposed_corrections.csv  the corrections format: `maskcls train --corrections DIR/proposed_corrections.csv`
+DIR/label_issues.csv          person, photos, field, given, suggested, score, rank: the full ranking
+DIR/proposed_corrections.csv  the corrections format, only issues with score >= rank.PROPOSE_MIN_SCORE in
+                              fields that pass the gate; review them before training on any
+DIR/field_quality.csv         the gate: per field, balanced accuracy of the out-of-fold models vs chance
 DIR/review.html + thumbs/     accept / reject / skip per card; saves the accepted ones as a corrections CSV
 DIR/summary.json              counts, timings and (with --truth) precision and recall per kind
 DIR/precision_recall.png      with --truth: precision and recall against rank, per kind
-DIR/cv/                       the `--fold all` run trained when no --run is given (reusable as --run)
+DIR/cv/                       the `--fold all` run trained when no --run is given (reusable as --run);
+DIR/cv-R/                     with --repeats: the further runs, each with other fold draws (data.split_seed)
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,59 +27,76 @@ from ..errors import UserError
 from ..fileio import read_csv, write_csv, write_json
 from ..reports.figures import plot_precision_recall
 from ..training.folds import train_folds
-from .rank import ISSUE_COLUMNS, find_issues, precision_recall_curve, score_against_truth, to_corrections
+from .rank import (DEFAULT_MIN_QUALITY, ISSUE_COLUMNS, PROPOSE_MIN_SCORE, field_quality, find_issues,
+                   precision_recall_curve, proposals, score_against_truth, to_corrections)
 from .review import write_review
 
 OURS = {"label_issues.csv", "proposed_corrections.csv", "review.html", "thumbs", "summary.json",
-        "precision_recall.png", "cv"}
+        "precision_recall.png", "cv", "field_quality.csv"}
 REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank"]
 
 
 def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, folds: int = 5,
           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), truth: str | Path | None = None,
+          min_quality: float = DEFAULT_MIN_QUALITY, repeats: int = 1,
           progress: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Audit DATA's labels into OUT; returns summary.json's content."""
+    """Audit DATA's labels into OUT; returns summary.json's content.
+
+    min_quality: the gate (``rank.field_quality``); repeats: how many `--fold all` runs to train,
+    each with other fold draws, whose out-of-fold evidence is averaged (ignored with ``run``)."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(p.name not in OURS and not p.name.startswith(".")
-                                                 for p in out.iterdir())):
+    if not 0 <= min_quality <= 1:
+        raise UserError(f"--min-quality must be between 0 and 1, got {min_quality}")
+    if repeats < 1:
+        raise UserError(f"--repeats must be at least 1, got {repeats}")
+    if out.exists() and (not out.is_dir() or any(p.name not in OURS and not _is_repeat(p.name)
+                                                 and not p.name.startswith(".") for p in out.iterdir())):
         raise UserError(f"{out}: exists and holds other files; give a new folder (or a previous audit's)")
     noise = _read_truth(truth) if truth is not None else None
     start = time.perf_counter()
     if run is not None:
         cfg = _run_config(Path(run))
-        oof_path = Path(run) / "oof_probs.csv"
+        runs = [Path(run)]
         trained = 0.0
     else:
         cfg = load_config(config, [*overrides, f"data.folds={folds}"])
-        log(f"audit: training {folds} person-level folds to score every photo with a model that never saw "
-            f"its person ({cfg.model.name} at {cfg.data.size}, {cfg.train.epochs} epochs) into {out / 'cv'}")
-        train_folds(cfg, data, out / "cv", progress=progress, log=log)
-        oof_path = out / "cv" / "oof_probs.csv"
+        runs = [out / ("cv" if r == 0 else f"cv-{r}") for r in range(repeats)]
+        for r, folder in enumerate(runs):
+            run_cfg = load_config(config, [*overrides, f"data.folds={folds}",
+                                           f"data.split_seed={cfg.data.split_seed + r}"])
+            log(f"audit: training {folds} person-level folds{f' (repeat {r + 1} of {repeats})' if repeats > 1 else ''} "
+                f"to score every photo with a model that never saw its person ({cfg.model.name} at {cfg.data.size}, "
+                f"{cfg.train.epochs} epochs) into {folder}")
+            train_folds(run_cfg, data, folder, progress=progress, log=log)
         trained = time.perf_counter() - start
     prepared = prepare(cfg, data, log=lambda s: None)
-    oof = pd.read_csv(oof_path, keep_default_na=False, na_values=[""], dtype={"person": str, "image": str})
-    paths = set(prepared.table["path"])
-    if set(oof["path"]) != paths:
-        raise UserError(f"{oof_path} does not cover exactly the photos of {data} "
-                        f"({len(set(oof['path']) & paths)} of {len(paths)} in common); audit the data the run "
-                        "was trained on, or drop --run to train one")
-    # The photo's stem and age in years come from the table (runs written before oof_probs.csv held them).
-    oof = oof.drop(columns=[c for c in ("image", "age") if c in oof.columns]).merge(
-        prepared.table[["path", "image", "age"]].astype({"age": "float"}), on="path", how="left")
+    oof = load_evidence(runs, prepared, data)
+    oof_path = runs[0] / "oof_probs.csv"
     try:
-        issues = find_issues(oof, cutoffs=cfg.cutoffs)
+        quality = field_quality(oof, cutoffs=cfg.cutoffs, min_quality=min_quality)
+        audited = [f for f, ok in zip(quality["field"], quality["passed"]) if ok]
+        issues = find_issues(oof, cutoffs=cfg.cutoffs, fields=audited)
     except ValueError as exc:
         raise UserError(f"{oof_path}: {exc}") from None
+    for line in quality["reason"]:
+        log(line)
+    proposed = proposals(issues)
     out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "field_quality.csv", quality.round(4))
     write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS])
-    write_csv(out / "proposed_corrections.csv", to_corrections(issues))
+    write_csv(out / "proposed_corrections.csv", to_corrections(proposed))
     photos: dict[str, list[tuple[str, str]]] = {}
     for person, image, path in zip(prepared.table["person"], prepared.table["image"], prepared.table["path"]):
         photos.setdefault(str(person), []).append((str(image), str(path)))
     write_review(issues[[c for c in ISSUE_COLUMNS if c in issues.columns]], photos, out)
     summary = {"photos": len(oof), "people": int(oof["person"].nunique()), "issues": len(issues),
                "issues_per_field": {k: int(v) for k, v in issues["field"].value_counts().items()},
-               "run": str(run if run is not None else out / "cv"), "train_seconds": round(trained, 1),
+               "proposed": len(proposed), "propose_min_score": PROPOSE_MIN_SCORE, "min_quality": min_quality,
+               "fields": {r["field"]: {"balanced_accuracy": _num(r["balanced_accuracy"]), "chance": _num(r["chance"]),
+                                       "quality": _num(r["quality"]), "audited": bool(r["passed"])}
+                          for r in quality.to_dict("records")},
+               "runs": [str(r) for r in runs],
+               "run": str(runs[0]), "train_seconds": round(trained, 1),
                "seconds": round(time.perf_counter() - start, 1)}
     if noise is not None:
         summary["truth"] = score_against_truth(issues, noise)
@@ -87,9 +108,46 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
             log(f"{kind:>10}: precision {p}, recall {r} ({s['found']} of {s['planted']} planted found, "
                 f"{s['flagged']} flagged)")
     write_json(out / "summary.json", summary)
-    log(f"{len(issues)} suspect label(s); review them in {out / 'review.html'}, then train with "
-        f"--corrections {out / 'proposed_corrections.csv'} (or the CSV the page saves)")
+    log(f"{len(issues)} suspect label(s) ranked in {out / 'label_issues.csv'}; {len(proposed)} with score >= "
+        f"{PROPOSE_MIN_SCORE} proposed in {out / 'proposed_corrections.csv'}. Review them before any training: "
+        f"`maskcls review {out}` (or open {out / 'review.html'}), and train only on the corrections you accepted")
     return summary
+
+
+def _is_repeat(name: str) -> bool:
+    return name.startswith("cv-") and name[3:].isdigit()
+
+
+def _num(value) -> float | None:
+    return None if pd.isna(value) else round(float(value), 4)
+
+
+def load_evidence(runs: list[Path], prepared, data) -> pd.DataFrame:
+    """The runs' out-of-fold probabilities with their oof_signals.csv (when written) merged in, every
+    number averaged over the runs (each photo scored by one model per run), and the photo's stem and
+    age in years from the prepared table: the table ``rank.find_issues`` takes."""
+    paths = set(prepared.table["path"])
+    frames = []
+    for run in runs:
+        path = run / "oof_probs.csv"
+        oof = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"person": str, "image": str})
+        if set(oof["path"]) != paths:
+            raise UserError(f"{path} does not cover exactly the photos of {data} "
+                            f"({len(set(oof['path']) & paths)} of {len(paths)} in common); audit the data the run "
+                            "was trained on, or drop --run to train one")
+        if (run / "oof_signals.csv").is_file():
+            oof = oof.merge(pd.read_csv(run / "oof_signals.csv"), on="path", how="left")
+        frames.append(oof.set_index("path"))
+    first = frames[0]
+    if len(frames) > 1:
+        numeric = [c for c in first.columns if re.fullmatch(r"p\d+|p_\w+_\d+|hflip_\w+_\d+|margin_\w+", c)
+                   and all(c in f.columns for f in frames)]
+        first = first.copy()
+        first[numeric] = sum(f.loc[first.index, numeric].astype(float) for f in frames) / len(frames)
+    oof = first.reset_index()
+    # The photo's stem and age in years come from the table (runs written before oof_probs.csv held them).
+    return oof.drop(columns=[c for c in ("image", "age") if c in oof.columns]).merge(
+        prepared.table[["path", "image", "age"]].astype({"age": "float"}), on="path", how="left")
 
 
 def _run_config(run: Path) -> Config:

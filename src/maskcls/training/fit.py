@@ -2,7 +2,8 @@
 
 RUN/ holds config.yaml, best.pt (best validation macro F1), last.pt (every epoch, for --resume),
 metrics.csv, summary.json, curves.png, per_class_f1.png, confusion.png, val_predictions.csv,
-val_probs.csv and tb/ (TensorBoard). Nothing is written before the first epoch ends, so a run stopped
+val_probs.csv, train_margins.csv (each training photo's margin averaged over epochs, for the audit) and
+tb/ (TensorBoard). Nothing is written before the first epoch ends, so a run stopped
 in epoch 1 leaves no folder to clean up or resume.
 """
 
@@ -30,6 +31,7 @@ from ..metrics import METRIC_KEYS, compute_metrics, confusion, log_loss, per_cla
 from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
 from .loaders import loader_for
 from .loop import predict_proba, train_one_epoch
+from .margins import Indexed, MarginTracker
 from .losses import build_loss
 from .model import MaskNet, build_model
 from .optim import build_optimizer, build_scheduler
@@ -53,6 +55,7 @@ class Session:
     runtime: Runtime
     val_targets: np.ndarray  # scored with data.score_age_* (the competition's groups by default)
     net: torch.nn.Module  # what runs the batches: the model, or torch.compile's wrapper around it
+    margins: MarginTracker  # each training photo's margin per epoch, for the label audit
 
 
 def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, resume: bool = False,
@@ -114,7 +117,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             state = {"model": s.model.state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
                      "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
                      "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start,
-                     "train_photos": train_photos}
+                     "train_photos": train_photos, "margins": s.margins.reduced().state_dict()}
             if improved:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
             if not main:
@@ -191,6 +194,11 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
+    margins = MarginTracker(len(train_ds))
+    if ckpt and "margins" in ckpt:
+        # the sums of every process, already reduced: rank 0 keeps them, the others start at zero
+        if is_main():
+            margins.load_state_dict(ckpt["margins"])
     loss_fn = build_loss(cfg, train_ds.targets.numpy(), runtime.device)
     net: torch.nn.Module = model
     if runtime.world > 1:  # gradients averaged over the processes at every step
@@ -201,7 +209,7 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
         net = torch.compile(net)
     return Session(model, optimizer, scheduler, scaler, loss_fn, train_ds, val_ds,
                    loader_for(val_ds, cfg, runtime.device, train=False), runtime,
-                   prepared.score_targets[prepared.split(cfg.data.fold)[1]], net)
+                   prepared.score_targets[prepared.split(cfg.data.fold)[1]], net, margins)
 
 
 def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
@@ -210,10 +218,11 @@ def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
     epoch_seed = cfg.train.seed * 100_003 + epoch
     torch.manual_seed(epoch_seed)
     s.train_ds.set_epoch_seed(epoch_seed)
-    loader = loader_for(s.train_ds, cfg, s.runtime.device, train=True, generator=torch.Generator().manual_seed(epoch_seed))
+    loader = loader_for(Indexed(s.train_ds), cfg, s.runtime.device, train=True,
+                        generator=torch.Generator().manual_seed(epoch_seed))
     stats = train_one_epoch(s.net, loader, s.optimizer, s.scheduler, s.loss_fn, runtime=s.runtime, scaler=s.scaler,
                             frozen=epoch < cfg.model.freeze_epochs, log_every=cfg.train.log_every,
-                            desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress)
+                            desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress, record=s.margins.update)
     probs = _validate(s, s.model if s.runtime.world > 1 else s.net, desc="validate", progress=progress)
     val_targets = s.val_targets
     if not np.isfinite(stats["train_loss"]) or not np.isfinite(probs).all():
@@ -261,12 +270,15 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     faces = prepared.face_boxes(cfg, progress=False)
     if faces is not None:
         summary["face_fallbacks"] = faces.fallbacks
+    margins = s.margins.reduced()  # every process takes part in the reduction
     if not is_main():
         return summary
     write_csv(out / "val_predictions.csv", pd.DataFrame({
         "path": val["path"], "person": val["person"], "label": val["label"], "pred": probs.argmax(1),
         "confidence": probs.max(1).round(4)}))
     write_csv(out / "val_probs.csv", probs_frame(val, probs, fold=cfg.data.fold))
+    train_paths = prepared.table["path"].to_numpy()[prepared.split(cfg.data.fold)[0]].tolist()
+    write_csv(out / "train_margins.csv", margins.frame(train_paths))
     names = labels.class_names(cfg.score_cutoffs)
     plot_curves(pd.DataFrame(history), out / "curves.png", best_epoch=best_epoch,
                 title=f"{cfg.model.name}, fold {cfg.data.fold}")

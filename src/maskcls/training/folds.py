@@ -2,7 +2,10 @@
 out-of-fold probabilities (each photo predicted by the one fold model that never saw its person)
 and the mean and spread of every metric over the folds.
 
-RUN/fold-K/ is an ordinary run folder; RUN/oof_probs.csv and RUN/cv_summary.json sit beside them.
+RUN/fold-K/ is an ordinary run folder; RUN/oof_probs.csv and RUN/cv_summary.json sit beside them, and
+RUN/oof_signals.csv: per photo, the out-of-fold per-task probabilities averaged with the mirror image's
+(hflip test-time augmentation, from each fold's best.pt) and the photo's training margins averaged over
+the fold models that trained on it (``margins``): the label audit's extra evidence, at no training cost.
 Re-running the same command skips finished folds and resumes an interrupted one.
 """
 
@@ -20,10 +23,13 @@ from ..config import Config
 from ..data.prepare import Prepared, prepare
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
-from ..metrics import compute_metrics, log_loss
+from ..metrics import compute_metrics, log_loss, task_probs
 from .fit import train
-from .runs import run_lock
-from .runtime import is_main
+from .loaders import eval_rows, loader_for
+from .loop import predict_proba
+from .margins import MARGIN_COLUMNS
+from .runs import load_run, run_lock
+from .runtime import Runtime, gather_rows, is_main
 
 FOLD_PREFIX = "fold-"
 
@@ -49,7 +55,7 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
     strangers = [p.name for p in out.iterdir() if not p.name.startswith((FOLD_PREFIX, "."))
-                 and p.name not in ("oof_probs.csv", "cv_summary.json", "model.onnx")] if out.is_dir() else []
+                 and p.name not in ("oof_probs.csv", "oof_signals.csv", "cv_summary.json", "model.onnx")] if out.is_dir() else []
     if strangers:
         raise UserError(f"{out}: holds files that are not from a --fold all run ({', '.join(sorted(strangers)[:3])}); "
                         "choose a new folder")
@@ -73,10 +79,12 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
         else:
             summaries.append(train(fold_cfg, prepared, target, resume=(target / "last.pt").is_file(),
                                    progress=progress, log=log))
+    signals = gather_signals(cfg, prepared, out, progress=progress)  # every process predicts its share
     if not is_main():
         return {}
     oof = gather_oof(prepared, [fold_dir(out, k) for k in range(prepared.k)])
     write_csv(out / "oof_probs.csv", oof)
+    write_csv(out / "oof_signals.csv", signals)
     cv = cv_summary(summaries, prepared.score_targets, oof[[f"p{c}" for c in range(labels.NUM_CLASSES)]].to_numpy())
     write_json(out / "cv_summary.json", cv)
     shown = ", ".join(f"{k} {v:.4f} +- {cv['std'][k]:.4f}" for k, v in cv["mean"].items()
@@ -129,3 +137,51 @@ def cv_summary(summaries: list[dict], targets: np.ndarray, oof_probs: np.ndarray
     return {"folds": len(summaries), "mean": mean, "std": std,
             "oof": {**compute_metrics(targets, oof_probs), "val_loss": log_loss(targets, oof_probs)},
             "per_fold": summaries}
+
+
+def gather_signals(cfg: Config, prepared: Prepared, out: Path, *, progress: bool = True) -> pd.DataFrame:
+    """oof_signals.csv, in table order: path, hflip_<task>_<k> (out-of-fold probabilities with hflip
+    TTA) and margin_<task> (the mean over the fold models that trained on the photo of its mean
+    training margin; empty when unknown or when no fold wrote train_margins.csv)."""
+    paths = prepared.table["path"].to_numpy()
+    tta = np.zeros((len(paths), labels.NUM_CLASSES))
+    for fold in range(prepared.k):
+        rows = np.flatnonzero(prepared.folds == fold)
+        tta[rows] = _hflip_val_probs(cfg, prepared, fold_dir(out, fold), fold, progress=progress)
+    per_task = task_probs(tta)
+    frame = pd.DataFrame({"path": paths})
+    for t in labels.TASKS:
+        for k in range(t.size):
+            frame[f"hflip_{t.name}_{k}"] = per_task[t.name][:, k].round(6)
+    sums = np.zeros((len(paths), len(MARGIN_COLUMNS)))
+    counts = np.zeros_like(sums)
+    row_of = pd.Series(np.arange(len(paths)), index=paths)
+    for fold in range(prepared.k):
+        file = fold_dir(out, fold) / "train_margins.csv"
+        if not file.is_file():
+            continue  # a fold trained before margins were recorded
+        m = pd.read_csv(file)
+        known = m["path"].isin(row_of.index).to_numpy()
+        rows = row_of[m["path"][known]].to_numpy()
+        values = m.loc[known, MARGIN_COLUMNS].to_numpy(dtype=float)
+        ok = ~np.isnan(values)
+        np.add.at(sums, rows, np.nan_to_num(values))
+        np.add.at(counts, rows, ok.astype(float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    for j, col in enumerate(MARGIN_COLUMNS):
+        frame[col] = mean[:, j].round(5)
+    return frame
+
+
+def _hflip_val_probs(cfg: Config, prepared: Prepared, folder: Path, fold: int, *, progress: bool) -> np.ndarray:
+    """(n_val, 18) fold ``fold``'s validation photos predicted by its best.pt with hflip TTA."""
+    fold_cfg = config_mod.from_dict(cfg.to_dict())
+    fold_cfg.data.fold = fold
+    runtime = Runtime.from_settings(device=cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
+    model, saved, _ = load_run(folder, runtime.device)
+    fold_cfg.data.mean, fold_cfg.data.std = saved.data.mean, saved.data.std
+    _, val_ds = prepared.datasets(fold_cfg, fold, progress=False)
+    loader = loader_for(val_ds, fold_cfg, runtime.device, train=False)
+    probs = predict_proba(model, loader, runtime=runtime, tta="hflip", desc=f"fold {fold} hflip", progress=progress)
+    return gather_rows(eval_rows(len(val_ds), runtime.rank, runtime.world), probs, len(val_ds))

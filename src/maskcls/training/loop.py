@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,20 +23,27 @@ TTA_CHOICES = ("none", "hflip")
 def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, loss_fn: MultiTaskLoss, *,
                     runtime: Runtime, scaler: torch.amp.GradScaler, frozen: bool = False, log_every: int = 20,
-                    desc: str = "train", progress: bool = True) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss and images/s. Syncs with the device only to log."""
+                    desc: str = "train", progress: bool = True,
+                    record: Callable[[dict, torch.Tensor, torch.Tensor], None] | None = None) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss and images/s. Syncs with the device only to log.
+
+    With ``record``, batches carry their row indices (``margins.Indexed``) and every step hands its
+    outputs, targets and indices to ``record`` (the audit's training margins: no extra forward pass)."""
     model.train()
     set_backbone_frozen(model, frozen)
     running = torch.zeros((), device=runtime.device)
     seen, steps = 0, 0
     start = time.perf_counter()
     bar = progress_bar(loader, desc=desc, unit="batch", disable=not progress, leave=False)
-    for images, targets in bar:
+    for batch in bar:
+        images, targets = batch[0], batch[1]
         images = runtime.images(images)
         targets = targets.to(runtime.device, non_blocking=True)
         with runtime.autocast():
             outputs = model(images)
         loss = loss_fn(outputs, targets)
+        if record is not None:
+            record(outputs, targets, batch[2])
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
