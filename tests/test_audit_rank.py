@@ -260,3 +260,93 @@ def test_score_against_truth_on_found_issues(planted):
     s = score_against_truth(issues, noise)
     assert {k: (v["precision"], v["recall"]) for k, v in s.items()} == {
         k: (1.0, 1.0) for k in ("gender", "mask_swap", "age", "all")}
+
+
+# ---------------------------------------------------------------- gate, signals, proposals
+
+
+def _blur(oof: pd.DataFrame, field: str, seed: int = 0) -> pd.DataFrame:
+    """The same table with a chance-level model for ``field``: random probabilities, unrelated to the photo."""
+    rng = np.random.default_rng(seed)
+    cols = rank._SPEC[field][1]
+    out = oof.copy()
+    out[cols] = rng.dirichlet(np.ones(len(cols)), size=len(oof))
+    return out
+
+
+def test_gate_blocks_a_field_read_at_chance_and_says_why():
+    oof, names = make_oof(**PLANTED)
+    blind = _blur(oof, "gender")
+    quality = rank.field_quality(blind).set_index("field")
+    assert not quality.loc["gender", "passed"] and quality.loc["mask", "passed"] and quality.loc["age", "passed"]
+    assert quality.loc["gender", "chance"] == 0.5 and abs(quality.loc["gender", "balanced_accuracy"] - 0.5) < 0.2
+    assert "not audited" in quality.loc["gender", "reason"] and "chance 0.50" in quality.loc["gender", "reason"]
+    assert quality.loc["mask", "balanced_accuracy"] > 0.9 and quality.loc["mask", "chance"] == pytest.approx(1 / 3)
+    # the bar moves the verdict: a perfect reading needed -> nothing passes; any reading -> all but blind ones
+    assert not rank.field_quality(blind, min_quality=1.0)["passed"].any()
+    lax = rank.field_quality(oof, min_quality=0.0)
+    assert lax["passed"].all()
+    with pytest.raises(ValueError, match="min_quality"):
+        rank.field_quality(oof, min_quality=2)
+
+
+def test_gate_counts_people_for_person_fields_and_photos_for_masks():
+    oof, _ = make_oof(people=24)
+    quality = rank.field_quality(oof).set_index("field")
+    assert quality.loc["gender", "units"] == 24 and quality.loc["mask", "units"] == 24 * 7
+    one_class = oof.assign(gender=1)
+    q = rank.field_quality(one_class).set_index("field")
+    assert not q.loc["gender", "passed"] and "one class" in q.loc["gender", "reason"]
+
+
+def _ambiguous(people: int = 40, seed: int = 3) -> tuple[pd.DataFrame, list[str]]:
+    """Every person's gender read at a middling 0.6-0.75 for the recorded label (a weak model)."""
+    oof, names = make_oof(people=people, seed=seed)
+    rng = np.random.default_rng(seed)
+    p_given = rng.uniform(0.6, 0.75, len(names))
+    by_person = dict(zip(names, p_given))
+    g = oof["gender"].astype(int).to_numpy()
+    p = oof["person"].map(by_person).to_numpy()
+    oof["p_gender_0"] = np.where(g == 0, p, 1 - p)
+    oof["p_gender_1"] = 1 - oof["p_gender_0"]
+    return oof, names
+
+
+def test_training_margins_rank_a_planted_error_first():
+    oof, names = _ambiguous()
+    # person 11 is really the other gender: the OOF model is no surer of that than of anyone, but
+    # training could not fit the recorded label (margin well below the others')
+    rng = np.random.default_rng(0)
+    oof["margin_gender"] = rng.uniform(0.3, 0.9, len(oof))
+    oof.loc[oof["person"] == names[11], "margin_gender"] = -0.6
+    without = find_issues(oof, fields=("gender",), signals=())
+    with_margins = find_issues(oof, fields=("gender",))
+    assert with_margins.iloc[0]["person"] == names[11] and with_margins.iloc[0]["rank"] == 1
+    assert names[11] not in set(without["person"])  # the probabilities alone do not single them out
+    assert (with_margins["person"] == names[11]).sum() == 1  # one issue for the person, not one per photo
+
+
+def test_margins_must_be_margins():
+    oof, _ = make_oof(people=12)
+    with pytest.raises(ValueError, match="margin_gender"):
+        find_issues(oof.assign(margin_gender=3.0), fields=("gender",))
+
+
+def test_hflip_probabilities_are_averaged_in():
+    oof, names = make_oof(people=24)
+    flipped = oof.copy()
+    for k in range(2):
+        flipped[f"hflip_gender_{k}"] = 1.0 - oof[f"p_gender_{k}"]  # the mirror image says the opposite
+    plain = rank._evidence_probs(oof, "gender", set())
+    mixed = rank._evidence_probs(flipped, "gender", {"hflip"})
+    assert np.allclose(mixed, 0.5)  # the mean of a photo's and its opposite's probabilities
+    assert np.allclose(rank._evidence_probs(flipped, "gender", set()), plain)  # not asked: not used
+
+
+def test_proposals_keep_only_issues_past_the_score_threshold(planted):
+    _, _, issues = planted
+    low = issues.assign(score=np.linspace(0.9, 0.55, len(issues)))
+    kept = rank.proposals(low)
+    assert (kept["score"] >= rank.PROPOSE_MIN_SCORE).all() and 0 < len(kept) < len(low)
+    assert len(rank.proposals(low, min_score=0.0)) == len(low)
+    assert rank.proposals(low, min_score=0.95).empty

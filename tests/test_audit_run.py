@@ -16,34 +16,54 @@ TINY = ["--set", "model.name=test_resnet", "--set", "data.size=48x64", "--set", 
         "--set", "train.batch_size=16", "--set", "train.tensorboard=false"]
 
 
-def test_audit_with_two_folds_writes_everything(synth_root, tmp_path, capsys):
+def test_a_one_epoch_audit_proposes_nothing_and_says_why(synth_root, tmp_path, capsys):
     out = tmp_path / "audit"
     truth = synth_root / "truth" / "injected_noise.csv"
     assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--folds", "2", "--truth", str(truth),
                  *TINY]) == 0
     printed = capsys.readouterr().out
-    assert "precision" in printed and "review them in" in printed
+    assert "precision" in printed and f"maskcls review {out}" in printed and "Review them before any training" in printed
+    assert "train with --corrections" not in printed
+    # the gate: one line per field, balanced accuracy next to chance, and a 1-epoch model passes none
+    for field in ("gender", "mask", "age"):
+        line = next(x for x in printed.splitlines() if x.startswith(f"{field}: "))
+        assert "balanced accuracy" in line and "chance" in line and "not audited" in line
     files = {p.name for p in out.iterdir()}
     assert {"label_issues.csv", "proposed_corrections.csv", "review.html", "summary.json", "precision_recall.png",
-            "cv"} <= files
-    issues = pd.read_csv(out / "label_issues.csv")
-    assert list(issues.columns) == ["person", "photos", "field", "given", "suggested", "score", "rank"]
-    assert issues["rank"].tolist() == sorted(issues["rank"]) and issues["score"].is_monotonic_decreasing
-    fixes = corrections.read(out / "proposed_corrections.csv")
-    assert len(fixes) == len(issues)
-    table, report = data.load_table(synth_root, corrections=out / "proposed_corrections.csv")
-    assert len(report.changes) >= len(issues) and not report.unmatched
+            "cv", "field_quality.csv"} <= files
+    assert (out / "cv" / "oof_signals.csv").is_file() and (out / "cv" / "fold-0" / "train_margins.csv").is_file()
+    quality = pd.read_csv(out / "field_quality.csv")
+    assert quality["field"].tolist() == ["gender", "mask", "age"] and not quality["passed"].any()
+    assert len(corrections.read(out / "proposed_corrections.csv")) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["photos"] == len(table) and summary["issues"] == len(issues)
+    assert summary["proposed"] == 0 and not any(v["audited"] for v in summary["fields"].values())
     assert set(summary["truth"]) >= {"gender", "mask_swap", "all"}
-    for ref in (out / "review.html").read_text().split('src="')[1:]:
+    # The folds trained here are a --fold all run: a second audit reuses them and trains nothing; with
+    # the bar at its lowest, the fields the models read at all are audited, and only issues past the
+    # score threshold are proposed.
+    again = tmp_path / "again"
+    assert main(["--quiet", "audit", str(synth_root), "--out", str(again), "--run", str(out / "cv"),
+                 "--min-quality", "0"]) == 0
+    summary = json.loads((again / "summary.json").read_text())
+    assert summary["min_quality"] == 0
+    audited = {f for f, v in summary["fields"].items() if v["audited"]}
+    assert audited == {f for f, v in summary["fields"].items() if v["quality"] is not None and v["quality"] >= 0}
+    issues = pd.read_csv(again / "label_issues.csv")
+    assert set(issues["field"]) <= audited
+    assert issues["rank"].tolist() == sorted(issues["rank"]) and issues["score"].is_monotonic_decreasing
+    fixes = corrections.read(again / "proposed_corrections.csv")
+    assert len(fixes) == summary["proposed"] == int((issues["score"] >= summary["propose_min_score"]).sum())
+    table, report = data.load_table(synth_root, corrections=again / "proposed_corrections.csv")
+    assert not report.unmatched
+    for ref in (again / "review.html").read_text().split('src="')[1:]:
         path = ref.split('"')[0]
         if not path.startswith(("data:", "#")):
-            assert (out / path).is_file(), path
-    # The folds trained here are a --fold all run: a second audit reuses them and trains nothing.
-    again = tmp_path / "again"
-    assert main(["--quiet", "audit", str(synth_root), "--out", str(again), "--run", str(out / "cv")]) == 0
-    assert pd.read_csv(again / "label_issues.csv").equals(issues)
+            assert (again / path).is_file(), path
+
+
+def test_audit_rejects_a_bad_bar(synth_root, tmp_path, capsys):
+    assert main(["--quiet", "audit", str(synth_root), "--out", str(tmp_path / "a"), "--min-quality", "1.5"]) == 2
+    assert "--min-quality" in capsys.readouterr().err and not (tmp_path / "a").exists()
 
 
 def test_audit_refuses_a_run_of_other_data(synth_root, tmp_path, capsys):

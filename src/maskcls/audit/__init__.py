@@ -3,6 +3,7 @@
 ``rank`` is the pure core (tables in, issues out); ``review`` writes the static review page.
 """
 
-from .rank import find_issues, precision_recall_curve, score_against_truth, to_corrections
+from .rank import field_quality, find_issues, precision_recall_curve, proposals, score_against_truth, to_corrections
 
-__all__ = ["find_issues", "to_corrections", "score_against_truth", "precision_recall_curve"]
+__all__ = ["find_issues", "field_quality", "proposals", "to_corrections", "score_against_truth",
+           "precision_recall_curve"]

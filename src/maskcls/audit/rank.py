@@ -3,7 +3,10 @@
 Tables in, a table of issues out, no file I/O. Gender and age belong to a person, so they are judged
 once per person from all of that person's photos (one issue per person, not seven); masks are judged
 per photo, and one person's ``incorrect_mask`` and ``normal`` photos recorded the wrong way round are
-reported as one ``swap`` issue, the way the known errors of the competition data look.
+reported as one ``swap`` issue, the way the known errors of the competition data look. Each issue's
+score combines the out-of-fold probabilities (with hflip TTA when given) and the photos' in-sample
+training margins (see SIGNALS). ``field_quality`` is the gate: a field the models do not read clearly
+better than chance is not audited; ``proposals`` keeps the issues past the proposal threshold.
 
 CAUTION (as in cleanlab): the probabilities must be **out-of-sample**: every photo predicted by a
 model that never saw that person (``maskcls train --fold all`` writes such a table, oof_probs.csv).
