@@ -21,7 +21,7 @@ from maskcls.training.runs import load_checkpoint
 TINY = ["model.name=test_resnet", "data.size=48x64", "train.batch_size=16", "train.epochs=3", "data.folds=4",
         "train.lr=0.003", "train.log_every=2"]
 RUN_FILES = {"config.yaml", "best.pt", "last.pt", "metrics.csv", "summary.json", "confusion.png",
-             "val_predictions.csv", "tb"}
+             "val_predictions.csv", "tb", "train_margins.csv"}
 
 
 def tiny_config(*extra):
@@ -98,6 +98,10 @@ def test_resume_gives_the_same_metrics(synth_root, tmp_path, trained_run):
     resumed = pd.read_csv(tmp_path / "r" / "metrics.csv")[cols]
     straight = pd.read_csv(out / "metrics.csv")[cols]
     pd.testing.assert_frame_equal(resumed, straight, check_exact=False, rtol=1e-5)
+    # the training margins carry over the interruption: the same means over the same 3 epochs
+    margins = pd.read_csv(tmp_path / "r" / "train_margins.csv")
+    pd.testing.assert_frame_equal(margins, pd.read_csv(out / "train_margins.csv"), check_exact=False, atol=1e-4)
+    assert margins["epochs"].max() == 3 and margins["margin_gender"].dropna().between(-1, 1).all()
 
 
 @pytest.mark.slow
