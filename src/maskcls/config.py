@@ -11,6 +11,7 @@ import difflib
 import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -310,6 +311,36 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
         _set(cfg, key.strip(), _override_value(key.strip(), text))
     return check(cfg)
+
+
+def train_config(out: str | Path, *, config: str | Path | None = None, overrides: Sequence[str] = (),
+                 corrections: str | None = None, fold: int | str | None = None, resume: bool = False) -> Config:
+    """The settings of a training into run folder ``out`` (what `maskcls train` runs with).
+
+    ``config`` defaults to the run's own config.yaml when resuming (a resumed run keeps its settings
+    unless told otherwise), else to the built-in default; ``overrides`` (key=value) come next, then
+    ``corrections`` and ``fold`` when given. ``fold="all"`` (every fold) leaves data.fold alone and
+    cannot be combined with ``resume``: a --fold all run continues by itself."""
+    saved = Path(out) / "config.yaml"
+    if resume and config is None and saved.is_file():
+        config = saved
+    overrides = list(overrides)
+    if corrections is not None:
+        overrides.append(f"data.corrections={corrections}")
+    if fold is not None and fold != "all":
+        overrides.append(f"data.fold={int(fold)}")
+    cfg = load_config(config or "default", overrides)
+    if fold == "all" and resume:
+        raise UserError("--fold all resumes by itself: rerun the same command without --resume")
+    return cfg
+
+
+def format_settings(cfg: Config) -> list[str]:
+    """`maskcls config`'s lines: 'key = value   # help', the values in YAML's inline form, help aligned."""
+    rows = [(k, yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip(), h)
+            for k, v, h in describe_settings(cfg)]
+    width = max(len(k) + len(v) for k, v, _ in rows) + 3
+    return [f"{key} = {value}".ljust(width) + f"  # {help_text}" for key, value, help_text in rows]
 
 
 def _override_value(key: str, text: str) -> Any:
