@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .errors import UserError
-from .labels import AgeCutoffs
+
+if TYPE_CHECKING:
+    from .labels import AgeCutoffs
 
 # Settings that may change when a run is resumed: they do not alter what the optimizer has done so
 # far. train.epochs re-stretches the cosine schedule from the current step. Every other change
@@ -112,13 +114,13 @@ class Config:
 
     @property
     def cutoffs(self) -> AgeCutoffs:
-        return AgeCutoffs(self.data.age_young, self.data.age_old)
+        return _age_cutoffs(self.data.age_young, self.data.age_old)
 
     @property
     def score_cutoffs(self) -> AgeCutoffs:
         """The cut-offs validation scores with (the competition's 30/60 unless set): a model trained
         with data.age_old=58 is still judged on the groups the leaderboard uses."""
-        return AgeCutoffs(self.data.score_age_young, self.data.score_age_old)
+        return _age_cutoffs(self.data.score_age_young, self.data.score_age_old)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -127,6 +129,14 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _age_cutoffs(young: int, old: int) -> AgeCutoffs:
+    # labels imports numpy; importing it here, not at the top, keeps it out of the parser that
+    # `maskcls --help` builds (that reads choices and built-in names from this module).
+    from .labels import AgeCutoffs
+
+    return AgeCutoffs(young, old)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -361,7 +371,7 @@ def check(cfg: Config) -> Config:
         _check_declared(key, value, meta)
     for young, old in (("age_young", "age_old"), ("score_age_young", "score_age_old")):
         try:
-            AgeCutoffs(getattr(cfg.data, young), getattr(cfg.data, old))
+            _age_cutoffs(getattr(cfg.data, young), getattr(cfg.data, old))
         except ValueError as exc:
             raise UserError(f"config data.{young}/{old}: {exc}") from None
     parse_size(cfg.data.size)  # raises a UserError naming the bad value
