@@ -153,6 +153,15 @@ def task(name: str) -> Task:
     raise ValueError(f"unknown task {name!r}; expected one of {', '.join(t.name for t in TASKS)}")
 
 
+def by_field(field: str) -> Task:
+    """The task recorded in the table/manifest column (and corrections field) ``field``: for code
+    that needs one task's meaning (a mask state per photo, an age in years), named by the data format."""
+    for t in TASKS:
+        if t.field == field:
+            return t
+    raise ValueError(f"unknown field {field!r}; expected one of {', '.join(t.field for t in TASKS)}")
+
+
 def task_names(name: str, cutoffs: AgeCutoffs = AgeCutoffs()) -> tuple[str, ...]:
     """The answer names of the task called ``name``."""
     return task(name).names(cutoffs)
