@@ -268,7 +268,7 @@ def test_score_against_truth_on_found_issues(planted):
 def _blur(oof: pd.DataFrame, field: str, seed: int = 0) -> pd.DataFrame:
     """The same table with a chance-level model for ``field``: random probabilities, unrelated to the photo."""
     rng = np.random.default_rng(seed)
-    cols = rank._SPEC[field][1]
+    cols = labels.task_prob_columns(labels.by_field(field))
     out = oof.copy()
     out[cols] = rng.dirichlet(np.ones(len(cols)), size=len(oof))
     return out

@@ -1,6 +1,8 @@
 """maskcls audit end to end on tiny data: trains 2 folds, writes every file, and the proposed
 corrections load back through corrections.py."""
 
+import contextlib
+import io
 import json
 
 import pandas as pd
@@ -9,6 +11,7 @@ import pytest
 from maskcls.cli import main
 from maskcls.data import corrections
 from maskcls.data import table as data
+from maskcls.data.synth import make_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -16,12 +19,20 @@ TINY = ["--set", "model.name=test_resnet", "--set", "data.size=48x64", "--set", 
         "--set", "train.batch_size=16", "--set", "train.tensorboard=false"]
 
 
-def test_a_one_epoch_audit_proposes_nothing_and_says_why(synth_root, tmp_path, capsys):
-    out = tmp_path / "audit"
+@pytest.fixture(scope="module")
+def audited(synth_root, tmp_path_factory):
+    """An audit of the synthetic data that trained its own two folds (in OUT/cv); (OUT, what it printed)."""
+    out = tmp_path_factory.mktemp("audit") / "audit"
     truth = synth_root / "truth" / "injected_noise.csv"
-    assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--folds", "2", "--truth", str(truth),
-                 *TINY]) == 0
-    printed = capsys.readouterr().out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--folds", "2", "--truth", str(truth),
+                     *TINY]) == 0
+    return out, printed.getvalue()
+
+
+def test_a_one_epoch_audit_proposes_nothing_and_says_why(synth_root, audited, tmp_path):
+    out, printed = audited
     assert "precision" in printed and f"maskcls review {out}" in printed and "Review them before any training" in printed
     assert "train with --corrections" not in printed
     # the gate: one line per field, balanced accuracy next to chance, and a 1-epoch model passes none
@@ -46,15 +57,16 @@ def test_a_one_epoch_audit_proposes_nothing_and_says_why(synth_root, tmp_path, c
                  "--min-quality", "0"]) == 0
     summary = json.loads((again / "summary.json").read_text())
     assert summary["min_quality"] == 0
-    audited = {f for f, v in summary["fields"].items() if v["audited"]}
-    assert audited == {f for f, v in summary["fields"].items() if v["quality"] is not None and v["quality"] >= 0}
+    fields = {f for f, v in summary["fields"].items() if v["audited"]}
+    assert fields == {f for f, v in summary["fields"].items() if v["quality"] is not None and v["quality"] >= 0}
     issues = pd.read_csv(again / "label_issues.csv")
-    assert set(issues["field"]) <= audited
+    assert list(issues.columns) == ["person", "photos", "field", "given", "suggested", "score", "rank"]
+    assert set(issues["field"]) <= fields
     assert issues["rank"].tolist() == sorted(issues["rank"]) and issues["score"].is_monotonic_decreasing
     fixes = corrections.read(again / "proposed_corrections.csv")
     assert len(fixes) == summary["proposed"] == int((issues["score"] >= summary["propose_min_score"]).sum())
     table, report = data.load_table(synth_root, corrections=again / "proposed_corrections.csv")
-    assert not report.unmatched
+    assert not report.unmatched and summary["photos"] == len(table)
     for ref in (again / "review.html").read_text().split('src="')[1:]:
         path = ref.split('"')[0]
         if not path.startswith(("data:", "#")):
@@ -66,7 +78,15 @@ def test_audit_rejects_a_bad_bar(synth_root, tmp_path, capsys):
     assert "--min-quality" in capsys.readouterr().err and not (tmp_path / "a").exists()
 
 
-def test_audit_refuses_a_run_of_other_data(synth_root, tmp_path, capsys):
+def test_audit_refuses_a_run_of_other_data(synth_root, audited, tmp_path, capsys):
+    other = tmp_path / "other"
+    make_dataset(other, people=6, eval_people=0, noise=0.0, seed=11, size=(48, 64), workers=1)
+    run = audited[0] / "cv"  # a real --fold all run, trained on synth_root
     out = tmp_path / "a"
+    assert main(["--quiet", "audit", str(other), "--out", str(out), "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "does not cover exactly the photos" in err and "(0 of 42 in common)" in err, err
+    assert not out.exists()  # nothing half-written
+    # A folder that is no --fold all run at all is refused too.
     assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--run", str(tmp_path)]) == 2
     assert "no oof_probs.csv" in capsys.readouterr().err

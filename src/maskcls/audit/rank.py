@@ -25,19 +25,15 @@ import pandas as pd
 from .. import labels
 from ..labels import AgeCutoffs
 
-FIELDS = ("gender", "mask", "age")
+# An issue's field is the task's recorded label, the field of the corrections CSV that fixes it.
+_TASKS = {t.field: t for t in labels.TASKS}
+FIELDS = tuple(_TASKS)
 ISSUE_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank",
                  "fix_image", "fix_from", "fix_to", "note"]
 CORRECTION_COLUMNS = ["person_id", "field", "image", "from", "to", "agreement", "note"]
-KINDS = ("gender", "mask_swap", "age")
-
-# field -> (given-label column, probability columns)
-_SPEC = {
-    "gender": ("gender", ["p_gender_0", "p_gender_1"]),
-    "mask": ("mask", ["p_mask_0", "p_mask_1", "p_mask_2"]),
-    "age": ("age_group", ["p_age_0", "p_age_1", "p_age_2"]),
-}
-_MASK_INCORRECT, _MASK_NORMAL = 1, 2
+KINDS = tuple(t.field if t.per_person else f"{t.field}_swap" for t in labels.TASKS)
+# The two photos whose masks are recorded the wrong way round in the competition data.
+_MASK_INCORRECT, _MASK_NORMAL = labels.PHOTO_MASK["incorrect_mask"], labels.PHOTO_MASK["normal"]
 
 # The score of an issue is the mean of two pieces of evidence that the given label is wrong, each on
 # 0..1: (1) 1 - p(given label) from the out-of-fold models (averaged with their mirror-image
@@ -66,14 +62,15 @@ POOL_EPS = 1e-2
 
 
 def find_issues(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
-                fields: Iterable[str] = ("gender", "mask", "age"), signals: Iterable[str] = SIGNALS) -> pd.DataFrame:
+                fields: Iterable[str] = FIELDS, signals: Iterable[str] = SIGNALS) -> pd.DataFrame:
     """Likely label errors in a table of out-of-fold probabilities, most suspicious first.
 
     Parameters
     ----------
     oof : DataFrame of N rows, one per photo
-        Columns ``person`` and ``image`` (the photo stem), and for each requested field its given
-        label and the model's probabilities, which must be **out-of-sample** (see the module note):
+        Columns ``person`` and ``image`` (the photo stem), and for each requested field (a task's
+        ``field``) its given answer in the task's ``column`` and the model's probabilities in
+        ``labels.task_prob_columns(task)``, which must be **out-of-sample** (see the module note):
         gender: ``gender`` (0 male, 1 female) and ``p_gender_0..1``, shape (N, 2);
         mask: ``mask`` (0 wear, 1 incorrect, 2 normal) and ``p_mask_0..2``, shape (N, 3);
         age: ``age_group`` (0..2), ``age`` (years) and ``p_age_0..2``, shape (N, 3).
@@ -82,9 +79,9 @@ def find_issues(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
     cutoffs : the age groups of ``age_group`` and ``p_age_*``; they name the groups and pick the
         age in years proposed for an age fix.
     fields : which of gender, mask, age to audit.
-    signals : extra evidence used when its columns are present: ``hflip`` (``hflip_<field>_<k>``,
+    signals : extra evidence used when its columns are present: ``hflip`` (``hflip_<task>_<k>``,
         out-of-fold probabilities of the mirror image, averaged with ``p_*``) and ``margin``
-        (``margin_<field>``: the photo's mean in-sample training margin in -1..1, see
+        (``margin_<task>``: the photo's mean in-sample training margin in -1..1, see
         ``maskcls.training.margins``). A missing value leaves that photo with the other evidence.
 
     Returns
@@ -104,22 +101,23 @@ def find_issues(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
     _check_columns(oof, fields)
     persons = oof["person"].astype(str).to_numpy()
     stems = oof["image"].astype(str).to_numpy()
-    given = {f: _given_labels(oof[_SPEC[f][0]], _SPEC[f][0], len(_SPEC[f][1])) for f in fields}
+    given = {f: _given_labels(oof[_TASKS[f].column], _TASKS[f].column, _TASKS[f].size) for f in fields}
     signals = set(signals)
     probs = {f: _evidence_probs(oof, f, signals) for f in fields}
     margin = {f: _margins(oof, f, signals) for f in fields}
-    years = _given_labels(oof["age"], "age", 130) if "age" in fields else None
-    if years is not None:
+    # A derived answer (the age group) also has its recorded value (years), which an age fix names.
+    years = {f: _given_labels(oof[f], f, 130) for f in fields if _TASKS[f].derived}
+    for f, recorded in years.items():
         # A row with an age but no group (a hand-made table) gets its group from the cut-offs.
-        derive = np.isnan(given["age"]) & ~np.isnan(years)
-        given["age"][derive] = cutoffs.groups(years[derive].astype(int))
+        derive = np.isnan(given[f]) & ~np.isnan(recorded)
+        given[f][derive] = cutoffs.groups(recorded[derive].astype(int))
 
     found: list[dict] = []
     for f in fields:
-        if f == "mask":
-            found += _mask_issues(persons, stems, given[f], probs[f], margin[f])
+        if _TASKS[f].per_person:
+            found += _person_issues(_TASKS[f], persons, given[f], probs[f], margin[f], years.get(f), cutoffs)
         else:
-            found += _person_issues(f, persons, given[f], probs[f], margin[f], years, cutoffs)
+            found += _photo_issues(_TASKS[f], persons, stems, given[f], probs[f], margin[f])
     return _ranked(found)
 
 
@@ -209,7 +207,8 @@ def _check_columns(oof: pd.DataFrame, fields: tuple[str, ...]) -> None:
         raise TypeError(f"oof must be a pandas DataFrame, got {type(oof).__name__}")
     need = ["person", "image"]
     for f in fields:
-        need += [_SPEC[f][0], *_SPEC[f][1]] + (["age"] if f == "age" else [])
+        t = _TASKS[f]
+        need += [t.column, *labels.task_prob_columns(t)] + ([t.field] if t.derived else [])
     _require(oof, need, "out-of-fold table")
 
 
@@ -262,8 +261,9 @@ def _text(value) -> str:
 
 def _evidence_probs(oof: pd.DataFrame, field: str, signals: set[str]) -> np.ndarray:
     """(N, K) out-of-fold probabilities of ``field``, averaged with the mirror image's when present."""
-    probs = _probabilities(oof, _SPEC[field][1])
-    flipped = [f"hflip_{field}_{k}" for k in range(probs.shape[1])]
+    task = _TASKS[field]
+    probs = _probabilities(oof, labels.task_prob_columns(task))
+    flipped = [f"hflip_{task.name}_{k}" for k in range(probs.shape[1])]
     if "hflip" in signals and all(c in oof.columns for c in flipped):
         values = oof[flipped].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
         ok = ~np.isnan(values).any(axis=1)
@@ -274,7 +274,7 @@ def _evidence_probs(oof: pd.DataFrame, field: str, signals: set[str]) -> np.ndar
 
 def _margins(oof: pd.DataFrame, field: str, signals: set[str]) -> np.ndarray | None:
     """(N,) in-sample training margins of ``field`` in -1..1 (NaN unknown), or None when not used."""
-    col = f"margin_{_task(field)}"
+    col = f"margin_{_TASKS[field].name}"
     if "margin" not in signals or col not in oof.columns:
         return None
     values = pd.to_numeric(oof[col], errors="coerce").to_numpy(dtype=float)
@@ -283,10 +283,6 @@ def _margins(oof: pd.DataFrame, field: str, signals: set[str]) -> np.ndarray | N
     if (np.abs(values[~np.isnan(values)]) > 1 + 1e-6).any():
         raise ValueError(f"column {col}: training margins must lie in -1..1")
     return values.clip(-1.0, 1.0)
-
-
-def _task(field: str) -> str:
-    return field  # the fields are the tasks' names (mask, gender, age)
 
 
 def _score(prob_given: np.ndarray, margin: np.ndarray | None) -> np.ndarray:
@@ -357,13 +353,14 @@ def field_quality(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
     persons = oof["person"].astype(str).to_numpy()
     rows = []
     for f in fields:
-        given = _given_labels(oof[_SPEC[f][0]], _SPEC[f][0], len(_SPEC[f][1]))
-        if f == "age" and "age" in oof.columns:
-            years = _given_labels(oof["age"], "age", 130)
+        task = _TASKS[f]
+        given = _given_labels(oof[task.column], task.column, task.size)
+        if task.derived:
+            years = _given_labels(oof[f], f, 130)
             derive = np.isnan(given) & ~np.isnan(years)
             given[derive] = cutoffs.groups(years[derive].astype(int))
         probs = _evidence_probs(oof, f, signals)
-        if f == "mask":
+        if not task.per_person:
             ok = ~np.isnan(given)
             y, pred = given[ok].astype(int), probs[ok].argmax(1)
         else:
@@ -375,7 +372,7 @@ def field_quality(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
                     y.append(int(np.bincount(lab).argmax()))
                     pred.append(int(_pool(probs[idx]).argmax()))
             y, pred = np.array(y, int), np.array(pred, int)
-        unit = "photos" if f == "mask" else "people"
+        unit = "people" if task.per_person else "photos"
         classes = len(set(y.tolist()))
         row = {"field": f, "units": len(y), "classes": classes, "balanced_accuracy": np.nan, "chance": np.nan,
                "quality": np.nan, "passed": False}
@@ -409,9 +406,10 @@ def proposals(issues: pd.DataFrame, min_score: float = PROPOSE_MIN_SCORE) -> pd.
 # ---------------------------------------------------------------- per field
 
 
-def _person_issues(field: str, persons: np.ndarray, given: np.ndarray, probs: np.ndarray,
+def _person_issues(task: labels.Task, persons: np.ndarray, given: np.ndarray, probs: np.ndarray,
                    margins: np.ndarray | None, years: np.ndarray | None, cutoffs: AgeCutoffs) -> list[dict]:
-    names = cutoffs.names() if field == "age" else labels.task_names(field)
+    """Issues of an answer that belongs to the person; ``years`` holds the recorded ages of a derived one."""
+    field, names = task.field, task.names(cutoffs)
     people, person_given, person_probs, person_margins, notes, person_years = [], [], [], [], [], []
     for person, idx in pd.Series(range(len(persons))).groupby(persons, sort=True).indices.items():
         lab = given[idx]
@@ -442,7 +440,7 @@ def _person_issues(field: str, persons: np.ndarray, given: np.ndarray, probs: np
         g, s = int(g_arr[i]), int(suggested[i])
         issue = {"person": people[i], "photos": "*", "field": field, "given": names[g], "suggested": names[s],
                  "score": float(score[i]), "fix_image": "*", "note": notes[i]}
-        if field == "age":
+        if years is not None:
             age = person_years[i]
             issue["fix_from"] = "" if age is None else str(age)
             issue["fix_to"] = str(_representative_age(s, g, age, cutoffs))
@@ -463,8 +461,9 @@ def _representative_age(group: int, given_group: int, given_age: int | None, cut
     return cutoffs.young if given_group == 0 else cutoffs.old - 1
 
 
-def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, probs: np.ndarray,
-                 margins: np.ndarray | None) -> list[dict]:
+def _photo_issues(task: labels.Task, persons: np.ndarray, stems: np.ndarray, given: np.ndarray,
+                  probs: np.ndarray, margins: np.ndarray | None) -> list[dict]:
+    """Issues of a per-photo answer (the mask), one person's incorrect/normal swap reported as one."""
     rows = np.flatnonzero(~np.isnan(given))
     if not len(rows):
         return []
@@ -474,7 +473,7 @@ def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, prob
         return []
     score = _score(p[np.arange(len(lab)), lab], m)
     suggested = _best_other(lab, p)
-    names = labels.MASK_NAMES
+    field, names = task.field, task.names()
     out, used = [], set()
     for person, idx in pd.Series(range(len(rows))).groupby(persons[rows], sort=True).indices.items():
         inc, nor = idx[lab[idx] == _MASK_INCORRECT], idx[lab[idx] == _MASK_NORMAL]
@@ -492,7 +491,7 @@ def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, prob
         pair_score = float(_score(np.array([1.0 - np.sqrt(swapped)]), pair_margin)[0])
         if pair_score >= LIST_MIN_SCORE and swapped > p[i, _MASK_INCORRECT] * p[j, _MASK_NORMAL]:
             photos = f"{stems[rows[i]]}+{stems[rows[j]]}"
-            out.append({"person": person, "photos": photos, "field": "mask",
+            out.append({"person": person, "photos": photos, "field": field,
                         "given": f"{names[_MASK_INCORRECT]}+{names[_MASK_NORMAL]}", "suggested": "swap",
                         "score": pair_score, "fix_image": photos,
                         "fix_from": names[_MASK_INCORRECT], "fix_to": "swap", "note": ""})
@@ -502,7 +501,7 @@ def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, prob
             continue
         g, s = int(lab[i]), int(suggested[i])
         stem = str(stems[rows[i]])
-        out.append({"person": str(persons[rows[i]]), "photos": stem, "field": "mask", "given": names[g],
+        out.append({"person": str(persons[rows[i]]), "photos": stem, "field": field, "given": names[g],
                     "suggested": names[s], "score": float(score[i]), "fix_image": stem,
                     "fix_from": names[g], "fix_to": names[s], "note": ""})
     return out
@@ -543,9 +542,9 @@ def _noise_keys(noise: pd.DataFrame) -> set[tuple]:
 
 def _key(person: str, field: str, photos: str, *, swap: bool) -> tuple:
     field = field.lower()
-    if field == "mask":
+    if field in _TASKS and not _TASKS[field].per_person:
         # Photos compared as a set: incorrect_mask+normal and normal+incorrect_mask are one swap.
-        return (person, "mask_swap" if swap else "mask_photo", frozenset(photos.split("+")))
+        return (person, f"{field}_swap" if swap else f"{field}_photo", frozenset(photos.split("+")))
     return (person, field, frozenset())
 
 

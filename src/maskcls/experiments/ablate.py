@@ -31,7 +31,7 @@ from scipy import stats
 from ..config import flat, load_config
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
-from ..data.table import raise_on_fatal, scan
+from ..data.table import LABEL_COLUMNS, raise_on_fatal, scan
 from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
@@ -71,13 +71,22 @@ def parse_variant(text: str) -> list[str]:
     return ([f"data.augment={'+'.join(presets)}"] if presets else []) + settings
 
 
+def parse_variants(text: str) -> list[str]:
+    """'hflip,vflip' -> ['hflip', 'vflip'] (the --variants list, the baseline first); an empty entry
+    between commas is most likely a variant that went missing."""
+    variants = [v.strip() for v in text.split(",")]
+    if not all(variants) and any(variants):
+        raise UserError(f"--variants {text!r} has an empty entry between its commas")
+    return [v for v in variants if v]
+
+
 def data_digest(data: str | Path, *, allow_outside: bool = False) -> str:
     """What a set of runs was scored on, wherever it lies: the people, photo names, labels as given and
     file sizes. A copy of the data has the same digest; other data, or the same path refilled, does not."""
     scanned = scan(data, allow_outside=allow_outside)
     raise_on_fatal(scanned.problems, data)
     table = scanned.table
-    digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", "mask", "gender", "age"]].astype(str),
+    digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", *LABEL_COLUMNS]].astype(str),
                                                      index=False).to_numpy().tobytes())
     digest.update(np.array([os.path.getsize(p) for p in table["path"]], dtype=np.int64).tobytes())
     return digest.hexdigest()
