@@ -23,7 +23,7 @@ from ..config import Config
 from ..data.prepare import Prepared, prepare
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
-from ..metrics import compute_metrics, log_loss, task_probs
+from ..metrics import compute_metrics, log_loss
 from .fit import train
 from .loaders import eval_rows, loader_for
 from .loop import predict_proba
@@ -148,7 +148,7 @@ def gather_signals(cfg: Config, prepared: Prepared, out: Path, *, progress: bool
     for fold in range(prepared.k):
         rows = np.flatnonzero(prepared.folds == fold)
         tta[rows] = _hflip_val_probs(cfg, prepared, fold_dir(out, fold), fold, progress=progress)
-    per_task = task_probs(tta)
+    per_task = labels.task_probs(tta)
     frame = pd.DataFrame({"path": paths})
     for t in labels.TASKS:
         for k in range(t.size):
