@@ -44,7 +44,7 @@ def check_folds(args: argparse.Namespace) -> None:
 def stamp_of(args: argparse.Namespace, cfg: Config) -> dict:
     """What makes an --out folder's data and runs: the script's numbers and the resolved settings (so
     the order of --set, or a setting given twice, does not matter)."""
-    own = {k: v for k, v in vars(args).items() if k not in ("out", "config", "set")}
+    own = {k: v for k, v in vars(args).items() if k not in ("out", "config", "set", "jobs")}  # jobs: how, not what
     return {**own, **{f"setting {k}": v for k, v in json.loads(json.dumps(flat(cfg))).items()}}
 
 

@@ -2,7 +2,7 @@
 probabilities? Prints, per kind and over seeds, precision and recall at k = the number planted
 (never asserts): demo data with planted noise, a CPU-sized model, out-of-fold scores.
 
-    python benchmarks/audit_noise.py [--people 240] [--noise 0.05] [--folds 3] [--epochs 6] [--seeds 3] [--out DIR]
+    python benchmarks/audit_noise.py [--people 240] [--noise 0.05] [--folds 3] [--epochs 6] [--seeds 3] [--jobs 1] [--out DIR]
 
 Each seed makes its own demo data (seed s: other people, other planted errors), trains the audit's
 `--fold all` run with train.seed = data.split_seed = s, and ranks people per kind:
@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.05,
                         help="fraction of people given a planted label error (default: %(default)s)")
     parser.add_argument("--seeds", type=positive, default=3, help="datasets and trainings to average over (default: %(default)s)")
+    parser.add_argument("--jobs", type=positive, default=1, help="seeds trained at once, one process each "
+                                                                 "(default: %(default)s)")
     args = parser.parse_args()
     if not 0 < args.noise < 1:
         raise UserError(f"--noise must be a fraction between 0 and 1, got {args.noise}")
@@ -55,13 +57,16 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = out_folder(args.out, stamp_of(args, cfg), tmp)
+        if args.jobs > 1:  # the training, seeds side by side; the loop below then reuses every fold
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(min(args.jobs, args.seeds), mp_context=mp.get_context("spawn")) as pool:
+                list(pool.map(_audit_seed, [(root, seed, args) for seed in range(args.seeds)]))
         for seed in range(args.seeds):
             data = root / f"data-{seed}"
-            if not (data / "train" / "train.csv").is_file():
-                make_dataset(data, people=args.people, eval_people=0, noise=args.noise, seed=seed, size=(96, 128))
-            overrides = (f"train.epochs={args.epochs}", f"train.seed={seed}", f"data.split_seed={seed}", *args.set)
-            summary = audit(data, root / f"audit-{seed}", folds=args.folds, config=args.config, overrides=overrides,
-                            truth=data / "truth" / "injected_noise.csv", progress=False, log=lambda s: None)
+            summary = _audit_seed((root, seed, args))
+            overrides = _overrides(seed, args)
             noise = pd.read_csv(data / "truth" / "injected_noise.csv", dtype=str, keep_default_na=False)
             run_cfg = load_config(args.config, [*overrides, f"data.folds={args.folds}"])
             oof = load_evidence([Path(r) for r in summary["runs"]], prepare(run_cfg, data, log=lambda s: None), data)
@@ -94,6 +99,20 @@ def main() -> None:
         print(f"| {method} | {' | '.join(cells)} |")
     print("proposed_corrections.csv (gated, score threshold):")
     print("\n".join(proposed_rows))
+
+
+def _overrides(seed: int, args) -> tuple[str, ...]:
+    return (f"train.epochs={args.epochs}", f"train.seed={seed}", f"data.split_seed={seed}", *args.set)
+
+
+def _audit_seed(job: tuple) -> dict:
+    """Seed ``seed``'s demo data and audit (trained folds are reused when already there)."""
+    root, seed, args = job
+    data = root / f"data-{seed}"
+    if not (data / "train" / "train.csv").is_file():
+        make_dataset(data, people=args.people, eval_people=0, noise=args.noise, seed=seed, size=(96, 128), workers=1)
+    return audit(data, root / f"audit-{seed}", folds=args.folds, config=args.config, overrides=_overrides(seed, args),
+                 truth=data / "truth" / "injected_noise.csv", progress=False, log=lambda s: None)
 
 
 def rankings(oof: pd.DataFrame, cfg) -> dict[str, dict[str, list[str]]]:
