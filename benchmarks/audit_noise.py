@@ -14,9 +14,11 @@ Each seed makes its own demo data (seed s: other people, other planted errors), 
   cleanlab quality    cleanlab.rank.get_label_quality_scores(labels, pred_probs) per photo, lowest first
 cleanlab gets oof_probs.csv's per-task probabilities (p_gender_*, p_mask_*), the same table the
 audit reads. A photo ranking becomes a person ranking by each person's first appearance; a person
-is a hit for a kind when an error of that kind was planted on them (for cleanlab, any flagged
-mask photo of a swapped person counts, though it names only one of the two photos). At k = planted
-precision equals recall unless a method lists fewer than k people (cleanlab filter may).
+is a hit for a kind when an error of that kind was planted on them. For swaps, maskcls's ranking is
+its swap issues, and cleanlab's is given the same hint: only incorrect_mask and normal photos are
+ranked (the only photos a swap can touch), and one flagged photo of a swapped person counts as a
+hit although it names only half the fix. At k = planted, precision equals recall unless a method
+lists fewer than k people (cleanlab filter may).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from _cli import check_folds, out_folder, parser_for, positive, run, stamp_of
+from maskcls import labels
 from maskcls.audit.rank import find_issues, proposals, score_against_truth
 from maskcls.audit.run import audit, load_evidence
 from maskcls.config import load_config
@@ -121,18 +124,19 @@ def rankings(oof: pd.DataFrame, cfg) -> dict[str, dict[str, list[str]]]:
     for method, signals in (("maskcls", ("hflip", "margin")), ("maskcls, probs only", ()),
                             ("maskcls, +hflip", ("hflip",)), ("maskcls, +margins", ("margin",))):
         issues = find_issues(oof, cutoffs=cfg.cutoffs, fields=("gender", "mask"), signals=signals)
-        out[method] = {kind: _first(issues.loc[issues["field"] == field, "person"].astype(str))
-                       for kind, (field, _) in KINDS.items()}
+        swaps = issues["fix_to"].astype(str) == "swap"
+        out[method] = {"gender": _first(issues.loc[issues["field"] == "gender", "person"].astype(str)),
+                       "mask_swap": _first(issues.loc[(issues["field"] == "mask") & swaps, "person"].astype(str))}
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     filt, qual = {}, {}
     for kind, (field, column) in KINDS.items():
-        y = oof[column].to_numpy(dtype=int)
-        cols = [c for c in oof.columns if c.startswith(f"p_{field}_")]
-        p = oof[cols].to_numpy(dtype=float)
+        rows = oof if kind == "gender" else oof[oof["image"].astype(str).isin(["incorrect_mask", "normal"])]
+        y = rows[column].to_numpy(dtype=int)
+        p = rows[labels.task_prob_columns(labels.by_field(field))].to_numpy(dtype=float)
         p = p / p.sum(1, keepdims=True)
-        persons = oof["person"].astype(str).to_numpy()
+        persons = rows["person"].astype(str).to_numpy()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ranked = find_label_issues(y, p, return_indices_ranked_by="self_confidence", n_jobs=1)
