@@ -6,9 +6,10 @@ probabilities? Prints, per kind and over seeds, precision and recall at k = the 
 
 Each seed makes its own demo data (seed s: other people, other planted errors), trains the audit's
 `--fold all` run with train.seed = data.split_seed = s, and ranks people per kind:
-  maskcls             the audit's ranking (rank.find_issues with every signal: pooled per person,
-                      swaps as one issue, hflip TTA and in-sample training margins)
+  maskcls             the audit's ranking (rank.find_issues as the audit calls it: pooled per person,
+                      swaps as one issue, hflip TTA, and in-sample training margins for masks)
   maskcls, probs only the same, on oof_probs.csv alone (no TTA, no margins): the structure's share
+  maskcls, +...       the same with these signals in every field (what chose rank.DEFAULT_SIGNALS)
   cleanlab filter     cleanlab.filter.find_label_issues(labels, pred_probs,
                       return_indices_ranked_by="self_confidence") per photo
   cleanlab quality    cleanlab.rank.get_label_quality_scores(labels, pred_probs) per photo, lowest first
@@ -121,8 +122,8 @@ def _audit_seed(job: tuple) -> dict:
 def rankings(oof: pd.DataFrame, cfg) -> dict[str, dict[str, list[str]]]:
     """method -> kind -> people in ranked order (first appearance)."""
     out = {}
-    for method, signals in (("maskcls", ("hflip", "margin")), ("maskcls, probs only", ()),
-                            ("maskcls, +hflip", ("hflip",)), ("maskcls, +margins", ("margin",))):
+    for method, signals in (("maskcls", None), ("maskcls, probs only", ()), ("maskcls, +hflip", ("hflip",)),
+                            ("maskcls, +margins", ("margin",)), ("maskcls, +hflip +margins", ("hflip", "margin"))):
         issues = find_issues(oof, cutoffs=cfg.cutoffs, fields=("gender", "mask"), signals=signals)
         swaps = issues["fix_to"].astype(str) == "swap"
         out[method] = {"gender": _first(issues.loc[issues["field"] == "gender", "person"].astype(str)),

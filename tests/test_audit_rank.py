@@ -320,7 +320,7 @@ def test_training_margins_rank_a_planted_error_first():
     oof["margin_gender"] = rng.uniform(0.3, 0.9, len(oof))
     oof.loc[oof["person"] == names[11], "margin_gender"] = -0.6
     without = find_issues(oof, fields=("gender",), signals=())
-    with_margins = find_issues(oof, fields=("gender",))
+    with_margins = find_issues(oof, fields=("gender",), signals=("margin",))
     assert with_margins.iloc[0]["person"] == names[11] and with_margins.iloc[0]["rank"] == 1
     assert names[11] not in set(without["person"])  # the probabilities alone do not single them out
     assert (with_margins["person"] == names[11]).sum() == 1  # one issue for the person, not one per photo
@@ -329,7 +329,7 @@ def test_training_margins_rank_a_planted_error_first():
 def test_margins_must_be_margins():
     oof, _ = make_oof(people=12)
     with pytest.raises(ValueError, match="margin_gender"):
-        find_issues(oof.assign(margin_gender=3.0), fields=("gender",))
+        find_issues(oof.assign(margin_gender=3.0), fields=("gender",), signals=("margin",))
 
 
 def test_hflip_probabilities_are_averaged_in():
@@ -350,3 +350,10 @@ def test_proposals_keep_only_issues_past_the_score_threshold(planted):
     assert (kept["score"] >= rank.PROPOSE_MIN_SCORE).all() and 0 < len(kept) < len(low)
     assert len(rank.proposals(low, min_score=0.0)) == len(low)
     assert rank.proposals(low, min_score=0.95).empty
+
+
+def test_default_signals_use_margins_for_masks_only_and_names_are_checked():
+    oof, names = make_oof(people=24, swaps=(7,))
+    assert rank._signals(None, ("mask", "gender")) == {"mask": {"hflip", "margin"}, "gender": {"hflip"}}
+    with pytest.raises(ValueError, match="unknown signal"):
+        find_issues(oof, signals=("aum",))
