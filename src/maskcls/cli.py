@@ -252,6 +252,38 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_lr_find_parser(sub) -> None:
+    p = sub.add_parser("lr-find", help="learning-rate range test: DIR/lr_find.png and the suggested train.lr",
+                       description="A short training run on DATA's training folds with the learning rate rising "
+                                   "exponentially each step (the range test of fastai and torch-lr-finder), the "
+                                   "configured model, loss, augmentation and mixing. Writes DIR/lr_find.png (loss "
+                                   "against rate, the suggested rate marked) and DIR/lr_find.csv, and prints the "
+                                   "suggested train.lr: the steepest descent of the smoothed loss. No weights or "
+                                   "checkpoints are kept.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for lr_find.png and lr_find.csv")
+    p.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate (default 1e-7)")
+    p.add_argument("--end-lr", type=float, default=10.0, help="last learning rate (default 10)")
+    p.add_argument("--steps", type=int, default=100,
+                   help="optimizer steps from the first to the last rate; the data repeats if needed (default 100)")
+    p.add_argument("--force", action="store_true", help="replace DIR/lr_find.png and DIR/lr_find.csv")
+    _config_args(p, default="default", help="YAML file or built-in name (default: default, the GPU recipe)")
+    p.set_defaults(func=_cmd_lr_find)
+
+
+def _cmd_lr_find(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .training.lr_find import lr_find
+
+    cfg = load_config(args.config, list(args.set))
+    result = lr_find(cfg, args.data, args.out, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps,
+                     force=args.force, progress=not args.quiet)
+    stop = "; stopped early when the loss blew up" if result["stopped_early"] else ""
+    print(f"wrote {result['files'][1]} ({result['steps']} steps{stop}); lowest loss at {result['min_loss_lr']:.2g}")
+    print(f"suggested train.lr={result['suggested_lr']:.2g}")
+    return 0
+
+
 def _preset_help() -> str:
     from .data.transforms import PRESETS
 
@@ -472,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many of the config's person-level folds to run (default: all data.folds)")
     _config_args(p, default="demo", help="base config (default demo, CPU-sized)", set_help="a setting for every variant")
     p.set_defaults(func=_cmd_ablate)
+    _add_lr_find_parser(sub)
     # -q works after the command too (`maskcls train -q ...`); SUPPRESS keeps the one given before it.
     for command in sub.choices.values():
         command.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,

@@ -21,6 +21,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from .autoaugment import rand_augment, trivial_augment
 from .images import resize
 
 # Fraction of the photo the common baseline's CenterCrop((320, 256)) keeps of a 384x512 photo.
@@ -59,6 +60,9 @@ PRESETS: dict[str, Preset] = {
                          crop="center"),
     "facecrop": Preset("the detected face (OpenCV Haar cascades) grown by data.face_margin, in training and "
                        "inference; no face found -> the centre crop", crop="face"),
+    "trivialaugment": Preset("TrivialAugment (torchvision TrivialAugmentWide): one random op of 14 at a random "
+                             "strength per photo", lambda s: [trivial_augment()]),
+    "randaugment": Preset("RandAugment (torchvision, N=2 ops at magnitude 9 of 30)", lambda s: [rand_augment()]),
     # Names kept for configs written before presets composed: flips = hflip+vflip.
     "flips": Preset("hflip+vflip", lambda s: [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]),
 }
