@@ -270,12 +270,14 @@ def _config_args(p: argparse.ArgumentParser, *, default: str, help: str, set_hel
 
 
 def _inference_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tta", default="none", choices=("none", "hflip"),
+    from .serve.backends import BACKENDS, TTA_CHOICES  # light: no torch or onnxruntime
+
+    p.add_argument("--tta", default="none", choices=TTA_CHOICES,
                    help="test-time augmentation: hflip averages the photo and its mirror image")
     p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu or cuda")
     p.add_argument("--workers", type=_nonneg, default=0, help="photo-loading processes (default 0: load in this one)")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
-                   help="onnx: run RUN/model.onnx (or a .onnx file given as RUN) with onnxruntime on the CPU")
+    p.add_argument("--backend", default="torch", choices=tuple(BACKENDS),
+                   help="; ".join(f"{name}: {b.help}" for name, b in BACKENDS.items()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -419,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_audit)
 
     p = sub.add_parser("augment-preview", help="a grid of augmented photos: see a preset before training on it",
-                       description="Each row one person: the original photo (with the crop box when the preset "
+                       description="Each row one person: the original photo (with the box of data.crop, when it "
                                    "crops) beside several augmented draws. Presets: " + _preset_help())
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--preset", required=True, help="preset names joined by +, e.g. hflip+vflip+contrast")
@@ -428,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=5, help="augmented draws per person (default 5)")
     p.add_argument("--seed", type=_nonneg, default=0, help="which people and draws (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite --out")
-    _config_args(p, default="demo", help="config giving data.size and data.face_margin (default demo)")
+    _config_args(p, default="demo", help="config giving data.size, data.crop and data.face_margin (default demo)")
     p.set_defaults(func=_cmd_augment_preview)
 
     p = sub.add_parser("export", help="export a run (or a k-fold run's ensemble) to ONNX",
