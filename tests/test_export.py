@@ -15,7 +15,7 @@ from maskcls.training.fit import train
 from maskcls.training.model import class_log_probs
 from maskcls.serve.backends import OnnxMember
 from maskcls.training.runs import load_checkpoint, load_run
-from test_train import tiny_config
+from conftest import tiny_config
 
 pytestmark = pytest.mark.slow
 

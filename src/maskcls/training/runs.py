@@ -27,7 +27,6 @@ from .. import labels
 from ..config import Config
 from ..errors import UserError
 from ..fileio import atomic_path, pid_alive
-from ..metrics import task_probs
 from .model import MaskNet, build_model
 
 
@@ -184,7 +183,8 @@ _ID_COLUMNS = ("path", "person", "image")
 
 
 def _label_columns() -> list[str]:
-    return [t.column for t in labels.TASKS] + ["age", "label"]
+    """Each task's answer and its label as recorded (age_group beside age in years), then the class."""
+    return list(dict.fromkeys(c for t in labels.TASKS for c in (t.column, t.field))) + ["label"]
 
 
 def read_probs(path: str | Path) -> pd.DataFrame:
@@ -202,14 +202,6 @@ def read_probs(path: str | Path) -> pd.DataFrame:
         raise UserError(f"{path}: not a readable probability table ({str(exc).strip().splitlines()[0]})") from None
 
 
-def prob_columns() -> list[str]:
-    """Columns of val_probs.csv / oof_probs.csv after the photo's identity and given labels."""
-    cols = [f"p{c}" for c in range(labels.NUM_CLASSES)]
-    for task in labels.TASKS:
-        cols += [f"p_{task.name}_{k}" for k in range(task.size)]
-    return cols
-
-
 def probs_frame(table: pd.DataFrame, probs: np.ndarray, *, fold: int | None = None) -> pd.DataFrame:
     """One row per photo: path, person, image (the photo's stem), the given labels (empty when unknown;
     age in years beside its group), the fold that predicted it, the 18 class probabilities p0..p17 and
@@ -218,6 +210,5 @@ def probs_frame(table: pd.DataFrame, probs: np.ndarray, *, fold: int | None = No
     out = table[list(dict.fromkeys(given))].reset_index(drop=True).copy()
     if fold is not None:
         out["fold"] = fold
-    per_task = task_probs(probs)
-    values = [probs] + [per_task[t.name] for t in labels.TASKS]
-    return pd.concat([out, pd.DataFrame(np.concatenate(values, axis=1).round(6), columns=prob_columns())], axis=1)
+    values = labels.prob_values(probs).round(6)
+    return pd.concat([out, pd.DataFrame(values, columns=labels.prob_columns())], axis=1)
