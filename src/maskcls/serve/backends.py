@@ -14,8 +14,8 @@ A *member* is one loaded model (or an exported ensemble) ready to serve:
 ``BACKENDS`` maps a name to its loader, file suffix and help line (in the manner of Ultralytics'
 ``export_formats()`` table). Adding a backend is a member class and a row here, plus its tests.
 
-This module imports no torch, onnxruntime or albumentations at import time: the CLI reads the table's
-names for ``--backend`` and must start fast. Heavy modules are imported inside the loaders.
+This module imports no torch, onnxruntime, albumentations or even numpy at import time: the CLI reads
+the table's names for ``--backend`` and must start fast. What a backend needs is imported when it is used.
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from ..errors import UserError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from ..config import Config
@@ -81,6 +80,8 @@ class TorchMember:
     n_models = 1
 
     def __init__(self, model: Any, config: Config, checkpoint: dict, source: Path, device: torch.device) -> None:
+        import numpy as np
+
         from ..training.runtime import Runtime
 
         self.model, self.config, self.source = model.eval(), config, source
@@ -117,6 +118,7 @@ class OnnxMember:
     the run's config, the data it trained on and its training photos' fingerprints."""
 
     def __init__(self, path: str | Path) -> None:
+        import numpy as np
         import onnxruntime as ort
 
         from .. import config as config_mod
@@ -139,6 +141,8 @@ class OnnxMember:
         self.train_photos = None if photos is None else np.asarray(json.loads(photos), dtype=np.int64)
 
     def probs(self, images: Any) -> np.ndarray:
+        import numpy as np
+
         images = images.numpy() if hasattr(images, "numpy") else images
         return self.session.run(["probs"], {"images": np.ascontiguousarray(images, dtype=np.uint8)})[0]
 
