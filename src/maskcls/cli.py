@@ -204,7 +204,28 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from .audit.run import audit
 
     audit(args.data, args.out, run=args.run, folds=args.folds, config=args.config, overrides=tuple(args.set),
-          truth=args.truth, progress=not args.quiet)
+          truth=args.truth, decisions=args.decisions, progress=not args.quiet)
+    return 0
+
+
+def _add_review_parser(sub) -> None:
+    p = sub.add_parser("review", help="serve an audit's review page; every decision is written to disk",
+                       description="Serve AUDIT/review.html on 127.0.0.1 (open the printed address in a browser). "
+                                   "Every accept / reject / skip / undo is appended to AUDIT/decisions.csv as it "
+                                   "is made, and AUDIT/accepted_corrections.csv (the corrections format, for "
+                                   "`maskcls train --corrections`) is rewritten with it. A later `maskcls audit` "
+                                   "into AUDIT (or given --decisions) does not raise rejected suggestions again. "
+                                   "Ctrl-C stops; rerun to continue.")
+    p.add_argument("audit", metavar="AUDIT", help="the folder of a `maskcls audit DATA --out AUDIT`")
+    p.add_argument("--port", type=_nonneg, default=8765,
+                   help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    p.set_defaults(func=_cmd_review)
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from .audit.server import serve
+
+    serve(args.audit, port=args.port, log=lambda line: print(line, flush=True))
     return 0
 
 
@@ -416,7 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p, default="demo", help="config for that training (default demo, CPU-sized)")
     p.add_argument("--truth", default=None, metavar="FILE",
                    help="demo data's truth/injected_noise.csv: print precision and recall per kind")
+    p.add_argument("--decisions", default=None, metavar="FILE",
+                   help="a review's decisions.csv (default DIR/decisions.csv when it exists): suggestions "
+                        "rejected there are not raised again, accepted ones are marked as accepted")
     p.set_defaults(func=_cmd_audit)
+    _add_review_parser(sub)
 
     p = sub.add_parser("augment-preview", help="a grid of augmented photos: see a preset before training on it",
                        description="Each row one person: the original photo (with the crop box when the preset "
