@@ -25,7 +25,7 @@ from ..fileio import read_csv, write_csv, write_json
 from ..reports.figures import plot_precision_recall
 from ..training.folds import train_folds
 from .rank import ISSUE_COLUMNS, find_issues, precision_recall_curve, score_against_truth, to_corrections
-from .decisions import apply_earlier, data_fingerprint, read_decisions
+from .decisions import apply_earlier, data_fingerprint, read_decisions, read_log
 from .review import write_review
 
 OURS = {"label_issues.csv", "proposed_corrections.csv", "review.html", "thumbs", "summary.json",
@@ -42,6 +42,8 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
                                                  for p in out.iterdir())):
         raise UserError(f"{out}: exists and holds other files; give a new folder (or a previous audit's)")
     noise = _read_truth(truth) if truth is not None else None
+    if decisions is not None:
+        read_log(decisions)  # a missing or malformed file is refused before any training
     start = time.perf_counter()
     if run is not None:
         cfg = _run_config(Path(run))

@@ -73,7 +73,7 @@ class Lock:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 pid = self._owner()
-                if pid is not None and pid != os.getpid() and pid_alive(pid):
+                if pid is not None and pid_alive(pid):  # this process too: a second Review here
                     raise UserError(f"{self.path.parent}: another maskcls review (pid {pid}) is serving this audit; "
                                     f"use that one or stop it (if none runs, delete {self.path})") from None
                 self.path.unlink(missing_ok=True)  # stale: its process is gone (killed, crashed)
@@ -108,6 +108,7 @@ class Review:
         self.log_path = self.audit / dec.FILE_NAME
         self.accepted_path = self.audit / dec.ACCEPTED_NAME
         self._mutex = threading.Lock()
+        self.closed = False
         self.lock = Lock(self.audit)
         self.lock.acquire()
         try:
@@ -118,11 +119,13 @@ class Review:
             self.state, self.history = dec.replay(log)
             self._write_accepted()
         except BaseException:
-            self.lock.release()
+            self.close()
             raise
 
     def close(self) -> None:
-        self.lock.release()
+        with self._mutex:  # waits for a decision being written; none is taken after this
+            self.closed = True
+            self.lock.release()
 
     def snapshot(self) -> dict:
         with self._mutex:
@@ -144,6 +147,7 @@ class Review:
                "given": c["given"], "suggestion": c["suggested"], "decision": decision, "image": fix["image"],
                "from": fix["from"], "to": fix["to"], "note": fix["note"], "data": self.page["data"]}
         with self._mutex:
+            self._check_open()
             dec.append(self.log_path, rec)
             self.history.append((key, self.state.get(key)))  # type: ignore[arg-type]
             self.state[key] = rec  # type: ignore[index]
@@ -152,6 +156,7 @@ class Review:
 
     def undo(self) -> dict:
         with self._mutex:
+            self._check_open()
             if not self.history:
                 return {**self._snapshot(), "undone": None}
             key, prev = self.history[-1]
@@ -167,13 +172,19 @@ class Review:
             self._write_accepted()
             return {**self._snapshot(), "undone": dec.card_id(key)}
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise OSError(0, "the review has stopped")
+
     def _write_accepted(self) -> None:
         write_csv(self.accepted_path, dec.accepted_corrections(self.state, self.page["issues"]))
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: "ReviewServer"
-    protocol_version = "HTTP/1.1"
+    # HTTP/1.0: one request per connection, so no kept-alive connection outlives a stopped server
+    # (on localhost a new connection costs nothing).
+    protocol_version = "HTTP/1.0"
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         pass  # one line per thumbnail is noise; decisions are on disk, errors reach the page
