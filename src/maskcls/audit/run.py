@@ -96,8 +96,8 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
             log(f"{kind:>10}: precision {p}, recall {r} ({s['found']} of {s['planted']} planted found, "
                 f"{s['flagged']} flagged)")
     write_json(out / "summary.json", summary)
-    log(f"{len(issues)} suspect label(s); review them with `maskcls review {out}` (or open "
-        f"{out / 'review.html'}), then train with --corrections {out / 'accepted_corrections.csv'}")
+    log(f"{len(issues)} suspect label(s); review them in {out / 'review.html'} (`maskcls review {out}` saves "
+        f"each decision to disk), then train with --corrections {out / 'accepted_corrections.csv'}")
     return summary
 
 
