@@ -31,7 +31,7 @@ from scipy import stats
 from ..config import flat, load_config
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
-from ..data.table import raise_on_fatal, scan
+from ..data.table import LABEL_COLUMNS, raise_on_fatal, scan
 from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
@@ -77,7 +77,7 @@ def data_digest(data: str | Path, *, allow_outside: bool = False) -> str:
     scanned = scan(data, allow_outside=allow_outside)
     raise_on_fatal(scanned.problems, data)
     table = scanned.table
-    digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", "mask", "gender", "age"]].astype(str),
+    digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", *LABEL_COLUMNS]].astype(str),
                                                      index=False).to_numpy().tobytes())
     digest.update(np.array([os.path.getsize(p) for p in table["path"]], dtype=np.int64).tobytes())
     return digest.hexdigest()
