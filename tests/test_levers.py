@@ -239,7 +239,7 @@ def _params(state: dict) -> dict:
 
 @pytest.mark.slow
 def test_ema_is_evaluated_saved_and_kept_across_resume(synth_root, tmp_path):
-    cfg = tiny_config("train.epochs=2", "train.ema=0.9", "train.tensorboard=false")
+    cfg = tiny_config("train.epochs=2", "train.ema=0.9", "train.trackers=none")
     whole = train(cfg, synth_root, tmp_path / "whole", progress=False, log=lambda s: None)
     last = load_checkpoint(tmp_path / "whole" / "last.pt")
     assert whole["averaged"] == "ema: decay 0.9"
@@ -254,7 +254,7 @@ def test_ema_is_evaluated_saved_and_kept_across_resume(synth_root, tmp_path):
 
 @pytest.mark.slow
 def test_swa_averages_the_last_epochs_and_recomputes_batchnorm(synth_root, tmp_path):
-    cfg = tiny_config("train.epochs=3", "train.swa=2", "train.tensorboard=false")
+    cfg = tiny_config("train.epochs=3", "train.swa=2", "train.trackers=none")
     run = tmp_path / "run"
     train(cfg, synth_root, run, progress=False, log=lambda s: None, stop_after_epoch=2)
     second = load_checkpoint(run / "last.pt")["model"]
@@ -277,6 +277,6 @@ def test_mixup_and_cutmix_run_in_training(synth_root, tmp_path, monkeypatch):
     calls = []
     real = Mixup.__call__
     monkeypatch.setattr(Mixup, "__call__", lambda self, x, t: calls.append(len(x)) or real(self, x, t))
-    summary = train(tiny_config("train.epochs=1", "train.mixup=0.4", "train.cutmix=1.0", "train.tensorboard=false"),
+    summary = train(tiny_config("train.epochs=1", "train.mixup=0.4", "train.cutmix=1.0", "train.trackers=none"),
                     synth_root, tmp_path / "r", progress=False, log=lambda s: None)
     assert calls and summary["epochs"] == 1

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # far. train.epochs re-stretches the cosine schedule from the current step. Every other change
 # (lr, weight decay, optimizer, model, data, augmentation...) is refused: silently keeping the
 # checkpoint's optimizer state with a new setting would make the run match neither setting.
-RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.tensorboard", "train.device",
+RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.trackers", "train.device",
                      "data.workers", "data.pin_memory", "data.cache", "data.cache_dir", "train.compile")
 
 def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: float | None = None,
@@ -104,7 +104,8 @@ class TrainConfig:
     device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
     seed: int = _f(0, "weights, shuffling and augmentation (never the folds)")
     log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
-    tensorboard: bool = _f(True, "write RUN/tb for TensorBoard")
+    trackers: str = _f("tensorboard", "experiment trackers joined by +: tensorboard (RUN/tb), mlflow "
+                                      "($MLFLOW_TRACKING_URI or ./mlruns), tensorboard+mlflow, or none")
     compile: bool = _f(False, "torch.compile the model (GPU: faster steps after a slow first one)")
     ema: float = _f(0.0, "exponential moving average of the weights (timm ModelEmaV3, its decay warm-up) with this "
                          "decay per step, e.g. 0.999: validation, best.pt and last.pt hold the average; 0 = off",
@@ -203,6 +204,9 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:
+    if key == "train.tensorboard" and isinstance(value, bool):  # configs written before train.trackers
+        names = [t for t in cfg.train.trackers.split("+") if t not in ("tensorboard", "none", "")]
+        value, key = "+".join((["tensorboard"] if value else []) + names) or "none", "train.trackers"
     section_name, _, name = key.partition(".")
     section = getattr(cfg, section_name, None) if name else None
     if section is None or not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
@@ -424,6 +428,9 @@ def check(cfg: Config) -> Config:
             raise UserError(f"config data.{key}: each of R, G, B must be in {'(0, 1]' if key == 'std' else '[0, 1]'} "
                             f"(pixel values scaled to 0..1), got {v}")
     _check_averaging(cfg)
+    from .training.trackers import parse_trackers
+
+    parse_trackers(cfg.train.trackers)  # raises a UserError naming the unknown tracker
     if cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg
