@@ -78,7 +78,7 @@ def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Pa
 def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int | None, progress: bool,
            log: Callable[[str], None]) -> dict:
     cfg = config_mod.from_dict(cfg.to_dict())  # a private copy: resolved values are filled in below
-    check_run_folder(out, resume)
+    resume = check_run_folder(out, resume)
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
     prepared.check(cfg)
     ckpt = _resume_checkpoint(out, cfg, prepared) if resume else None
@@ -96,6 +96,8 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     best_score, best_epoch = (ckpt["best_score"], ckpt["best_epoch"]) if ckpt else (-1.0, 0)
     start_epoch, stale = (ckpt["epoch"], ckpt["stale"]) if ckpt else (0, 0)
     seconds_before = float(ckpt.get("seconds", 0.0)) if ckpt else 0.0
+    if ckpt and ckpt["best_epoch"] == start_epoch and is_main():  # best.pt may not have been saved yet
+        save_checkpoint(out / "best.pt", {k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler", "scaler")})
     if ckpt:
         log(f"resuming {out} after epoch {start_epoch} (best macro F1 so far {best_score:.4f} at epoch {best_epoch})")
     writer = None
@@ -123,10 +125,12 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
                 continue
             out.mkdir(parents=True, exist_ok=True)  # first write: only now does the run folder exist
             write_text(out / "config.yaml", config_mod.dump(cfg))
-            if improved:
-                save_checkpoint(out / "best.pt", state)
+            # last.pt before best.pt: a stop between them leaves a run that --resume continues (and
+            # completes best.pt from last.pt); a folder with no checkpoint at all is started afresh.
             save_checkpoint(out / "last.pt", {**state, "optimizer": s.optimizer.state_dict(),
                                               "scheduler": s.scheduler.state_dict(), "scaler": s.scaler.state_dict()})
+            if improved:
+                save_checkpoint(out / "best.pt", state)
             write_csv(out / "metrics.csv", pd.DataFrame(history))
             writer = writer or _tensorboard(cfg, out, start_epoch)
             if writer is not None:

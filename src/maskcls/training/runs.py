@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import shutil
 import socket
 import sys
 import zipfile
@@ -27,7 +28,13 @@ from .model import MaskNet, build_model
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as exc:
+            # torch reports a failed write (a full disk, a quota) as "[enforce fail at inline_container.cc]":
+            # name the file the user asked for, not torch's internals or the temporary name.
+            raise UserError(f"{path}: cannot write the checkpoint (is the disk full? {str(exc).strip().splitlines()[0]})"
+                            ) from None
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -84,14 +91,35 @@ def run_lock(out: str | Path) -> Iterator[None]:
             pass
 
 
-def check_run_folder(out: Path, resume: bool) -> None:
+# What a training writes into its run folder: a folder holding only these and no checkpoint is a run
+# stopped (kill -9, a full disk) before its first checkpoint was saved, with nothing worth keeping.
+RUN_FILES = frozenset({"config.yaml", "best.pt", "last.pt", "metrics.csv", "summary.json", "curves.png",
+                       "per_class_f1.png", "confusion.png", "val_predictions.csv", "val_probs.csv", "tb"})
+
+
+def _never_checkpointed(out: Path) -> bool:
+    """True for a run folder that a training left before saving any checkpoint (a model shared as
+    config.yaml + best.pt is never taken for one)."""
+    names = {p.name for p in out.iterdir()}
+    ours = {n for n in names if n in RUN_FILES or n.startswith(".")}
+    return bool(names) and names == ours and not names & {"last.pt", "best.pt", "summary.json"}
+
+
+def check_run_folder(out: Path, resume: bool) -> bool:
+    """Refuse a folder the run cannot use; returns whether to resume. A folder left by a run stopped
+    before its first checkpoint is emptied and the run starts again, with or without --resume."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
+    if out.is_dir() and _never_checkpointed(out):
+        for p in out.iterdir():  # the caller holds the run's lock: no other training writes here
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        return False
     if resume:
         if not (out / "last.pt").is_file():
             raise UserError(f"{out}: nothing to resume (no last.pt); start a new run without --resume")
     elif out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: already holds files; pass --resume to continue that run, or choose a new folder")
+    return resume
 
 
 def is_fold_parent(run: Path) -> bool:

@@ -1,0 +1,104 @@
+"""Reliability, third pass (issue 18): each numbered case reproduced, then the fix asserted."""
+
+import errno
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from maskcls.cli import main
+from maskcls.errors import UserError
+from maskcls.training.runs import check_run_folder
+
+TRAIN = ["--config", "demo", "--set", "model.name=test_resnet", "--set", "data.size=48x64",
+         "--set", "train.epochs=1", "--set", "data.folds=2", "--set", "train.batch_size=16",
+         "--set", "train.tensorboard=false", "--corrections", "none"]
+
+
+def err_of(capsys) -> str:
+    return capsys.readouterr().err.strip()
+
+
+def stuck(folder: Path) -> Path:
+    """What kill -9 right after config.yaml appeared used to leave: config.yaml and nothing else."""
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("model:\n  name: test_resnet\n")
+    (folder / ".last.pt.abc.tmp").write_bytes(b"half")
+    return folder
+
+
+# 3-6. Stuck folders ---------------------------------------------------------------------------------
+
+def test_3_a_folder_without_any_checkpoint_restarts_with_or_without_resume(tmp_path):
+    for resume in (False, True):
+        run = stuck(tmp_path / f"run{resume}")
+        assert check_run_folder(run, resume) is False
+        assert not any(run.iterdir())
+    # A finished run, or a model shared as config.yaml + best.pt, is never emptied.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "config.yaml").write_text("x")
+    (shared / "best.pt").write_bytes(b"x")
+    with pytest.raises(UserError, match="already holds files"):
+        check_run_folder(shared, False)
+    assert (shared / "best.pt").exists()
+    # Files that are not a run's are not ours to delete.
+    other = stuck(tmp_path / "other")
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="already holds files"):
+        check_run_folder(other, False)
+    assert (other / "notes.txt").exists() and (other / "config.yaml").exists()
+
+
+@pytest.mark.slow
+def test_3_4_train_and_fold_all_rerun_after_a_kill_before_the_first_checkpoint(synth_root, tmp_path, capsys):
+    run = stuck(tmp_path / "run")
+    assert main(["--quiet", "train", str(synth_root), "--out", str(run), *TRAIN]) == 0, err_of(capsys)
+    assert (run / "best.pt").is_file()
+    cv = tmp_path / "cv"
+    stuck(cv / "fold-0")
+    assert main(["--quiet", "train", str(synth_root), "--out", str(cv), *TRAIN, "--fold", "all"]) == 0, err_of(capsys)
+    assert (cv / "oof_probs.csv").is_file()
+
+
+@pytest.mark.slow
+def test_5_audit_reruns_after_a_kill_before_the_first_checkpoint(synth_root, tmp_path, capsys):
+    out = tmp_path / "audit"
+    stuck(out / "cv" / "fold-0")
+    args = ["--quiet", "audit", str(synth_root), "--out", str(out), "--folds", "2", "--config", "demo",
+            "--set", "model.name=test_resnet", "--set", "data.size=48x64", "--set", "train.epochs=1",
+            "--set", "train.tensorboard=false"]
+    assert main(args) == 0, err_of(capsys)
+    assert (out / "label_issues.csv").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("failure", ["oserror", "torch"])
+def test_6_a_full_disk_is_one_line_naming_the_target_and_the_rerun_works(synth_root, tmp_path, capsys,
+                                                                        monkeypatch, failure):
+    real_save = torch.save
+
+    def full(obj, f, *a, **k):
+        if failure == "oserror":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full)
+    run = tmp_path / "run"
+    assert main(["--quiet", "train", str(synth_root), "--out", str(run), *TRAIN]) == 2
+    err = err_of(capsys)
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{run / 'last.pt'}:" in err and ".tmp" not in err
+    monkeypatch.setattr(torch, "save", real_save)
+    assert main(["--quiet", "train", str(synth_root), "--out", str(run), *TRAIN]) == 0, err_of(capsys)
+    assert (run / "best.pt").is_file()
+
+
+def test_6_any_atomic_write_onto_a_full_disk_names_the_target(tmp_path):
+    from maskcls.fileio import atomic_path
+
+    with pytest.raises(UserError, match=f"^{tmp_path / 'out.csv'}: cannot write it: No space left"):
+        with atomic_path(tmp_path / "out.csv"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".out.csv.xyz.tmp"))
+    assert not list(tmp_path.iterdir())
