@@ -102,3 +102,86 @@ def test_6_any_atomic_write_onto_a_full_disk_names_the_target(tmp_path):
         with atomic_path(tmp_path / "out.csv"):
             raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".out.csv.xyz.tmp"))
     assert not list(tmp_path.iterdir())
+
+
+# 1-2. One identity per run for its data ------------------------------------------------------------
+
+def swap_genders(root: Path) -> None:
+    csv = root / "train" / "train.csv"
+    text = csv.read_text().replace(",male,", ",tmp,").replace(",female,", ",male,").replace(",tmp,", ",female,")
+    csv.write_text(text)
+
+
+def repaint_one_photo(root: Path) -> None:
+    photo = sorted((root / "train" / "images").rglob("normal.*"))[0]
+    from PIL import Image
+
+    with Image.open(photo) as img:
+        img = img.convert("RGB").rotate(180)
+    img.save(photo)
+
+
+def tiny(*extra):
+    from maskcls.config import load_config
+
+    return load_config("demo", ["model.name=test_resnet", "data.size=48x64", "train.batch_size=16", "data.folds=2",
+                                "train.tensorboard=false", "data.corrections=none", *extra])
+
+
+@pytest.mark.slow
+def test_1_resume_refuses_data_whose_labels_or_photos_changed_and_accepts_a_copy(synth_root, tmp_path):
+    from maskcls.training.fit import train
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    run = tmp_path / "run"
+    quiet = dict(progress=False, log=lambda s: None)
+    train(tiny("train.epochs=2"), data, run, stop_after_epoch=1, **quiet)
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    swap_genders(data)
+    with pytest.raises(UserError, match=r"its labels differ from those .*run was trained on") as info:
+        train(tiny("train.epochs=2"), data, run, resume=True, **quiet)
+    assert len(str(info.value).splitlines()) == 1
+    repaint_one_photo(copy)
+    with pytest.raises(UserError, match="its photos differ"):
+        train(tiny("train.epochs=2"), copy, run, resume=True, **quiet)
+    swap_genders(data)  # back as it was: the data it learned from, so the run resumes and finishes
+    assert train(tiny("train.epochs=2"), data, run, resume=True, **quiet)["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_2_audit_run_evaluate_val_and_fold_all_refuse_edited_labels(synth_root, tmp_path, capsys):
+    from maskcls.audit.run import audit
+    from maskcls.serve.predict import evaluate_run
+    from maskcls.training.folds import train_folds
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    cv = tmp_path / "cv"
+    train_folds(tiny("train.epochs=1"), data, cv, progress=False, log=lambda s: None)
+    evaluate_run(cv / "fold-0", data, split="val", progress=False)  # the data it learned from: fine
+    csv = data / "train" / "train.csv"
+    lines = csv.read_text().splitlines()
+    lines[1] = lines[1].replace(",27,", ",70,")  # one age edited, as in the issue
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match="its labels differ"):
+        audit(data, tmp_path / "audit", run=cv, progress=False, log=lambda s: None)
+    assert not (tmp_path / "audit").exists()
+    with pytest.raises(UserError, match="its labels differ"):
+        evaluate_run(cv / "fold-0", data, split="val", progress=False)
+    with pytest.raises(UserError, match="its labels differ"):  # finished folds are not reused on other labels
+        train_folds(tiny("train.epochs=1"), data, cv, progress=False, log=lambda s: None)
+    assert main(["--quiet", "audit", str(data), "--out", str(tmp_path / "a2"), "--run", str(cv)]) == 2
+    err = err_of(capsys)
+    assert len(err.splitlines()) == 1 and "labels differ" in err
+
+
+# 13. Nothing is created before the inputs are known to be good -------------------------------------
+
+def test_13_a_refused_audit_leaves_no_out_folder(synth_root, tmp_path, capsys):
+    out = tmp_path / "deep" / "audit"
+    assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--folds", "100000",
+                 "--set", "model.name=test_resnet"]) == 2
+    assert "Traceback" not in err_of(capsys)
+    assert not (tmp_path / "deep").exists()

@@ -22,7 +22,8 @@ from ..data.prepare import prepare
 from ..errors import UserError
 from ..fileio import read_csv, write_csv, write_json
 from ..reports.figures import plot_precision_recall
-from ..training.folds import train_folds
+from ..data.fingerprint import refuse_other_data
+from ..training.folds import FOLD_PREFIX, fold_identity, train_folds
 from .rank import ISSUE_COLUMNS, find_issues, precision_recall_curve, score_against_truth, to_corrections
 from .review import write_review
 
@@ -53,6 +54,9 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         oof_path = out / "cv" / "oof_probs.csv"
         trained = time.perf_counter() - start
     prepared = prepare(cfg, data, log=lambda s: None)
+    if run is not None:  # the run's out-of-fold labels and DATA's must be the same labels
+        for folder in sorted(Path(run).glob(f"{FOLD_PREFIX}*")):
+            refuse_other_data(str(run), fold_identity(folder), prepared.identity(), data)
     oof = pd.read_csv(oof_path, keep_default_na=False, na_values=[""], dtype={"person": str, "image": str})
     paths = set(prepared.table["path"])
     if set(oof["path"]) != paths:

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from ..config import flat, load_config
+from ..data.fingerprint import data_identity, identity_change, photo_digests
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
 from ..data.table import raise_on_fatal, scan
@@ -71,16 +72,25 @@ def parse_variant(text: str) -> list[str]:
     return ([f"data.augment={'+'.join(presets)}"] if presets else []) + settings
 
 
+def _scanned(data: str | Path, allow_outside: bool) -> pd.DataFrame:
+    scanned = scan(data, allow_outside=allow_outside)
+    raise_on_fatal(scanned.problems, data)
+    return scanned.table
+
+
 def data_digest(data: str | Path, *, allow_outside: bool = False) -> str:
     """What a set of runs was scored on, wherever it lies: the people, photo names, labels as given and
     file sizes. A copy of the data has the same digest; other data, or the same path refilled, does not."""
-    scanned = scan(data, allow_outside=allow_outside)
-    raise_on_fatal(scanned.problems, data)
-    table = scanned.table
+    table = _scanned(data, allow_outside)
     digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", "mask", "gender", "age"]].astype(str),
                                                      index=False).to_numpy().tobytes())
     digest.update(np.array([os.path.getsize(p) for p in table["path"]], dtype=np.int64).tobytes())
     return digest.hexdigest()
+
+
+def _identity(data: str | Path, allow_outside: bool) -> dict[str, str]:
+    table = _scanned(data, allow_outside)
+    return data_identity(table, photo_digests(table["path"]))
 
 
 def slug(variant: str) -> str:
@@ -131,11 +141,14 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
     # (compared resolved, so the order of --set does not matter).
     settings = {"config": str(config), "set": list(overrides), "data": data_path,
                 "data_digest": data_digest(data, allow_outside=base.data.allow_outside),
+                # and by photo content: an edited photo of the same size is other data too
+                "data_identity": _identity(data, base.data.allow_outside),
                 "resolved": json.loads(json.dumps(flat(base)))}
     if (out / "ablation.json").is_file():
         before = read_json(out / "ablation.json")
         same_data = before["data_digest"] == settings["data_digest"] if "data_digest" in before else \
             before.get("data", data_path) == data_path
+        same_data = same_data and identity_change(before.get("data_identity"), settings["data_identity"]) is None
         if not same_data:
             raise UserError(f"{out} holds runs made on other data ({before.get('data')}, as it was then: other "
                             "people, labels or photos); pairs must be scored on the same people, so choose a new "
@@ -147,6 +160,7 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
                             f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
                             "variants or seeds, or choose a new --out")
         settings = {**before, "data": data_path, "data_digest": settings["data_digest"],
+                    "data_identity": settings["data_identity"],
                     "resolved": settings["resolved"]}
     results = _read_results(out / "results.csv")
     done = {(r.variant, r.seed, r.fold) for r in results.itertuples() if r.status == "ok"}

@@ -13,7 +13,7 @@ import pandas as pd
 from .. import labels
 from ..data.images import read_rgb
 from ..data.prepare import prepare
-from ..data.fingerprint import seen_before
+from ..data.fingerprint import refuse_other_data, seen_before
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, write_csv
@@ -54,6 +54,7 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     prepared = prepare(cfg, data, log=lambda s: None, folds=split == "val")
     table = prepared.table
     if split == "val":
+        refuse_other_data(_runs_text(run), predictor.members[0][2].get("data_identity"), prepared.identity(), data)
         table = table.iloc[prepared.split(cfg.data.fold)[1]]
     else:
         _refuse_training_photos(run, predictor, prepared.photo_digests()[table.index.to_numpy()])

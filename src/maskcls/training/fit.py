@@ -23,6 +23,7 @@ from .. import config as config_mod
 from .. import labels
 from ..config import Config
 from ..data.images import PhotoDataset
+from ..data.fingerprint import refuse_other_data
 from ..data.prepare import Prepared, prepare
 from ..errors import UserError
 from ..fileio import write_csv, write_json, write_text
@@ -116,7 +117,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             state = {"model": s.model.state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
                      "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
                      "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start,
-                     "train_photos": train_photos}
+                     "train_photos": train_photos, "data_identity": prepared.identity()}
             if improved:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
             if not main:
@@ -156,7 +157,9 @@ def _resume_checkpoint(out: Path, cfg: Config, prepared: Prepared) -> dict:
     ckpt = load_checkpoint(out / "last.pt")
     if not isinstance(ckpt, dict) or not {"model", "config", "optimizer", "epoch"} <= set(ckpt):
         raise UserError(f"{out}/last.pt is not a maskcls training checkpoint")
-    if ckpt.get("data") != prepared.source:
+    if ckpt.get("data_identity"):  # by content: a copy of the data resumes, the same path edited does not
+        refuse_other_data(str(out), ckpt["data_identity"], prepared.identity(), prepared.source)
+    elif ckpt.get("data") != prepared.source:
         raise UserError(f"{out} was trained on {ckpt.get('data')}, not on {prepared.source}; resume it with its "
                         "own data or start a new run")
     changed = config_mod.resume_conflicts(config_mod.from_dict(ckpt["config"]), cfg)

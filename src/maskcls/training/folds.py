@@ -17,12 +17,13 @@ import pandas as pd
 from .. import config as config_mod
 from .. import labels
 from ..config import Config
+from ..data.fingerprint import refuse_other_data
 from ..data.prepare import Prepared, prepare
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
 from ..metrics import compute_metrics, log_loss
 from .fit import train
-from .runs import run_lock
+from .runs import load_checkpoint, run_lock
 from .runtime import is_main
 
 FOLD_PREFIX = "fold-"
@@ -68,6 +69,7 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
         log(f"== fold {fold + 1} of {prepared.k} -> {target}")
         if (target / "summary.json").is_file():
             _check_reusable(target, fold_cfg)
+            refuse_other_data(str(target), fold_identity(target), prepared.identity(), prepared.source)
             log(f"fold {fold} already finished; reusing {target}")
             summaries.append(read_json(target / "summary.json"))
         else:
@@ -97,6 +99,13 @@ def _check_reusable(folder: Path, cfg: Config) -> None:
     if changed:
         raise UserError(f"{folder} was trained with other settings: {', '.join(changed)}; a --fold all run is "
                         "continued only with its own settings: choose a new --out to try others")
+
+
+def fold_identity(folder: Path) -> dict | None:
+    """The data identity a fold's checkpoint records (None for runs from before identities)."""
+    path = next((p for p in (folder / "best.pt", folder / "last.pt") if p.is_file()), None)
+    ckpt = load_checkpoint(path) if path is not None else None
+    return ckpt.get("data_identity") if isinstance(ckpt, dict) else None
 
 
 def gather_oof(prepared: Prepared, fold_dirs: list[Path]) -> pd.DataFrame:

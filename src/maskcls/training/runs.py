@@ -61,8 +61,11 @@ def run_lock(out: str | Path) -> Iterator[None]:
     The lock sits beside the folder so that nothing appears inside it before the first epoch ends."""
     out = Path(out)
     lock = out.parent / f".{out.name}.lock"
-    out.parent.mkdir(parents=True, exist_ok=True)
     me = f"{os.getpid()} {socket.gethostname()}"
+    # Folders made here only to hold the lock are removed again if the run writes nothing into them
+    # (a refused --folds or a failed ablation run leaves no empty folder behind).
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -89,6 +92,11 @@ def run_lock(out: str | Path) -> Iterator[None]:
                 lock.unlink()
         except OSError:
             pass
+        for folder in made:  # deepest first; a folder that holds anything stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 # What a training writes into its run folder: a folder holding only these and no checkpoint is a run
