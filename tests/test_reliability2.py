@@ -185,3 +185,152 @@ def test_13_a_refused_audit_leaves_no_out_folder(synth_root, tmp_path, capsys):
                  "--set", "model.name=test_resnet"]) == 2
     assert "Traceback" not in err_of(capsys)
     assert not (tmp_path / "deep").exists()
+
+
+# 9. Outputs never go into the data ------------------------------------------------------------------
+
+def test_9_every_writing_command_refuses_an_output_inside_the_data(synth_root, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    inside = data / "train" / "images" / "report"
+    commands = [["eda", str(data), "--out", str(inside)],
+                ["train", str(data), "--out", str(inside), *TRAIN],
+                ["train", str(data), "--out", str(inside), *TRAIN, "--fold", "all"],
+                ["audit", str(data), "--out", str(inside)],
+                ["ablate", str(data), "--out", str(inside), "--variants", "hflip"],
+                ["augment-preview", str(data), "--preset", "hflip", "--out", str(data / "grid.png")]]
+    for argv in commands:
+        assert main(["--quiet", *argv]) == 2, argv
+        err = err_of(capsys)
+        assert "inside the data" in err and len(err.splitlines()) == 1, (argv, err)
+        assert not inside.exists() and not (data / "grid.png").exists()
+    from maskcls.data.validate import validate
+
+    assert not [p for p in validate(data, decode=False).problems if p.fatal]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,person_id,mask\n")
+    from maskcls.data.table import refuse_output_inside
+
+    with pytest.raises(UserError, match="inside the data"):
+        refuse_output_inside(manifest, manifest)
+    refuse_output_inside(manifest, tmp_path / "report")  # beside a manifest is fine
+
+
+# 10. Config objects refuse unknown attributes ---------------------------------------------------------
+
+def test_10_a_misspelt_setting_in_the_python_api_is_refused():
+    cfg = tiny()
+    with pytest.raises(AttributeError, match="did you mean epochs"):
+        cfg.train.epoch = 1
+    with pytest.raises(AttributeError, match="no setting 'trian'"):
+        cfg.trian = None
+    cfg.train.epochs = 1  # real settings still set
+    assert cfg.train.epochs == 1
+
+
+# 11. demo-data --workers -5 -------------------------------------------------------------------------
+
+def test_11_negative_workers_are_refused(tmp_path, capsys):
+    from maskcls.data.synth import make_dataset
+
+    with pytest.raises(SystemExit) as info:
+        main(["demo-data", str(tmp_path / "d"), "--people", "2", "--workers", "-5"])
+    assert info.value.code == 2 and "at least 0" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--workers must be at least 0"):
+        make_dataset(tmp_path / "d", people=2, workers=-5)
+    assert not (tmp_path / "d").exists()
+
+
+# 14. Links that lead out of the data -----------------------------------------------------------------
+
+def test_14_a_symlink_out_of_the_data_is_refused_unless_allowed(tmp_path):
+    from conftest import write_competition, write_photo
+    from maskcls.data.table import load_table, scan
+
+    root = write_competition(tmp_path / "d", [("000001", "male", 25, "000001_male_Asian_25"),
+                                              ("000002", "female", 41, "000002_female_Asian_41")])
+    elsewhere = write_photo(tmp_path / "elsewhere" / "real.jpg")
+    photo = root / "train" / "images" / "000001_male_Asian_25" / "mask1.jpg"
+    photo.unlink()
+    photo.symlink_to(elsewhere)
+    with pytest.raises(UserError, match=r"mask1.jpg: links to .*real.jpg, outside the dataset folder"):
+        load_table(root)
+    assert len(scan(root, allow_outside=True).table) == 14
+    # A link that stays inside the data is fine.
+    photo.unlink()
+    photo.symlink_to(root / "train" / "images" / "000002_female_Asian_41" / "mask1.jpg")
+    assert len(load_table(root)[0]) == 14
+    # A manifest's link to /etc/hostname (a path with no .. in it) is refused the same way.
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.jpg").symlink_to(elsewhere)
+    (tmp_path / "m" / "m.csv").write_text("path,person_id,mask\na.jpg,p1,wear\n")
+    problems = scan(tmp_path / "m" / "m.csv").problems
+    assert len(problems) == 1 and "outside the manifest's folder" in problems[0].message
+    assert "data.allow_outside=true" in problems[0].message and "pass --allow-outside" not in problems[0].message
+
+
+# Also: validate agrees with train on a manifest without labels ------------------------------------
+
+def test_also_validate_reports_a_manifest_with_every_label_empty(tmp_path):
+    from conftest import write_photo
+    from maskcls.data.validate import validate
+
+    write_photo(tmp_path / "a.jpg")
+    (tmp_path / "m.csv").write_text("path,person_id,mask,gender,age\na.jpg,p1,,,\n")
+    problems = validate(tmp_path / "m.csv", decode=False).problems
+    assert any("no photo has a mask, gender or age label" in p.message for p in problems)
+
+
+# 12, 15, 16: commands that use a trained run -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run(synth_root, tmp_path_factory):
+    from maskcls.training.fit import train
+
+    out = tmp_path_factory.mktemp("rel2") / "run"
+    train(tiny("train.epochs=1"), synth_root, out, progress=False, log=lambda s: None)
+    return out
+
+
+@pytest.mark.slow
+def test_12_classify_names_every_bad_file_in_one_pass(run, synth_root, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(next((synth_root / "eval" / "images").iterdir()), folder / "good.jpg")
+    for name in ("a.jpg", "b.png", "c.jpeg"):
+        (folder / name).write_bytes(b"not an image")
+    assert main(["classify", str(run), str(folder)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "3 of the 4 photos cannot be classified" in err
+    assert all(str(folder / n) in err for n in ("a.jpg", "b.png", "c.jpeg")) and "good.jpg" not in err
+
+
+@pytest.mark.slow
+def test_15_a_checkpoint_never_chooses_where_predict_writes(run, synth_root, tmp_path, monkeypatch, capsys):
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    ckpt["config"]["data"]["cache"] = "disk"
+    ckpt["config"]["data"]["cache_dir"] = str(tmp_path / "planted")
+    crafted = tmp_path / "crafted"
+    crafted.mkdir()
+    torch.save(ckpt, crafted / "best.pt")
+    monkeypatch.setenv("MASKCLS_CACHE", str(tmp_path / "mine"))
+    assert main(["predict", str(crafted), str(synth_root / "eval"), "--out", str(tmp_path / "s.csv")]) == 0, \
+        capsys.readouterr().err
+    assert not (tmp_path / "planted").exists()
+    assert (tmp_path / "s.csv").is_file()
+
+
+@pytest.mark.slow
+def test_16_an_output_beside_an_onnx_file_is_not_an_input(run, synth_root, tmp_path, capsys, monkeypatch):
+    models = tmp_path / "work"
+    models.mkdir()
+    assert main(["export", str(run), "--out", str(models / "r2.onnx")]) == 0
+    monkeypatch.chdir(models)
+    assert main(["predict", "r2.onnx", str(synth_root / "eval"), "--out", "outs/x.csv", "--backend", "onnx"]) == 0, \
+        capsys.readouterr().err
+    assert (models / "outs" / "x.csv").is_file()
+    # A run folder stays protected under either backend.
+    assert main(["export", str(run)]) == 0
+    assert main(["predict", str(run), str(synth_root / "eval"), "--out", str(run / "x.csv"),
+                 "--backend", "onnx"]) == 2
+    assert "one of the inputs" in capsys.readouterr().err

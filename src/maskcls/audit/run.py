@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..config import Config, from_dict, load_config
 from ..data.prepare import prepare
+from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import read_csv, write_csv, write_json
 from ..reports.figures import plot_precision_recall
@@ -37,6 +38,7 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
           progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Audit DATA's labels into OUT; returns summary.json's content."""
     out = Path(out)
+    refuse_output_inside(data, out)
     if out.exists() and (not out.is_dir() or any(p.name not in OURS and not p.name.startswith(".")
                                                  for p in out.iterdir())):
         raise UserError(f"{out}: exists and holds other files; give a new folder (or a previous audit's)")

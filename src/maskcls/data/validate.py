@@ -37,6 +37,8 @@ def validate(data: str | Path, *, corrections: str | Path | None = None, decode:
     out = Validation(problems=list(result.problems), photos=len(result.table))
     if result.table.empty:
         out.problems.append(Problem(str(data), "no photos found"))
+    elif not result.table[["mask", "gender", "age"]].notna().any(axis=None):  # train refuses it too
+        out.problems.append(Problem(str(data), "no photo has a mask, gender or age label; training needs at least one"))
     paths = list(result.table["path"])
     if result.eval_dir is not None:
         eval_table, eval_problems = load_eval(result.eval_dir)

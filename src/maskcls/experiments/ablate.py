@@ -32,7 +32,7 @@ from ..config import flat, load_config
 from ..data.fingerprint import data_identity, identity_change, photo_digests
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
-from ..data.table import raise_on_fatal, scan
+from ..data.table import raise_on_fatal, refuse_output_inside, scan
 from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
@@ -113,6 +113,7 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
+    refuse_output_inside(data, out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
     if "data.fold" in [o.partition("=")[0].strip() for o in overrides]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import labels
-from ..data.images import read_rgb
+from ..data.images import decode_error
 from ..data.prepare import prepare
 from ..data.fingerprint import refuse_other_data, seen_before
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
@@ -106,7 +106,11 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
     for member in predictor.members:
         source = Path(str(member[2].get("data") or ""))
         inputs |= {source.resolve(), (source / "train" / "train.csv").resolve()} if str(source) else set()
-    run_dirs = [(Path(r).parent if Path(r).suffix == ".onnx" else Path(r)).resolve() for r in predictor.runs]
+    # An exported .onnx file given by name is an input itself; the folder it lies in is the user's, not a run's.
+    given = [Path(run)] if isinstance(run, (str, Path)) else [Path(r) for r in run]
+    inputs |= {p.resolve() for p in given if p.suffix == ".onnx"}
+    run_dirs = [(r.parent if r.suffix == ".onnx" else r).resolve() for r in map(Path, predictor.runs)
+                if not (r.suffix == ".onnx" and r.resolve() in inputs)]
     for flag, target in (("--out", out), ("--probs", probs_out)):
         if target is None:
             continue
@@ -158,13 +162,19 @@ def expand_photos(items: list[str]) -> list[str]:
 def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", device: str = "auto",
                     workers: int = 0, backend: str = "torch") -> list[dict]:
     """One result per photo: mask, gender, age group, the class, and the probabilities behind them."""
-    paths = []
-    for photo in photos:
-        if not Path(photo).is_file():
-            raise UserError(f"{photo}: {'not a photo file' if Path(photo).exists() else 'no such photo'}")
-        paths.append(str(photo))
+    paths = [str(photo) for photo in photos]
+    # Every broken photo is named in one pass, before any work: not one per rerun.
+    bad = []
     for path in paths:
-        read_rgb(path)  # fail on a broken photo before any work, naming it
+        if not Path(path).is_file():
+            bad.append(f"{path}: {'not a photo file' if Path(path).exists() else 'no such photo'}")
+        elif (why := decode_error(path)) is not None:
+            bad.append(f"{path}: {why}")
+    if len(bad) == 1:
+        raise UserError(bad[0])
+    if bad:
+        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise UserError(f"{len(bad)} of the {len(paths)} photos cannot be classified:\n  {shown}")
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(paths)
     per_task = task_probs(probs)

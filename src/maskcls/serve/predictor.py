@@ -87,6 +87,10 @@ class Predictor:
                                 "(the default backend loads run folders)")
             self.runs = expand_runs(run)
             self.members = [load_run(r, self.device) for r in self.runs]
+        for member in self.members:
+            # A checkpoint's stored config never chooses where this command writes: caches go where the
+            # user's own settings say ($MASKCLS_CACHE or ~/.cache/maskcls), whatever the run recorded.
+            member[1].data.cache_dir = ""
         cutoffs = {m[1].cutoffs for m in self.members}
         if len(cutoffs) > 1:
             raise UserError("the runs of an ensemble use different age cut-offs "

@@ -19,6 +19,7 @@ from .. import labels
 from ..config import Config
 from ..data.fingerprint import refuse_other_data
 from ..data.prepare import Prepared, prepare
+from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
 from ..metrics import compute_metrics, log_loss
@@ -49,6 +50,8 @@ def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: st
 def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[[str], None]) -> dict:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
+    if isinstance(data, (str, Path)):
+        refuse_output_inside(data, out)
     strangers = [p.name for p in out.iterdir() if not p.name.startswith((FOLD_PREFIX, "."))
                  and p.name not in ("oof_probs.csv", "cv_summary.json", "model.onnx")] if out.is_dir() else []
     if strangers:
