@@ -161,6 +161,13 @@ def test_2_audit_run_evaluate_val_and_fold_all_refuse_edited_labels(synth_root, 
     cv = tmp_path / "cv"
     train_folds(tiny("train.epochs=1"), data, cv, progress=False, log=lambda s: None)
     evaluate_run(cv / "fold-0", data, split="val", progress=False)  # the data it learned from: fine
+    # 8. truth rows about people not in the data are ignored and counted, not planted-and-missed
+    truth = tmp_path / "truth.csv"
+    planted = (data / "truth" / "injected_noise.csv").read_text()
+    truth.write_text(planted + "nobody_male_Asian_30,gender,*,male,female\n")
+    summary = audit(data, tmp_path / "a0", run=cv, truth=truth, progress=False, log=lambda s: None)
+    assert summary["truth_rows_not_in_data"] == 1
+    assert summary["truth"]["all"]["planted"] == len(planted.strip().splitlines()) - 1
     csv = data / "train" / "train.csv"
     lines = csv.read_text().splitlines()
     lines[1] = lines[1].replace(",27,", ",70,")  # one age edited, as in the issue
@@ -334,3 +341,15 @@ def test_16_an_output_beside_an_onnx_file_is_not_an_input(run, synth_root, tmp_p
     assert main(["predict", str(run), str(synth_root / "eval"), "--out", str(run / "x.csv"),
                  "--backend", "onnx"]) == 2
     assert "one of the inputs" in capsys.readouterr().err
+
+
+# 8. audit --truth with a field that does not exist -----------------------------------------------------
+
+def test_8_a_truth_row_with_an_unknown_field_is_refused_before_any_work(synth_root, tmp_path, capsys):
+    truth = tmp_path / "truth.csv"
+    truth.write_text("person,field,image,recorded,true\ns000001_male_Asian_27,color,*,red,blue\n")
+    out = tmp_path / "audit"
+    assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--truth", str(truth)]) == 2
+    err = err_of(capsys)
+    assert f"{truth}:2: unknown field 'color'" in err and len(err.splitlines()) == 1
+    assert not out.exists()

@@ -18,6 +18,7 @@ from typing import Callable
 import pandas as pd
 
 from ..config import Config, from_dict, load_config
+from ..data.corrections import FIELDS
 from ..data.prepare import prepare
 from ..data.table import refuse_output_inside
 from ..errors import UserError
@@ -84,6 +85,7 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
                "run": str(run if run is not None else out / "cv"), "train_seconds": round(trained, 1),
                "seconds": round(time.perf_counter() - start, 1)}
     if noise is not None:
+        noise, summary["truth_rows_not_in_data"] = _known_truth(noise, prepared.table["person"], log)
         summary["truth"] = score_against_truth(issues, noise)
         curve = precision_recall_curve(issues, noise)
         plot_precision_recall(curve, out / "precision_recall.png")
@@ -111,5 +113,18 @@ def _run_config(run: Path) -> Config:
 
 
 def _read_truth(path: str | Path) -> pd.DataFrame:
+    """The planted errors; an unknown field is an error naming its line, as in a corrections file."""
     frame = read_csv(Path(path), ("person", "field", "image", "recorded", "true"))
+    for line, fld in frame["field"].items():
+        if fld.strip().lower() not in FIELDS:
+            raise UserError(f"{path}:{line}: unknown field {fld!r}; expected one of {', '.join(FIELDS)}")
     return frame.reset_index(drop=True)
+
+
+def _known_truth(noise: pd.DataFrame, people: pd.Series, log: Callable[[str], None]) -> tuple[pd.DataFrame, int]:
+    """Truth rows about people in the data, and how many were left out: an error planted on someone who
+    is not in the data can be neither found nor missed (corrections treat such rows the same way)."""
+    known = noise["person"].str.strip().isin(set(people.astype(str)))
+    if not known.all():
+        log(f"truth: {int((~known).sum())} row(s) name people not in the data; they are not counted")
+    return noise[known].reset_index(drop=True), int((~known).sum())
