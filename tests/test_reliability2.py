@@ -353,3 +353,28 @@ def test_8_a_truth_row_with_an_unknown_field_is_refused_before_any_work(synth_ro
     err = err_of(capsys)
     assert f"{truth}:2: unknown field 'color'" in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+# 7. A photo cache larger than the memory -------------------------------------------------------------
+
+def test_7_a_ram_cache_that_cannot_fit_is_one_line_with_what_to_do(synth_root, tmp_path, monkeypatch):
+    from maskcls.data import images
+    from maskcls.data.table import load_table
+    from maskcls.data.transforms import eval_transform
+
+    paths = load_table(synth_root)[0]["path"].tolist()[:4]
+    pre = eval_transform((4096, 4096), "none").preprocess
+    free = images.available_memory()
+    assert free is None or free > 0
+    monkeypatch.setattr(images, "available_memory", lambda: 100 * 2**20)
+    with pytest.raises(UserError, match=r"needs 0.2 GiB for 4 photos at 4096x4096, more than the 0.1 GiB .*"
+                                        r"data.cache=disk"):
+        images.PhotoStore(paths).arrays(pre, ("k",), progress=False)
+    monkeypatch.setattr(images, "available_memory", lambda: None)
+
+    def no_memory(*a, **k):
+        raise MemoryError("Unable to allocate 192. MiB")
+
+    monkeypatch.setattr(images.np, "empty", no_memory)
+    with pytest.raises(UserError, match="data.cache=none"):
+        images.PhotoStore(paths).arrays(pre, ("k",), progress=False)
