@@ -69,7 +69,7 @@ def test_demo_data_and_summary(tmp_path, capsys):
 def test_train_and_evaluate_through_the_cli(synth_root, tmp_path, capsys):
     import json
 
-    from test_train import TINY
+    from conftest import TINY
     run = tmp_path / "run"
     args = ["train", str(synth_root), "--out", str(run), "--config", "demo", "--corrections", "known", "--fold", "1"]
     for item in TINY + ["train.epochs=1", "train.tensorboard=false"]:
@@ -93,7 +93,7 @@ def test_train_and_evaluate_through_the_cli(synth_root, tmp_path, capsys):
 def test_classify_prints_one_json_line_per_photo(synth_root, tmp_path, capsys):
     import json
 
-    from test_train import tiny_config
+    from conftest import tiny_config
 
     from maskcls import labels
     from maskcls.serve.predictor import Predictor
@@ -126,7 +126,7 @@ def test_classify_prints_one_json_line_per_photo(synth_root, tmp_path, capsys):
 
 @pytest.mark.slow  # calls train(): the model is built and the first epoch starts before the photo is met
 def test_corrupt_photo_met_by_a_loader_worker_is_one_message(dataset, tmp_path, capsys):
-    from test_train import TINY
+    from conftest import TINY
     victims = sorted((dataset / "train" / "images").rglob("mask4.*"))
     for victim in victims:  # every person's, so the sampler cannot miss them all
         victim.write_bytes(b"\xff\xd8 not really a jpeg")

@@ -14,7 +14,7 @@ from maskcls.serve.export import OUTPUTS, export_run
 from maskcls.training.fit import train
 from maskcls.training.model import class_log_probs
 from maskcls.training.runs import load_run
-from test_train import tiny_config
+from conftest import tiny_config
 
 pytestmark = pytest.mark.slow
 

@@ -11,6 +11,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from .. import labels
 from ..errors import UserError
 
 
@@ -32,7 +33,7 @@ def data_identity(table: pd.DataFrame, digests: np.ndarray) -> dict[str, str]:
     """What a run learned from, wherever the data lie: ``labels`` hashes each photo's person, name and
     labels, ``photos`` the photos' content (their fingerprints), both in table order. A copy of the data
     has the same identity; the same path with an edited label or photo has another."""
-    given = table[["person", "image", "mask", "gender", "age"]].astype(str)
+    given = table[["person", "image", *(t.field for t in labels.TASKS)]].astype(str)
     labels_hash = hashlib.sha1(pd.util.hash_pandas_object(given, index=False).to_numpy().tobytes())
     photos_hash = hashlib.sha1(given[["person", "image"]].to_csv(index=False).encode())
     photos_hash.update(np.ascontiguousarray(digests, dtype=np.int64).tobytes())

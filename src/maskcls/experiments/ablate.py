@@ -32,7 +32,7 @@ from ..config import flat, load_config
 from ..data.fingerprint import data_identity, identity_change, photo_digests
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
-from ..data.table import raise_on_fatal, refuse_output_inside, scan
+from ..data.table import LABEL_COLUMNS, raise_on_fatal, refuse_output_inside, scan
 from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
@@ -82,7 +82,7 @@ def data_digest(data: str | Path, *, allow_outside: bool = False) -> str:
     """What a set of runs was scored on, wherever it lies: the people, photo names, labels as given and
     file sizes. A copy of the data has the same digest; other data, or the same path refilled, does not."""
     table = _scanned(data, allow_outside)
-    digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", "mask", "gender", "age"]].astype(str),
+    digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", *LABEL_COLUMNS]].astype(str),
                                                      index=False).to_numpy().tobytes())
     digest.update(np.array([os.path.getsize(p) for p in table["path"]], dtype=np.int64).tobytes())
     return digest.hexdigest()

@@ -17,7 +17,7 @@ from ..data.fingerprint import refuse_other_data, seen_before
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, write_csv
-from ..metrics import compute_metrics, log_loss, per_class_f1, task_probs
+from ..metrics import compute_metrics, log_loss, per_class_f1
 from .predictor import Predictor
 
 Runs = str | Path | Sequence[str | Path]
@@ -126,7 +126,7 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
     probs = predictor.predict_proba(frame[PHOTO_COL].tolist(), progress=progress)
     submission = frame.drop(columns=[PHOTO_COL]).assign(ans=probs.argmax(1))
     if probs_out is not None:
-        table = pd.DataFrame(probs.round(6), columns=[f"p{c}" for c in range(labels.NUM_CLASSES)])
+        table = pd.DataFrame(probs.round(6), columns=labels.class_prob_columns())
         write_csv(probs_out, pd.concat([frame[["ImageID"]], table], axis=1))
     with atomic_path(out) as tmp:
         submission.to_csv(tmp, index=False)
@@ -177,14 +177,11 @@ def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", d
         raise UserError(f"{len(bad)} of the {len(paths)} photos cannot be classified:\n  {shown}")
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(paths)
-    per_task = task_probs(probs)
+    per_task = labels.task_probs(probs)
     results = []
     for i, path in enumerate(paths):
         c = int(probs[i].argmax())
-        answers = dict(zip(("mask", "gender", "age"), labels.decode(c)))
-        result = {"photo": path, "class": c}
-        for task in labels.TASKS:
-            result[task.name] = task.names(predictor.cutoffs)[answers[task.name]]
+        result = {"photo": path, "class": c, **labels.answer_names(c, predictor.cutoffs)}
         result["confidence"] = round(float(probs[i, c]), 4)
         result["probabilities"] = {
             task.name: dict(zip(task.names(predictor.cutoffs), np.round(per_task[task.name][i], 4).tolist()))

@@ -22,11 +22,10 @@ from ..data.faces import FaceBoxes, default_cache_dir
 from ..data.prepare import preprocess_key
 from ..data.transforms import crop_of, eval_transform
 from ..errors import UserError
-from ..metrics import task_probs
 from ..progress import bar as progress_bar
 from ..training.loaders import make_loader
 from ..training.loop import TTA_CHOICES, predict_proba
-from ..training.runs import is_fold_parent, load_run, prob_columns
+from ..training.runs import is_fold_parent, load_run
 from ..training.runtime import Runtime, resolve_device
 
 Item = str | Path | np.ndarray
@@ -157,16 +156,10 @@ def _onnx_probs(model, loader, *, tta: str, desc: str, progress: bool) -> np.nda
 
 
 def answers_frame(probs: np.ndarray, cutoffs: labels.AgeCutoffs) -> pd.DataFrame:
+    """One row per photo: class, each task's answer (names), confidence, then ``labels.prob_columns()``."""
     cls = probs.argmax(1)
-    decoded = dict(zip(("mask", "gender", "age"), labels.decode(cls)))
-    frame = pd.DataFrame({"class": cls})
-    for task in labels.TASKS:
-        names = np.array(task.names(cutoffs))
-        frame[task.name] = names[decoded[task.name]]
-    frame["confidence"] = probs.max(1)
-    per_task = task_probs(probs)
-    values = np.concatenate([probs] + [per_task[t.name] for t in labels.TASKS], axis=1)
-    return pd.concat([frame, pd.DataFrame(values, columns=prob_columns())], axis=1)
+    frame = pd.DataFrame({"class": cls, **labels.answer_names(cls, cutoffs), "confidence": probs.max(1)})
+    return pd.concat([frame, pd.DataFrame(labels.prob_values(probs), columns=labels.prob_columns())], axis=1)
 
 
 def _check_items(items: Sequence[Item]) -> list[Item]:

@@ -82,7 +82,7 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
         return {}
     oof = gather_oof(prepared, [fold_dir(out, k) for k in range(prepared.k)])
     write_csv(out / "oof_probs.csv", oof)
-    cv = cv_summary(summaries, prepared.score_targets, oof[[f"p{c}" for c in range(labels.NUM_CLASSES)]].to_numpy())
+    cv = cv_summary(summaries, prepared.score_targets, oof[labels.class_prob_columns()].to_numpy())
     write_json(out / "cv_summary.json", cv)
     shown = ", ".join(f"{k} {v:.4f} +- {cv['std'][k]:.4f}" for k, v in cv["mean"].items()
                       if k.endswith("f1") or k == "accuracy")

@@ -22,7 +22,6 @@ from .. import labels
 from ..config import Config
 from ..errors import UserError
 from ..fileio import atomic_path, pid_alive
-from ..metrics import task_probs
 from .model import MaskNet, build_model
 
 
@@ -163,22 +162,13 @@ def load_run(run: str | Path, device: torch.device | None = None) -> tuple[MaskN
     return model.to(device or torch.device("cpu")), cfg, ckpt
 
 
-def prob_columns() -> list[str]:
-    """Columns of val_probs.csv / oof_probs.csv after the photo's identity and given labels."""
-    cols = [f"p{c}" for c in range(labels.NUM_CLASSES)]
-    for task in labels.TASKS:
-        cols += [f"p_{task.name}_{k}" for k in range(task.size)]
-    return cols
-
-
 def probs_frame(table: pd.DataFrame, probs: np.ndarray, *, fold: int | None = None) -> pd.DataFrame:
     """One row per photo: path, person, image (the photo's stem), the given labels (empty when unknown;
     age in years beside its group), the fold that predicted it, the 18 class probabilities p0..p17 and
     the per-task probabilities p_mask_0.., p_gender_0.., p_age_0.. (marginals of the 18)."""
-    given = ["path", "person", "image"] + [t.column for t in labels.TASKS] + ["age", "label"]
+    given = ["path", "person", "image"] + [c for t in labels.TASKS for c in (t.column, t.field)] + ["label"]
     out = table[list(dict.fromkeys(given))].reset_index(drop=True).copy()
     if fold is not None:
         out["fold"] = fold
-    per_task = task_probs(probs)
-    values = [probs] + [per_task[t.name] for t in labels.TASKS]
-    return pd.concat([out, pd.DataFrame(np.concatenate(values, axis=1).round(6), columns=prob_columns())], axis=1)
+    values = labels.prob_values(probs).round(6)
+    return pd.concat([out, pd.DataFrame(values, columns=labels.prob_columns())], axis=1)
