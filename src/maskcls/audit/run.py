@@ -57,15 +57,15 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         oof_path = out / "cv" / "oof_probs.csv"
         trained = time.perf_counter() - start
     prepared = prepare(cfg, data, log=lambda s: None)
-    if run is not None:  # the run's out-of-fold labels and DATA's must be the same labels
-        for folder in sorted(Path(run).glob(f"{FOLD_PREFIX}*")):
-            refuse_other_data(str(run), fold_identity(folder), prepared.identity(), data)
     oof = pd.read_csv(oof_path, keep_default_na=False, na_values=[""], dtype={"person": str, "image": str})
     paths = set(prepared.table["path"])
     if set(oof["path"]) != paths:
         raise UserError(f"{oof_path} does not cover exactly the photos of {data} "
                         f"({len(set(oof['path']) & paths)} of {len(paths)} in common); audit the data the run "
                         "was trained on, or drop --run to train one")
+    if run is not None:  # the same photos, and the run's out-of-fold labels must be DATA's labels too
+        for folder in sorted(Path(run).glob(f"{FOLD_PREFIX}*")):
+            refuse_other_data(str(run), fold_identity(folder), prepared.identity(), data)
     # The photo's stem and age in years come from the table (runs written before oof_probs.csv held them).
     oof = oof.drop(columns=[c for c in ("image", "age") if c in oof.columns]).merge(
         prepared.table[["path", "image", "age"]].astype({"age": "float"}), on="path", how="left")
