@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import labels
+from ..config import unknown_choice
 from ..errors import UserError
 from . import corrections as corr_mod
 from . import splits
@@ -111,6 +112,8 @@ class Prepared:
                 disk = DiskCache(cfg.data.cache_dir or default_cache_dir())
                 self._disk[key] = disk.rows(self.table["path"].tolist(), val_tf.preprocess, key, progress=progress)
             cache = self._disk[key]
+        elif cfg.data.cache != "none":
+            raise unknown_choice("data.cache", cfg.data.cache)
         paths = self.table["path"].tolist()
 
         def subset(idx: np.ndarray, transform) -> PhotoDataset:

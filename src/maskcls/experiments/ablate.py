@@ -78,6 +78,15 @@ def _scanned(data: str | Path, allow_outside: bool) -> pd.DataFrame:
     return scanned.table
 
 
+def parse_variants(text: str) -> list[str]:
+    """'hflip,vflip' -> ['hflip', 'vflip'] (the --variants list, the baseline first); an empty entry
+    between commas is most likely a variant that went missing."""
+    variants = [v.strip() for v in text.split(",")]
+    if not all(variants) and any(variants):
+        raise UserError(f"--variants {text!r} has an empty entry between its commas")
+    return [v for v in variants if v]
+
+
 def data_digest(data: str | Path, *, allow_outside: bool = False) -> str:
     """What a set of runs was scored on, wherever it lies: the people, photo names, labels as given and
     file sizes. A copy of the data has the same digest; other data, or the same path refilled, does not."""

@@ -18,6 +18,7 @@ from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, write_csv
 from ..metrics import compute_metrics, log_loss, per_class_f1
+from .options import SPLITS
 from .predictor import Predictor
 
 Runs = str | Path | Sequence[str | Path]
@@ -31,8 +32,8 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     labelled photo of DATA, ``auto`` val when DATA is the training data, else all. An ensemble has no
     validation fold of its own (each photo was trained on by some member), so it takes ``all`` on other data.
     """
-    if split not in ("auto", "val", "all"):
-        raise UserError(f"split must be auto, val or all, got {split!r}")
+    if split not in SPLITS:
+        raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     cfg = predictor.config
     trained_on = {m[2].get("data") for m in predictor.members}

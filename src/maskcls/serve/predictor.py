@@ -24,12 +24,12 @@ from ..data.transforms import crop_of, eval_transform
 from ..errors import UserError
 from ..progress import bar as progress_bar
 from ..training.loaders import make_loader
-from ..training.loop import TTA_CHOICES, predict_proba
+from ..training.loop import predict_proba
 from ..training.runs import is_fold_parent, load_run
 from ..training.runtime import Runtime, resolve_device
+from .backends import BACKENDS, TTA_CHOICES
 
 Item = str | Path | np.ndarray
-BACKENDS = ("torch", "onnx")
 
 
 def expand_runs(runs: str | Path | Sequence[str | Path]) -> list[Path]:

@@ -11,12 +11,11 @@ from torch.utils.data import DataLoader
 from .. import labels
 from ..errors import UserError
 from ..progress import bar as progress_bar
+from ..serve.backends import TTA_CHOICES
 from .losses import MultiTaskLoss
 from .model import MaskNet, class_log_probs
 from .optim import set_backbone_frozen
 from .runtime import Runtime
-
-TTA_CHOICES = ("none", "hflip")
 
 
 def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.Optimizer,
