@@ -29,10 +29,11 @@ import pandas as pd
 from scipy import stats
 
 from ..config import flat, from_dict, load_config
+from ..data.fingerprint import data_identity, identity_change, photo_digests
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
 from ..data.crops import LEGACY_PRESETS, split_legacy
-from ..data.table import LABEL_COLUMNS, raise_on_fatal, scan
+from ..data.table import LABEL_COLUMNS, raise_on_fatal, refuse_output_inside, scan
 from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
@@ -93,6 +94,12 @@ def _resolved_now(saved: dict) -> dict:
         return saved  # settings this version no longer knows: they differ from today's anyway
 
 
+def _scanned(data: str | Path, allow_outside: bool) -> pd.DataFrame:
+    scanned = scan(data, allow_outside=allow_outside)
+    raise_on_fatal(scanned.problems, data)
+    return scanned.table
+
+
 def parse_variants(text: str) -> list[str]:
     """'hflip,vflip' -> ['hflip', 'vflip'] (the --variants list, the baseline first); an empty entry
     between commas is most likely a variant that went missing."""
@@ -105,13 +112,16 @@ def parse_variants(text: str) -> list[str]:
 def data_digest(data: str | Path, *, allow_outside: bool = False) -> str:
     """What a set of runs was scored on, wherever it lies: the people, photo names, labels as given and
     file sizes. A copy of the data has the same digest; other data, or the same path refilled, does not."""
-    scanned = scan(data, allow_outside=allow_outside)
-    raise_on_fatal(scanned.problems, data)
-    table = scanned.table
+    table = _scanned(data, allow_outside)
     digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", *LABEL_COLUMNS]].astype(str),
                                                      index=False).to_numpy().tobytes())
     digest.update(np.array([os.path.getsize(p) for p in table["path"]], dtype=np.int64).tobytes())
     return digest.hexdigest()
+
+
+def _identity(data: str | Path, allow_outside: bool) -> dict[str, str]:
+    table = _scanned(data, allow_outside)
+    return data_identity(table, photo_digests(table["path"]))
 
 
 def slug(variant: str) -> str:
@@ -143,6 +153,7 @@ def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: in
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
+    refuse_output_inside(data, out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
     if "data.fold" in [o.partition("=")[0].strip() for o in overrides]:
@@ -171,11 +182,14 @@ def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: in
     # (compared resolved, so the order of --set does not matter).
     settings = {"config": str(config), "set": list(overrides), "data": data_path,
                 "data_digest": data_digest(data, allow_outside=base.data.allow_outside),
+                # and by photo content: an edited photo of the same size is other data too
+                "data_identity": _identity(data, base.data.allow_outside),
                 "resolved": json.loads(json.dumps(flat(base)))}
     if (out / "ablation.json").is_file():
         before = read_json(out / "ablation.json")
         same_data = before["data_digest"] == settings["data_digest"] if "data_digest" in before else \
             before.get("data", data_path) == data_path
+        same_data = same_data and identity_change(before.get("data_identity"), settings["data_identity"]) is None
         if not same_data:
             raise UserError(f"{out} holds runs made on other data ({before.get('data')}, as it was then: other "
                             "people, labels or photos); pairs must be scored on the same people, so choose a new "
@@ -187,6 +201,7 @@ def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: in
                             f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
                             "variants or seeds, or choose a new --out")
         settings = {**before, "data": data_path, "data_digest": settings["data_digest"],
+                    "data_identity": settings["data_identity"],
                     "resolved": settings["resolved"]}
     results = _read_results(out / "results.csv")
     done = {(r.variant, r.seed, r.fold) for r in results.itertuples() if r.status == "ok"}
