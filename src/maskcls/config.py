@@ -36,6 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.amp": ("auto", "bf16", "fp16", "none"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.schedule": ("cosine", "constant"),
+    "train.select": ("best", "last"),
     "data.cache": ("none", "ram", "disk"),
 }
 
@@ -100,6 +101,8 @@ class TrainConfig:
     label_smoothing: float = _f(0.05, "label smoothing of the cross-entropy", lo=0, hi=1, hi_open=True)
     sampler: str = _f("none", "none | weighted: draw rare classes (60+) as often as common ones")
     patience: int = _f(0, "stop after this many epochs without a better macro F1; 0 = never", lo=0)
+    select: str = _f("best", "the checkpoint a run keeps (best.pt): best = best validation macro F1; last = the "
+                     "last epoch, chosen without looking at the validation people, so its score is unbiased")
     amp: str = _f("auto", "auto: bf16 (or fp16) on GPU, none on CPU | bf16 | fp16 | none")
     channels_last: bool = _f(True, "channels_last memory format (GPU only)")
     device: str = _f("auto", "auto | cpu | cuda")
@@ -344,6 +347,10 @@ def check(cfg: Config) -> Config:
                             f"(pixel values scaled to 0..1), got {v}")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1 or cfg.train.lr <= 0:
         raise UserError("config train.epochs, train.batch_size and train.lr must be positive")
+    if cfg.train.select == "last" and cfg.train.patience:
+        # early stopping watches the validation people: the last epoch would be chosen on them after all
+        raise UserError("config train.select=last scores the last epoch of a fixed budget; train.patience "
+                        "(early stopping on the validation people) must be 0")
     if not 0 <= cfg.data.fold < cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg
