@@ -173,7 +173,7 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
     if out.is_dir():
         foreign = [p.name for p in out.iterdir() if p.name not in own_files and not p.name.startswith(".")]
         if foreign:
-            raise UserError(f"{out}: holds files that are not {settings_name.split('.')[0]}'s "
+            raise UserError(f"{out}: holds files that are not {'an ablation' if settings_name == 'ablation.json' else 'improve'}'s "
                             f"({', '.join(sorted(foreign)[:3])}); choose a new --out")
     labelled = {str(c.data.corrections) for c in configs.values()}
     if key is None and len(labelled) > 1:
@@ -198,14 +198,15 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
             raise UserError(f"{out} holds runs made on other data ({before.get('data')}, as it was then: other "
                             "people, labels or photos); pairs must be scored on the same people, so choose a new "
                             "--out for this data")
-        if before.get("scoring") != SCORING:
-            raise UserError(f"{out} holds runs scored on the checkpoint their own validation fold chose (before "
-                            "held-out scoring); they cannot be paired with held-out runs, so choose a new --out")
-        same = before["resolved"] == settings["resolved"]
+        same = before["resolved"] == settings["resolved"] if "resolved" in before else \
+            (before.get("config"), before.get("set")) == (settings["config"], settings["set"])
         if not same:
             raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
                             f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
                             "variants or seeds, or choose a new --out")
+        if before.get("scoring") != SCORING:
+            raise UserError(f"{out} holds runs scored on the checkpoint their own validation fold chose (before "
+                            "held-out scoring); they cannot be paired with held-out runs, so choose a new --out")
         if before.get("key", {}).get("digest") != answer.digest:
             raise UserError(f"{out} holds runs scored on another answer key ({before.get('key', {}).get('description')}); "
                             "give the same --key, or choose a new --out")
