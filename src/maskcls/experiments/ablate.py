@@ -118,7 +118,7 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
                                   progress=progress, log=log)
     out = Path(out)
     table = summarize(results, variants)
-    n_folds = int(results["fold"].max()) + 1 if len(results) else 0
+    n_folds = load_config(config, list(overrides)).data.folds if folds is None else folds
     write_text(out / "table.md", to_markdown(table, metric="macro_f1") + scoring_note(scored_on))
     plot_ablation(table, out / "ablation.png", title=f"{seeds} seed(s) x {n_folds} fold(s)")
     log(f"wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'ablation.png'}")
