@@ -11,7 +11,18 @@ import numpy as np
 import pytest
 
 from maskcls import labels
+from maskcls.config import load_config
 from maskcls.data.synth import make_dataset
+
+# The shrunken training settings every test that trains starts from (timm's test_resnet at 48x64, CPU):
+# test modules take them with `from conftest import TINY, tiny_config`.
+TINY = ["model.name=test_resnet", "data.size=48x64", "train.batch_size=16", "train.epochs=3", "data.folds=4",
+        "train.lr=0.003", "train.log_every=2"]
+
+
+def tiny_config(*extra: str):
+    """The demo config shrunk by TINY, then ``extra`` overrides (key=value)."""
+    return load_config("demo", TINY + list(extra))
 
 
 def write_photo(path: Path, colour: int = 128, size: tuple[int, int] = (24, 32)) -> Path:

@@ -42,7 +42,7 @@ def test_paired_delta_arithmetic_on_hand_made_results():
 
 @pytest.mark.slow
 def test_ablate_writes_its_files_and_a_second_call_trains_nothing(synth_root, tmp_path, monkeypatch):
-    from test_train import TINY
+    from conftest import TINY
 
     sets = tuple(TINY) + ("train.epochs=1", "train.tensorboard=false", "data.folds=3")
     out = tmp_path / "abl"
@@ -66,7 +66,7 @@ def test_ablate_writes_its_files_and_a_second_call_trains_nothing(synth_root, tm
 
 @pytest.mark.slow
 def test_a_failed_run_is_recorded_and_the_rest_go_on(synth_root, tmp_path):
-    from test_train import TINY
+    from conftest import TINY
 
     sets = tuple(TINY) + ("train.epochs=1", "train.tensorboard=false", "data.folds=3")
     bad = f"model.weights={tmp_path / 'missing.pth'}"  # fails when its run builds the model, not before

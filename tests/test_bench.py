@@ -26,6 +26,7 @@ def test_bench_prints_every_key(synth_root, capsys):
 BENCHMARKS = __import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+@pytest.mark.slow  # ten subprocesses that each import torch: over half of the fast suite
 @pytest.mark.parametrize("args, message", [
     (["--folds", "1"], "--folds must be at least 2"),
     (["--people", "5"], "too few for 5 folds"),

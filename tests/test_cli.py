@@ -69,7 +69,7 @@ def test_demo_data_and_summary(tmp_path, capsys):
 def test_train_and_evaluate_through_the_cli(synth_root, tmp_path, capsys):
     import json
 
-    from test_train import TINY
+    from conftest import TINY
     run = tmp_path / "run"
     args = ["train", str(synth_root), "--out", str(run), "--config", "demo", "--corrections", "known", "--fold", "1"]
     for item in TINY + ["train.epochs=1", "train.tensorboard=false"]:
@@ -93,7 +93,7 @@ def test_train_and_evaluate_through_the_cli(synth_root, tmp_path, capsys):
 def test_classify_prints_one_json_line_per_photo(synth_root, tmp_path, capsys):
     import json
 
-    from test_train import tiny_config
+    from conftest import tiny_config
 
     from maskcls import labels
     from maskcls.serve.predictor import Predictor
@@ -126,7 +126,7 @@ def test_classify_prints_one_json_line_per_photo(synth_root, tmp_path, capsys):
 
 @pytest.mark.slow  # calls train(): the model is built and the first epoch starts before the photo is met
 def test_corrupt_photo_met_by_a_loader_worker_is_one_message(dataset, tmp_path, capsys):
-    from test_train import TINY
+    from conftest import TINY
     victims = sorted((dataset / "train" / "images").rglob("mask4.*"))
     for victim in victims:  # every person's, so the sampler cannot miss them all
         victim.write_bytes(b"\xff\xd8 not really a jpeg")
@@ -151,3 +151,68 @@ def test_quiet_works_before_and_after_the_command(capsys):
         assert progress.is_quiet() is quiet, argv
     progress.set_quiet(False)
     capsys.readouterr()
+
+
+def test_building_the_parser_imports_no_heavy_library():
+    """`maskcls --help` and `--version` answer at once: building the parser leaves torch, the image
+    libraries and pandas unimported (each command imports them when it runs)."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "albumentations", "cv2", "timm", "matplotlib", "pandas")
+    code = ("import sys, maskcls.cli as c; c.build_parser(); "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version(flag, capsys):
+    import maskcls
+
+    with pytest.raises(SystemExit) as exit_:
+        main([flag])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"maskcls {maskcls.__version__}"
+
+
+def test_every_command_has_its_parser_beside_its_handler():
+    from importlib import import_module
+
+    from maskcls import cli
+
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) == {m.replace("_", "-") for m in cli.COMMANDS}
+    for name, parser in commands.items():
+        module = import_module(f"maskcls.cli.{name.replace('-', '_')}")
+        assert parser.get_default("func") is module.run and callable(module.add_parser)
+
+
+def test_choices_come_from_the_library():
+    from maskcls import cli
+    from maskcls.config import choices_of
+    from maskcls.serve.backends import BACKENDS, TTA_CHOICES
+    from maskcls.serve.options import SPLITS
+
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+
+    def choices(command: str, option: str):
+        return tuple(next(a for a in commands[command]._actions if option in a.option_strings).choices)
+
+    for command in ("evaluate", "predict", "classify"):
+        assert choices(command, "--tta") == tuple(TTA_CHOICES)
+        assert choices(command, "--backend") == tuple(BACKENDS)
+        assert choices(command, "--device") == choices_of("train.device")
+    assert choices("evaluate", "--split") == tuple(SPLITS)
+    assert choices("bench", "--device") == choices_of("train.device")
+
+
+def test_bad_option_values_are_one_message(tmp_path, capsys):
+    for argv, message in ((["train", str(tmp_path), "--out", str(tmp_path / "r"), "--fold", "two"],
+                           "argument --fold: expected a fold number or 'all', got 'two'"),
+                          (["evaluate", "r", str(tmp_path), "--split", "test"], "argument --split: invalid choice"),
+                          (["predict", "r", str(tmp_path), "--out", "s.csv", "--tta", "vflip"],
+                           "argument --tta: invalid choice")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

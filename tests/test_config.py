@@ -74,3 +74,32 @@ def test_round_trip_through_dict_and_yaml(tmp_path):
     assert from_yaml == cfg
     assert type(from_yaml.train.lr) is float and type(from_yaml.train.epochs) is int
     assert from_yaml.to_dict() == as_dict
+
+
+def test_train_config_resumes_with_the_runs_own_settings(tmp_path):
+    from maskcls.config import train_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(dump(load_config("demo", ["train.epochs=7", "data.fold=2"])))
+    resumed = train_config(run, resume=True, overrides=["train.epochs=9"])
+    assert resumed.train.epochs == 9 and resumed.data.fold == 2 and resumed.model.name == load_config("demo").model.name
+    fresh = train_config(run, overrides=["train.epochs=9"])  # not resuming: the built-in default
+    assert fresh.model.name == load_config("default").model.name and fresh.data.fold == 0
+    told = train_config(run, config="default", resume=True)  # --config given: it wins over the run's
+    assert told.train.epochs == load_config("default").train.epochs
+    given = train_config(run, config="demo", overrides=["data.corrections=known", "data.fold=3"],
+                         corrections="none", fold=1)
+    assert given.data.corrections == "none" and given.data.fold == 1  # the options win over --set
+    assert train_config(run, config="demo", fold="all").data.fold == 0
+    with pytest.raises(UserError, match="--fold all resumes by itself"):
+        train_config(run, fold="all", resume=True)
+
+
+def test_format_settings_lines_up_every_setting():
+    from maskcls.config import describe_settings, format_settings
+
+    lines = format_settings(load_config("demo", ["train.epochs=3"]))
+    assert len(lines) == len(describe_settings(load_config("demo")))
+    assert any(line.startswith("train.epochs = 3 ") for line in lines)
+    assert len({line.index("  # ") for line in lines}) == 1

@@ -61,7 +61,7 @@ def test_rows_pickle_without_their_data_and_subset_lazily(tmp_path):
 @pytest.mark.slow
 def test_training_reads_the_disk_cache_and_a_second_run_decodes_nothing(synth_root, tmp_path, monkeypatch):
     from maskcls.training.fit import train
-    from test_train import tiny_config
+    from conftest import tiny_config
 
     cfg = tiny_config("train.epochs=1", "train.tensorboard=false", "data.folds=3", "data.cache=disk",
                       f"data.cache_dir={tmp_path / 'cache'}")

@@ -37,19 +37,38 @@ def test_evaluation_rows_cover_every_photo_once():
 
 
 def test_each_rank_loads_its_own_training_photos(synth_root):
+    """Two ranks' training loaders, iterated for an epoch, decode disjoint photo files that together are
+    the whole training part, each with its own labels."""
     from maskcls.data.prepare import prepare
-    from test_train import tiny_config
+    from conftest import tiny_config
 
-    cfg = tiny_config("data.folds=3")
+    cfg = tiny_config("data.folds=3", "data.cache=false")  # photos decoded from their files, not a cache
     train_ds, _ = prepare(cfg, synth_root, log=lambda s: None).datasets(cfg, 0, progress=False)
-    train_ds.transform = lambda img, seed=None, key=None, preprocessed=False: img[:4, :4]
-    seen = []
+    assert train_ds.cache is None
+    real = train_ds.transform
+    decoded: list[str] = []
+
+    def recording(img, seed=None, key=None, preprocessed=False):
+        assert img.ndim == 3 and img.shape[2] == 3 and img.std() > 0  # a real decoded photo
+        decoded.append(key)
+        return real(img, seed=seed, key=key, preprocessed=preprocessed)
+
+    train_ds.transform = recording
+    per_rank = []
     for rank in range(2):
-        loader = make_loader(train_ds, batch_size=4, workers=0, device=torch.device("cpu"), train=True,
-                             generator=torch.Generator().manual_seed(1), rank=rank, world=2)
-        seen.append(list(loader.sampler))
-    assert not set(seen[0]) & set(seen[1])
-    assert set(seen[0]) | set(seen[1]) == set(range(len(train_ds)))
+        decoded.clear()
+        loader = make_loader(train_ds, batch_size=-(-len(train_ds) // 2), workers=0, device=torch.device("cpu"),
+                             train=True, generator=torch.Generator().manual_seed(1), rank=rank, world=2)
+        batches = list(loader)
+        assert sum(len(images) for images, _ in batches) == len(decoded)
+        for images, targets in batches:
+            assert images.dtype == torch.uint8 and tuple(images.shape[1:]) == (3, 64, 48)
+        got = torch.cat([t for _, t in batches])
+        expected = train_ds.targets[[train_ds.paths.index(p) for p in decoded]]
+        assert torch.equal(got, expected)  # each photo with its own labels
+        per_rank.append(set(decoded))
+    assert not per_rank[0] & per_rank[1]
+    assert per_rank[0] | per_rank[1] == set(train_ds.paths)
 
 
 @pytest.mark.slow

@@ -15,13 +15,14 @@ from maskcls.errors import UserError
 from maskcls.serve.predictor import Predictor
 from maskcls.training.fit import train
 from maskcls.training.folds import train_folds
-from test_train import tiny_config
+from conftest import tiny_config
 
-pytestmark = pytest.mark.slow  # trains models
+# Tests that train (or use the trained cv_run) are marked slow one by one; the preparation and
+# refusal checks train nothing and stay in the fast selection.
 
 QUIET = {"progress": False, "log": lambda s: None}
 ONE_EPOCH = ("train.epochs=1", "train.tensorboard=false", "data.folds=3")
-P = [f"p{c}" for c in range(labels.NUM_CLASSES)]
+P = labels.class_prob_columns()
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,7 @@ def cv_run(synth_root, tmp_path_factory):
     return out, cv, prepared
 
 
+@pytest.mark.slow
 def test_two_trainings_from_one_prepared_dataset_decode_each_photo_once(synth_root, tmp_path, monkeypatch):
     calls = []
     real = images.read_rgb
@@ -59,6 +61,7 @@ def test_prepared_data_must_match_the_config(synth_root, tmp_path):
         train(tiny_config("data.folds=3", "data.age_old=58"), prepared, tmp_path / "r", **QUIET)
 
 
+@pytest.mark.slow
 def test_fold_all_gives_every_photo_once_from_a_model_that_never_saw_its_person(cv_run):
     out, cv, prepared = cv_run
     oof = pd.read_csv(out / "oof_probs.csv", keep_default_na=False)
@@ -66,8 +69,7 @@ def test_fold_all_gives_every_photo_once_from_a_model_that_never_saw_its_person(
     assert np.array_equal(oof["fold"].to_numpy(), prepared.folds)
     assert np.allclose(oof[P].sum(axis=1), 1, atol=1e-4)
     for task in labels.TASKS:
-        cols = [f"p_{task.name}_{k}" for k in range(task.size)]
-        assert np.allclose(oof[cols].sum(axis=1), 1, atol=1e-4)
+        assert np.allclose(oof[labels.task_prob_columns(task)].sum(axis=1), 1, atol=1e-4)
     for fold in range(3):
         train_idx, _ = prepared.split(fold)
         rows = oof[oof["fold"] == fold]
@@ -86,6 +88,7 @@ def test_fold_all_gives_every_photo_once_from_a_model_that_never_saw_its_person(
         assert {"best.pt", "val_probs.csv", "curves.png", "per_class_f1.png", "confusion.png"} <= files
 
 
+@pytest.mark.slow
 def test_fold_all_rerun_trains_nothing(cv_run, monkeypatch):
     out, cv, prepared = cv_run
     from maskcls.training import folds
@@ -95,6 +98,7 @@ def test_fold_all_rerun_trains_nothing(cv_run, monkeypatch):
     assert again["mean"] == cv["mean"]
 
 
+@pytest.mark.slow
 def test_ensemble_is_the_mean_of_its_members(cv_run, synth_root, tmp_path):
     out, _, _ = cv_run
     paths = sorted(str(p) for p in (synth_root / "eval" / "images").iterdir())[:9]
@@ -114,6 +118,7 @@ def test_ensemble_is_the_mean_of_its_members(cv_run, synth_root, tmp_path):
     assert (pd.read_csv(sub).set_index("ImageID").loc[ids, "ans"].to_numpy() == listed.argmax(1)).all()
 
 
+@pytest.mark.slow
 def test_ensemble_evaluate_refuses_its_own_training_data(cv_run, synth_root):
     out, _, _ = cv_run
     from maskcls.serve.predict import evaluate_run
@@ -124,6 +129,7 @@ def test_ensemble_evaluate_refuses_its_own_training_data(cv_run, synth_root):
         evaluate_run(out, synth_root, split="all", progress=False)
 
 
+@pytest.mark.slow
 def test_api_trains_from_a_dataframe_and_predicts_arrays(synth_root, tmp_path):
     truth = pd.read_csv(synth_root / "truth" / "train_truth.csv")
     frame = pd.DataFrame({"path": [str(synth_root / p) for p in truth["path"]], "person_id": truth["person"],
@@ -145,6 +151,7 @@ def test_api_trains_from_a_dataframe_and_predicts_arrays(synth_root, tmp_path):
         predictor.predict([np.zeros((8, 8), np.float32)])
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_settings_and_other_data(synth_root, tmp_path):
     cfg = tiny_config("train.epochs=2", "train.tensorboard=false", "data.folds=3")
     run = tmp_path / "r"
@@ -179,6 +186,7 @@ def test_nothing_is_written_before_the_first_epoch_ends(synth_root, tmp_path, mo
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_fold_all_rerun_with_other_settings_is_refused(cv_run):
     out, _, prepared = cv_run
     with pytest.raises(UserError, match=r"train\.lr \(0\.003 -> 0\.5\)"):

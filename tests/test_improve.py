@@ -119,6 +119,8 @@ def test_bad_input_is_refused_before_anything_is_written(synth_root, tmp_path, m
     truth.iloc[1:].to_csv(short, index=False)
     with pytest.raises(UserError, match="does not fit the data: 1 of its"):
         im.improve(synth_root, fixes, out, folds=3, key=short, overrides=SETS[1:], log=lambda s: None)
+    with pytest.raises(UserError, match="--set train.patience"):  # early stopping would watch the scored fold
+        im.improve(synth_root, fixes, out, overrides=(*SETS[1:], "train.patience=2"), log=lambda s: None)
     with pytest.raises(UserError, match="--set data.folds"):
         im.improve(synth_root, fixes, out, overrides=(*SETS[1:], "data.folds=4"), log=lambda s: None)
     assert not out.exists()
@@ -156,7 +158,7 @@ def test_cli_improve_prints_the_table(synth_root, tmp_path, monkeypatch, capsys)
 @pytest.mark.slow
 def test_real_runs_keep_the_last_epoch_even_when_an_earlier_one_scored_better(synth_root, tmp_path, monkeypatch):
     """Fails if the kept checkpoint were the one the scored people liked best."""
-    from test_train import TINY
+    from conftest import TINY
 
     import maskcls.training.fit as fit
 
@@ -173,3 +175,17 @@ def test_real_runs_keep_the_last_epoch_even_when_an_earlier_one_scored_better(sy
     summary = json.loads((out / "runs" / "with" / "seed-0-fold-1" / "summary.json").read_text())
     assert summary["selected_by"] == "last_epoch" and summary["best_epoch"] == 2
     assert {p.name for p in out.iterdir()} >= {"table.md", "results.csv", "improve.png"}
+
+
+def test_a_config_with_early_stopping_still_ablates_with_the_full_budget(synth_root, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(ab, "train", _perfect_train(seen))
+    import maskcls.experiments.ablate as abl
+
+    budget = []
+    real = abl.load_config
+    monkeypatch.setattr(abl, "load_config", lambda *a, **k: budget.append(real(*a, **k)) or budget[-1])
+    results = ab.ablate(synth_root, tmp_path / "abl", ["hflip"], seeds=1, folds=1, config="default",
+                        overrides=SETS, progress=False, log=lambda s: None)  # default.yaml has patience: 4
+    assert (results["status"] == "ok").all()
+    assert all(c.train.patience == 0 and c.train.select == "last" for c in budget)

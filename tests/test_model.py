@@ -59,3 +59,34 @@ def test_imagenet_weights_come_from_the_download_cache(tmp_path, monkeypatch):
     assert torch.equal(model.backbone.conv1.weight, reference.conv1.weight)
     assert torch.equal(model.backbone.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
     assert torch.allclose(model.mean.flatten() / 255, torch.tensor([0.485, 0.456, 0.406]))
+
+
+def test_two_pretrained_timm_models_in_one_process_offline(tmp_path, monkeypatch):
+    """Offline, a timm model with pretrained weights reads them from the Hugging Face cache; building a
+    second one in the same process (fold 1 of --fold all, ablate, audit) must work as the first did."""
+    import huggingface_hub
+    import timm
+    from safetensors.torch import save_file
+
+    import maskcls.training.model as model_mod
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(model_mod, "reachable", lambda *a, **k: False)  # no network: the offline path
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    torch.manual_seed(5)
+    reference = timm.create_model("test_resnet", pretrained=False)
+    # The local weights file, laid out as the Hugging Face cache holds a download of timm/test_resnet.r160_in1k.
+    repo = tmp_path / "models--timm--test_resnet.r160_in1k"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    save_file(reference.state_dict(), str(repo / "snapshots" / commit / "model.safetensors"))
+    offline_before = huggingface_hub.constants.HF_HUB_OFFLINE
+    first = build_model("timm:test_resnet", "multi", "imagenet")
+    second = build_model("timm:test_resnet", "multi", "imagenet")
+    expected = {k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")}
+    for model in (first, second):
+        got = model.backbone.state_dict()
+        assert got.keys() == expected.keys() and all(torch.equal(got[k], v) for k, v in expected.items())
+    assert huggingface_hub.constants.HF_HUB_OFFLINE == offline_before  # offline mode only for the call

@@ -15,7 +15,7 @@ from maskcls.errors import UserError
 from maskcls.serve.predict import classify_photos, evaluate_run, predict_submission
 from maskcls.training.fit import train
 from maskcls.training.runs import load_checkpoint, load_run
-from test_train import tiny_config
+from conftest import tiny_config
 
 pytestmark = pytest.mark.slow  # trains models; `pytest -m "not slow"` skips them
 

@@ -145,12 +145,12 @@ def test_out_that_is_a_file_and_a_read_only_folder(tmp_path, capsys):
 def test_os_errors_from_the_disk_are_one_message(monkeypatch, tmp_path, capsys):
     import errno
 
-    from maskcls import cli
+    from maskcls.cli import summary
 
     def full(args):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x"))
 
-    monkeypatch.setattr(cli, "_cmd_summary", full)
+    monkeypatch.setattr(summary, "run", full)
     assert main(["summary", str(tmp_path)]) == 2
     assert err_of(capsys) == f"maskcls summary: error: cannot write or read {tmp_path / 'x'}: No space left on device"
 

@@ -15,17 +15,13 @@ from maskcls.training import loaders, losses, optim
 from maskcls.training.fit import train
 from maskcls.training.runs import load_checkpoint
 
+from conftest import TINY, tiny_config  # noqa: F401 - shared with the other test modules
+
 # Tests that train a model are marked slow one by one (`pytest -m "not slow"` skips them); the
 # loss, sampler and optimizer-group tests below train nothing and stay in the fast selection.
 
-TINY = ["model.name=test_resnet", "data.size=48x64", "train.batch_size=16", "train.epochs=3", "data.folds=4",
-        "train.lr=0.003", "train.log_every=2"]
 RUN_FILES = {"config.yaml", "best.pt", "last.pt", "metrics.csv", "summary.json", "confusion.png",
              "val_predictions.csv", "tb"}
-
-
-def tiny_config(*extra):
-    return load_config("demo", TINY + list(extra))
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,19 @@ import difflib
 import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .data.crops import CROPS, note_legacy, split_legacy
 from .errors import UserError
-from .labels import AgeCutoffs
+
+if TYPE_CHECKING:
+    from .labels import AgeCutoffs
 
 # Settings that may change when a run is resumed: they do not alter what the optimizer has done so
 # far. train.epochs re-stretches the cosine schedule from the current step. Every other change
@@ -28,23 +32,11 @@ from .labels import AgeCutoffs
 RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.tensorboard", "train.device",
                      "data.workers", "data.pin_memory", "data.cache", "data.cache_dir", "train.compile")
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "model.heads": ("multi", "single"),
-    "train.optimizer": ("adamw", "sgd"),
-    "train.loss": ("ce", "focal"),
-    "train.sampler": ("none", "weighted"),
-    "train.amp": ("auto", "bf16", "fp16", "none"),
-    "train.device": ("auto", "cpu", "cuda"),
-    "train.schedule": ("cosine", "constant"),
-    "train.select": ("best", "last"),
-    "data.cache": ("none", "ram", "disk"),
-}
-
-
-def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-       hi_open: bool = False) -> Any:
-    """A setting: its default, one line of help (`maskcls config` prints it) and its allowed range."""
-    meta = {"help": help, "range": (lo, hi, lo_open, hi_open)}
+def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: float | None = None,
+       hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Any:
+    """A setting: its default, one line of help (`maskcls config` prints it), and what it allows: the
+    names it takes (``choices``) or its range. ``check`` enforces both; factories read ``choices_of``."""
+    meta = {"help": help, "choices": choices, "range": (lo, hi, lo_open, hi_open)}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -53,7 +45,8 @@ def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = N
 @dataclass
 class ModelConfig:
     name: str = _f("resnet50", "a torchvision model name, or any timm name ('timm:' forces timm)")
-    heads: str = _f("multi", "multi: mask 3 + gender 2 + age 3 heads; single: one 18-way head")
+    heads: str = _f("multi", "multi: mask 3 + gender 2 + age 3 heads; single: one 18-way head",
+                     choices=("multi", "single"))
     weights: str = _f("imagenet", "imagenet | none | path to a .pth / .safetensors file")
     freeze_epochs: int = _f(1, "train only the heads for this many epochs first", lo=0)
     backbone_lr_mult: float = _f(0.1, "backbone learning rate = train.lr * this", lo=0)
@@ -65,8 +58,9 @@ class DataConfig:
     size: str = _f("384x512", "WIDTHxHEIGHT fed to the model, the same for training and inference")
     mean: list[float] | None = _f(None, "input mean (R, G, B in 0..1); null: the model's pretrained config")
     std: list[float] | None = _f(None, "input std (R, G, B in 0..1); null: the model's pretrained config")
-    augment: str = _f("hflip+vflip", "augmentation presets joined by + (see `maskcls augment-preview --help`)")
-    face_margin: float = _f(0.5, "facecrop: the face box grows by this share of its size (more above: hair)",
+    crop: str = _f("none", "the crop before the resize, in training and inference alike", choices=tuple(CROPS))
+    augment: str = _f("hflip+vflip", "random training transforms joined by + (see `maskcls augment-preview --help`)")
+    face_margin: float = _f(0.5, "data.crop=face: the face box grows by this share of its size (more above: hair)",
                             lo=0, hi=3)
     cache_dir: str = _f("", "on-disk caches (face boxes); empty: $MASKCLS_CACHE or ~/.cache/maskcls")
     corrections: str = _f("known", "label corrections: known | none | path to a corrections CSV")
@@ -79,7 +73,8 @@ class DataConfig:
     fold: int = _f(0, "which person-level fold is held out for validation", lo=0)
     split_seed: int = _f(0, "decides which people fall in which fold; train.seed never moves people")
     cache: str = _f("none", "none: decode every epoch | ram: decode once into memory | disk: once, into a "
-                            "memory-mapped file in data.cache_dir shared by runs and commands")
+                            "memory-mapped file in data.cache_dir shared by runs and commands",
+                    choices=("none", "ram", "disk"))
     workers: int | None = _f(None, "photo-loading processes; null: the machine's cores, at most 8", lo=0)
     pin_memory: bool = _f(True, "page-locked batches for faster copies to the GPU")
 
@@ -88,24 +83,28 @@ class DataConfig:
 class TrainConfig:
     epochs: int = _f(12, "training epochs", lo=1)
     batch_size: int = _f(64, "photos per step", lo=1)
-    optimizer: str = _f("adamw", "adamw | sgd")
+    optimizer: str = _f("adamw", "adamw | sgd", choices=("adamw", "sgd"))
     lr: float = _f(1e-3, "peak learning rate of the heads", lo=0, lo_open=True)
     weight_decay: float = _f(0.05, "weight decay (not on biases and norm weights)", lo=0)
     momentum: float = _f(0.9, "SGD momentum", lo=0, hi=1, hi_open=True)
-    schedule: str = _f("cosine", "cosine: warm-up then cosine decay per step; constant: the same lr throughout")
+    schedule: str = _f("cosine", "cosine: warm-up then cosine decay per step; constant: the same lr throughout",
+                        choices=("cosine", "constant"))
     warmup_epochs: float = _f(1.0, "linear warm-up length in epochs (cosine schedule)", lo=0)
     min_lr_ratio: float = _f(0.01, "the cosine schedule ends at lr * this", lo=0, hi=1)
-    loss: str = _f("ce", "ce | focal")
+    loss: str = _f("ce", "ce | focal", choices=("ce", "focal"))
     focal_gamma: float = _f(2.0, "focal loss gamma", lo=0)
     class_weights: bool = _f(True, "weight the loss by inverse class frequency (the rare 60+ classes count more)")
     label_smoothing: float = _f(0.05, "label smoothing of the cross-entropy", lo=0, hi=1, hi_open=True)
-    sampler: str = _f("none", "none | weighted: draw rare classes (60+) as often as common ones")
+    sampler: str = _f("none", "none | weighted: draw rare classes (60+) as often as common ones",
+                       choices=("none", "weighted"))
     patience: int = _f(0, "stop after this many epochs without a better macro F1; 0 = never", lo=0)
     select: str = _f("best", "the checkpoint a run keeps (best.pt): best = best validation macro F1; last = the "
-                     "last epoch, chosen without looking at the validation people, so its score is unbiased")
-    amp: str = _f("auto", "auto: bf16 (or fp16) on GPU, none on CPU | bf16 | fp16 | none")
+                     "last epoch, chosen without looking at the validation people, so its score is unbiased",
+                     choices=("best", "last"))
+    amp: str = _f("auto", "auto: bf16 (or fp16) on GPU, none on CPU | bf16 | fp16 | none",
+                   choices=("auto", "bf16", "fp16", "none"))
     channels_last: bool = _f(True, "channels_last memory format (GPU only)")
-    device: str = _f("auto", "auto | cpu | cuda")
+    device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
     seed: int = _f(0, "weights, shuffling and augmentation (never the folds)")
     log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
     tensorboard: bool = _f(True, "write RUN/tb for TensorBoard")
@@ -120,13 +119,13 @@ class Config:
 
     @property
     def cutoffs(self) -> AgeCutoffs:
-        return AgeCutoffs(self.data.age_young, self.data.age_old)
+        return _age_cutoffs(self.data.age_young, self.data.age_old)
 
     @property
     def score_cutoffs(self) -> AgeCutoffs:
         """The cut-offs validation scores with (the competition's 30/60 unless set): a model trained
         with data.age_old=58 is still judged on the groups the leaderboard uses."""
-        return AgeCutoffs(self.data.score_age_young, self.data.score_age_old)
+        return _age_cutoffs(self.data.score_age_young, self.data.score_age_old)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -135,6 +134,14 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _age_cutoffs(young: int, old: int) -> AgeCutoffs:
+    # labels imports numpy; importing it here, not at the top, keeps it out of the parser that
+    # `maskcls --help` builds (that reads choices and built-in names from this module).
+    from .labels import AgeCutoffs
+
+    return AgeCutoffs(young, old)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -201,18 +208,53 @@ def _set(cfg: Config, key: str, value: Any) -> None:
         raise UserError(f"config data.size: YAML read the value as the number {value}; write WIDTHxHEIGHT "
                         "in quotes, e.g. size: '96x128'")
     value = _coerce(key, value, hints[name])
-    if key in CHOICES and value not in CHOICES[key]:
-        raise UserError(f"config {key}: {value!r} is not one of {', '.join(CHOICES[key])}")
-    meta = next(f.metadata for f in dataclasses.fields(section) if f.name == name)
-    _check_range(key, value, meta.get("range", (None, None, False, False)))
-    setattr(section, name, value)
+    if key == "data.augment":  # the old spelling of a crop moves to data.crop
+        value = _move_legacy_crop(cfg, value)
+    setattr(section, name, value)  # choices and ranges: check(), once for all
+
+
+def _move_legacy_crop(cfg: Config, augment: str) -> str:
+    """Configs and runs from before data.crop spelled the crop inside data.augment (centercrop+hflip):
+    the crop moves to data.crop, with a note; returns the augmentation without it."""
+    try:
+        rest, crop = split_legacy(augment)
+    except ValueError as exc:
+        raise UserError(f"config data.augment: {exc}") from None
+    if crop is None:
+        return augment
+    if cfg.data.crop not in ("none", crop):
+        raise UserError(f"config data.augment={augment} spells the crop {crop} and data.crop is {cfg.data.crop}; "
+                        "set the crop once, as data.crop")
+    note_legacy(augment, rest, crop)
+    cfg.data.crop = crop
+    return rest
 
 
 SECTIONS = ("model", "data", "train")
 
 
-def _check_range(key: str, value: Any, bounds: tuple) -> None:
-    lo, hi, lo_open, hi_open = bounds
+def _declared(cfg: Any) -> list[tuple[str, Any, Any]]:
+    """[(key, value, the field's metadata)] for every setting, in declaration order."""
+    return [(f"{section.name}.{f.name}", getattr(getattr(cfg, section.name), f.name), f.metadata)
+            for section in dataclasses.fields(cfg) for f in dataclasses.fields(getattr(cfg, section.name))]
+
+
+def choices_of(key: str) -> tuple[str, ...]:
+    """The names a setting takes, as declared with it; () for a setting without a fixed set of names."""
+    return next((meta.get("choices") or () for k, _, meta in _declared(Config()) if k == key), ())
+
+
+def unknown_choice(key: str, value: Any) -> UserError:
+    """The error for a name a setting does not take; factories raise it for a name they do not know."""
+    return UserError(f"config {key}: {value!r} is not one of {', '.join(choices_of(key))}")
+
+
+def _check_declared(key: str, value: Any, meta: Any) -> None:
+    """One setting against what its field declares: its choices, or its range."""
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise unknown_choice(key, value)
+    lo, hi, lo_open, hi_open = meta.get("range", (None, None, False, False))
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"config {key}: {value!r} is not a finite number")
     if value is None or isinstance(value, (str, list, bool)):
@@ -227,12 +269,7 @@ def _check_range(key: str, value: Any, bounds: tuple) -> None:
 
 def describe_settings(cfg: Any) -> list[tuple[str, Any, str]]:
     """[(key, value, one line of help)] for every setting, in declaration order."""
-    out = []
-    for section in dataclasses.fields(cfg):
-        obj = getattr(cfg, section.name)
-        for f in dataclasses.fields(obj):
-            out.append((f"{section.name}.{f.name}", getattr(obj, f.name), f.metadata.get("help", "")))
-    return out
+    return [(key, value, meta.get("help", "")) for key, value, meta in _declared(cfg)]
 
 
 def _first_setting(section: str) -> str:
@@ -311,6 +348,36 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return check(cfg)
 
 
+def train_config(out: str | Path, *, config: str | Path | None = None, overrides: Sequence[str] = (),
+                 corrections: str | None = None, fold: int | str | None = None, resume: bool = False) -> Config:
+    """The settings of a training into run folder ``out`` (what `maskcls train` runs with).
+
+    ``config`` defaults to the run's own config.yaml when resuming (a resumed run keeps its settings
+    unless told otherwise), else to the built-in default; ``overrides`` (key=value) come next, then
+    ``corrections`` and ``fold`` when given. ``fold="all"`` (every fold) leaves data.fold alone and
+    cannot be combined with ``resume``: a --fold all run continues by itself."""
+    saved = Path(out) / "config.yaml"
+    if resume and config is None and saved.is_file():
+        config = saved
+    overrides = list(overrides)
+    if corrections is not None:
+        overrides.append(f"data.corrections={corrections}")
+    if fold is not None and fold != "all":
+        overrides.append(f"data.fold={int(fold)}")
+    cfg = load_config(config or "default", overrides)
+    if fold == "all" and resume:
+        raise UserError("--fold all resumes by itself: rerun the same command without --resume")
+    return cfg
+
+
+def format_settings(cfg: Config) -> list[str]:
+    """`maskcls config`'s lines: 'key = value   # help', the values in YAML's inline form, help aligned."""
+    rows = [(k, yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip(), h)
+            for k, v, h in describe_settings(cfg)]
+    width = max(len(k) + len(v) for k, v, _ in rows) + 3
+    return [f"{key} = {value}".ljust(width) + f"  # {help_text}" for key, value, help_text in rows]
+
+
 def _override_value(key: str, text: str) -> Any:
     """The value of one --set: YAML for numbers, lists and booleans, but the text itself for a string
     setting (YAML would read data.size=0x30 as the hex number 48)."""
@@ -323,10 +390,13 @@ def _override_value(key: str, text: str) -> Any:
 
 
 def check(cfg: Config) -> Config:
-    """Cross-field checks that a single type cannot express."""
+    """Every setting against what its field declares (choices, range), then what no single field can
+    say: the age cut-offs' order, the size's form, the augmentation's names, mean/std, the held-out fold."""
+    for key, value, meta in _declared(cfg):
+        _check_declared(key, value, meta)
     for young, old in (("age_young", "age_old"), ("score_age_young", "score_age_old")):
         try:
-            AgeCutoffs(getattr(cfg.data, young), getattr(cfg.data, old))
+            _age_cutoffs(getattr(cfg.data, young), getattr(cfg.data, old))
         except ValueError as exc:
             raise UserError(f"config data.{young}/{old}: {exc}") from None
     parse_size(cfg.data.size)  # raises a UserError naming the bad value
@@ -336,8 +406,6 @@ def check(cfg: Config) -> Config:
         parse_augment(cfg.data.augment)
     except ValueError as exc:
         raise UserError(f"config data.augment: {exc}") from None
-    if not 0 <= cfg.data.face_margin <= 3:
-        raise UserError(f"config data.face_margin must be between 0 and 3, got {cfg.data.face_margin}")
     for key in ("mean", "std"):
         v = getattr(cfg.data, key)
         if v is not None and len(v) != 3:
@@ -345,13 +413,11 @@ def check(cfg: Config) -> Config:
         if v is not None and not all(math.isfinite(x) and (0 < x <= 1 if key == "std" else 0 <= x <= 1) for x in v):
             raise UserError(f"config data.{key}: each of R, G, B must be in {'(0, 1]' if key == 'std' else '[0, 1]'} "
                             f"(pixel values scaled to 0..1), got {v}")
-    if cfg.train.epochs < 1 or cfg.train.batch_size < 1 or cfg.train.lr <= 0:
-        raise UserError("config train.epochs, train.batch_size and train.lr must be positive")
     if cfg.train.select == "last" and cfg.train.patience:
         # early stopping watches the validation people: the last epoch would be chosen on them after all
         raise UserError("config train.select=last scores the last epoch of a fixed budget; train.patience "
                         "(early stopping on the validation people) must be 0")
-    if not 0 <= cfg.data.fold < cfg.data.folds:
+    if cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg
 

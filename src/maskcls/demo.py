@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from . import labels
 from .config import load_config
 from .errors import UserError
 from .data.synth import make_dataset
@@ -62,8 +63,8 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
     scored, scored_plain = score_submission(submission, truth), score_submission(plain, truth)
     print("[5/5] results")
     print(f"  validation ({summary['val_people']} held-out people, {summary['val_photos']} photos): "
-          f"macro F1 {summary['macro_f1']:.3f}, accuracy {summary['accuracy']:.3f}, mask F1 {summary['mask_f1']:.3f}, "
-          f"gender F1 {summary['gender_f1']:.3f}, age F1 {summary['age_f1']:.3f}")
+          f"macro F1 {summary['macro_f1']:.3f}, accuracy {summary['accuracy']:.3f}, "
+          + ", ".join(f"{t.name} F1 {summary[f'{t.name}_f1']:.3f}" for t in labels.TASKS))
     print(f"  eval set scored against the synthetic truth ({scored['photos']} photos): "
           f"macro F1 {scored['macro_f1']:.3f}, accuracy {scored['accuracy']:.3f} with hflip TTA; "
           f"{scored_plain['macro_f1']:.3f}, {scored_plain['accuracy']:.3f} without  (chance: macro F1 ~0.05)")

@@ -15,15 +15,6 @@ from . import labels
 METRIC_KEYS = ("macro_f1", "accuracy", *(f"{t.name}_f1" for t in labels.TASKS))
 
 
-def task_probs(probs: np.ndarray) -> dict[str, np.ndarray]:
-    """Marginal probabilities per task (name -> (N, task size)) from (N, 18) class probabilities."""
-    out = {}
-    for task in labels.TASKS:
-        idx = np.asarray(task.of_class)
-        out[task.name] = np.stack([probs[:, idx == k].sum(1) for k in range(task.size)], axis=1)
-    return out
-
-
 def full_labels(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mask of fully labelled rows, their 18-class labels): the rows every 18-class figure uses."""
     targets = np.asarray(targets)
@@ -40,7 +31,7 @@ def compute_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, float |
     if full.any():
         out["macro_f1"] = float(f1_score(true, pred[full], average="macro", zero_division=0))
         out["accuracy"] = float((true == pred[full]).mean())
-    marginals = task_probs(probs)
+    marginals = labels.task_probs(probs)
     for j, task in enumerate(labels.TASKS):
         known = targets[:, j] >= 0
         if known.any():

@@ -22,19 +22,15 @@ import pandas as pd
 from .. import labels
 from ..labels import AgeCutoffs
 
-FIELDS = ("gender", "mask", "age")
+# An issue's field is the task's recorded label, the field of the corrections CSV that fixes it.
+_TASKS = {t.field: t for t in labels.TASKS}
+FIELDS = tuple(_TASKS)
 ISSUE_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank",
                  "fix_image", "fix_from", "fix_to", "note"]
 CORRECTION_COLUMNS = ["person_id", "field", "image", "from", "to", "agreement", "note"]
-KINDS = ("gender", "mask_swap", "age")
-
-# field -> (given-label column, probability columns)
-_SPEC = {
-    "gender": ("gender", ["p_gender_0", "p_gender_1"]),
-    "mask": ("mask", ["p_mask_0", "p_mask_1", "p_mask_2"]),
-    "age": ("age_group", ["p_age_0", "p_age_1", "p_age_2"]),
-}
-_MASK_INCORRECT, _MASK_NORMAL = 1, 2
+KINDS = tuple(t.field if t.per_person else f"{t.field}_swap" for t in labels.TASKS)
+# The two photos whose masks are recorded the wrong way round in the competition data.
+_MASK_INCORRECT, _MASK_NORMAL = labels.PHOTO_MASK["incorrect_mask"], labels.PHOTO_MASK["normal"]
 
 # Confident learning estimates per-class thresholds and a noise matrix from the data; with only a
 # handful of labelled examples those estimates are noise themselves, so below this size (or when
@@ -56,14 +52,15 @@ POOL_EPS = 1e-2
 
 
 def find_issues(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
-                fields: Iterable[str] = ("gender", "mask", "age")) -> pd.DataFrame:
+                fields: Iterable[str] = FIELDS) -> pd.DataFrame:
     """Likely label errors in a table of out-of-fold probabilities, most suspicious first.
 
     Parameters
     ----------
     oof : DataFrame of N rows, one per photo
-        Columns ``person`` and ``image`` (the photo stem), and for each requested field its given
-        label and the model's probabilities, which must be **out-of-sample** (see the module note):
+        Columns ``person`` and ``image`` (the photo stem), and for each requested field (a task's
+        ``field``) its given answer in the task's ``column`` and the model's probabilities in
+        ``labels.task_prob_columns(task)``, which must be **out-of-sample** (see the module note):
         gender: ``gender`` (0 male, 1 female) and ``p_gender_0..1``, shape (N, 2);
         mask: ``mask`` (0 wear, 1 incorrect, 2 normal) and ``p_mask_0..2``, shape (N, 3);
         age: ``age_group`` (0..2), ``age`` (years) and ``p_age_0..2``, shape (N, 3).
@@ -90,20 +87,21 @@ def find_issues(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
     _check_columns(oof, fields)
     persons = oof["person"].astype(str).to_numpy()
     stems = oof["image"].astype(str).to_numpy()
-    given = {f: _given_labels(oof[_SPEC[f][0]], _SPEC[f][0], len(_SPEC[f][1])) for f in fields}
-    probs = {f: _probabilities(oof, _SPEC[f][1]) for f in fields}
-    years = _given_labels(oof["age"], "age", 130) if "age" in fields else None
-    if years is not None:
+    given = {f: _given_labels(oof[_TASKS[f].column], _TASKS[f].column, _TASKS[f].size) for f in fields}
+    probs = {f: _probabilities(oof, labels.task_prob_columns(_TASKS[f])) for f in fields}
+    # A derived answer (the age group) also has its recorded value (years), which an age fix names.
+    years = {f: _given_labels(oof[f], f, 130) for f in fields if _TASKS[f].derived}
+    for f, recorded in years.items():
         # A row with an age but no group (a hand-made table) gets its group from the cut-offs.
-        derive = np.isnan(given["age"]) & ~np.isnan(years)
-        given["age"][derive] = cutoffs.groups(years[derive].astype(int))
+        derive = np.isnan(given[f]) & ~np.isnan(recorded)
+        given[f][derive] = cutoffs.groups(recorded[derive].astype(int))
 
     found: list[dict] = []
     for f in fields:
-        if f == "mask":
-            found += _mask_issues(persons, stems, given[f], probs[f])
+        if _TASKS[f].per_person:
+            found += _person_issues(_TASKS[f], persons, given[f], probs[f], years.get(f), cutoffs)
         else:
-            found += _person_issues(f, persons, given[f], probs[f], years, cutoffs)
+            found += _photo_issues(_TASKS[f], persons, stems, given[f], probs[f])
     return _ranked(found)
 
 
@@ -193,7 +191,8 @@ def _check_columns(oof: pd.DataFrame, fields: tuple[str, ...]) -> None:
         raise TypeError(f"oof must be a pandas DataFrame, got {type(oof).__name__}")
     need = ["person", "image"]
     for f in fields:
-        need += [_SPEC[f][0], *_SPEC[f][1]] + (["age"] if f == "age" else [])
+        t = _TASKS[f]
+        need += [t.column, *labels.task_prob_columns(t)] + ([t.field] if t.derived else [])
     _require(oof, need, "out-of-fold table")
 
 
@@ -292,9 +291,10 @@ def _pool(probs: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- per field
 
 
-def _person_issues(field: str, persons: np.ndarray, given: np.ndarray, probs: np.ndarray,
+def _person_issues(task: labels.Task, persons: np.ndarray, given: np.ndarray, probs: np.ndarray,
                    years: np.ndarray | None, cutoffs: AgeCutoffs) -> list[dict]:
-    names = cutoffs.names() if field == "age" else labels.task_names(field)
+    """Issues of an answer that belongs to the person; ``years`` holds the recorded ages of a derived one."""
+    field, names = task.field, task.names(cutoffs)
     people, person_given, person_probs, notes, person_years = [], [], [], [], []
     for person, idx in pd.Series(range(len(persons))).groupby(persons, sort=True).indices.items():
         lab = given[idx]
@@ -323,7 +323,7 @@ def _person_issues(field: str, persons: np.ndarray, given: np.ndarray, probs: np
         g, s = int(g_arr[i]), int(suggested[i])
         issue = {"person": people[i], "photos": "*", "field": field, "given": names[g], "suggested": names[s],
                  "score": 1.0 - float(quality[i]), "fix_image": "*", "note": notes[i]}
-        if field == "age":
+        if years is not None:
             age = person_years[i]
             issue["fix_from"] = "" if age is None else str(age)
             issue["fix_to"] = str(_representative_age(s, g, age, cutoffs))
@@ -344,7 +344,9 @@ def _representative_age(group: int, given_group: int, given_age: int | None, cut
     return cutoffs.young if given_group == 0 else cutoffs.old - 1
 
 
-def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, probs: np.ndarray) -> list[dict]:
+def _photo_issues(task: labels.Task, persons: np.ndarray, stems: np.ndarray, given: np.ndarray,
+                  probs: np.ndarray) -> list[dict]:
+    """Issues of a per-photo answer (the mask), one person's incorrect/normal swap reported as one."""
     rows = np.flatnonzero(~np.isnan(given))
     if not len(rows):
         return []
@@ -353,7 +355,7 @@ def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, prob
         return []
     flagged, quality = _flag(lab, p)
     suggested = _best_other(lab, p)
-    names = labels.MASK_NAMES
+    field, names = task.field, task.names()
     out, used = [], set()
     for person, idx in pd.Series(range(len(rows))).groupby(persons[rows], sort=True).indices.items():
         inc, nor = idx[lab[idx] == _MASK_INCORRECT], idx[lab[idx] == _MASK_NORMAL]
@@ -368,7 +370,7 @@ def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, prob
         swapped = p[i, _MASK_NORMAL] * p[j, _MASK_INCORRECT]
         if (flagged[i] or flagged[j]) and swapped > p[i, _MASK_INCORRECT] * p[j, _MASK_NORMAL]:
             photos = f"{stems[rows[i]]}+{stems[rows[j]]}"
-            out.append({"person": person, "photos": photos, "field": "mask",
+            out.append({"person": person, "photos": photos, "field": field,
                         "given": f"{names[_MASK_INCORRECT]}+{names[_MASK_NORMAL]}", "suggested": "swap",
                         "score": float(np.sqrt(swapped)), "fix_image": photos,
                         "fix_from": names[_MASK_INCORRECT], "fix_to": "swap", "note": ""})
@@ -378,7 +380,7 @@ def _mask_issues(persons: np.ndarray, stems: np.ndarray, given: np.ndarray, prob
             continue
         g, s = int(lab[i]), int(suggested[i])
         stem = str(stems[rows[i]])
-        out.append({"person": str(persons[rows[i]]), "photos": stem, "field": "mask", "given": names[g],
+        out.append({"person": str(persons[rows[i]]), "photos": stem, "field": field, "given": names[g],
                     "suggested": names[s], "score": 1.0 - float(quality[i]), "fix_image": stem,
                     "fix_from": names[g], "fix_to": names[s], "note": ""})
     return out
@@ -419,9 +421,9 @@ def _noise_keys(noise: pd.DataFrame) -> set[tuple]:
 
 def _key(person: str, field: str, photos: str, *, swap: bool) -> tuple:
     field = field.lower()
-    if field == "mask":
+    if field in _TASKS and not _TASKS[field].per_person:
         # Photos compared as a set: incorrect_mask+normal and normal+incorrect_mask are one swap.
-        return (person, "mask_swap" if swap else "mask_photo", frozenset(photos.split("+")))
+        return (person, f"{field}_swap" if swap else f"{field}_photo", frozenset(photos.split("+")))
     return (person, field, frozenset())
 
 

@@ -30,7 +30,7 @@ from .. import labels
 from ..errors import UserError
 from ..fileio import read_csv
 
-FIELDS = ("gender", "mask", "age")
+FIELDS = tuple(t.field for t in labels.TASKS)  # each task's recorded label
 BUILTIN = {"known": "known_mislabels.csv"}
 
 
@@ -91,11 +91,7 @@ class CorrectionReport:
 
 
 def _value_name(field_name: str, value: int) -> str:
-    if field_name == "gender":
-        return labels.GENDER_NAMES[value]
-    if field_name == "mask":
-        return labels.MASK_NAMES[value]
-    return str(value)
+    return labels.by_field(field_name).value_name(value)
 
 
 def resolve(spec: str | Path | None) -> Path | None:
@@ -116,7 +112,6 @@ def read(path: str | Path) -> list[Correction]:
     """Parse and check a corrections CSV; an unknown field or value is an error naming its line."""
     path = Path(path)
     frame = read_csv(path, ("person_id", "field", "to"))
-    parsers = {"gender": labels.parse_gender, "mask": labels.parse_mask, "age": labels.parse_age}
     out = []
     for i, rec in zip(frame.index, frame.to_dict("records")):
         where = f"{path}:{i}"
@@ -134,16 +129,17 @@ def read(path: str | Path) -> list[Correction]:
             raise UserError(f"{where}: image must be * or photo names joined by +, got {image!r}")
         if images is not None and len(set(images)) != len(images):
             raise UserError(f"{where}: image {image!r} names the same photo twice")
+        task = labels.by_field(fld)
         try:
-            expect = parsers[fld](expect_text) if expect_text else None
-            if to_text == "flip" and fld == "gender":
+            expect = task.parse(expect_text) if expect_text else None
+            if to_text == "flip" and task.size == 2 and not task.derived:
                 to: int | str = "flip"
-            elif to_text == "swap" and fld == "mask":
+            elif to_text == "swap" and not task.per_person:
                 if images is None or len(images) != 2:
                     raise ValueError(f"swap needs exactly two photos in image (like incorrect_mask+normal), got {image!r}")
                 to = "swap"
             else:
-                to = parsers[fld](to_text)
+                to = task.parse(to_text)
         except ValueError as exc:
             raise UserError(f"{where}: {exc}") from None
         out.append(Correction(where, person, fld, images, expect, to,

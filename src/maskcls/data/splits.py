@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from .. import labels
 from ..errors import UserError
 
 
@@ -16,11 +17,12 @@ def _strata(table: pd.DataFrame) -> np.ndarray:
     """Stratify on the 18-class label; photos with an unknown label get a stratum of their own,
     built from the labels they do have, so partially labelled manifests split sensibly too."""
     out = []
-    for m, g, a, lab in zip(table["mask"], table["gender"], table["age_group"], table["label"]):
+    answers = zip(*(table[t.column] for t in labels.TASKS))
+    for lab, values in zip(table["label"], answers):
         if not pd.isna(lab):
             out.append(f"c{int(lab)}")
         else:
-            out.append("p" + "".join("?" if pd.isna(v) else str(int(v)) for v in (m, g, a)))
+            out.append("p" + "".join("?" if pd.isna(v) else str(int(v)) for v in values))
     return np.array(out)
 
 

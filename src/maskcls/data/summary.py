@@ -8,7 +8,8 @@ from .. import labels
 
 
 def summarize(table: pd.DataFrame, cutoffs: labels.AgeCutoffs = labels.AgeCutoffs()) -> dict:
-    """People, photos, and photo counts per mask, gender, age group and class (unknown labels counted)."""
+    """People, photos, and photo counts per task answer (keyed by the task's column: mask, gender,
+    age_group) and per class (unknown labels counted)."""
 
     def counts(col: str, names) -> dict[str, int]:
         vc = table[col].value_counts(dropna=False)
@@ -21,16 +22,14 @@ def summarize(table: pd.DataFrame, cutoffs: labels.AgeCutoffs = labels.AgeCutoff
     return {
         "people": int(table["person"].nunique()),
         "photos": len(table),
-        "mask": counts("mask", labels.MASK_NAMES),
-        "gender": counts("gender", labels.GENDER_NAMES),
-        "age_group": counts("age_group", cutoffs.names()),
+        **{t.column: counts(t.column, t.names(cutoffs)) for t in labels.TASKS},
         "class": counts("label", labels.class_names(cutoffs)),
     }
 
 
 def format_summary(summary: dict) -> str:
     lines = [f"people: {summary['people']}   photos: {summary['photos']}"]
-    for key in ("mask", "gender", "age_group"):
+    for key in (t.column for t in labels.TASKS):
         lines.append(f"{key + ':':<11}" + "   ".join(f"{k} {v}" for k, v in summary[key].items()))
     lines.append("class:")
     total = max(summary["photos"], 1)

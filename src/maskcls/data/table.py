@@ -30,8 +30,10 @@ from . import corrections as corr_mod
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
 MANIFEST_COLUMNS = ("path", "person_id")
-LABEL_COLUMNS = ("mask", "gender", "age")
-TABLE_COLUMNS = ("path", "person", "person_id", "image", "mask", "gender", "age", "age_group", "label")
+LABEL_COLUMNS = tuple(t.field for t in labels.TASKS)  # the labels as recorded (age in years)
+RAW_COLUMNS = ("path", "person", "person_id", "image", *LABEL_COLUMNS)  # a scan's table
+# ... and the answers derived from them (the age group), then the 18-class label
+TABLE_COLUMNS = (*RAW_COLUMNS, *(t.column for t in labels.TASKS if t.derived), "label")
 FOLDER_RE = re.compile(r"^(?P<id>[^_]+)_(?P<gender>[^_]+)_(?P<race>.+)_(?P<age>[^_]+)$")
 
 
@@ -172,12 +174,13 @@ def _scan_competition(train_root: Path, eval_dir: Path | None) -> Scan:
         photos, photo_problems = _list_photos(folder)
         problems.extend(photo_problems)
         for stem, path in photos.items():
-            rows.append((str(path.resolve()), folder_name, rec.id.strip(), stem,
-                         labels.PHOTO_MASK[stem], gender, age))
+            # The competition's format: the mask state from the photo's name, gender and age from train.csv.
+            recorded = {"mask": labels.PHOTO_MASK[stem], "gender": gender, "age": age}
+            rows.append((str(path.resolve()), folder_name, rec.id.strip(), stem, *(recorded[c] for c in LABEL_COLUMNS)))
     for folder in sorted(images.iterdir()):
         if not folder.name.startswith(".") and folder.name not in seen:
             problems.append(Problem(str(folder), "not listed in train.csv (ignored)", False))
-    table = pd.DataFrame(rows, columns=["path", "person", "person_id", "image", "mask", "gender", "age"])
+    table = pd.DataFrame(rows, columns=list(RAW_COLUMNS))
     return Scan("competition", table, eval_dir, problems)
 
 
@@ -202,8 +205,8 @@ def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str, *, allo
         raise UserError(f"{csv_path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}")
     present = [c for c in LABEL_COLUMNS if c in frame.columns]
     if not present:
-        raise UserError(f"{csv_path}: a manifest needs at least one label column: mask, gender or age")
-    parsers = {"mask": labels.parse_mask, "gender": labels.parse_gender, "age": labels.parse_age}
+        raise UserError(f"{csv_path}: a manifest needs at least one label column: {', '.join(LABEL_COLUMNS[:-1])} "
+                        f"or {LABEL_COLUMNS[-1]}")
     problems: list[Problem] = []
     rows = []
     seen: dict[str, int] = {}
@@ -222,7 +225,7 @@ def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str, *, allo
                 values[col] = None
                 continue
             try:
-                values[col] = parsers[col](text)
+                values[col] = labels.by_field(col).parse(text)
             except ValueError as exc:
                 problems.append(Problem(where, str(exc)))
                 bad = True
@@ -244,8 +247,8 @@ def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str, *, allo
             continue
         seen[str(path)] = i
         if not bad:
-            rows.append((str(path), person, person, path.stem, values["mask"], values["gender"], values["age"]))
-    table = pd.DataFrame(rows, columns=["path", "person", "person_id", "image", "mask", "gender", "age"])
+            rows.append((str(path), person, person, path.stem, *(values[c] for c in LABEL_COLUMNS)))
+    table = pd.DataFrame(rows, columns=list(RAW_COLUMNS))
     return Scan("manifest", table, None, problems)
 
 
@@ -254,11 +257,11 @@ def add_derived(table: pd.DataFrame, cutoffs: labels.AgeCutoffs) -> pd.DataFrame
     out = table.copy()
     for col in LABEL_COLUMNS:
         out[col] = pd.array(out[col], dtype="Int64")
-    age = out["age"]
-    out["age_group"] = pd.array(
-        [pd.NA if pd.isna(a) else cutoffs.group(int(a)) for a in age], dtype="Int64"
-    )
-    out["label"] = labels.encode(out["mask"], out["gender"], out["age_group"]).astype("Int64")
+    for t in labels.TASKS:
+        if t.derived:  # an age in years -> its group
+            out[t.column] = pd.array([pd.NA if pd.isna(a) else cutoffs.group(int(a)) for a in out[t.field]],
+                                     dtype="Int64")
+    out["label"] = labels.encode_answers({t.name: out[t.column] for t in labels.TASKS}).astype("Int64")
     return out[list(TABLE_COLUMNS)].reset_index(drop=True)
 
 
@@ -320,10 +323,11 @@ def targets(table: pd.DataFrame, cutoffs: labels.AgeCutoffs | None = None) -> np
     the competition's groups a model trained with other cut-offs)."""
     out = np.stack([table[t.column].fillna(-1).to_numpy(dtype=np.int64) for t in labels.TASKS], axis=1)
     if cutoffs is not None:
-        j = next(i for i, t in enumerate(labels.TASKS) if t.column == "age_group")
-        ages = table["age"].fillna(-1).to_numpy(dtype=np.int64)
-        known = ages >= 0
-        out[known, j] = cutoffs.groups(ages[known])
+        for j, t in enumerate(labels.TASKS):
+            if t.derived:
+                ages = table[t.field].fillna(-1).to_numpy(dtype=np.int64)
+                known = ages >= 0
+                out[known, j] = cutoffs.groups(ages[known])
     return out
 
 

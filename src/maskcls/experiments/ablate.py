@@ -34,10 +34,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..config import flat, load_config
+from ..config import flat, from_dict, load_config
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
-from ..data.table import raise_on_fatal, scan
+from ..data.crops import LEGACY_PRESETS, split_legacy
+from ..data.table import LABEL_COLUMNS, raise_on_fatal, scan
 from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
@@ -50,34 +51,66 @@ from .key import AnswerKey, resolve_key, score_run
 ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json", "people.csv"}
 # Settings the runner sets itself on every run; a variant or --set that also set them would be ignored.
 RUNNER_KEYS = {"data.fold": "--folds runs folds 0 to N-1", "train.seed": "--seeds; --set train.seed=N moves the first seed",
-               "train.select": "every compared run keeps its last epoch, so that its held-out fold chooses nothing"}
+               "train.select": "every compared run keeps its last epoch, so that its held-out fold chooses nothing",
+               "train.patience": "every compared run trains its full train.epochs: early stopping would watch the "
+                                 "held-out fold"}
+HELD_OUT = ("train.select=last", "train.patience=0")  # what every compared run is trained with
 SCORING = "last epoch, held-out fold"  # ablation.json: runs scored otherwise are never paired with these
 RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch", "checkpoint",
                   "scored_fold", "scored_people", "status", "error"]
 
 
 def parse_variant(text: str) -> list[str]:
-    """'hflip+vflip+data.age_old=58' -> ['data.augment=hflip+vflip', 'data.age_old=58']."""
+    """'hflip+vflip+data.age_old=58' -> ['data.augment=hflip+vflip', 'data.age_old=58']. A crop named the
+    way variants always named it ('centercrop+hflip') sets data.crop: ['data.augment=hflip', 'data.crop=center']."""
     parts = [p.strip() for p in text.split("+")]
     if not any(parts):
         raise UserError(f"variant {text!r} is empty")
     if not all(parts):
         raise UserError(f"variant {text!r} has an empty part between its + signs")
     presets = [p for p in parts if "=" not in p]
-    unknown = [p for p in presets if p not in PRESETS]
+    unknown = [p for p in presets if p not in PRESETS and p not in LEGACY_PRESETS]
     if unknown:
-        raise UserError(f"variant {text!r}: {unknown[0]!r} is neither a preset ({', '.join(PRESETS)}) "
+        raise UserError(f"variant {text!r}: {unknown[0]!r} is neither a preset ({', '.join([*PRESETS, *LEGACY_PRESETS])}) "
                         "nor a key=value setting")
     settings = [p for p in parts if "=" in p]
     keys = [p.partition("=")[0].strip() for p in settings]
     if presets and "data.augment" in keys:  # which one would win is not what anyone meant
         raise UserError(f"variant {text!r} names presets and sets data.augment; write the presets alone, "
                         "e.g. hflip+vflip")
+    try:
+        augment, crop = split_legacy("+".join(presets)) if presets else ("", None)
+    except ValueError as exc:
+        raise UserError(f"variant {text!r}: {exc}") from None
+    if crop is not None and "data.crop" in keys:
+        raise UserError(f"variant {text!r} names a crop preset and sets data.crop; write data.crop=... alone")
     for key in RUNNER_KEYS:
         if key in keys:
             raise UserError(f"variant {text!r} sets {key}, which the runner chooses "
                             f"({RUNNER_KEYS[key]})")
-    return ([f"data.augment={'+'.join(presets)}"] if presets else []) + settings
+    return ([f"data.augment={augment}"] if presets else []) + ([f"data.crop={crop}"] if crop else []) + settings
+
+
+def _resolved_now(saved: dict) -> dict:
+    """An ablation.json's resolved settings as today's config reads them (a crop spelled inside
+    data.augment then is data.crop now), so an ablation folder stays reusable across such changes."""
+    nested: dict[str, dict] = {}
+    for key, value in saved.items():
+        section, _, name = key.partition(".")
+        nested.setdefault(section, {})[name] = value
+    try:
+        return json.loads(json.dumps(flat(from_dict(nested))))
+    except UserError:
+        return saved  # settings this version no longer knows: they differ from today's anyway
+
+
+def parse_variants(text: str) -> list[str]:
+    """'hflip,vflip' -> ['hflip', 'vflip'] (the --variants list, the baseline first); an empty entry
+    between commas is most likely a variant that went missing."""
+    variants = [v.strip() for v in text.split(",")]
+    if not all(variants) and any(variants):
+        raise UserError(f"--variants {text!r} has an empty entry between its commas")
+    return [v for v in variants if v]
 
 
 def data_digest(data: str | Path, *, allow_outside: bool = False) -> str:
@@ -86,7 +119,7 @@ def data_digest(data: str | Path, *, allow_outside: bool = False) -> str:
     scanned = scan(data, allow_outside=allow_outside)
     raise_on_fatal(scanned.problems, data)
     table = scanned.table
-    digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", "mask", "gender", "age"]].astype(str),
+    digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", *LABEL_COLUMNS]].astype(str),
                                                      index=False).to_numpy().tobytes())
     digest.update(np.array([os.path.getsize(p) for p in table["path"]], dtype=np.int64).tobytes())
     return digest.hexdigest()
@@ -152,11 +185,11 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
-    for k in ("data.fold", "train.select"):
+    for k in ("data.fold", "train.select", "train.patience"):
         if k in [o.partition("=")[0].strip() for o in overrides]:
             raise UserError(f"--set {k}: the runner chooses it ({RUNNER_KEYS[k]})")
-    base = load_config(config, [*overrides, "train.select=last"])
-    configs = {a: load_config(config, [*overrides, *sets, "train.select=last"]) for a, sets in arms.items()}
+    base = load_config(config, [*overrides, *HELD_OUT])
+    configs = {a: load_config(config, [*overrides, *sets, *HELD_OUT]) for a, sets in arms.items()}
     resolved = {a: flat(c) | {"data.augment": canonical_augment(c.data.augment)} for a, c in configs.items()}
     names = list(arms)
     for i, a in enumerate(names):
@@ -198,7 +231,7 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
             raise UserError(f"{out} holds runs made on other data ({before.get('data')}, as it was then: other "
                             "people, labels or photos); pairs must be scored on the same people, so choose a new "
                             "--out for this data")
-        same = before["resolved"] == settings["resolved"] if "resolved" in before else \
+        same = _resolved_now(before["resolved"]) == settings["resolved"] if "resolved" in before else \
             (before.get("config"), before.get("set")) == (settings["config"], settings["set"])
         if not same:
             raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
@@ -219,7 +252,7 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
     prepared: dict[tuple, Prepared] = {}
     store: list[PhotoStore] = []
     # mistakes every run would make (no data, too few people, an unknown model) end here, before OUT
-    first = load_config(config, [*overrides, *arms[(todo or plan)[0][0]], "train.select=last",
+    first = load_config(config, [*overrides, *arms[(todo or plan)[0][0]], *HELD_OUT,
                              f"data.fold={(todo or plan)[0][2]}"])
     prepared[tuple(prepare_key(first).values())] = prepare(first, data, log=log)
     store.append(next(iter(prepared.values())).store)
@@ -232,7 +265,7 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
     log(f"{len(names)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
         f"{len(plan) - len(todo)} already finished, {len(todo)} to train; scored on {answer.description}")
     for i, (arm, seed, fold) in enumerate(todo, start=1):
-        cfg = load_config(config, [*overrides, *arms[arm], "train.select=last", f"train.seed={seed}",
+        cfg = load_config(config, [*overrides, *arms[arm], *HELD_OUT, f"train.seed={seed}",
                                    f"data.fold={fold}"])
         run_dir = out / "runs" / slug(arm) / f"seed-{seed}-fold-{fold}"
         log(f"[run {i}/{len(todo)}] {arm}  seed {seed}  fold {fold}")

@@ -12,13 +12,14 @@ import itertools
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .. import labels
-from ..config import Config, from_dict
+from ..config import Config, from_dict, load_config
 from ..data.prepare import prepare
 from ..errors import UserError
 from ..training.loaders import default_workers, loader_for
@@ -75,6 +76,17 @@ def _rate(fn, images: int, repeats: int) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return images / statistics.median(times)
+
+
+def bench_config(config: str | Path = "demo", overrides: Sequence[str] = (), *, model: str | None = None,
+                 size: str | None = None, batch: int | None = None, device: str | None = None,
+                 workers: int | None = None) -> Config:
+    """The config `maskcls bench` times: ``config`` and ``overrides``, then each option given (None:
+    the config's), always with random weights (a throughput needs no download)."""
+    options = {"model.name": model, "data.size": size, "train.batch_size": batch, "train.device": device,
+               "data.workers": workers}
+    given = [f"{key}={value}" for key, value in options.items() if value is not None]
+    return load_config(config, [*overrides, *given, "model.weights=none"])
 
 
 def bench(cfg: Config, data: str | Path, *, steps: int = 20, repeats: int = 3, progress: bool = False) -> dict:

@@ -27,7 +27,7 @@ from ..data.table import add_derived, load_table, targets
 from ..errors import UserError
 from ..fileio import read_csv
 from ..metrics import compute_metrics
-from ..training.runs import prob_columns
+from ..training.runs import read_probs
 
 KEY_COLUMNS = ("person", "image", "mask", "gender", "age")
 
@@ -116,7 +116,6 @@ def _apply_key_file(table: pd.DataFrame, path: Path, cutoffs: labels.AgeCutoffs)
 def score_run(run_dir: Path, key: AnswerKey) -> tuple[dict[str, float | None], list[str]]:
     """Score a finished run's kept checkpoint (its val_probs.csv) on the key; also return the people it
     was scored on."""
-    frame = pd.read_csv(run_dir / "val_probs.csv", keep_default_na=False, na_values=[""],
-                        dtype={"person": str, "path": str})
-    probs = frame[prob_columns()[: labels.NUM_CLASSES]].to_numpy(dtype=np.float64)
+    frame = read_probs(run_dir / "val_probs.csv")
+    probs = frame[labels.class_prob_columns()].to_numpy(dtype=np.float64)
     return key.score(frame["path"], probs), sorted(frame["person"].unique())

@@ -316,14 +316,12 @@ def age_summary(table: pd.DataFrame, cutoffs: labels.AgeCutoffs, *, alt_old: int
 
 def gender_age_tables(table: pd.DataFrame, cutoffs: labels.AgeCutoffs) -> dict:
     """mask state -> gender -> age group -> photos; "unknown" rows, columns and states only where present."""
-    mask = table["mask"].fillna(-1).to_numpy(dtype=np.int64)
-    gender = table["gender"].fillna(-1).to_numpy(dtype=np.int64)
-    age = table["age_group"].fillna(-1).to_numpy(dtype=np.int64)
-    counts = np.zeros((4, 3, 4), np.int64)  # index -1 (unknown) lands in the last slot
+    tasks = [labels.by_field(f) for f in ("mask", "gender", "age")]
+    mask, gender, age = (table[t.column].fillna(-1).to_numpy(dtype=np.int64) for t in tasks)
+    counts = np.zeros(tuple(t.size + 1 for t in tasks), np.int64)  # index -1 (unknown) lands in the last slot
     np.add.at(counts, (mask, gender, age), 1)
-    mask_names = list(labels.MASK_NAMES) + ([UNKNOWN] if (mask < 0).any() else [])
-    gender_names = list(labels.GENDER_NAMES) + ([UNKNOWN] if (gender < 0).any() else [])
-    age_names = list(cutoffs.names()) + ([UNKNOWN] if (age < 0).any() else [])
+    mask_names, gender_names, age_names = (list(t.names(cutoffs)) + ([UNKNOWN] if (v < 0).any() else [])
+                                           for t, v in zip(tasks, (mask, gender, age)))
 
     def slot(names: list[str], k: int) -> int:
         return -1 if names[k] == UNKNOWN else k

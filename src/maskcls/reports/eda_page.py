@@ -29,7 +29,8 @@ MASK_COLOURS = ("tab:blue", "tab:orange", "tab:green")
 def _class_figure(class_counts: dict[str, int]) -> Figure:
     names = list(class_counts)
     values = np.array([class_counts[n] for n in names])
-    colours = [MASK_COLOURS[labels.decode(i)[0]] if n != "unknown" else "silver" for i, n in enumerate(names)]
+    mask = labels.by_field("mask").name
+    colours = [MASK_COLOURS[labels.decode_answers(i)[mask]] if n != "unknown" else "silver" for i, n in enumerate(names)]
     fig = Figure(figsize=(8, 0.28 * len(names) + 1.4), layout="constrained")
     ax = fig.add_subplot()
     y = np.arange(len(names))[::-1]
@@ -75,7 +76,7 @@ def _age_figure(ages: dict, cutoffs: labels.AgeCutoffs) -> Figure:
 
 
 def _faces_figure(faces: dict[int, np.ndarray], counts: dict[int, int]) -> Figure:
-    names = {i: n for i, n in enumerate(labels.MASK_NAMES)} | {-1: "unknown"}
+    names = dict(enumerate(labels.by_field("mask").names())) | {-1: "unknown"}
     keys = [k for k in (0, 1, 2, -1) if k in faces]
     fig = Figure(figsize=(1.9 * max(len(keys), 1) + 0.4, 2.9), layout="constrained")
     if not keys:
@@ -143,8 +144,7 @@ def _overview(s: dict) -> str:
     parts = [f"<p><b>{s['people']}</b> people, <b>{total}</b> photos "
              f"({_e(s['layout'])} layout). Age groups {_e(', '.join(s['cutoffs']['age_groups']))}.</p>",
              '<div class="row">',
-             _counts_table("mask", s["mask"], total), _counts_table("gender", s["gender"], total),
-             _counts_table("age group", s["age_group"], total), "</div>"]
+             *(_counts_table(t.column.replace("_", " "), s[t.column], total) for t in labels.TASKS), "</div>"]
     return _section("overview", "People and photos", "".join(parts))
 
 
@@ -257,7 +257,7 @@ def _corrections(s: dict) -> str:
         return ""
     before, after = c["before"], c["after"]
     rows = []
-    for key in ("mask", "gender", "age_group", "class"):
+    for key in (*(t.column for t in labels.TASKS), "class"):
         for name in dict.fromkeys([*before[key], *after[key]]):
             b, a = before[key].get(name, 0), after[key].get(name, 0)
             rows.append([f"{key}: {name}", b, a, f"{a - b:+d}" if a != b else ""])

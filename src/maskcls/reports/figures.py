@@ -15,10 +15,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from .. import labels
 from ..fileio import atomic_path
 
 LOSS_SERIES = (("train_loss", "train loss"), ("val_loss", "validation loss"))
-F1_SERIES = (("macro_f1", "macro F1"), ("mask_f1", "mask F1"), ("gender_f1", "gender F1"), ("age_f1", "age F1"))
+F1_SERIES = (("macro_f1", "macro F1"), *((f"{t.name}_f1", f"{t.name} F1") for t in labels.TASKS))
 
 # Cells whose colour value is above this get white text; below it the background is light enough for black.
 _DARK_CELL = 0.55

@@ -17,7 +17,8 @@ from ..data.fingerprint import seen_before
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, write_csv
-from ..metrics import compute_metrics, log_loss, per_class_f1, task_probs
+from ..metrics import compute_metrics, log_loss, per_class_f1
+from .options import SPLITS
 from .predictor import Predictor
 
 Runs = str | Path | Sequence[str | Path]
@@ -31,12 +32,12 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     labelled photo of DATA, ``auto`` val when DATA is the training data, else all. An ensemble has no
     validation fold of its own (each photo was trained on by some member), so it takes ``all`` on other data.
     """
-    if split not in ("auto", "val", "all"):
-        raise UserError(f"split must be auto, val or all, got {split!r}")
+    if split not in SPLITS:
+        raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     cfg = predictor.config
-    trained_on = {m[2].get("data") for m in predictor.members}
-    n_models = sum(getattr(m[0], "n_models", 1) for m in predictor.members)
+    trained_on = {m.data for m in predictor.members}
+    n_models = predictor.n_models
     same = describe(data) in trained_on
     if split == "auto":
         split = "val" if same else "all"
@@ -76,7 +77,7 @@ def _runs_text(run: Runs) -> str:
 def _refuse_training_photos(run: Runs, predictor: Predictor, digests: np.ndarray) -> None:
     """Scoring photos a model learned from inflates its figures, under any path: the run's checkpoints
     hold the fingerprints of their training photos (runs from before they did are not checked)."""
-    known = [m[2]["train_photos"].numpy() for m in predictor.members if m[2].get("train_photos") is not None]
+    known = [m.train_photos for m in predictor.members if m.train_photos is not None]
     if not known:
         return
     seen = int(seen_before(digests, np.concatenate(known)).sum())
@@ -103,9 +104,9 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
     info = Path(eval_dir) / "info.csv" if Path(eval_dir).is_dir() else Path(eval_dir)
     inputs = {info.resolve(), *(Path(p).resolve() for p in frame[PHOTO_COL])}
     for member in predictor.members:
-        source = Path(str(member[2].get("data") or ""))
-        inputs |= {source.resolve(), (source / "train" / "train.csv").resolve()} if str(source) else set()
-    run_dirs = [(Path(r).parent if Path(r).suffix == ".onnx" else Path(r)).resolve() for r in predictor.runs]
+        source = Path(member.data)
+        inputs |= {source.resolve(), (source / "train" / "train.csv").resolve()} if member.data else set()
+    run_dirs = [(m.source.parent if m.source.is_file() else m.source).resolve() for m in predictor.members]
     for flag, target in (("--out", out), ("--probs", probs_out)):
         if target is None:
             continue
@@ -121,7 +122,7 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
     probs = predictor.predict_proba(frame[PHOTO_COL].tolist(), progress=progress)
     submission = frame.drop(columns=[PHOTO_COL]).assign(ans=probs.argmax(1))
     if probs_out is not None:
-        table = pd.DataFrame(probs.round(6), columns=[f"p{c}" for c in range(labels.NUM_CLASSES)])
+        table = pd.DataFrame(probs.round(6), columns=labels.class_prob_columns())
         write_csv(probs_out, pd.concat([frame[["ImageID"]], table], axis=1))
     with atomic_path(out) as tmp:
         submission.to_csv(tmp, index=False)
@@ -166,14 +167,11 @@ def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", d
         read_rgb(path)  # fail on a broken photo before any work, naming it
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(paths)
-    per_task = task_probs(probs)
+    per_task = labels.task_probs(probs)
     results = []
     for i, path in enumerate(paths):
         c = int(probs[i].argmax())
-        answers = dict(zip(("mask", "gender", "age"), labels.decode(c)))
-        result = {"photo": path, "class": c}
-        for task in labels.TASKS:
-            result[task.name] = task.names(predictor.cutoffs)[answers[task.name]]
+        result = {"photo": path, "class": c, **labels.answer_names(c, predictor.cutoffs)}
         result["confidence"] = round(float(probs[i, c]), 4)
         result["probabilities"] = {
             task.name: dict(zip(task.names(predictor.cutoffs), np.round(per_task[task.name][i], 4).tolist()))

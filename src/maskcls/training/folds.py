@@ -22,14 +22,8 @@ from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
 from ..metrics import compute_metrics, log_loss
 from .fit import train
-from .runs import run_lock
+from .runs import FOLD_PREFIX, fold_dir, read_probs, read_run_config, run_lock
 from .runtime import is_main
-
-FOLD_PREFIX = "fold-"
-
-
-def fold_dir(out: str | Path, fold: int) -> Path:
-    return Path(out) / f"{FOLD_PREFIX}{fold}"
 
 
 def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *,
@@ -77,7 +71,7 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
         return {}
     oof = gather_oof(prepared, [fold_dir(out, k) for k in range(prepared.k)])
     write_csv(out / "oof_probs.csv", oof)
-    cv = cv_summary(summaries, prepared.score_targets, oof[[f"p{c}" for c in range(labels.NUM_CLASSES)]].to_numpy())
+    cv = cv_summary(summaries, prepared.score_targets, oof[labels.class_prob_columns()].to_numpy())
     write_json(out / "cv_summary.json", cv)
     shown = ", ".join(f"{k} {v:.4f} +- {cv['std'][k]:.4f}" for k, v in cv["mean"].items()
                       if k.endswith("f1") or k == "accuracy")
@@ -87,12 +81,7 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
 
 def _check_reusable(folder: Path, cfg: Config) -> None:
     """A finished fold is reused only when it was trained with these very settings."""
-    import yaml
-
-    try:
-        saved = config_mod.from_dict(yaml.safe_load((folder / "config.yaml").read_text()))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{folder}/config.yaml: cannot read the fold's settings ({exc})") from None
+    saved = read_run_config(folder)
     changed = config_mod.resume_conflicts(saved, cfg)
     if changed:
         raise UserError(f"{folder} was trained with other settings: {', '.join(changed)}; a --fold all run is "
@@ -104,7 +93,7 @@ def gather_oof(prepared: Prepared, fold_dirs: list[Path]) -> pd.DataFrame:
     parts = []
     paths = prepared.table["path"].to_numpy()
     for fold, folder in enumerate(fold_dirs):
-        frame = pd.read_csv(folder / "val_probs.csv", keep_default_na=False, dtype={"person": str})
+        frame = read_probs(folder / "val_probs.csv")
         expected = set(paths[prepared.folds == fold])
         if set(frame["path"]) != expected or len(frame) != len(expected):
             raise UserError(f"{folder}/val_probs.csv does not hold fold {fold}'s photos of this data; was the folder "

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Subset, WeightedRandomSampler
 
+from ..config import unknown_choice
+
 
 def sample_weights(targets: np.ndarray) -> np.ndarray:
     """Per-photo draw weights for the weighted sampler: rare classes (60+) drawn as often as common ones.
@@ -23,6 +25,8 @@ def make_loader(ds: Dataset, *, batch_size: int, workers: int, device: torch.dev
     """Training: shuffled (or weighted) draws, last partial batch dropped when there is more than one
     batch; with several processes, this process's shard of the epoch. Evaluation: every photo once, in
     order (with several processes: the photos rank, rank + world, ..., see ``eval_rows``)."""
+    if sampler not in ("none", "weighted"):
+        raise unknown_choice("train.sampler", sampler)
     chosen = None
     if not train and world > 1:
         ds = Subset(ds, eval_rows(len(ds), rank, world).tolist())

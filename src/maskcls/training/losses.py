@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import labels
+from ..config import unknown_choice
 
 
 def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, weight: torch.Tensor | None = None,
@@ -36,7 +37,9 @@ def head_targets(targets: torch.Tensor, heads: str) -> dict[str, torch.Tensor]:
         full = (targets >= 0).all(1)
         label = torch.as_tensor(labels.encode_targets(targets.clamp(min=0)), device=targets.device)
         return {"class": torch.where(full, label, torch.full_like(label, -1))}
-    return {task.name: targets[:, j] for j, task in enumerate(labels.TASKS)}
+    if heads == "multi":
+        return {task.name: targets[:, j] for j, task in enumerate(labels.TASKS)}
+    raise unknown_choice("model.heads", heads)
 
 
 def head_size(name: str) -> int:
@@ -67,7 +70,10 @@ def balanced_weights(targets: np.ndarray, heads: str) -> dict[str, torch.Tensor]
 
 
 def build_loss(cfg, train_targets: np.ndarray, device: torch.device) -> MultiTaskLoss:
-    """The configured loss: smoothing, focal gamma and (optionally) balanced class weights."""
+    """The configured loss: smoothing, focal gamma and (optionally) balanced class weights.
+    train.loss: ce (cross-entropy) or focal (the same, scaled by (1 - p)^focal_gamma)."""
+    if cfg.train.loss not in ("ce", "focal"):
+        raise unknown_choice("train.loss", cfg.train.loss)
     weights = None
     if cfg.train.class_weights:
         weights = {k: w.to(device) for k, w in balanced_weights(train_targets, cfg.model.heads).items()}

@@ -7,7 +7,6 @@ checkpoint carries everything inference needs.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import socket
 import urllib.parse
@@ -90,7 +89,6 @@ def _strip_classifier(model: nn.Module) -> int:
     return last.in_features
 
 
-@functools.lru_cache(maxsize=8)
 @contextlib.contextmanager
 def _hf_offline():
     """Hugging Face Hub offline mode for one call: huggingface_hub reads HF_HUB_OFFLINE once, at import,

@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from ..config import unknown_choice
 from .model import MaskNet
 
 
@@ -22,10 +23,13 @@ def param_groups(model: MaskNet, cfg) -> list[dict]:
 
 
 def build_optimizer(model: MaskNet, cfg) -> torch.optim.Optimizer:
+    """train.optimizer by name; a name this does not know is an error, never a silent stand-in."""
     groups = param_groups(model, cfg)
     if cfg.train.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.train.lr)
-    return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum, nesterov=True)
+    if cfg.train.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum, nesterov=True)
+    raise unknown_choice("train.optimizer", cfg.train.optimizer)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -41,8 +45,11 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Call
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """train.schedule by name: constant, or cosine (linear warm-up, then cosine decay per step)."""
     if cfg.train.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    if cfg.train.schedule != "cosine":
+        raise unknown_choice("train.schedule", cfg.train.schedule)
     total = steps_per_epoch * cfg.train.epochs
     schedule = warmup_cosine(total, int(cfg.train.warmup_epochs * steps_per_epoch), cfg.train.min_lr_ratio)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

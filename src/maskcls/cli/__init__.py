@@ -1,0 +1,72 @@
+"""The `maskcls` command. Each command is one module here holding its parser and its handler side by
+side: ``add_parser(subparsers)`` and ``run(args) -> exit status``; a handler only calls the library.
+Building the parser imports light modules only (no torch, no image libraries), so `maskcls --help`
+and `maskcls --version` answer at once; each ``run`` imports what its command needs."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+from importlib import import_module
+
+from ..errors import UserError, user_message
+from .common import QUIET_HELP, CommandParser, at_least  # noqa: F401 (at_least: benchmarks/_cli.py uses it)
+
+# The modules of the commands, in the order `maskcls --help` lists them.
+COMMANDS = ("config", "demo", "demo_data", "validate", "eda", "summary", "train", "evaluate", "predict", "classify",
+            "audit", "review", "augment_preview", "export", "bench", "ablate", "improve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="maskcls",
+        description="Train and serve a mask / gender / age classifier for face photos (18 classes, macro F1).",
+        epilog="Quick start: `maskcls demo`. On your data: `maskcls validate DATA`, then "
+               "`maskcls train DATA --out RUN` (GPU recipe) or `--config demo` (CPU-sized), then "
+               "`maskcls predict RUN DATA/eval --out submission.csv`. `maskcls COMMAND --help` for details.",
+    )
+    parser.add_argument("--version", "-V", action="version", version=f"maskcls {__version__}")
+    parser.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
+    for name in COMMANDS:
+        import_module(f"{__name__}.{name}").add_parser(sub)
+    # -q works after the command too (`maskcls train -q ...`); SUPPRESS keeps the one given before it.
+    for command in sub.choices.values():
+        command.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
+    return parser
+
+
+# errno values that are the user's environment, not a bug: a read-only or full disk, no permission.
+USER_OS_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                  errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..progress import set_quiet
+
+    set_quiet(args.quiet)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"maskcls {args.command}: error: {user_message(exc)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `maskcls classify ... | head`: the reader left; end quietly, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"maskcls {args.command}: error: cannot write or read{where}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"maskcls {args.command}: interrupted", file=sys.stderr)
+        return 130

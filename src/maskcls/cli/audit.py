@@ -1,0 +1,36 @@
+"""maskcls audit: likely mislabeled photos, ranked, with a review page that writes the corrections."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import DATA_HELP, config_args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("audit", help="find likely mislabeled photos; a review page writes the corrections",
+                       description="Score every photo with a model that never saw its person (a --fold all run "
+                                   "given as --run, or trained here into DIR/cv), rank likely label errors with "
+                                   "cleanlab (gender and age per person, incorrect/normal swaps as one issue) and "
+                                   "write DIR/label_issues.csv, DIR/proposed_corrections.csv (train with "
+                                   "--corrections on it once a person has looked) and DIR/review.html.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the audit (re-use it to resume)")
+    p.add_argument("--run", default=None, help="a `maskcls train DATA --out RUN --fold all` run to take its "
+                                               "out-of-fold probabilities from (nothing is trained)")
+    p.add_argument("--folds", type=int, default=5, help="folds to train when no --run is given (default 5)")
+    config_args(p, default="demo", help="config for that training (default demo, CPU-sized)")
+    p.add_argument("--truth", default=None, metavar="FILE",
+                   help="demo data's truth/injected_noise.csv: print precision and recall per kind")
+    p.add_argument("--decisions", default=None, metavar="FILE",
+                   help="a review's decisions.csv (default DIR/decisions.csv when it exists): suggestions "
+                        "rejected there are not raised again, accepted ones are marked as accepted")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..audit.run import audit
+
+    audit(args.data, args.out, run=args.run, folds=args.folds, config=args.config, overrides=tuple(args.set),
+          truth=args.truth, decisions=args.decisions, progress=not args.quiet)
+    return 0

@@ -1,0 +1,37 @@
+"""maskcls eda: a report on a dataset (report.html, PNG plots, summary.json)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import CORR_HELP, DATA_HELP, cutoff_args, cutoffs
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eda", help="a report on a dataset: counts, ages, sizes, duplicates, samples",
+                       description="Write DIR/report.html (opens from disk) with PNG plots beside it and "
+                                   "DIR/summary.json: people, photos, counts per mask / gender / age group / class "
+                                   "and the imbalance, the age histogram with the cut-offs, photos that do not "
+                                   "decode, near-duplicate photos across different people, sample photos per "
+                                   "class, the mean face per mask state, and what corrections change.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to create (must not exist or be empty)")
+    p.add_argument("--corrections", default="none", help=CORR_HELP + " (default none)")
+    p.add_argument("--workers", type=int, default=4, help="decoding threads (default 4)")
+    p.add_argument("--dup-threshold", type=int, default=8,
+                   help="near-duplicate distance in bits of a 256-bit perceptual hash (default 8)")
+    p.add_argument("--allow-outside", action="store_true", help="accept manifest paths outside its folder")
+    cutoff_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..reports.eda import make_report
+
+    info = make_report(args.data, args.out, corrections=args.corrections, cutoffs=cutoffs(args), workers=args.workers,
+                       dup_threshold=args.dup_threshold, allow_outside=args.allow_outside,
+                       progress=not args.quiet)
+    print(f"wrote {Path(args.out) / 'report.html'} ({info.get('people', '?')} people, {info.get('photos', '?')} photos); "
+          f"open it in a browser")
+    return 0

@@ -1,0 +1,32 @@
+"""maskcls evaluate: the metrics JSON of a run (or an ensemble) on its validation fold or labelled data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import DATA_HELP, RUNS_HELP, inference_args
+
+
+def add_parser(sub) -> None:
+    from ..serve.options import SPLITS
+
+    p = sub.add_parser("evaluate", help="metrics of a run on its validation fold or a labelled set",
+                       description="Print the metrics JSON of RUN's best model: on its validation fold when DATA is "
+                                   "the data it trained on, otherwise on every labelled photo of DATA.")
+    p.add_argument("runs", metavar="RUN", nargs="+", help=RUNS_HELP)
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--split", default="auto", choices=SPLITS,
+                   help="val: the run's own validation fold (DATA must be its training data); all: every "
+                        "labelled photo of DATA; auto (default): val on the training data, else all")
+    inference_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..serve.predict import evaluate_run
+
+    result = evaluate_run(args.runs, args.data, split=args.split, tta=args.tta, device=args.device,
+                          workers=args.workers, backend=args.backend)
+    print(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,37 @@
+"""maskcls summary: people, photos and counts per label."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import CORR_HELP, DATA_HELP, cutoff_args, cutoffs
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("summary", help="count people, photos and labels",
+                       description="People, photos and counts per mask, gender, age group and class.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--corrections", default="none", help=CORR_HELP + " (default none)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--verbose", action="store_true", help="list every correction naming a person not in the data")
+    cutoff_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.summary import format_summary, summarize
+    from ..data.table import load_table
+
+    ages = cutoffs(args)
+    table, report = load_table(args.data, cutoffs=ages, corrections=args.corrections)
+    info = summarize(table, ages)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        if args.corrections != "none":
+            print(report.summary())
+            for line in report.lines(verbose=args.verbose):
+                print(f"correction: {line}")
+        print(format_summary(info))
+    return 0

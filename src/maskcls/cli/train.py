@@ -1,0 +1,63 @@
+"""maskcls train: one run folder (or, with --fold all, one per fold plus the out-of-fold probabilities)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import CORR_HELP, DATA_HELP
+
+
+def fold_arg(text: str) -> int | str:
+    """argparse type of --fold: a fold number or 'all'."""
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fold number or 'all', got {text!r}") from None
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model; writes a run folder",
+                       description="Train on DATA with a person-level validation fold. RUN/ receives config.yaml, "
+                                   "best.pt (best validation macro F1), last.pt, metrics.csv, summary.json, "
+                                   "curves.png, per_class_f1.png, confusion.png, val_predictions.csv, val_probs.csv and "
+                                   "tb/ (TensorBoard). --fold all trains every fold into RUN/fold-K and writes "
+                                   "RUN/oof_probs.csv and RUN/cv_summary.json.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder to create (or continue with --resume)")
+    p.add_argument("--config", default=None,
+                   help="YAML file or built-in name: default (ResNet50 GPU recipe), demo (CPU-sized), plain (the "
+                        "common baseline loop, for comparisons), gpu-resnet50; with --resume, default: RUN's own")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set train.epochs=5 --set model.name=convnext_tiny")
+    p.add_argument("--corrections", default=None, help=CORR_HELP + " (default: the config's, 'known')")
+    p.add_argument("--fold", default=None, type=fold_arg, metavar="K|all",
+                   help="which person-level fold to hold out (default: data.fold, 0); 'all' trains every fold into "
+                        "RUN/fold-K and writes RUN/oof_probs.csv (out-of-fold probabilities) and RUN/cv_summary.json")
+    p.add_argument("--resume", action="store_true", help="continue RUN from last.pt")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import train_config
+
+    cfg = train_config(args.out, config=args.config, overrides=args.set, corrections=args.corrections,
+                       fold=args.fold, resume=args.resume)
+    from ..training.runtime import distributed_from_env
+
+    try:
+        with distributed_from_env():  # torchrun: join the process group; one process: nothing to do
+            if args.fold == "all":
+                from ..training.folds import train_folds
+
+                train_folds(cfg, args.data, args.out)
+            else:
+                from ..training.fit import train
+
+                train(cfg, args.data, args.out, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: maskcls train {args.data} --out {args.out} --resume", file=sys.stderr)
+        return 130
+    return 0
