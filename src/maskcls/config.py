@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # far. train.epochs re-stretches the cosine schedule from the current step. Every other change
 # (lr, weight decay, optimizer, model, data, augmentation...) is refused: silently keeping the
 # checkpoint's optimizer state with a new setting would make the run match neither setting.
-RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.tensorboard", "train.device",
+RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.trackers", "train.device",
                      "data.workers", "data.pin_memory", "data.cache", "data.cache_dir", "train.compile")
 
 def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: float | None = None,
@@ -107,7 +107,8 @@ class TrainConfig:
     device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
     seed: int = _f(0, "weights, shuffling and augmentation (never the folds)")
     log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
-    tensorboard: bool = _f(True, "write RUN/tb for TensorBoard")
+    trackers: str = _f("tensorboard", "experiment trackers joined by +: tensorboard (RUN/tb), mlflow "
+                                      "($MLFLOW_TRACKING_URI or ./mlruns), tensorboard+mlflow, or none")
     compile: bool = _f(False, "torch.compile the model (GPU: faster steps after a slow first one)")
 
 
@@ -193,6 +194,9 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:
+    if key == "train.tensorboard" and isinstance(value, bool):  # configs written before train.trackers
+        names = [t for t in cfg.train.trackers.split("+") if t not in ("tensorboard", "none", "")]
+        value, key = "+".join((["tensorboard"] if value else []) + names) or "none", "train.trackers"
     section_name, _, name = key.partition(".")
     section = getattr(cfg, section_name, None) if name else None
     if section is None or not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
@@ -417,6 +421,9 @@ def check(cfg: Config) -> Config:
         # early stopping watches the validation people: the last epoch would be chosen on them after all
         raise UserError("config train.select=last scores the last epoch of a fixed budget; train.patience "
                         "(early stopping on the validation people) must be 0")
+    from .training.trackers import parse_trackers
+
+    parse_trackers(cfg.train.trackers)  # raises a UserError naming the unknown tracker
     if cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg

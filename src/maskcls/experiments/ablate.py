@@ -46,6 +46,7 @@ from ..metrics import METRIC_KEYS
 from ..reports.figures import plot_ablation
 from ..training.fit import train
 from ..training.model import build_model
+from ..training.trackers import parent_run
 from .key import AnswerKey, resolve_key, score_run
 
 ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json", "people.csv"}
@@ -141,6 +142,15 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
 
     Every run keeps its last epoch and is scored on its held-out fold against one answer key (``key``;
     by default the labels the variants share; variants that differ in their labels need one)."""
+    # With train.trackers=mlflow the whole ablation is one MLflow parent run, each training a child.
+    with parent_run(load_config(config, list(overrides)), f"ablation {Path(out).name}", out, kind="ablation"):
+        return _ablate(data, out, variants, seeds=seeds, folds=folds, config=config, overrides=overrides,
+                       key=key, progress=progress, log=log)
+
+
+def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int, folds: int | None,
+            config: str | Path | None, overrides: tuple[str, ...], key: str | Path | None, progress: bool,
+            log: Callable[[str], None]) -> pd.DataFrame:
     if not variants:
         raise UserError("give at least one variant, e.g. --variants hflip,hflip+vflip")
     if len(set(variants)) != len(variants):

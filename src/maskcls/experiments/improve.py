@@ -32,6 +32,7 @@ from ..errors import UserError
 from ..fileio import write_text
 from ..metrics import METRIC_KEYS
 from ..reports.figures import plot_gain
+from ..training.trackers import parent_run
 from .ablate import _fmt, run_grid, scoring_note, summarize
 
 IMPROVE_FILES = {"results.csv", "table.md", "improve.png", "runs", "improve.json", "people.csv", "corrections.csv"}
@@ -96,18 +97,21 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
     out.mkdir(parents=True, exist_ok=True)
     write_text(copy, text)
     arms = {"without": [], "with": [f"data.corrections={copy.resolve()}"]}
-    try:
-        results, answer = run_grid(data, out, arms, seeds=seeds, folds=folds, config=config, overrides=overrides,
-                                   key=key if key is not None else copy.resolve(), own_files=IMPROVE_FILES,
-                                   settings_name="improve.json", progress=progress, log=log)
-    except UserError:
-        if fresh and not (out / "improve.json").exists():  # refused before any run: leave nothing behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    table = gain_table(results)
-    write_text(out / "table.md", gain_markdown(table, seeds=seeds, folds=folds) + scoring_note(answer))
-    plot_gain(table, out / "improve.png", title=f"gain from {fixes.name}: {seeds} seed(s) x {folds} fold(s), "
-                                                 f"scored on {answer.description}")
+    # With train.trackers=mlflow the comparison is one MLflow parent run, each training a child.
+    with parent_run(base, f"improve {out.name}", out, kind="improve"):
+        try:
+            results, answer = run_grid(data, out, arms, seeds=seeds, folds=folds, config=config,
+                                       overrides=overrides, key=key if key is not None else copy.resolve(),
+                                       own_files=IMPROVE_FILES, settings_name="improve.json", progress=progress,
+                                       log=log)
+        except UserError:
+            if fresh and not (out / "improve.json").exists():  # refused before any run: leave nothing behind
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        table = gain_table(results)
+        write_text(out / "table.md", gain_markdown(table, seeds=seeds, folds=folds) + scoring_note(answer))
+        plot_gain(table, out / "improve.png", title=f"gain from {fixes.name}: {seeds} seed(s) x {folds} fold(s), "
+                                                     f"scored on {answer.description}")
     log(f"wrote {out / 'table.md'}, {out / 'results.csv'} and {out / 'improve.png'}")
     return table
 
