@@ -111,6 +111,9 @@ class TrainConfig(_Strict):
     sampler: str = _f("none", "none | weighted: draw rare classes (60+) as often as common ones",
                        choices=("none", "weighted"))
     patience: int = _f(0, "stop after this many epochs without a better macro F1; 0 = never", lo=0)
+    select: str = _f("best", "the checkpoint a run keeps (best.pt): best = best validation macro F1; last = the "
+                     "last epoch, chosen without looking at the validation people, so its score is unbiased",
+                     choices=("best", "last"))
     amp: str = _f("auto", "auto: bf16 (or fp16) on GPU, none on CPU | bf16 | fp16 | none",
                    choices=("auto", "bf16", "fp16", "none"))
     channels_last: bool = _f(True, "channels_last memory format (GPU only)")
@@ -440,6 +443,10 @@ def check(cfg: Config) -> Config:
         if v is not None and not all(math.isfinite(x) and (0 < x <= 1 if key == "std" else 0 <= x <= 1) for x in v):
             raise UserError(f"config data.{key}: each of R, G, B must be in {'(0, 1]' if key == 'std' else '[0, 1]'} "
                             f"(pixel values scaled to 0..1), got {v}")
+    if cfg.train.select == "last" and cfg.train.patience:
+        # early stopping watches the validation people: the last epoch would be chosen on them after all
+        raise UserError("config train.select=last scores the last epoch of a fixed budget; train.patience "
+                        "(early stopping on the validation people) must be 0")
     _check_averaging(cfg)
     from .training.trackers import parse_trackers
 

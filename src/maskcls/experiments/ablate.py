@@ -6,7 +6,13 @@ A variant is ``+``-joined parts, each a preset name (``hflip+vflip``: the varian
 The first variant is the baseline: every other one is compared with it pair by pair (same seed, same
 fold), so the seed-to-seed and fold-to-fold spread cancels out of the delta.
 
-OUT/results.csv   one row per run (variant, seed, fold, metrics, best_epoch, seconds_per_epoch, status)
+Every run trains a fixed budget, keeps its last epoch and is scored on its held-out fold against ONE
+answer key (see run_grid and experiments.key): variants that train on other labels are still scored
+on the same labels.
+
+OUT/results.csv   one row per run (variant, seed, fold, metrics on the key, best_epoch, seconds_per_epoch,
+                  checkpoint, scored_fold, scored_people, status)
+OUT/people.csv    every person and the fold that scores them
 OUT/table.md      per variant: mean +- std, paired delta and ratio to the baseline with 95% intervals
 OUT/ablation.png  means with their 95% intervals
 OUT/runs/<variant>/seed-S-fold-K/   the run folders
@@ -42,12 +48,18 @@ from ..reports.figures import plot_ablation
 from ..training.fit import train
 from ..training.model import build_model
 from ..training.trackers import parent_run
+from .key import AnswerKey, resolve_key, score_run
 
-ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json"}
+ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json", "people.csv"}
 # Settings the runner sets itself on every run; a variant or --set that also set them would be ignored.
-RUNNER_KEYS = {"data.fold": "--folds runs folds 0 to N-1", "train.seed": "--seeds; --set train.seed=N moves the first seed"}
-RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch", "status",
-                  "error"]
+RUNNER_KEYS = {"data.fold": "--folds runs folds 0 to N-1", "train.seed": "--seeds; --set train.seed=N moves the first seed",
+               "train.select": "every compared run keeps its last epoch, so that its held-out fold chooses nothing",
+               "train.patience": "every compared run trains its full train.epochs: early stopping would watch the "
+                                 "held-out fold"}
+HELD_OUT = ("train.select=last", "train.patience=0")  # what every compared run is trained with
+SCORING = "last epoch, held-out fold"  # ablation.json: runs scored otherwise are never paired with these
+RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch", "checkpoint",
+                  "scored_fold", "scored_people", "status", "error"]
 
 
 def parse_variant(text: str) -> list[str]:
@@ -134,59 +146,108 @@ def slug(variant: str) -> str:
 
 
 def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int = 1, folds: int | None = None,
-           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), progress: bool = True,
-           log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Train variants x seeds x folds, write results.csv, table.md and ablation.png; return the results."""
+           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), key: str | Path | None = None,
+           progress: bool = True, log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Train variants x seeds x folds, write results.csv, table.md and ablation.png; return the results.
+
+    Every run keeps its last epoch and is scored on its held-out fold against one answer key (``key``;
+    by default the labels the variants share; variants that differ in their labels need one)."""
     # With train.trackers=mlflow the whole ablation is one MLflow parent run, each training a child.
     with parent_run(load_config(config, list(overrides)), f"ablation {Path(out).name}", out, kind="ablation"):
         return _ablate(data, out, variants, seeds=seeds, folds=folds, config=config, overrides=overrides,
-                       progress=progress, log=log)
+                       key=key, progress=progress, log=log)
 
 
 def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int, folds: int | None,
-            config: str | Path | None, overrides: tuple[str, ...], progress: bool,
+            config: str | Path | None, overrides: tuple[str, ...], key: str | Path | None, progress: bool,
             log: Callable[[str], None]) -> pd.DataFrame:
     if not variants:
         raise UserError("give at least one variant, e.g. --variants hflip,hflip+vflip")
     if len(set(variants)) != len(variants):
         raise UserError(f"a variant is listed twice: {', '.join(variants)}")
+    arms = {v: parse_variant(v) for v in variants}
+    results, scored_on = run_grid(data, out, arms, seeds=seeds, folds=folds, config=config, overrides=overrides,
+                                  key=key, own_files=ABLATION_FILES, settings_name="ablation.json",
+                                  progress=progress, log=log)
+    out = Path(out)
+    table = summarize(results, variants)
+    n_folds = load_config(config, list(overrides)).data.folds if folds is None else folds
+    write_text(out / "table.md", to_markdown(table, metric="macro_f1") + scoring_note(scored_on))
+    plot_ablation(table, out / "ablation.png", title=f"{seeds} seed(s) x {n_folds} fold(s)")
+    log(f"wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'ablation.png'}")
+    return results
+
+
+def scoring_note(key: AnswerKey) -> str:
+    """The line under every comparison table: what the runs were scored on, and with which checkpoint."""
+    return (f"\nScored on one answer key: {key.description}. Each run keeps its last epoch (a fixed budget: "
+            "no checkpoint is chosen on anyone) and is scored on the people of its held-out fold, whom it "
+            "never trained on (results.csv: scored_fold; people.csv: who is in each fold).\n")
+
+
+def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, seeds: int, folds: int | None,
+             config: str | Path | None, overrides: tuple[str, ...], key: str | Path | None,
+             own_files: set[str], settings_name: str, progress: bool = True,
+             log: Callable[[str], None] = print) -> tuple[pd.DataFrame, AnswerKey]:
+    """The paired-run machinery shared by ``ablate`` and ``improve``: train every arm (a name and its
+    settings) x seed x fold from one prepared dataset into OUT/runs, reusing finished runs, and score
+    each on one answer key. Writes OUT/results.csv, OUT/people.csv and OUT/<settings_name>; returns
+    this call's rows and the key.
+
+    Held-out scoring: every run trains a fixed budget and keeps its last epoch (``train.select=last``),
+    so nobody chooses its checkpoint, and it is scored on its held-out fold. Choosing the best epoch on
+    the fold it is then scored on (what ``train`` does for a single run) reports the luckiest epoch of
+    each run, most for the noisiest variants; an inner validation split would cost every run a third of
+    its training people and another prediction pass per epoch, which a CPU-sized comparison cannot spare.
+    """
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
     refuse_output_inside(data, out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
-    if "data.fold" in [o.partition("=")[0].strip() for o in overrides]:
-        raise UserError(f"--set data.fold: the runner chooses the fold ({RUNNER_KEYS['data.fold']})")
-    base = load_config(config, list(overrides))
-    configs = {v: load_config(config, [*overrides, *parse_variant(v)]) for v in variants}
-    resolved = {v: flat(c) | {"data.augment": canonical_augment(c.data.augment)} for v, c in configs.items()}
-    for i, v in enumerate(variants):
-        twin = next((w for w in variants[:i] if resolved[w] == resolved[v]), None)
+    for k in ("data.fold", "train.select", "train.patience"):
+        if k in [o.partition("=")[0].strip() for o in overrides]:
+            raise UserError(f"--set {k}: the runner chooses it ({RUNNER_KEYS[k]})")
+    base = load_config(config, [*overrides, *HELD_OUT])
+    configs = {a: load_config(config, [*overrides, *sets, *HELD_OUT]) for a, sets in arms.items()}
+    resolved = {a: flat(c) | {"data.augment": canonical_augment(c.data.augment)} for a, c in configs.items()}
+    names = list(arms)
+    for i, a in enumerate(names):
+        twin = next((w for w in names[:i] if resolved[w] == resolved[a]), None)
         if twin is not None:
-            raise UserError(f"variants {twin!r} and {v!r} are the same settings; list each one once")
-    keys = {(c.data.folds, c.data.split_seed) for c in configs.values()}
-    if len(keys) > 1:
+            raise UserError(f"variants {twin!r} and {a!r} are the same settings; list each one once")
+    if len({(c.data.folds, c.data.split_seed) for c in configs.values()}) > 1:
         raise UserError("variants must share data.folds and data.split_seed: they are compared on the same people")
+    if len({c.score_cutoffs for c in configs.values()}) > 1:
+        raise UserError("variants must share data.score_age_young/old: they are scored on one answer key")
     n_folds = base.data.folds if folds is None else folds
     if not 1 <= n_folds <= base.data.folds:
         raise UserError(f"--folds must be between 1 and data.folds ({base.data.folds}), got {n_folds}")
     if out.is_dir():
-        foreign = [p.name for p in out.iterdir() if p.name not in ABLATION_FILES and not p.name.startswith(".")]
+        foreign = [p.name for p in out.iterdir() if p.name not in own_files and not p.name.startswith(".")]
         if foreign:
-            raise UserError(f"{out}: holds files that are not an ablation's ({', '.join(sorted(foreign)[:3])}); "
-                            "choose a new --out")
+            raise UserError(f"{out}: holds files that are not {'an ablation' if settings_name == 'ablation.json' else 'improve'}'s "
+                            f"({', '.join(sorted(foreign)[:3])}); choose a new --out")
+    labelled = {str(c.data.corrections) for c in configs.values()}
+    if key is None and len(labelled) > 1:
+        raise UserError(f"the variants train on different labels (data.corrections {', '.join(sorted(labelled))}); "
+                        "give --key (known, none, a corrections CSV or an answer-key CSV) so that every run "
+                        "is scored on one answer key")
+    answer = resolve_key(key if key is not None else labelled.pop(), data, cutoffs=base.score_cutoffs,
+                         allow_outside=base.data.allow_outside)
     data_path = str(Path(data).resolve())
     # The runs already in OUT are paired with the new ones, so they must be of the same data (by
-    # content: a copy is the same data, the same path refilled is not) and the same base settings
-    # (compared resolved, so the order of --set does not matter).
+    # content: a copy is the same data, the same path refilled is not), the same base settings
+    # (compared resolved, so the order of --set does not matter) and scored the same way.
     settings = {"config": str(config), "set": list(overrides), "data": data_path,
                 "data_digest": data_digest(data, allow_outside=base.data.allow_outside),
                 # and by photo content: an edited photo of the same size is other data too
                 "data_identity": _identity(data, base.data.allow_outside),
-                "resolved": json.loads(json.dumps(flat(base)))}
-    if (out / "ablation.json").is_file():
-        before = read_json(out / "ablation.json")
+                "resolved": json.loads(json.dumps(flat(base))), "scoring": SCORING,
+                "key": {"description": answer.description, "digest": answer.digest}}
+    if (out / settings_name).is_file():
+        before = read_json(out / settings_name)
         same_data = before["data_digest"] == settings["data_digest"] if "data_digest" in before else \
             before.get("data", data_path) == data_path
         same_data = same_data and identity_change(before.get("data_identity"), settings["data_identity"]) is None
@@ -200,41 +261,54 @@ def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: in
             raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
                             f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
                             "variants or seeds, or choose a new --out")
+        if before.get("scoring") != SCORING:
+            raise UserError(f"{out} holds runs scored on the checkpoint their own validation fold chose (before "
+                            "held-out scoring); they cannot be paired with held-out runs, so choose a new --out")
+        if before.get("key", {}).get("digest") != answer.digest:
+            raise UserError(f"{out} holds runs scored on another answer key ({before.get('key', {}).get('description')}); "
+                            "give the same --key, or choose a new --out")
         settings = {**before, "data": data_path, "data_digest": settings["data_digest"],
                     "data_identity": settings["data_identity"],
                     "resolved": settings["resolved"]}
     results = _read_results(out / "results.csv")
     done = {(r.variant, r.seed, r.fold) for r in results.itertuples() if r.status == "ok"}
-    plan = [(v, base.train.seed + s, f) for s in range(seeds) for f in range(n_folds) for v in variants]
+    plan = [(a, base.train.seed + s, f) for s in range(seeds) for f in range(n_folds) for a in names]
     todo = [p for p in plan if p not in done]
     prepared: dict[tuple, Prepared] = {}
     store: list[PhotoStore] = []
-    if todo:  # mistakes every run would make (no data, too few people, an unknown model) end here, before OUT
-        first = load_config(config, [*overrides, *parse_variant(todo[0][0]), f"data.fold={todo[0][2]}"])
-        prepared[tuple(prepare_key(first).values())] = prepare(first, data, log=log)
-        store.append(next(iter(prepared.values())).store)
-        for name in dict.fromkeys(configs[v].model.name for v, _, _ in todo):
-            build_model(name, "multi", "none")
+    # mistakes every run would make (no data, too few people, an unknown model) end here, before OUT
+    first = load_config(config, [*overrides, *arms[(todo or plan)[0][0]], *HELD_OUT,
+                             f"data.fold={(todo or plan)[0][2]}"])
+    prepared[tuple(prepare_key(first).values())] = prepare(first, data, log=log)
+    store.append(next(iter(prepared.values())).store)
+    for name in dict.fromkeys(configs[a].model.name for a, _, _ in todo):
+        build_model(name, "multi", "none")
+    folds_of = next(iter(prepared.values()))
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "ablation.json", json.dumps(settings, indent=2) + "\n")
-    log(f"ablation: {len(variants)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
-        f"{len(plan) - len(todo)} already finished, {len(todo)} to train")
-    for i, (variant, seed, fold) in enumerate(todo, start=1):
-        cfg = load_config(config, [*overrides, *parse_variant(variant), f"train.seed={seed}", f"data.fold={fold}"])
-        run_dir = out / "runs" / slug(variant) / f"seed-{seed}-fold-{fold}"
-        log(f"[run {i}/{len(todo)}] {variant}  seed {seed}  fold {fold}")
-        row = {"variant": variant, "seed": seed, "fold": fold}
+    write_text(out / settings_name, json.dumps(settings, indent=2) + "\n")
+    write_csv(out / "people.csv", folds_of.table[["person"]].assign(fold=folds_of.folds).drop_duplicates("person"))
+    log(f"{len(names)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
+        f"{len(plan) - len(todo)} already finished, {len(todo)} to train; scored on {answer.description}")
+    for i, (arm, seed, fold) in enumerate(todo, start=1):
+        cfg = load_config(config, [*overrides, *arms[arm], *HELD_OUT, f"train.seed={seed}",
+                                   f"data.fold={fold}"])
+        run_dir = out / "runs" / slug(arm) / f"seed-{seed}-fold-{fold}"
+        log(f"[run {i}/{len(todo)}] {arm}  seed {seed}  fold {fold}")
+        row = {"variant": arm, "seed": seed, "fold": fold}
         try:
-            key = tuple(prepare_key(cfg).values())
-            if key not in prepared:  # one scan per label setting; the decoded photos are shared by all
-                prepared[key] = prepare(cfg, data, store=store[0] if store else None, log=log)
-                store[:1] = [prepared[key].store]
+            pkey = tuple(prepare_key(cfg).values())
+            if pkey not in prepared:  # one scan per label setting; the decoded photos are shared by all
+                prepared[pkey] = prepare(cfg, data, store=store[0] if store else None, log=log)
+                store[:1] = [prepared[pkey].store]
             if run_dir.exists():
                 shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
-            summary = train(cfg, prepared[key], run_dir, progress=progress, log=lambda s: None)
-            row |= {k: summary.get(k) for k in (*METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch")}
-            row |= {"status": "ok", "error": ""}
-            log(f"  macro F1 {summary['macro_f1'] if summary['macro_f1'] is not None else float('nan'):.4f}")
+            summary = train(cfg, prepared[pkey], run_dir, progress=progress, log=lambda s: None)
+            metrics, people = score_run(run_dir, answer)
+            row |= metrics | {k: summary.get(k) for k in ("best_epoch", "epochs", "seconds_per_epoch")}
+            row |= {"checkpoint": f"last epoch ({summary.get('epochs')})", "scored_fold": fold,
+                    "scored_people": len(people), "status": "ok", "error": ""}
+            log(f"  macro F1 {metrics['macro_f1'] if metrics['macro_f1'] is not None else float('nan'):.4f} "
+                f"on {len(people)} held-out people")
         except KeyboardInterrupt:
             raise
         except UserError as exc:
@@ -245,7 +319,7 @@ def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: in
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text(run_dir / "error.txt", traceback.format_exc())
             log(f"  failed: {row['error']} (traceback in {run_dir / 'error.txt'})")
-        results = results[~((results["variant"] == variant) & (results["seed"] == seed) & (results["fold"] == fold))]
+        results = results[~((results["variant"] == arm) & (results["seed"] == seed) & (results["fold"] == fold))]
         results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)[RESULT_COLUMNS]
         write_csv(out / "results.csv", results)
     results = _read_results(out / "results.csv") if (out / "results.csv").is_file() else results
@@ -253,12 +327,7 @@ def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: in
     planned = set(plan)
     in_plan = pd.Series([(r.variant, r.seed, r.fold) in planned for r in results.itertuples()],
                         index=results.index, dtype=bool)
-    results = results[in_plan]
-    table = summarize(results, variants)
-    write_text(out / "table.md", to_markdown(table, metric="macro_f1"))
-    plot_ablation(table, out / "ablation.png", title=f"{seeds} seed(s) x {n_folds} fold(s)")
-    log(f"wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'ablation.png'}")
-    return results
+    return results[in_plan], answer
 
 
 def _read_results(path: Path) -> pd.DataFrame:
@@ -268,7 +337,7 @@ def _read_results(path: Path) -> pd.DataFrame:
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise UserError(f"{path}: not an ablation results file (missing {', '.join(missing)}); choose a new --out")
-    for col in ("variant", "status", "error"):
+    for col in ("variant", "checkpoint", "status", "error"):
         frame[col] = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
     return frame[RESULT_COLUMNS]
 

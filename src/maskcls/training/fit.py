@@ -123,7 +123,8 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             row = _run_epoch(s, cfg, epoch, progress=progress)
             history.append(row)
             score = selection_score(row)
-            improved = score > best_score
+            # train.select=last keeps every epoch as it comes: the validation people choose nothing
+            improved = cfg.train.select == "last" or score > best_score
             best_score, best_epoch, stale = (score, epoch + 1, 0) if improved else (best_score, best_epoch, stale + 1)
             state = {"model": _evaluated(s).state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
                      "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
@@ -325,7 +326,8 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     val = prepared.table.iloc[val_idx].reset_index(drop=True)
     summary = {**metrics, "val_loss": log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
                "planned_epochs": cfg.train.epochs,
-               "selected_by": "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1",
+               "selected_by": "last_epoch" if cfg.train.select == "last" else
+               "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1",
                "fold": cfg.data.fold, "folds": cfg.data.folds, "train_photos": len(s.train_ds),
                "val_photos": len(val), "val_people": int(val["person"].nunique()),
                "model": cfg.model.name, "heads": cfg.model.heads, "device": s.runtime.device.type,
