@@ -36,6 +36,7 @@ from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
 from ..metrics import METRIC_KEYS
+from ..progress import prefixed
 from ..reports.figures import plot_ablation
 from ..training.fit import train
 from ..training.model import build_model
@@ -185,7 +186,8 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
                 store[:1] = [prepared[key].store]
             if run_dir.exists():
                 shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
-            summary = train(cfg, prepared[key], run_dir, progress=progress, log=lambda s: None)
+            summary = train(cfg, prepared[key], run_dir, progress=progress,
+                            log=prefixed(log, f"{variant} seed {seed} fold {fold}"))
             row |= {k: summary.get(k) for k in (*METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch")}
             row |= {"status": "ok", "error": ""}
             log(f"  macro F1 {summary['macro_f1'] if summary['macro_f1'] is not None else float('nan'):.4f}")

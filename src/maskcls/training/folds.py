@@ -21,6 +21,7 @@ from ..data.prepare import Prepared, prepare
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
 from ..metrics import compute_metrics, log_loss
+from ..progress import prefixed
 from .fit import train
 from .runs import run_lock
 from .runtime import is_main
@@ -72,7 +73,7 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
             summaries.append(read_json(target / "summary.json"))
         else:
             summaries.append(train(fold_cfg, prepared, target, resume=(target / "last.pt").is_file(),
-                                   progress=progress, log=log))
+                                   progress=progress, log=prefixed(log, f"fold {fold}")))
     if not is_main():
         return {}
     oof = gather_oof(prepared, [fold_dir(out, k) for k in range(prepared.k)])
