@@ -26,7 +26,8 @@ from ..data.images import PhotoDataset
 from ..data.prepare import Prepared, prepare
 from ..errors import UserError
 from ..fileio import write_csv, write_json, write_text
-from ..metrics import METRIC_KEYS, compute_metrics, confusion, log_loss, per_class_f1, selection_score
+from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, per_class_f1, selection_score,
+                       with_chance)
 from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
 from .loaders import loader_for
 from .loop import predict_proba, train_one_epoch
@@ -247,7 +248,7 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     s.model.load_state_dict(best_state if best_state is not None else load_checkpoint(out / "best.pt")["model"])
     probs = _validate(s, s.model, desc="best model", progress=progress)
     targets = s.val_targets
-    metrics = compute_metrics(targets, probs)
+    metrics = with_chance(compute_metrics(targets, probs), targets)
     val_idx = prepared.split(cfg.data.fold)[1]
     val = prepared.table.iloc[val_idx].reset_index(drop=True)
     summary = {**metrics, "val_loss": log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
@@ -277,8 +278,7 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
         plot_confusion(confusion(targets, probs), names, out / "confusion.png",
                        title=f"{cfg.model.name}, validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
     write_json(out / "summary.json", summary)
-    shown = ", ".join(f"{k} {summary[k]:.4f}" for k in METRIC_KEYS if summary[k] is not None)
-    log(f"best epoch {best_epoch} of {len(history)}: {shown}; run in {out}")
+    log(f"best epoch {best_epoch} of {len(history)}: {format_scores(summary)}; run in {out}")
     return summary
 
 

@@ -20,7 +20,7 @@ from ..config import Config
 from ..data.prepare import Prepared, prepare
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
-from ..metrics import compute_metrics, log_loss
+from ..metrics import compute_metrics, format_scores, log_loss, with_chance
 from ..progress import prefixed
 from .fit import train
 from .runs import run_lock
@@ -83,6 +83,7 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
     shown = ", ".join(f"{k} {v:.4f} +- {cv['std'][k]:.4f}" for k, v in cv["mean"].items()
                       if k.endswith("f1") or k == "accuracy")
     log(f"{prepared.k} folds: {shown}; out-of-fold probabilities in {out / 'oof_probs.csv'}")
+    log(f"pooled out-of-fold: {format_scores(cv['oof'])}")
     return cv
 
 
@@ -128,5 +129,5 @@ def cv_summary(summaries: list[dict], targets: np.ndarray, oof_probs: np.ndarray
             mean[key] = float(values.mean())
             std[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return {"folds": len(summaries), "mean": mean, "std": std,
-            "oof": {**compute_metrics(targets, oof_probs), "val_loss": log_loss(targets, oof_probs)},
+            "oof": {**with_chance(compute_metrics(targets, oof_probs), targets), "val_loss": log_loss(targets, oof_probs)},
             "per_fold": summaries}
