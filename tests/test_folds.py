@@ -119,12 +119,15 @@ def test_ensemble_is_the_mean_of_its_members(cv_run, synth_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_ensemble_evaluate_refuses_its_own_training_data(cv_run, synth_root):
-    out, _, _ = cv_run
+def test_fold_all_evaluate_on_its_data_gives_the_pooled_out_of_fold_figures(cv_run, synth_root):
+    out, cv, _ = cv_run
     from maskcls.serve.predict import evaluate_run
 
-    with pytest.raises(UserError, match="no validation fold of its own"):
-        evaluate_run(out, synth_root, split="val", progress=False)
+    for split in ("val", "auto"):
+        pooled = evaluate_run(out, synth_root, split=split, progress=False)
+        assert pooled["split"] == "oof" and pooled["photos"] == len(pd.read_csv(out / "oof_probs.csv"))
+        assert pooled["macro_f1"] == pytest.approx(cv["oof"]["macro_f1"])
+        assert pooled["chance"]["macro_f1"] == pytest.approx(cv["oof"]["chance"]["macro_f1"]) and "per_class_f1" in pooled
     with pytest.raises(UserError, match="the figures would be inflated"):
         evaluate_run(out, synth_root, split="all", progress=False)
 

@@ -81,3 +81,34 @@ def format_score(result: dict) -> list[str]:
         lines.append(f"  {name:<28} {row['f1']:.4f}  {row['support']}" if row["support"]
                      else f"  {name:<28}    -    0 (no photos)")
     return lines
+
+
+def pooled_oof_metrics(run: str | Path, data: str | Path) -> dict | None:
+    """A ``--fold all`` run evaluated on the data it trained on: the metrics of its pooled out-of-fold
+    probabilities (RUN/oof_probs.csv: each photo scored by the one fold model that never saw its person).
+    None when RUN is not such a run or DATA is not its training data (its photos differ)."""
+    import yaml
+
+    from .. import config as config_mod
+    from ..data.prepare import prepare
+    from ..metrics import log_loss
+
+    run = Path(run)
+    if not (run / "oof_probs.csv").is_file() or not (run / "fold-0" / "config.yaml").is_file():
+        return None
+    cfg = config_mod.from_dict(yaml.safe_load((run / "fold-0" / "config.yaml").read_text()))
+    prepared = prepare(cfg, data, log=lambda s: None, folds=False)
+    oof = pd.read_csv(run / "oof_probs.csv", keep_default_na=False, dtype={"person": str})
+    paths = prepared.table["path"].astype(str).to_numpy()
+    if len(oof) != len(paths) or set(oof["path"].astype(str)) != set(paths):
+        return None
+    probs = oof.set_index(oof["path"].astype(str)).loc[paths, labels.class_prob_columns()].to_numpy(dtype=float)
+    targets = prepared.score_targets
+    out = {**with_chance(compute_metrics(targets, probs), targets), "val_loss": log_loss(targets, probs),
+           "split": "oof", "photos": len(paths), "people": int(prepared.table["person"].nunique()),
+           "models": int(cfg.data.folds)}
+    if out["macro_f1"] is not None:
+        f1, support = per_class_f1(targets, probs)
+        out["per_class_f1"] = {name: {"f1": round(float(f), 4), "support": int(n)}
+                               for name, f, n in zip(labels.class_names(cfg.score_cutoffs), f1, support)}
+    return out
