@@ -60,10 +60,14 @@ def test_ablate_trainings_tag_their_lines_with_variant_seed_and_fold(synth_root,
     def fake_train(cfg, prepared, run_dir, **kwargs):
         kwargs["log"]("epoch 1/1  macro_f1 0.5")
         run_dir.mkdir(parents=True, exist_ok=True)
-        return {**{k: 0.5 for k in METRIC_KEYS}, "best_epoch": 1, "epochs": 1, "seconds_per_epoch": 0.1}
+        return {**{k: 0.5 for k in METRIC_KEYS}, "best_epoch": 1, "epochs": 1, "seconds_per_epoch": 0.1,
+                "chance": {k: 0.125 for k in METRIC_KEYS}}
 
     monkeypatch.setattr(ab, "train", fake_train)
     lines = []
     ab.ablate(synth_root, tmp_path / "abl", ["hflip"], seeds=2, folds=1,
               overrides=("data.folds=3", "model.name=test_resnet", "data.size=48x64"), progress=False, log=lines.append)
     assert "[hflip seed 1 fold 0] epoch 1/1  macro_f1 0.5" in lines
+    # the runs' chance levels reach results.csv and the table (tests/test_score.py checks the table's arithmetic)
+    assert (ab._read_results(tmp_path / "abl" / "results.csv")["chance_macro_f1"] == 0.125).all()
+    assert "| 0.125 |" in (tmp_path / "abl" / "table.md").read_text()

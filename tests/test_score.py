@@ -71,3 +71,14 @@ def test_cli_score_refuses_a_submission_of_another_eval_set(tmp_path, capsys):
     sub.write_text("ImageID,ans\na.jpg,0\nb.jpg,18\n")
     assert main(["score", str(sub), str(key)]) == 2
     assert "line 3" in capsys.readouterr().err
+
+
+def test_ablate_table_shows_chance_and_flags_a_variant_at_or_below_it():
+    from maskcls.experiments import ablate as ab
+
+    rows = [{"variant": v, "seed": s, "fold": 0, "macro_f1": f1, "chance_macro_f1": 0.1, "status": "ok"}
+            for v, f1 in (("a", 0.4), ("b", 0.08)) for s in (0, 1)]
+    md = ab.to_markdown(ab.summarize(pd.DataFrame(rows), ["a", "b"]), metric="macro_f1")
+    assert "| chance |" in md
+    line_a, line_b = (next(line for line in md.splitlines() if f"`{v}`" in line) for v in "ab")
+    assert "| 0.100 |" in line_a and "at or below chance" not in line_a and "at or below chance" in line_b

@@ -46,6 +46,9 @@ ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.j
 RUNNER_KEYS = {"data.fold": "--folds runs folds 0 to N-1", "train.seed": "--seeds; --set train.seed=N moves the first seed"}
 RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch", "status",
                   "error"]
+# The chance level of each metric on the run's validation fold (results written before it lack them).
+CHANCE_COLUMNS = [f"chance_{k}" for k in METRIC_KEYS]
+RESULT_COLUMNS += CHANCE_COLUMNS
 
 
 def parse_variant(text: str) -> list[str]:
@@ -189,6 +192,7 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
             summary = train(cfg, prepared[key], run_dir, progress=progress,
                             log=prefixed(log, f"{variant} seed {seed} fold {fold}"))
             row |= {k: summary.get(k) for k in (*METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch")}
+            row |= {f"chance_{k}": (summary.get("chance") or {}).get(k) for k in METRIC_KEYS}
             row |= {"status": "ok", "error": ""}
             log(f"  macro F1 {summary['macro_f1'] if summary['macro_f1'] is not None else float('nan'):.4f}")
         except KeyboardInterrupt:
@@ -221,6 +225,9 @@ def _read_results(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=RESULT_COLUMNS)
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    for col in CHANCE_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = np.nan
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise UserError(f"{path}: not an ablation results file (missing {', '.join(missing)}); choose a new --out")
@@ -262,8 +269,19 @@ def summarize(results: pd.DataFrame, variants: list[str], *, metric: str = "macr
                                                                       & (results["status"] != "ok")).sum()),
                      "mean": mean, "std": float(mine.std(ddof=1)) if len(mine) > 1 else float("nan"),
                      "low": low, "high": high, "pairs": len(pairs), "delta": delta, "delta_low": d_low,
-                     "delta_high": d_high, "ratio": ratio, "ratio_low": r_low, "ratio_high": r_high})
+                     "delta_high": d_high, "ratio": ratio, "ratio_low": r_low, "ratio_high": r_high,
+                     "chance": _chance(ok, v, metric)})
     return pd.DataFrame(rows)
+
+
+def _chance(ok: pd.DataFrame, variant: str, metric: str) -> float:
+    """The mean chance level of ``metric`` over the variant's runs (their validation folds' class mix);
+    nan for results written before runs recorded it."""
+    column = f"chance_{metric}"
+    if column not in ok.columns:
+        return float("nan")
+    values = pd.to_numeric(ok.loc[ok["variant"] == variant, column], errors="coerce").dropna()
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def _fmt(x: float, digits: int = 3, signed: bool = False) -> str:
@@ -274,8 +292,8 @@ def _fmt(x: float, digits: int = 3, signed: bool = False) -> str:
 
 def to_markdown(table: pd.DataFrame, *, metric: str) -> str:
     """The table users paste: one row per variant, the baseline first."""
-    lines = [f"| variant | runs | {metric} mean +- std | paired delta [95% CI] | ratio [95% CI] |",
-             "|---|---|---|---|---|"]
+    lines = [f"| variant | runs | {metric} mean +- std | chance | paired delta [95% CI] | ratio [95% CI] |",
+             "|---|---|---|---|---|---|"]
     for i, r in enumerate(table.itertuples()):
         runs = f"{r.runs}" + (f" ({r.failed} failed)" if r.failed else "")
         if i == 0:
@@ -284,5 +302,7 @@ def to_markdown(table: pd.DataFrame, *, metric: str) -> str:
             delta = f"{_fmt(r.delta, signed=True)} [{_fmt(r.delta_low, signed=True)}, {_fmt(r.delta_high, signed=True)}]"
             ratio = f"{_fmt(r.ratio, 2)}x [{_fmt(r.ratio_low, 2)}, {_fmt(r.ratio_high, 2)}]" \
                 if np.isfinite(r.ratio) else "n/a"
-        lines.append(f"| `{r.variant}` | {runs} | {_fmt(r.mean)} +- {_fmt(r.std)} | {delta} | {ratio} |")
+        chance = getattr(r, "chance", float("nan"))
+        low = " (at or below chance)" if np.isfinite(chance) and np.isfinite(r.mean) and r.mean <= chance + 1e-9 else ""
+        lines.append(f"| `{r.variant}` | {runs} | {_fmt(r.mean)} +- {_fmt(r.std)}{low} | {_fmt(chance)} | {delta} | {ratio} |")
     return "\n".join(lines) + "\n"
