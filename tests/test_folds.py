@@ -110,7 +110,7 @@ def test_ensemble_is_the_mean_of_its_members(cv_run, synth_root, tmp_path):
     assert np.allclose(listed, (members[0] + members[2]) / 2, atol=1e-6)
     # The command line: predict with a k-fold run writes the ensemble's probabilities and classes.
     sub, probs = tmp_path / "sub.csv", tmp_path / "probs.csv"
-    assert main(["predict", str(out / "fold-0"), str(out / "fold-2"), str(synth_root / "eval"), "--out", str(sub),
+    assert main(["predict", str(out / "fold-0"), "--add-run", str(out / "fold-2"), str(synth_root / "eval"), "--out", str(sub),
                  "--probs", str(probs), "--tta", "hflip"]) == 0
     written = pd.read_csv(probs).set_index("ImageID")
     ids = [p.split("/")[-1] for p in paths]

@@ -295,6 +295,26 @@ def builtin_config_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+# One rule for every command that takes --config: said in every --help, applied by default_config_name.
+DEFAULT_CONFIG_RULE = "default: 'default' (the ResNet50 GPU recipe) on a machine with a GPU, 'demo' (CPU-sized) without one"
+
+
+def default_config_name() -> str:
+    """The built-in config a command uses when none is given (DEFAULT_CONFIG_RULE): the GPU recipe
+    where it can run, the CPU-sized one where it would take days."""
+    import torch  # only commands that run a model ask, and they import torch anyway
+
+    return "default" if torch.cuda.is_available() else "demo"
+
+
+def describe_config(name: str | Path, overrides: Sequence[str], cfg: Config, *, chosen: bool = False) -> str:
+    """The first line of a command that trains: which config, what it sets, and why it was chosen."""
+    why = " (no --config: the default for this machine)" if chosen else ""
+    sets = "".join(f" --set {o}" for o in overrides)
+    return (f"config: {name}{why}{sets} -> {cfg.model.name} at {cfg.data.size}, {cfg.train.epochs} epochs, "
+            f"batch {cfg.train.batch_size}, device {cfg.train.device}")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults, then the YAML at ``path`` (a file or a built-in name like ``demo``), then ``key=value`` overrides."""
     cfg = Config()
@@ -328,7 +348,7 @@ def train_config(out: str | Path, *, config: str | Path | None = None, overrides
     """The settings of a training into run folder ``out`` (what `maskcls train` runs with).
 
     ``config`` defaults to the run's own config.yaml when resuming (a resumed run keeps its settings
-    unless told otherwise), else to the built-in default; ``overrides`` (key=value) come next, then
+    unless told otherwise), else to ``default_config_name()``; ``overrides`` (key=value) come next, then
     ``corrections`` and ``fold`` when given. ``fold="all"`` (every fold) leaves data.fold alone and
     cannot be combined with ``resume``: a --fold all run continues by itself."""
     saved = Path(out) / "config.yaml"
@@ -339,7 +359,7 @@ def train_config(out: str | Path, *, config: str | Path | None = None, overrides
         overrides.append(f"data.corrections={corrections}")
     if fold is not None and fold != "all":
         overrides.append(f"data.fold={int(fold)}")
-    cfg = load_config(config or "default", overrides)
+    cfg = load_config(config or default_config_name(), overrides)
     if fold == "all" and resume:
         raise UserError("--fold all resumes by itself: rerun the same command without --resume")
     return cfg

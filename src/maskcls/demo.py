@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 
-from .config import load_config
+from .config import describe_config, load_config
 from .errors import UserError
 from .data.synth import make_dataset
 from .data.validate import validate
@@ -26,6 +26,8 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
              people: int = DEMO_PEOPLE, eval_people: int = DEMO_EVAL_PEOPLE) -> dict:
     """Run the whole job in OUT (data is made once and reused; the run and submission are redone)."""
     out = Path(out)
+    cfg = load_config("demo", list(overrides))  # checked before anything is written
+    print(describe_config("demo", overrides, cfg))
     data_dir = out / "data"
     if not (data_dir / "train" / "train.csv").is_file():
         print(f"[1/5] writing demo data: {people} + {eval_people} people to {data_dir}")
@@ -41,7 +43,6 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
         print(f"      replacing the previous demo run in {run_dir} (the demo owns this folder; train into "
               "another folder to keep a run)")
         shutil.rmtree(run_dir)  # the demo owns this folder: each demo is a fresh run
-    cfg = load_config("demo", list(overrides))
     print(f"[3/5] training {cfg.model.name} at {cfg.data.size} for {cfg.train.epochs} epochs into {run_dir}")
     summary = train(cfg, data_dir, run_dir, progress=progress)
     submission, plain = out / "submission.csv", out / "submission-no-tta.csv"

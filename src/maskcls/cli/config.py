@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import config_args
+from .common import config_args, resolve_config
 
 
 def add_parser(sub) -> None:
@@ -13,13 +13,14 @@ def add_parser(sub) -> None:
     p = sub.add_parser("config", help="print every setting with its value and one line of help",
                        description="Print every setting of a config (default: the built-in default) with its "
                                    "value and one line of help; --set shows the effect of overrides.")
-    config_args(p, default="default", help=f"YAML file or built-in name: {', '.join(builtin_names())}")
+    config_args(p, help=f"YAML file or built-in name: {', '.join(builtin_names())}")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import format_settings, load_config
+    from ..config import format_settings
 
-    for line in format_settings(load_config(args.config, list(args.set))):
+    cfg = resolve_config(args, announce=False)
+    for line in format_settings(cfg):
         print(line)
     return 0
