@@ -85,7 +85,10 @@ def test_train_config_resumes_with_the_runs_own_settings(tmp_path):
     resumed = train_config(run, resume=True, overrides=["train.epochs=9"])
     assert resumed.train.epochs == 9 and resumed.data.fold == 2 and resumed.model.name == load_config("demo").model.name
     fresh = train_config(run, overrides=["train.epochs=9"])  # not resuming: the built-in default
-    assert fresh.model.name == load_config("default").model.name and fresh.data.fold == 0
+    # not resuming, no --config: the one default rule (default with a GPU, demo without)
+    from maskcls.config import default_config_name
+
+    assert fresh.model.name == load_config(default_config_name()).model.name and fresh.data.fold == 0
     told = train_config(run, config="default", resume=True)  # --config given: it wins over the run's
     assert told.train.epochs == load_config("default").train.epochs
     given = train_config(run, config="demo", overrides=["data.corrections=known", "data.fold=3"],

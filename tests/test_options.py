@@ -59,14 +59,14 @@ def test_train_takes_device_workers_and_the_age_flags_as_its_settings(captured, 
                  "--workers", "0", "--age-old", "58", "--allow-outside"]) == 0
     cfg = captured["cfg"]
     assert (cfg.train.device, cfg.data.workers, cfg.data.age_old, cfg.data.allow_outside) == ("cpu", 0, 58, True)
-    first = capsys.readouterr().err.splitlines()[0]
+    first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("config: demo --set") and "--set train.device=cpu" in first and "device cpu" in first
 
 
 def test_train_without_config_uses_the_machines_default_and_says_so(captured, tmp_path, capsys):
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "r")]) == 0
     assert captured["cfg"].model.name == load_config(default_config_name()).model.name
-    assert capsys.readouterr().err.splitlines()[0].startswith(f"config: {default_config_name()} (no --config")
+    assert capsys.readouterr().out.splitlines()[0].startswith(f"config: {default_config_name()} (no --config")
 
 
 def test_folds_means_k_folds_in_audit_and_ablate(monkeypatch, tmp_path, capsys):
@@ -94,8 +94,7 @@ def test_folds_means_k_folds_in_audit_and_ablate(monkeypatch, tmp_path, capsys):
     assert main(["ablate", str(tmp_path), "--out", str(tmp_path / "abl"), "--variants", "hflip", "--run-folds", "1",
                  "--config", "demo"]) == 0
     assert seen["ablate"]["folds"] == 1
-    err = capsys.readouterr().err
-    assert err.splitlines()[0].startswith("config: demo")
+    assert capsys.readouterr().out.splitlines()[0].startswith("config: demo")
 
 
 def test_eda_takes_the_age_and_path_settings_as_flags_or_set_keys(monkeypatch, tmp_path, capsys):

@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..experiments.bench import bench, bench_config
 
-    resolve_config(args)
+    resolve_config(args, announce=False)  # the JSON names the model, size and device
     cfg = bench_config(args.config, args.set, model=args.model, size=args.size, batch=args.batch, device=args.device,
                        workers=args.workers)
     print(json.dumps(bench(cfg, args.data, steps=args.steps, repeats=args.repeats, progress=not args.quiet), indent=2))

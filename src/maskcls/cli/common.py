@@ -69,16 +69,15 @@ def config_args(p: argparse.ArgumentParser, *, help: str = "YAML file or built-i
 
 def resolve_config(args: argparse.Namespace, *, announce: bool = True):
     """The config a command runs with: --config, else the machine's default (DEFAULT_CONFIG_RULE). Sets
-    ``args.config`` to the name chosen and, for commands that train, prints which one on stderr first."""
-    import sys
-
+    ``args.config`` to the name chosen and, for commands that train, prints which one first (stdout,
+    where their log lines go: stderr keeps to progress and the one-line error)."""
     from ..config import default_config_name, describe_config, load_config
 
     chosen = args.config is None
     args.config = default_config_name() if chosen else args.config
     cfg = load_config(args.config, list(args.set))
     if announce:
-        print(describe_config(args.config, args.set, cfg, chosen=chosen), file=sys.stderr, flush=True)
+        print(describe_config(args.config, args.set, cfg, chosen=chosen), flush=True)
     return cfg
 
 

@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.runtime import is_main
 
     if is_main():
-        print(describe_config(name, overrides, cfg, chosen=args.config is None and not args.resume), file=sys.stderr,
-              flush=True)
+        print(describe_config(name, overrides, cfg, chosen=args.config is None and not args.resume), flush=True)
     from ..training.runtime import distributed_from_env
 
     try:
