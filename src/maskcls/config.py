@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .data.crops import CROPS, note_legacy, split_legacy
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -57,8 +58,9 @@ class DataConfig:
     size: str = _f("384x512", "WIDTHxHEIGHT fed to the model, the same for training and inference")
     mean: list[float] | None = _f(None, "input mean (R, G, B in 0..1); null: the model's pretrained config")
     std: list[float] | None = _f(None, "input std (R, G, B in 0..1); null: the model's pretrained config")
-    augment: str = _f("hflip+vflip", "augmentation presets joined by + (see `maskcls augment-preview --help`)")
-    face_margin: float = _f(0.5, "facecrop: the face box grows by this share of its size (more above: hair)",
+    crop: str = _f("none", "the crop before the resize, in training and inference alike", choices=tuple(CROPS))
+    augment: str = _f("hflip+vflip", "random training transforms joined by + (see `maskcls augment-preview --help`)")
+    face_margin: float = _f(0.5, "data.crop=face: the face box grows by this share of its size (more above: hair)",
                             lo=0, hi=3)
     cache_dir: str = _f("", "on-disk caches (face boxes); empty: $MASKCLS_CACHE or ~/.cache/maskcls")
     corrections: str = _f("known", "label corrections: known | none | path to a corrections CSV")
@@ -202,7 +204,27 @@ def _set(cfg: Config, key: str, value: Any) -> None:
         # YAML reads 0x30 as hex and 96 as a number: the WxH text is gone before we see it.
         raise UserError(f"config data.size: YAML read the value as the number {value}; write WIDTHxHEIGHT "
                         "in quotes, e.g. size: '96x128'")
-    setattr(section, name, _coerce(key, value, hints[name]))  # choices and ranges: check(), once for all
+    value = _coerce(key, value, hints[name])
+    if key == "data.augment":  # the old spelling of a crop moves to data.crop
+        value = _move_legacy_crop(cfg, value)
+    setattr(section, name, value)  # choices and ranges: check(), once for all
+
+
+def _move_legacy_crop(cfg: Config, augment: str) -> str:
+    """Configs and runs from before data.crop spelled the crop inside data.augment (centercrop+hflip):
+    the crop moves to data.crop, with a note; returns the augmentation without it."""
+    try:
+        rest, crop = split_legacy(augment)
+    except ValueError as exc:
+        raise UserError(f"config data.augment: {exc}") from None
+    if crop is None:
+        return augment
+    if cfg.data.crop not in ("none", crop):
+        raise UserError(f"config data.augment={augment} spells the crop {crop} and data.crop is {cfg.data.crop}; "
+                        "set the crop once, as data.crop")
+    note_legacy(augment, rest, crop)
+    cfg.data.crop = crop
+    return rest
 
 
 SECTIONS = ("model", "data", "train")
@@ -296,7 +318,7 @@ def builtin_config_path(name: str) -> Path | None:
 
 
 # One rule for every command that takes --config: said in every --help, applied by default_config_name.
-DEFAULT_CONFIG_RULE = "default: 'default' (the ResNet50 GPU recipe) on a machine with a GPU, 'demo' (CPU-sized) without one"
+DEFAULT_CONFIG_RULE = "default: 'default' (the ResNet50 GPU recipe) on a machine with a GPU, 'demo' (sized for a CPU) without one"
 
 
 def default_config_name() -> str:

@@ -18,12 +18,13 @@ from typing import Callable
 
 import pandas as pd
 
-from ..config import Config, from_dict, load_config
+from ..config import load_config
 from ..data.prepare import prepare
 from ..errors import UserError
 from ..fileio import read_csv, write_csv, write_json
 from ..reports.figures import plot_precision_recall
 from ..training.folds import train_folds
+from ..training.runs import read_probs, read_run_config
 from .rank import ISSUE_COLUMNS, find_issues, precision_recall_curve, score_against_truth, to_corrections
 from .decisions import apply_earlier, data_fingerprint, read_decisions, read_log
 from .review import write_review
@@ -46,7 +47,9 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         read_log(decisions)  # a missing or malformed file is refused before any training
     start = time.perf_counter()
     if run is not None:
-        cfg = _run_config(Path(run))
+        if not (Path(run) / "oof_probs.csv").is_file():
+            raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
+        cfg = read_run_config(run)
         oof_path = Path(run) / "oof_probs.csv"
         trained = 0.0
     else:
@@ -57,7 +60,7 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         oof_path = out / "cv" / "oof_probs.csv"
         trained = time.perf_counter() - start
     prepared = prepare(cfg, data, log=lambda s: None)
-    oof = pd.read_csv(oof_path, keep_default_na=False, na_values=[""], dtype={"person": str, "image": str})
+    oof = read_probs(oof_path)
     paths = set(prepared.table["path"])
     if set(oof["path"]) != paths:
         raise UserError(f"{oof_path} does not cover exactly the photos of {data} "
@@ -113,18 +116,6 @@ def _apply_decisions(issues: pd.DataFrame, decisions: str | Path | None, out: Pa
     log(f"earlier review {path}: {counts['rejected_not_raised']} rejected suggestion(s) not raised again, "
         f"{counts['accepted_shown']} accepted one(s) marked as accepted")
     return issues, {"file": str(path), **counts}
-
-
-def _run_config(run: Path) -> Config:
-    """The settings a `--fold all` run was trained with (its fold-0 config.yaml)."""
-    if not (run / "oof_probs.csv").is_file():
-        raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
-    import yaml
-
-    try:
-        return from_dict(yaml.safe_load((run / "fold-0" / "config.yaml").read_text()))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{run}/fold-0/config.yaml: cannot read the run's settings ({exc})") from None
 
 
 def _read_truth(path: str | Path) -> pd.DataFrame:

@@ -108,7 +108,7 @@ def inference_args(p: argparse.ArgumentParser) -> None:
     device_arg(p, default="auto", help="auto (GPU when there is one), cpu or cuda")
     workers_arg(p)
     p.add_argument("--backend", default="torch", choices=tuple(BACKENDS),
-                   help="onnx: run RUN/model.onnx (or a .onnx file given as RUN) with onnxruntime on the CPU")
+                   help="; ".join(f"{name}: {b.help}" for name, b in BACKENDS.items()))
 
 
 WORKERS_HELP = "photo-loading processes (default: the machine's cores, at most 8; 0 loads in this process)"

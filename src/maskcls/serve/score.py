@@ -87,18 +87,16 @@ def pooled_oof_metrics(run: str | Path, data: str | Path) -> dict | None:
     """A ``--fold all`` run evaluated on the data it trained on: the metrics of its pooled out-of-fold
     probabilities (RUN/oof_probs.csv: each photo scored by the one fold model that never saw its person).
     None when RUN is not such a run or DATA is not its training data (its photos differ)."""
-    import yaml
-
-    from .. import config as config_mod
     from ..data.prepare import prepare
     from ..metrics import log_loss
+    from ..training.runs import is_fold_parent, read_probs, read_run_config
 
     run = Path(run)
-    if not (run / "oof_probs.csv").is_file() or not (run / "fold-0" / "config.yaml").is_file():
+    if not is_fold_parent(run) or not (run / "oof_probs.csv").is_file():
         return None
-    cfg = config_mod.from_dict(yaml.safe_load((run / "fold-0" / "config.yaml").read_text()))
+    cfg = read_run_config(run)
     prepared = prepare(cfg, data, log=lambda s: None, folds=False)
-    oof = pd.read_csv(run / "oof_probs.csv", keep_default_na=False, dtype={"person": str})
+    oof = read_probs(run / "oof_probs.csv")
     paths = prepared.table["path"].astype(str).to_numpy()
     if len(oof) != len(paths) or set(oof["path"].astype(str)) != set(paths):
         return None

@@ -86,7 +86,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     s = _setup(cfg, prepared, ckpt, progress=progress)
     faces = prepared.face_boxes(cfg, progress=progress)
     if faces is not None:
-        log(f"facecrop: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
+        log(f"data.crop=face: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
     n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
     log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
         f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds})")

@@ -23,14 +23,8 @@ from ..fileio import read_json, write_csv, write_json
 from ..metrics import compute_metrics, format_scores, log_loss, with_chance
 from ..progress import prefixed
 from .fit import train
-from .runs import run_lock
+from .runs import FOLD_PREFIX, fold_dir, read_probs, read_run_config, run_lock
 from .runtime import is_main
-
-FOLD_PREFIX = "fold-"
-
-
-def fold_dir(out: str | Path, fold: int) -> Path:
-    return Path(out) / f"{FOLD_PREFIX}{fold}"
 
 
 def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *,
@@ -89,12 +83,7 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
 
 def _check_reusable(folder: Path, cfg: Config) -> None:
     """A finished fold is reused only when it was trained with these very settings."""
-    import yaml
-
-    try:
-        saved = config_mod.from_dict(yaml.safe_load((folder / "config.yaml").read_text()))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{folder}/config.yaml: cannot read the fold's settings ({exc})") from None
+    saved = read_run_config(folder)
     changed = config_mod.resume_conflicts(saved, cfg)
     if changed:
         raise UserError(f"{folder} was trained with other settings: {', '.join(changed)}; a --fold all run is "
@@ -106,7 +95,7 @@ def gather_oof(prepared: Prepared, fold_dirs: list[Path]) -> pd.DataFrame:
     parts = []
     paths = prepared.table["path"].to_numpy()
     for fold, folder in enumerate(fold_dirs):
-        frame = pd.read_csv(folder / "val_probs.csv", keep_default_na=False, dtype={"person": str})
+        frame = read_probs(folder / "val_probs.csv")
         expected = set(paths[prepared.folds == fold])
         if set(frame["path"]) != expected or len(frame) != len(expected):
             raise UserError(f"{folder}/val_probs.csv does not hold fold {fold}'s photos of this data; was the folder "
