@@ -57,6 +57,13 @@ def per_class_f1(targets: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np
     return np.asarray(f1, dtype=float), np.bincount(true, minlength=labels.NUM_CLASSES)
 
 
+def macro_classes(targets: np.ndarray, probs: np.ndarray) -> int:
+    """How many classes the macro F1 averages: those with photos or predicted at least once (sklearn's
+    ``average="macro"`` counts a predicted class without photos as an F1 of 0)."""
+    full, true = full_labels(targets)
+    return len(set(true.tolist()) | set(probs[full].argmax(1).tolist()))
+
+
 def confusion(targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """18x18 counts, rows = true class, columns = predicted, over fully labelled rows."""
     full, true = full_labels(targets)

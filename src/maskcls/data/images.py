@@ -59,20 +59,24 @@ def read_rgb(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise PhotoError(f"{path}: photo not found") from None
     except UnidentifiedImageError:
-        raise PhotoError(f"{path}: photo does not decode (not a JPEG, PNG or other image file); "
-                         "run `maskcls validate` on the data") from None
+        raise PhotoError(f"{path}: photo does not decode (not a JPEG, PNG or other image file){VALIDATE_HINT}") from None
     except Exception as exc:  # PIL raises many types for broken files; each means "not a usable photo"
-        raise PhotoError(f"{path}: photo does not decode ({exc}); run `maskcls validate` on the data") from None
+        raise PhotoError(f"{path}: photo does not decode ({exc}){VALIDATE_HINT}") from None
+
+
+# Said where a broken photo stops another command; `maskcls validate` itself lists it without the hint.
+VALIDATE_HINT = "; run `maskcls validate` on the data"
 
 
 def decode_error(path: str | Path) -> str | None:
-    """What is wrong with a photo (``read_rgb``'s message without the path), or None if it decodes."""
+    """What is wrong with a photo (``read_rgb``'s message without the path and the hint to validate),
+    or None if it decodes."""
     try:
         read_rgb(path)
     except PhotoError as exc:
         text = str(exc)
         prefix = f"{path}: "
-        return text[len(prefix):] if text.startswith(prefix) else text
+        return (text[len(prefix):] if text.startswith(prefix) else text).removesuffix(VALIDATE_HINT)
     return None
 
 

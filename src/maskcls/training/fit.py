@@ -26,8 +26,8 @@ from ..data.images import PhotoDataset
 from ..data.prepare import Prepared, prepare
 from ..errors import UserError
 from ..fileio import write_csv, write_json, write_text
-from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, per_class_f1, selection_score,
-                       with_chance)
+from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, macro_classes, per_class_f1,
+                       selection_score, with_chance)
 from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
 from .loaders import loader_for
 from .loop import predict_proba, train_one_epoch
@@ -273,8 +273,8 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
                 title=f"{cfg.model.name}, fold {cfg.data.fold}")
     if metrics["macro_f1"] is not None:
         f1, support = per_class_f1(targets, probs)
-        plot_per_class_f1(f1, support, names, out / "per_class_f1.png",
-                          title=f"validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
+        plot_per_class_f1(f1, support, names, out / "per_class_f1.png", title=f"validation fold {cfg.data.fold}",
+                          macro_f1=metrics["macro_f1"], averaged=macro_classes(targets, probs))
         plot_confusion(confusion(targets, probs), names, out / "confusion.png",
                        title=f"{cfg.model.name}, validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
     write_json(out / "summary.json", summary)
