@@ -106,3 +106,27 @@ def test_format_settings_lines_up_every_setting():
     assert len(lines) == len(describe_settings(load_config("demo")))
     assert any(line.startswith("train.epochs = 3 ") for line in lines)
     assert len({line.index("  # ") for line in lines}) == 1
+
+
+def test_the_help_column_does_not_move_between_configs():
+    from maskcls.config import builtin_names, format_settings
+
+    columns = {line.index("  # ") for name in builtin_names() for line in format_settings(load_config(name))}
+    assert len(columns) == 1
+
+
+def test_config_a_b_and_diff_show_only_what_differs(capsys):
+    from maskcls.cli import main
+    from maskcls.config import diff_settings
+
+    differ = diff_settings(load_config("default"), load_config("demo"))
+    assert differ and all(va != vb for _, va, vb, _ in differ)
+    assert main(["config", "default", "demo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["setting", "default", "demo"] and len(lines) == 1 + len(differ)
+    assert any(line.split()[:3] == ["data.size", "384x512", "96x128"] for line in lines)
+    assert len({line.index("# ") for line in lines}) == 1
+    assert main(["config", "--config", "demo", "--diff"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+    assert main(["config", "demo", "demo"]) == 0
+    assert "the same settings" in capsys.readouterr().out

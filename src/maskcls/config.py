@@ -387,12 +387,41 @@ def train_config(out: str | Path, *, config: str | Path | None = None, overrides
     return cfg
 
 
+# The value column is this wide whatever the config (longer values widen one listing only), so the
+# help column does not move between `maskcls config` listings of different configs.
+VALUE_WIDTH = 28
+
+
+def _inline(value: Any) -> str:
+    """A value in YAML's inline form, as a config file or --set writes it."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
 def format_settings(cfg: Config) -> list[str]:
-    """`maskcls config`'s lines: 'key = value   # help', the values in YAML's inline form, help aligned."""
-    rows = [(k, yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip(), h)
-            for k, v, h in describe_settings(cfg)]
-    width = max(len(k) + len(v) for k, v, _ in rows) + 3
+    """`maskcls config`'s lines: 'key = value   # help', the values in YAML's inline form, help aligned
+    in the same column for every config."""
+    rows = [(k, _inline(v), h) for k, v, h in describe_settings(cfg)]
+    key_width = max(len(k) for k, *_ in describe_settings(Config()))
+    width = max(key_width + 3 + VALUE_WIDTH, *(len(k) + 3 + len(v) for k, v, _ in rows))
     return [f"{key} = {value}".ljust(width) + f"  # {help_text}" for key, value, help_text in rows]
+
+
+def diff_settings(a: Config, b: Config) -> list[tuple[str, Any, Any, str]]:
+    """[(key, value in a, value in b, help)] for the settings whose values differ, in declaration order."""
+    return [(key, va, vb, h) for (key, va, h), (_, vb, _) in zip(describe_settings(a), describe_settings(b))
+            if va != vb]
+
+
+def format_diff(a: Config, b: Config, names: tuple[str, str]) -> list[str]:
+    """Two configs side by side, only the settings that differ; fixed columns (key, then each value)."""
+    rows = [(k, _inline(va), _inline(vb), h) for k, va, vb, h in diff_settings(a, b)]
+    if not rows:
+        return [f"{names[0]} and {names[1]} have the same settings"]
+    key_width = max(len(k) for k, *_ in describe_settings(Config()))
+    w1 = max(len(names[0]), *(len(r[1]) for r in rows))
+    w2 = max(len(names[1]), *(len(r[2]) for r in rows))
+    head = f"{'setting':<{key_width}}  {names[0]:<{w1}}  {names[1]:<{w2}}  # help"
+    return [head] + [f"{k:<{key_width}}  {va:<{w1}}  {vb:<{w2}}  # {h}" for k, va, vb, h in rows]
 
 
 def _override_value(key: str, text: str) -> Any:
