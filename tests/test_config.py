@@ -111,7 +111,9 @@ def test_format_settings_lines_up_every_setting():
 def test_the_help_column_does_not_move_between_configs():
     from maskcls.config import builtin_names, format_settings
 
-    columns = {line.index("  # ") for name in builtin_names() for line in format_settings(load_config(name))}
+    configs = [load_config(name) for name in builtin_names()]
+    configs += [load_config("demo", ["data.mean=[0.485, 0.456, 0.406]", "data.cache_dir=/data/cache/maskcls-faces"])]
+    columns = {line.index("  # ") for cfg in configs for line in format_settings(cfg)}
     assert len(columns) == 1
 
 
