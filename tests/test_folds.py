@@ -145,13 +145,14 @@ def test_api_trains_from_a_dataframe_and_predicts_arrays(synth_root, tmp_path):
     arrays = [images.read_rgb(p) for p in frame["path"][:4]]
     from_arrays = predictor.predict(arrays)
     from_paths = predictor.predict(frame["path"][:4].tolist())
-    assert list(from_arrays.columns[:6]) == ["class", "mask", "gender", "age", "confidence", "p0"]
+    assert list(from_arrays.columns[:7]) == ["input", "class", "mask", "gender", "age", "confidence", "p0"]
+    assert from_arrays["input"].tolist() == [0, 1, 2, 3] and from_paths["input"].tolist() == frame["path"][:4].tolist()
     assert np.allclose(from_arrays[P].to_numpy(), from_paths[P].to_numpy(), atol=1e-6)
     assert (from_arrays["class"] == from_arrays[P].to_numpy().argmax(1)).all()
     m, g, a = labels.decode(from_arrays["class"].to_numpy())
     assert (from_arrays["mask"].to_numpy() == np.array(labels.MASK_NAMES)[m]).all()
-    with pytest.raises(UserError, match=r"expected an RGB uint8 array"):
-        predictor.predict([np.zeros((8, 8), np.float32)])
+    with pytest.raises(UserError, match=r"expected an image of shape"):
+        predictor.predict([np.zeros((8, 8, 2), np.float32)])
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
               "another folder to keep a run)")
         shutil.rmtree(run_dir)  # the demo owns this folder: each demo is a fresh run
     print(f"[3/5] training {cfg.model.name} at {cfg.data.size} for {cfg.train.epochs} epochs into {run_dir}")
-    summary = train(cfg, data_dir, run_dir, progress=progress)
+    summary = train(cfg, data_dir, run_dir, progress=progress, log=print)
     submission, plain = out / "submission.csv", out / "submission-no-tta.csv"
     print(f"[4/5] predicting {data_dir / 'eval'} (with and without hflip test-time augmentation)")
     predict_submission(run_dir, data_dir / "eval", plain, force=True, progress=progress)

@@ -65,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
             if args.fold == "all":
                 from ..training.folds import train_folds
 
-                train_folds(cfg, args.data, args.out)
+                train_folds(cfg, args.data, args.out, progress=not args.quiet, log=print)
             else:
                 from ..training.fit import train
 
-                train(cfg, args.data, args.out, resume=args.resume)
+                train(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet, log=print)
     except KeyboardInterrupt:
         print(f"interrupted; continue with: maskcls train {args.data} --out {args.out} --resume", file=sys.stderr)
         return 130

@@ -33,6 +33,19 @@ class PhotoError(UserError):
     """A photo that cannot be used; the message names the file."""
 
 
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """A decoded PIL image as (H, W, 3) uint8 RGB: the EXIF orientation applied, greyscale, RGBA
+    (alpha dropped), palette, CMYK and 16-bit modes converted, as every photo read from disk is."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.uint32)
+        scale = 257 if arr.max() > 255 else 1  # 16-bit range down to 8 bits
+        im = Image.fromarray((arr // scale).clip(0, 255).astype(np.uint8), "L")
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Decode a photo completely as (H, W, 3) uint8 RGB, or raise ``PhotoError`` naming the file.
 
@@ -46,14 +59,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
                 raise PhotoError(f"{path}: photo is {w}x{h} pixels, over the {MAX_PIXELS:,}-pixel limit "
                                  "(refused before decoding; resize it first)")
             im.load()  # full decode: a truncated JPEG raises here instead of coming back half grey
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.uint32)
-                scale = 257 if arr.max() > 255 else 1  # 16-bit range down to 8 bits
-                im = Image.fromarray((arr // scale).clip(0, 255).astype(np.uint8), "L")
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8).copy()
+            return pil_to_rgb(im)
     except PhotoError:
         raise
     except FileNotFoundError:

@@ -57,15 +57,17 @@ class Session:
 
 
 def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, resume: bool = False,
-          stop_after_epoch: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+          stop_after_epoch: int | None = None, progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Train on DATA's training folds, validate on the held-out person fold ``data.fold``, write RUN/.
 
     DATA is a path (competition folder or manifest), a DataFrame in the manifest columns, or a
     ``Prepared`` dataset shared with other trainings (nothing is scanned or decoded again).
     stop_after_epoch ends the call early, as an interruption would; ``resume`` continues from last.pt
     and reaches the same metrics as an uninterrupted run. Returns summary.json's content (or
-    {'stopped_after_epoch': n} when stopped early).
+    {'stopped_after_epoch': n} when stopped early). Silent unless asked: ``progress=True`` draws
+    progress bars, ``log`` (e.g. print) receives the per-epoch and summary lines.
     """
+    log = log or _silent
     if isinstance(cfg, (str, Path)):  # a built-in name or a YAML file, as load_config takes
         cfg = config_mod.load_config(cfg)
     out = Path(out)
@@ -146,6 +148,10 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     barrier()  # rank 0's files are complete before any process moves on
     return finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state,
                       seconds=seconds_before + time.perf_counter() - run_start, log=log, progress=progress)
+
+
+def _silent(_: str) -> None:
+    return None
 
 
 def _resume_checkpoint(out: Path, cfg: Config, prepared: Prepared) -> dict:

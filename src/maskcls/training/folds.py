@@ -28,11 +28,13 @@ from .runtime import is_main
 
 
 def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *,
-                progress: bool = True, log: Callable[[str], None] = print) -> dict:
+                progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Train all ``data.folds`` folds into OUT/fold-K and write OUT/oof_probs.csv and OUT/cv_summary.json.
 
-    Returns cv_summary.json's content. The data are scanned and decoded once for all folds.
+    Returns cv_summary.json's content. The data are scanned and decoded once for all folds. Silent
+    unless asked (``progress=True``, ``log=print``).
     """
+    log = log or (lambda _: None)
     out = Path(out)
     if not is_main():  # under torchrun every process trains each fold; rank 0 writes and talks
         return _train_folds(cfg, data, out, progress=False, log=lambda _: None)
