@@ -71,3 +71,38 @@ def test_ablate_trainings_tag_their_lines_with_variant_seed_and_fold(synth_root,
     # the runs' chance levels reach results.csv and the table (tests/test_score.py checks the table's arithmetic)
     assert (ab._read_results(tmp_path / "abl" / "results.csv")["chance_macro_f1"] == 0.125).all()
     assert "| 0.125 |" in (tmp_path / "abl" / "table.md").read_text()
+
+
+def test_in_a_terminal_the_training_bar_shows_the_running_loss_even_in_a_short_epoch(monkeypatch):
+    import sys
+
+    import torch
+
+    from maskcls.training.loop import train_one_epoch
+    from maskcls.training.losses import MultiTaskLoss
+    from maskcls.training.model import build_model
+    from maskcls.training.runtime import Runtime
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    model = build_model("test_resnet", "multi", "none")
+    images = torch.randint(0, 256, (6, 3, 32, 24), dtype=torch.uint8)
+    targets = torch.tensor([[0, 1, 2], [1, 0, 0], [2, 1, 1]] * 2)
+    class Slow:  # 3 steps, fewer than log_every, slow enough for the terminal bar to redraw between them
+        def __len__(self):
+            return 3
+
+        def __iter__(self):
+            import time
+
+            for i in range(3):
+                time.sleep(0.25)
+                yield images[2 * i:2 * i + 2], targets[2 * i:2 * i + 2]
+
+    loader = Slow()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    runtime = Runtime.from_settings(device="cpu", amp="none", channels_last=False)
+    train_one_epoch(model, loader, optimizer, scheduler, MultiTaskLoss("multi"), runtime=runtime,
+                    scaler=torch.amp.GradScaler("cpu", enabled=False), log_every=20, desc="epoch 1/1")
+    assert "loss=" in term.getvalue()
