@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # far. train.epochs re-stretches the cosine schedule from the current step. Every other change
 # (lr, weight decay, optimizer, model, data, augmentation...) is refused: silently keeping the
 # checkpoint's optimizer state with a new setting would make the run match neither setting.
-RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.tensorboard", "train.device",
+RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.trackers", "train.device",
                      "data.workers", "data.pin_memory", "data.cache", "data.cache_dir", "train.compile")
 
 def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: float | None = None,
@@ -104,8 +104,22 @@ class TrainConfig:
     device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
     seed: int = _f(0, "weights, shuffling and augmentation (never the folds)")
     log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
-    tensorboard: bool = _f(True, "write RUN/tb for TensorBoard")
+    trackers: str = _f("tensorboard", "experiment trackers joined by +: tensorboard (RUN/tb), mlflow "
+                                      "($MLFLOW_TRACKING_URI or ./mlruns), tensorboard+mlflow, or none")
     compile: bool = _f(False, "torch.compile the model (GPU: faster steps after a slow first one)")
+    ema: float = _f(0.0, "exponential moving average of the weights (timm ModelEmaV3, its decay warm-up) with this "
+                         "decay per step, e.g. 0.999: validation, best.pt and last.pt hold the average; 0 = off",
+                    lo=0, hi=1, hi_open=True)
+    mixup: float = _f(0.0, "mixup alpha (timm Mixup): photo pairs blended by lambda ~ Beta(alpha, alpha), the labels "
+                           "of every head with the same lambda; 0 = off", lo=0)
+    cutmix: float = _f(0.0, "cutmix alpha: a box of one photo pasted into another, every head's labels mixed by the "
+                            "box's area; 0 = off", lo=0)
+    mix_switch: float = _f(0.5, "with both mixup and cutmix on: the chance a batch uses cutmix instead of mixup",
+                           lo=0, hi=1)
+    mix_prob: float = _f(1.0, "with mixup or cutmix on: the chance a batch is mixed at all", lo=0, hi=1)
+    swa: int = _f(0, "stochastic weight averaging (torch swa_utils): the weights at the end of this epoch (from 1) "
+                     "and of every later one are averaged, BatchNorm statistics recomputed over the training "
+                     "photos; the average is best.pt; 0 = off", lo=0)
 
 
 @dataclass
@@ -190,6 +204,9 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:
+    if key == "train.tensorboard" and isinstance(value, bool):  # configs written before train.trackers
+        names = [t for t in cfg.train.trackers.split("+") if t not in ("tensorboard", "none", "")]
+        value, key = "+".join((["tensorboard"] if value else []) + names) or "none", "train.trackers"
     section_name, _, name = key.partition(".")
     section = getattr(cfg, section_name, None) if name else None
     if section is None or not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
@@ -459,9 +476,21 @@ def check(cfg: Config) -> Config:
         if v is not None and not all(math.isfinite(x) and (0 < x <= 1 if key == "std" else 0 <= x <= 1) for x in v):
             raise UserError(f"config data.{key}: each of R, G, B must be in {'(0, 1]' if key == 'std' else '[0, 1]'} "
                             f"(pixel values scaled to 0..1), got {v}")
+    _check_averaging(cfg)
+    from .training.trackers import parse_trackers
+
+    parse_trackers(cfg.train.trackers)  # raises a UserError naming the unknown tracker
     if cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg
+
+
+def _check_averaging(cfg: Config) -> None:
+    if cfg.train.swa > cfg.train.epochs:
+        raise UserError(f"config train.swa: averaging would start after epoch {cfg.train.swa}, past the last epoch "
+                        f"(train.epochs={cfg.train.epochs}); set train.swa between 1 and {cfg.train.epochs}, or 0 for off")
+    if cfg.train.swa and cfg.train.ema:
+        raise UserError("config train.ema and train.swa both average the weights; choose one (set the other to 0)")
 
 
 def from_dict(values: dict[str, Any]) -> Config:

@@ -15,8 +15,8 @@ from ..errors import UserError, user_message
 from .common import QUIET_HELP, CommandParser, at_least  # noqa: F401 (at_least: benchmarks/_cli.py uses it)
 
 # The modules of the commands, in the order `maskcls --help` lists them.
-COMMANDS = ("config", "demo", "demo_data", "validate", "eda", "summary", "train", "evaluate", "predict", "classify", "score",
-            "audit", "review", "augment_preview", "export", "bench", "ablate")
+COMMANDS = ("config", "demo", "demo_data", "validate", "eda", "summary", "train", "evaluate", "predict", "classify",
+            "score", "audit", "review", "interpret", "augment_preview", "export", "bench", "ablate", "lr_find")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,6 +41,7 @@ from ..progress import prefixed
 from ..reports.figures import plot_ablation
 from ..training.fit import train
 from ..training.model import build_model
+from ..training.trackers import parent_run
 
 ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json"}
 # Settings the runner sets itself on every run; a variant or --set that also set them would be ignored.
@@ -130,6 +131,15 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
            config: str | Path | None = "demo", overrides: tuple[str, ...] = (), progress: bool = True,
            log: Callable[[str], None] = print) -> pd.DataFrame:
     """Train variants x seeds x folds, write results.csv, table.md and ablation.png; return the results."""
+    # With train.trackers=mlflow the whole ablation is one MLflow parent run, each training a child.
+    with parent_run(load_config(config, list(overrides)), f"ablation {Path(out).name}", out, kind="ablation"):
+        return _ablate(data, out, variants, seeds=seeds, folds=folds, config=config, overrides=overrides,
+                       progress=progress, log=log)
+
+
+def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int, folds: int | None,
+            config: str | Path | None, overrides: tuple[str, ...], progress: bool,
+            log: Callable[[str], None]) -> pd.DataFrame:
     if not variants:
         raise UserError("give at least one variant, e.g. --variants hflip,hflip+vflip")
     if len(set(variants)) != len(variants):

@@ -22,6 +22,7 @@ from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
 from ..metrics import compute_metrics, format_scores, log_loss, with_chance
 from ..progress import prefixed
+from . import trackers
 from .fit import train
 from .runs import FOLD_PREFIX, fold_dir, read_probs, read_run_config, run_lock
 from .runtime import is_main
@@ -57,6 +58,11 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
     if extra:
         raise UserError(f"{out} holds {', '.join(extra)} from a run with more folds than data.folds={prepared.k}; "
                         "choose a new --out")
+    with trackers.parent_run(cfg, f"{out.name} ({prepared.k} folds)", out, kind="folds"):
+        return _fold_runs(cfg, prepared, out, progress=progress, log=log)
+
+
+def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, progress: bool, log: Callable[[str], None]) -> dict:
     summaries = []
     for fold in range(prepared.k):
         target = fold_dir(out, fold)
