@@ -192,7 +192,7 @@ def test_cli_exits_1_when_a_run_failed_and_refuses_an_empty_variant(synth_root, 
     from maskcls.cli import main
 
     monkeypatch.setattr(ab, "train", _fake_train(fail="vflip"))
-    args = ["ablate", str(synth_root), "--out", str(tmp_path / "abl"), "--seeds", "1", "--folds", "1",
+    args = ["ablate", str(synth_root), "--out", str(tmp_path / "abl"), "--seeds", "1", "--run-folds", "1",
             *[x for s in SETS for x in ("--set", s)]]
     assert main([*args, "--variants", "hflip,vflip"]) == 1
     err = capsys.readouterr().err

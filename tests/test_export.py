@@ -55,7 +55,15 @@ def test_export_matches_pytorch_with_a_dynamic_batch(run, tmp_path):
 
 def test_predict_with_both_backends_writes_the_same_submission(run, synth_root, tmp_path, capsys):
     assert main(["export", str(run)]) == 0
-    assert "max abs difference to PyTorch" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "max abs difference to PyTorch" in out and "N x 3 x 64 x 48 (N x channels x height x width)" in out
+    # the file says what it needs and what it returns
+    assert main(["export", "--info", str(run / "model.onnx")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["input"]["shape"] == ["N", 3, 64, 48] and len(info["class_names"]) == 18
+    assert info["tasks"]["age"]["of_class"][:3] == [0, 1, 2] and info["preprocessing"]["crop"] == "center"
+    assert len(info["preprocessing"]["normalisation"]["mean"]) == 3
+    assert main(["export", "--info", str(run / "config.yaml")]) == 2
     a, b = tmp_path / "torch.csv", tmp_path / "onnx.csv"
     pa, pb = tmp_path / "pt.csv", tmp_path / "po.csv"
     assert main(["predict", str(run), str(synth_root / "eval"), "--out", str(a), "--probs", str(pa)]) == 0

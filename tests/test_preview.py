@@ -37,3 +37,24 @@ def test_augment_preview_bad_preset(synth_root, tmp_path, capsys):
     assert main(["augment-preview", str(synth_root), "--preset", "hflip+warp", "--out", str(tmp_path / "g.png")]) == 2
     assert "unknown augmentation preset 'warp'" in capsys.readouterr().err
     assert not (tmp_path / "g.png").exists()
+
+
+def test_preview_shows_every_mask_state_full_names_and_a_legend_for_its_colours(synth_root, tmp_path, monkeypatch):
+    from maskcls.config import load_config
+    from maskcls.reports.preview import BOX_COLOURS, augment_preview
+
+    monkeypatch.setenv("MASKCLS_CACHE", str(tmp_path / "cache"))
+    cfg = load_config("demo", ["data.size=48x64"])
+    info = augment_preview(synth_root, "hflip", tmp_path / "g.png", cfg=cfg, people=3, draws=1)
+    assert sorted(info["mask_states"]) == ["incorrect", "normal", "wear"]
+    # folder names in full (wrapped, not cut)
+    folders = (synth_root / "train" / "train.csv").read_text().split()[1:]
+    folders = [line.split(",")[-1] for line in folders]
+    assert all(any(f in t.replace("\n", "") for f in folders) for t in info["titles"])
+    for crop in ("center", "face"):
+        info = augment_preview(synth_root, "hflip", tmp_path / f"{crop}.png", cfg=load_config("demo", [f"data.crop={crop}"]),
+                               people=2, draws=1)
+        for colour in info["box_colours"]:
+            word = next(text for c, text in BOX_COLOURS.values() if c == colour).split(":")[0]
+            assert word in info["legend"]
+        assert info["legend"]  # a box drawn is a box explained

@@ -350,6 +350,26 @@ def builtin_config_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+# One rule for every command that takes --config: said in every --help, applied by default_config_name.
+DEFAULT_CONFIG_RULE = "default: 'default' (the ResNet50 GPU recipe) on a machine with a GPU, 'demo' (sized for a CPU) without one"
+
+
+def default_config_name() -> str:
+    """The built-in config a command uses when none is given (DEFAULT_CONFIG_RULE): the GPU recipe
+    where it can run, the CPU-sized one where it would take days."""
+    import torch  # only commands that run a model ask, and they import torch anyway
+
+    return "default" if torch.cuda.is_available() else "demo"
+
+
+def describe_config(name: str | Path, overrides: Sequence[str], cfg: Config, *, chosen: bool = False) -> str:
+    """The first line of a command that trains: which config, what it sets, and why it was chosen."""
+    why = " (no --config: the default for this machine)" if chosen else ""
+    sets = "".join(f" --set {o}" for o in overrides)
+    return (f"config: {name}{why}{sets} -> {cfg.model.name} at {cfg.data.size}, {cfg.train.epochs} epochs, "
+            f"batch {cfg.train.batch_size}, device {cfg.train.device}")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults, then the YAML at ``path`` (a file or a built-in name like ``demo``), then ``key=value`` overrides."""
     cfg = Config()
@@ -383,7 +403,7 @@ def train_config(out: str | Path, *, config: str | Path | None = None, overrides
     """The settings of a training into run folder ``out`` (what `maskcls train` runs with).
 
     ``config`` defaults to the run's own config.yaml when resuming (a resumed run keeps its settings
-    unless told otherwise), else to the built-in default; ``overrides`` (key=value) come next, then
+    unless told otherwise), else to ``default_config_name()``; ``overrides`` (key=value) come next, then
     ``corrections`` and ``fold`` when given. ``fold="all"`` (every fold) leaves data.fold alone and
     cannot be combined with ``resume``: a --fold all run continues by itself."""
     saved = Path(out) / "config.yaml"
@@ -394,18 +414,47 @@ def train_config(out: str | Path, *, config: str | Path | None = None, overrides
         overrides.append(f"data.corrections={corrections}")
     if fold is not None and fold != "all":
         overrides.append(f"data.fold={int(fold)}")
-    cfg = load_config(config or "default", overrides)
+    cfg = load_config(config or default_config_name(), overrides)
     if fold == "all" and resume:
         raise UserError("--fold all resumes by itself: rerun the same command without --resume")
     return cfg
 
 
+# The value column is this wide whatever the config (longer values widen one listing only), so the
+# help column does not move between `maskcls config` listings of different configs.
+VALUE_WIDTH = 28
+
+
+def _inline(value: Any) -> str:
+    """A value in YAML's inline form, as a config file or --set writes it."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
 def format_settings(cfg: Config) -> list[str]:
-    """`maskcls config`'s lines: 'key = value   # help', the values in YAML's inline form, help aligned."""
-    rows = [(k, yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip(), h)
-            for k, v, h in describe_settings(cfg)]
-    width = max(len(k) + len(v) for k, v, _ in rows) + 3
+    """`maskcls config`'s lines: 'key = value   # help', the values in YAML's inline form, help aligned
+    in the same column for every config."""
+    rows = [(k, _inline(v), h) for k, v, h in describe_settings(cfg)]
+    key_width = max(len(k) for k, *_ in describe_settings(Config()))
+    width = max(key_width + 3 + VALUE_WIDTH, *(len(k) + 3 + len(v) for k, v, _ in rows))
     return [f"{key} = {value}".ljust(width) + f"  # {help_text}" for key, value, help_text in rows]
+
+
+def diff_settings(a: Config, b: Config) -> list[tuple[str, Any, Any, str]]:
+    """[(key, value in a, value in b, help)] for the settings whose values differ, in declaration order."""
+    return [(key, va, vb, h) for (key, va, h), (_, vb, _) in zip(describe_settings(a), describe_settings(b))
+            if va != vb]
+
+
+def format_diff(a: Config, b: Config, names: tuple[str, str]) -> list[str]:
+    """Two configs side by side, only the settings that differ; fixed columns (key, then each value)."""
+    rows = [(k, _inline(va), _inline(vb), h) for k, va, vb, h in diff_settings(a, b)]
+    if not rows:
+        return [f"{names[0]} and {names[1]} have the same settings"]
+    key_width = max(len(k) for k, *_ in describe_settings(Config()))
+    w1 = max(len(names[0]), *(len(r[1]) for r in rows))
+    w2 = max(len(names[1]), *(len(r[2]) for r in rows))
+    head = f"{'setting':<{key_width}}  {names[0]:<{w1}}  {names[1]:<{w2}}  # help"
+    return [head] + [f"{k:<{key_width}}  {va:<{w1}}  {vb:<{w2}}  # {h}" for k, va, vb, h in rows]
 
 
 def _override_value(key: str, text: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import DATA_HELP, config_args
+from .common import DATA_HELP, FOLDS_HELP, at_least, config_args, resolve_config, setting_args, setting_flags
 
 
 def add_parser(sub) -> None:
@@ -18,8 +18,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the audit (re-use it to resume)")
     p.add_argument("--run", default=None, help="a `maskcls train DATA --out RUN --fold all` run to take its "
                                                "out-of-fold probabilities from (nothing is trained)")
-    p.add_argument("--folds", type=int, default=5, help="folds to train when no --run is given (default 5)")
-    config_args(p, default="demo", help="config for that training (default demo, CPU-sized)")
+    p.add_argument("--folds", type=at_least(2), default=None, metavar="K", help=FOLDS_HELP + " (when no --run is given)")
+    config_args(p, help="config of that training, a YAML file or built-in name")
+    setting_args(p)
     p.add_argument("--truth", default=None, metavar="FILE",
                    help="demo data's truth/injected_noise.csv: print precision and recall per kind")
     p.add_argument("--decisions", default=None, metavar="FILE",
@@ -31,6 +32,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..audit.run import audit
 
-    audit(args.data, args.out, run=args.run, folds=args.folds, config=args.config, overrides=tuple(args.set),
+    args.set = [*args.set, *setting_flags(args)]
+    cfg = resolve_config(args, announce=args.run is None)  # with --run nothing is trained
+    audit(args.data, args.out, run=args.run, folds=args.folds or cfg.data.folds, config=args.config, overrides=tuple(args.set),
           truth=args.truth, decisions=args.decisions, progress=not args.quiet)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import DATA_HELP, at_least, config_args
+from .common import DATA_HELP, at_least, config_args, resolve_config, setting_args, setting_flags
 
 KEY_HELP = ("the answer key every run is scored on: an answer-key CSV (person,image,mask,gender,age; demo-data "
             "writes DATA/truth/train_truth.csv) or corrections (known | none | CSV) applied to DATA's labels")
@@ -26,15 +26,19 @@ def add_parser(sub) -> None:
                         "rows naming people not in DATA are counted and ignored, a FILE that changes nothing is refused")
     p.add_argument("--out", required=True, help="folder for the results (re-use it to resume or add seeds)")
     p.add_argument("--seeds", type=at_least(1), default=3, help="seeds per arm (default 3)")
-    p.add_argument("--folds", type=at_least(2), default=3, help="person-level folds, all of them run (default 3)")
+    p.add_argument("--folds", type=at_least(2), default=3, metavar="K",
+                   help="K person-level folds, every one trained (default 3; --set data.folds is refused here)")
     p.add_argument("--key", default=None, metavar="FILE", help=KEY_HELP + " (default: DATA's labels with FILE applied)")
-    config_args(p, default="demo", help="base config (default demo, CPU-sized)", set_help="a setting for both arms")
+    config_args(p, help="base config, a YAML file or built-in name", set_help="a setting for both arms")
+    setting_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments.improve import improve
 
+    args.set = [*args.set, *setting_flags(args)]
+    resolve_config(args)
     table = improve(args.data, args.corrections, args.out, seeds=args.seeds, folds=args.folds, key=args.key,
                     config=args.config, overrides=tuple(args.set))
     print((Path(args.out) / "table.md").read_text(), end="")

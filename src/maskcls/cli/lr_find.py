@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import DATA_HELP, at_least, config_args
+from .common import DATA_HELP, at_least, config_args, resolve_config, setting_args, setting_flags
 
 
 def _positive_float(text: str) -> float:
@@ -32,15 +32,16 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=at_least(5), default=100,
                    help="optimizer steps from the first to the last rate; the data repeats if needed (default 100)")
     p.add_argument("--force", action="store_true", help="replace DIR/lr_find.png and DIR/lr_find.csv")
-    config_args(p, default="default", help="YAML file or built-in name (default: default, the GPU recipe)")
+    config_args(p, help="YAML file or built-in name")
+    setting_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import load_config
     from ..training.lr_find import lr_find
 
-    cfg = load_config(args.config, list(args.set))
+    args.set = [*args.set, *setting_flags(args)]
+    cfg = resolve_config(args)
     result = lr_find(cfg, args.data, args.out, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps,
                      force=args.force, progress=not args.quiet)
     stop = "; stopped early when the loss blew up" if result["stopped_early"] else ""

@@ -44,6 +44,7 @@ from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
 from ..metrics import METRIC_KEYS
+from ..progress import prefixed
 from ..reports.figures import plot_ablation
 from ..training.fit import train
 from ..training.model import build_model
@@ -52,14 +53,18 @@ from .key import AnswerKey, resolve_key, score_run
 
 ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json", "people.csv"}
 # Settings the runner sets itself on every run; a variant or --set that also set them would be ignored.
-RUNNER_KEYS = {"data.fold": "--folds runs folds 0 to N-1", "train.seed": "--seeds; --set train.seed=N moves the first seed",
+RUNNER_KEYS = {"data.fold": "--run-folds runs folds 0 to N-1",
+               "train.seed": "--seeds; --set train.seed=N moves the first seed",
                "train.select": "every compared run keeps its last epoch, so that its held-out fold chooses nothing",
                "train.patience": "every compared run trains its full train.epochs: early stopping would watch the "
                                  "held-out fold"}
 HELD_OUT = ("train.select=last", "train.patience=0")  # what every compared run is trained with
 SCORING = "last epoch, held-out fold"  # ablation.json: runs scored otherwise are never paired with these
+# The chance level of each metric on the answer key's class mix of the scored fold (results written
+# before it lack them).
+CHANCE_COLUMNS = [f"chance_{k}" for k in METRIC_KEYS]
 RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch", "checkpoint",
-                  "scored_fold", "scored_people", "status", "error"]
+                  "scored_fold", "scored_people", "status", "error", *CHANCE_COLUMNS]
 
 
 def parse_variant(text: str) -> list[str]:
@@ -302,7 +307,8 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
                 store[:1] = [prepared[pkey].store]
             if run_dir.exists():
                 shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
-            summary = train(cfg, prepared[pkey], run_dir, progress=progress, log=lambda s: None)
+            summary = train(cfg, prepared[pkey], run_dir, progress=progress,
+                            log=prefixed(log, f"{arm} seed {seed} fold {fold}"))
             metrics, people = score_run(run_dir, answer)
             row |= metrics | {k: summary.get(k) for k in ("best_epoch", "epochs", "seconds_per_epoch")}
             row |= {"checkpoint": f"last epoch ({summary.get('epochs')})", "scored_fold": fold,
@@ -334,6 +340,9 @@ def _read_results(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=RESULT_COLUMNS)
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    for col in CHANCE_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = np.nan
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise UserError(f"{path}: not an ablation results file (missing {', '.join(missing)}); choose a new --out")
@@ -375,8 +384,19 @@ def summarize(results: pd.DataFrame, variants: list[str], *, metric: str = "macr
                                                                       & (results["status"] != "ok")).sum()),
                      "mean": mean, "std": float(mine.std(ddof=1)) if len(mine) > 1 else float("nan"),
                      "low": low, "high": high, "pairs": len(pairs), "delta": delta, "delta_low": d_low,
-                     "delta_high": d_high, "ratio": ratio, "ratio_low": r_low, "ratio_high": r_high})
+                     "delta_high": d_high, "ratio": ratio, "ratio_low": r_low, "ratio_high": r_high,
+                     "chance": _chance(ok, v, metric)})
     return pd.DataFrame(rows)
+
+
+def _chance(ok: pd.DataFrame, variant: str, metric: str) -> float:
+    """The mean chance level of ``metric`` over the variant's runs (their validation folds' class mix);
+    nan for results written before runs recorded it."""
+    column = f"chance_{metric}"
+    if column not in ok.columns:
+        return float("nan")
+    values = pd.to_numeric(ok.loc[ok["variant"] == variant, column], errors="coerce").dropna()
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def _fmt(x: float, digits: int = 3, signed: bool = False) -> str:
@@ -387,8 +407,8 @@ def _fmt(x: float, digits: int = 3, signed: bool = False) -> str:
 
 def to_markdown(table: pd.DataFrame, *, metric: str) -> str:
     """The table users paste: one row per variant, the baseline first."""
-    lines = [f"| variant | runs | {metric} mean +- std | paired delta [95% CI] | ratio [95% CI] |",
-             "|---|---|---|---|---|"]
+    lines = [f"| variant | runs | {metric} mean +- std | chance | paired delta [95% CI] | ratio [95% CI] |",
+             "|---|---|---|---|---|---|"]
     for i, r in enumerate(table.itertuples()):
         runs = f"{r.runs}" + (f" ({r.failed} failed)" if r.failed else "")
         if i == 0:
@@ -397,5 +417,7 @@ def to_markdown(table: pd.DataFrame, *, metric: str) -> str:
             delta = f"{_fmt(r.delta, signed=True)} [{_fmt(r.delta_low, signed=True)}, {_fmt(r.delta_high, signed=True)}]"
             ratio = f"{_fmt(r.ratio, 2)}x [{_fmt(r.ratio_low, 2)}, {_fmt(r.ratio_high, 2)}]" \
                 if np.isfinite(r.ratio) else "n/a"
-        lines.append(f"| `{r.variant}` | {runs} | {_fmt(r.mean)} +- {_fmt(r.std)} | {delta} | {ratio} |")
+        chance = getattr(r, "chance", float("nan"))
+        low = " (at or below chance)" if np.isfinite(chance) and np.isfinite(r.mean) and r.mean <= chance + 1e-9 else ""
+        lines.append(f"| `{r.variant}` | {runs} | {_fmt(r.mean)} +- {_fmt(r.std)}{low} | {_fmt(chance)} | {delta} | {ratio} |")
     return "\n".join(lines) + "\n"

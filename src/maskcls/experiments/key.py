@@ -26,7 +26,7 @@ from ..data import corrections as corr_mod
 from ..data.table import add_derived, load_table, targets
 from ..errors import UserError
 from ..fileio import read_csv
-from ..metrics import compute_metrics
+from ..metrics import chance_metrics, compute_metrics
 from ..training.runs import read_probs
 
 KEY_COLUMNS = ("person", "image", "mask", "gender", "age")
@@ -48,7 +48,10 @@ class AnswerKey:
         if missing.any():
             raise ValueError(f"{int(missing.sum())} scored photo(s) are not in the answer key, e.g. "
                              f"{paths[missing].iloc[0]}")
-        return compute_metrics(self.targets[where[paths].to_numpy()], probs)
+        truth = self.targets[where[paths].to_numpy()]
+        # chance_*: what a photo-blind guess reaches on the same class mix, so a table can say when a
+        # score is no better than that.
+        return compute_metrics(truth, probs) | {f"chance_{k}": v for k, v in chance_metrics(truth).items()}
 
 
 def is_answer_key(path: Path) -> bool:

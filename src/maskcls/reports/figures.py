@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from .. import labels
@@ -151,12 +150,18 @@ def plot_curves(history: pd.DataFrame, path: str | Path, *, best_epoch: int, tit
 # --------------------------------------------------------------------------- per-class F1
 
 
+NO_PHOTOS = "no photos"
+
+
 def support_labels(support: np.ndarray) -> list[str]:
-    """Text written above each class's bar: ``n=<validation photos of that class>``."""
-    return [f"n={int(s)}" for s in np.asarray(support)]
+    """Text written above each class's bar: ``n=<validation photos of that class>``, or "no photos"."""
+    return [f"n={int(s)}" if s else NO_PHOTOS for s in np.asarray(support)]
 
 
-def _per_class_figure(f1: np.ndarray, support: np.ndarray, names: list[str], *, title: str = "") -> Figure:
+def _per_class_figure(f1: np.ndarray, support: np.ndarray, names: list[str], *, title: str = "",
+                      macro_f1: float | None = None, averaged: int | None = None) -> Figure:
+    """One bar per class with photos; a class without photos has no bar (its F1 is undefined), only
+    its "no photos" label. The title ends with the macro F1 and how many classes it averaged."""
     f1 = np.asarray(f1, dtype=float)
     support = np.asarray(support)
     n = len(names)
@@ -167,31 +172,31 @@ def _per_class_figure(f1: np.ndarray, support: np.ndarray, names: list[str], *, 
     fig = Figure(figsize=(0.5 * n + 3, 5), layout="constrained")
     ax = fig.add_subplot()
     ax.bar(x[~empty], np.nan_to_num(f1[~empty]), color="tab:blue", width=0.8)
-    # F1 of a class with no photos is undefined: a full-height hatched outline says "no data" without
-    # looking like a score (a zero-height bar would be invisible).
-    ax.bar(x[empty], np.ones(empty.sum()), facecolor="none", edgecolor="silver", hatch="//", width=0.8)
+    # F1 of a class with no photos is undefined: no bar at all (any bar would read as a score), only
+    # its label, written upright from the axis.
     for i, label in enumerate(support_labels(support)):
-        top = 1.0 if empty[i] else float(np.nan_to_num(f1[i]))
-        ax.text(i, top + 0.01, label, ha="center", va="bottom", fontsize=7,
-                color="grey" if empty[i] else "black")
+        if empty[i]:
+            ax.text(i, 0.02, label, ha="center", va="bottom", fontsize=7, color="grey", rotation=90)
+        else:
+            ax.text(i, float(np.nan_to_num(f1[i])) + 0.01, label, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("F1")
     ax.grid(axis="y", alpha=0.3)
-    if empty.any():
-        # Outside the axes: inside it would cover bars near F1 = 1.
-        fig.legend(handles=[Patch(facecolor="none", edgecolor="silver", hatch="//", label="no validation photos")],
-                   fontsize=8, loc="outside upper right")
+    if macro_f1 is not None:
+        over = f" over {averaged} classes" if averaged is not None else ""
+        title = f"{title}: macro F1 {macro_f1:.3f}{over}" if title else f"macro F1 {macro_f1:.3f}{over}"
     if title:
         ax.set_title(title)
     return fig
 
 
 def plot_per_class_f1(f1: np.ndarray, support: np.ndarray, names: list[str], path: str | Path, *,
-                      title: str = "") -> None:
-    """One bar per class (F1, 0..1) with the class's validation support written above it."""
-    _save(_per_class_figure(f1, support, names, title=title), path)
+                      title: str = "", macro_f1: float | None = None, averaged: int | None = None) -> None:
+    """One bar per class (F1, 0..1) with the class's validation support written above it; "no photos"
+    where a class has none. ``averaged``: the classes the macro F1 averaged (``metrics.macro_classes``)."""
+    _save(_per_class_figure(f1, support, names, title=title, macro_f1=macro_f1, averaged=averaged), path)
 
 
 # --------------------------------------------------------------------------- ablation

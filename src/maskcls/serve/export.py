@@ -73,7 +73,8 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
                           opset_version=opset, dynamo=False)
         model = onnx.load(str(tmp))
         meta = {"maskcls_version": __version__, "config": json.dumps(cfg.to_dict()),
-                "runs": json.dumps([str(m.source) for m in members]), "data": members[0].data}
+                "runs": json.dumps([str(m.source) for m in members]), "data": members[0].data,
+                **{k: json.dumps(v) for k, v in describe_model(cfg).items()}}
         known = [m.train_photos for m in members if m.train_photos is not None]
         if known:  # evaluate refuses to score these photos with the file, as with the run
             meta["train_photos"] = json.dumps(np.unique(np.concatenate(known)).tolist())
@@ -88,5 +89,56 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
             expected = [t.numpy() for t in module(check)]
         got = session.run(list(OUTPUTS), {"images": check.numpy()})
         diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
-    return {"out": str(out), "max_abs_diff": diff, "models": len(members), "size": cfg.data.size}
+    return {"out": str(out), "max_abs_diff": diff, "models": len(members), "size": cfg.data.size,
+            "input": input_shape(cfg)}
+
+
+def input_shape(cfg: Config) -> list[int | str]:
+    """The graph's input, batch first: ["N", 3, height, width] (the size setting is width x height)."""
+    width, height = cfg.size
+    return ["N", 3, height, width]
+
+
+def describe_model(cfg: Config) -> dict:
+    """What a user of the file alone needs: the input, the class names, how tasks combine into
+    classes, and the preprocessing done before the graph (crop, resize) and inside it (normalisation)."""
+    width, height = cfg.size
+    return {
+        "input": {"name": "images", "shape": input_shape(cfg), "dtype": "uint8", "channels": "RGB",
+                  "size": f"{width}x{height} (width x height)"},
+        "class_names": labels.class_names(cfg.cutoffs),
+        "tasks": {t.name: {"names": list(t.names(cfg.cutoffs)), "of_class": list(t.of_class)} for t in labels.TASKS},
+        "encoding": "class = mask * 6 + gender * 3 + age group; outputs probs (N, 18) and each task's marginals",
+        "preprocessing": {"crop": cfg.data.crop, "face_margin": cfg.data.face_margin if cfg.data.crop == "face" else None,
+                          "resize": f"to {width}x{height}, area interpolation, after the crop",
+                          "normalisation": {"mean": cfg.data.mean, "std": cfg.data.std, "scale": "pixel / 255",
+                                            "where": "inside the graph: feed uint8 pixels"}},
+    }
+
+
+INFO_KEYS = ("maskcls_version", "input", "class_names", "tasks", "encoding", "preprocessing", "runs", "data")
+
+
+def onnx_info(path: str | Path) -> dict:
+    """The metadata of an exported file (``describe_model``'s keys and where it came from)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises protobuf's DecodeError and others for a file that is not ONNX
+        raise UserError(f"{path}: not an ONNX file ({type(exc).__name__})") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "config" not in meta:
+        raise UserError(f"{path}: not a maskcls export (no maskcls metadata)")
+    out = {}
+    for key in INFO_KEYS:
+        if key in meta:
+            try:
+                out[key] = json.loads(meta[key])
+            except json.JSONDecodeError:
+                out[key] = meta[key]
+    return out
 

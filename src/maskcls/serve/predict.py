@@ -17,7 +17,7 @@ from ..data.fingerprint import refuse_other_data, seen_before
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, write_csv
-from ..metrics import compute_metrics, log_loss, per_class_f1
+from ..metrics import compute_metrics, log_loss, per_class_f1, with_chance
 from .options import SPLITS
 from .predictor import Predictor
 
@@ -34,6 +34,12 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     """
     if split not in SPLITS:
         raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if split != "all" and isinstance(run, (str, Path)):
+        from .score import pooled_oof_metrics
+
+        pooled = pooled_oof_metrics(run, data)  # a --fold all run on its own data: its out-of-fold figures
+        if pooled is not None:
+            return pooled
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     cfg = predictor.config
     trained_on = {m.data for m in predictor.members}
@@ -61,7 +67,7 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
         _refuse_training_photos(run, predictor, prepared.photo_digests()[table.index.to_numpy()])
     targets = prepared.score_targets[table.index.to_numpy()]
     probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
-    out = {**compute_metrics(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
+    out = {**with_chance(compute_metrics(targets, probs), targets), "val_loss": log_loss(targets, probs), "split": split,
            "photos": len(table), "people": int(table["person"].nunique()), "models": len(predictor.members)}
     if out["macro_f1"] is not None:
         f1, support = per_class_f1(targets, probs)

@@ -26,6 +26,7 @@ from ..progress import bar as progress_bar
 from ..training.loaders import make_loader
 from ..training.runtime import resolve_device
 from .backends import Member, backend as backend_spec, check_tta
+from .inputs import normalise_items
 
 Item = str | Path | np.ndarray
 
@@ -64,8 +65,9 @@ class Predictor:
         return sum(m.n_models for m in self.members)
 
     def member_probs(self, items: Sequence[Item], *, progress: bool = False) -> list[np.ndarray]:
-        """(N, 18) probabilities of each member, in ``items`` order, each after its own preprocessing."""
-        items = _check_items(items)
+        """(N, 18) probabilities of each member, in ``items`` order, each after its own preprocessing.
+        ``items``: what ``serve.inputs.normalise_items`` accepts (paths, PIL images, arrays, a batch)."""
+        items, _ = normalise_items(items)
         out = []
         for i, member in enumerate(self.members):
             cfg = member.config
@@ -109,10 +111,14 @@ class Predictor:
         return np.mean(self.member_probs(items, progress=progress), axis=0)
 
     def predict(self, items: Sequence[Item], *, progress: bool = False) -> pd.DataFrame:
-        """One row per item: class, mask, gender, age group (names), confidence, p0..p17 and the per-task
-        probabilities p_mask_0.., p_gender_0.., p_age_0.."""
+        """One row per item: input (the path, or the item's position), class, mask, gender, age group
+        (names), confidence, p0..p17 and the per-task probabilities p_mask_0.., p_gender_0.., p_age_0..
+
+        items: photo paths, PIL images, uint8 or float arrays (greyscale, RGB or RGBA), one or a list
+        or a batch array (N, H, W[, C]); converted as training converts photos (serve.inputs)."""
+        items, names = normalise_items(items)
         probs = self.predict_proba(items, progress=progress)
-        return answers_frame(probs, self.cutoffs)
+        return pd.concat([pd.DataFrame({"input": names}), answers_frame(probs, self.cutoffs)], axis=1)
 
 
 def answers_frame(probs: np.ndarray, cutoffs: labels.AgeCutoffs) -> pd.DataFrame:
@@ -121,19 +127,3 @@ def answers_frame(probs: np.ndarray, cutoffs: labels.AgeCutoffs) -> pd.DataFrame
     frame = pd.DataFrame({"class": cls, **labels.answer_names(cls, cutoffs), "confidence": probs.max(1)})
     return pd.concat([frame, pd.DataFrame(labels.prob_values(probs), columns=labels.prob_columns())], axis=1)
 
-
-def _check_items(items: Sequence[Item]) -> list[Item]:
-    if isinstance(items, (str, Path)):
-        items = [items]
-    elif isinstance(items, np.ndarray):
-        items = list(items) if items.ndim == 4 else [items]
-    items = list(items)
-    for i, x in enumerate(items):
-        if isinstance(x, np.ndarray):
-            if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3 or min(x.shape[:2]) < 1:
-                raise UserError(f"image {i}: expected an RGB uint8 array of shape (H, W, 3), got {x.dtype} {x.shape}")
-        elif not isinstance(x, (str, Path)):
-            raise UserError(f"item {i}: expected a photo path or an RGB uint8 array, got {type(x).__name__}")
-        elif not Path(x).is_file():
-            raise UserError(f"{x}: {'not a photo file' if Path(x).exists() else 'no such photo'}")
-    return items

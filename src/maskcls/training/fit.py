@@ -28,7 +28,8 @@ from ..data.prepare import Prepared, prepare
 from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import write_csv, write_json, write_text
-from ..metrics import METRIC_KEYS, compute_metrics, confusion, log_loss, per_class_f1, selection_score
+from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, macro_classes, per_class_f1,
+                       selection_score, with_chance)
 from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
 from .averaging import Ema, Swa, build_averaging
 from .loaders import loader_for
@@ -63,15 +64,17 @@ class Session:
 
 
 def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, resume: bool = False,
-          stop_after_epoch: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+          stop_after_epoch: int | None = None, progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Train on DATA's training folds, validate on the held-out person fold ``data.fold``, write RUN/.
 
     DATA is a path (competition folder or manifest), a DataFrame in the manifest columns, or a
     ``Prepared`` dataset shared with other trainings (nothing is scanned or decoded again).
     stop_after_epoch ends the call early, as an interruption would; ``resume`` continues from last.pt
     and reaches the same metrics as an uninterrupted run. Returns summary.json's content (or
-    {'stopped_after_epoch': n} when stopped early).
+    {'stopped_after_epoch': n} when stopped early). Silent unless asked: ``progress=True`` draws
+    progress bars, ``log`` (e.g. print) receives the per-epoch and summary lines.
     """
+    log = log or _silent
     if isinstance(cfg, (str, Path)):  # a built-in name or a YAML file, as load_config takes
         cfg = config_mod.load_config(cfg)
     out = Path(out)
@@ -169,6 +172,10 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     finally:
         if tracker is not None:
             tracker.close()
+
+
+def _silent(_: str) -> None:
+    return None
 
 
 def _resume_checkpoint(out: Path, cfg: Config, prepared: Prepared) -> dict:
@@ -321,7 +328,7 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     s.model.load_state_dict(best_state if best_state is not None else load_checkpoint(out / "best.pt")["model"])
     probs = _validate(s, s.model, desc="best model", progress=progress)
     targets = s.val_targets
-    metrics = compute_metrics(targets, probs)
+    metrics = with_chance(compute_metrics(targets, probs), targets)
     val_idx = prepared.split(cfg.data.fold)[1]
     val = prepared.table.iloc[val_idx].reset_index(drop=True)
     summary = {**metrics, "val_loss": log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
@@ -351,13 +358,12 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
                 title=f"{cfg.model.name}, fold {cfg.data.fold}")
     if metrics["macro_f1"] is not None:
         f1, support = per_class_f1(targets, probs)
-        plot_per_class_f1(f1, support, names, out / "per_class_f1.png",
-                          title=f"validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
+        plot_per_class_f1(f1, support, names, out / "per_class_f1.png", title=f"validation fold {cfg.data.fold}",
+                          macro_f1=metrics["macro_f1"], averaged=macro_classes(targets, probs))
         plot_confusion(confusion(targets, probs), names, out / "confusion.png",
                        title=f"{cfg.model.name}, validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
     write_json(out / "summary.json", summary)
-    shown = ", ".join(f"{k} {summary[k]:.4f}" for k in METRIC_KEYS if summary[k] is not None)
-    log(f"best epoch {best_epoch} of {len(history)}: {shown}; run in {out}")
+    log(f"best epoch {best_epoch} of {len(history)}: {format_scores(summary)}; run in {out}")
     return summary
 
 

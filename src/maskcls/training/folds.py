@@ -22,7 +22,8 @@ from ..data.prepare import Prepared, prepare
 from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
-from ..metrics import compute_metrics, log_loss
+from ..metrics import compute_metrics, format_scores, log_loss, with_chance
+from ..progress import prefixed
 from . import trackers
 from .fit import train
 from .runs import FOLD_PREFIX, fold_dir, load_checkpoint, read_probs, read_run_config, run_lock
@@ -30,11 +31,13 @@ from .runtime import is_main
 
 
 def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *,
-                progress: bool = True, log: Callable[[str], None] = print) -> dict:
+                progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Train all ``data.folds`` folds into OUT/fold-K and write OUT/oof_probs.csv and OUT/cv_summary.json.
 
-    Returns cv_summary.json's content. The data are scanned and decoded once for all folds.
+    Returns cv_summary.json's content. The data are scanned and decoded once for all folds. Silent
+    unless asked (``progress=True``, ``log=print``).
     """
+    log = log or (lambda _: None)
     out = Path(out)
     if not is_main():  # under torchrun every process trains each fold; rank 0 writes and talks
         return _train_folds(cfg, data, out, progress=False, log=lambda _: None)
@@ -77,7 +80,7 @@ def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, progress: bool, lo
             summaries.append(read_json(target / "summary.json"))
         else:
             summaries.append(train(fold_cfg, prepared, target, resume=(target / "last.pt").is_file(),
-                                   progress=progress, log=log))
+                                   progress=progress, log=prefixed(log, f"fold {fold}")))
     if not is_main():
         return {}
     oof = gather_oof(prepared, [fold_dir(out, k) for k in range(prepared.k)])
@@ -87,6 +90,7 @@ def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, progress: bool, lo
     shown = ", ".join(f"{k} {v:.4f} +- {cv['std'][k]:.4f}" for k, v in cv["mean"].items()
                       if k.endswith("f1") or k == "accuracy")
     log(f"{prepared.k} folds: {shown}; out-of-fold probabilities in {out / 'oof_probs.csv'}")
+    log(f"pooled out-of-fold: {format_scores(cv['oof'])}")
     return cv
 
 
@@ -134,5 +138,5 @@ def cv_summary(summaries: list[dict], targets: np.ndarray, oof_probs: np.ndarray
             mean[key] = float(values.mean())
             std[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return {"folds": len(summaries), "mean": mean, "std": std,
-            "oof": {**compute_metrics(targets, oof_probs), "val_loss": log_loss(targets, oof_probs)},
+            "oof": {**with_chance(compute_metrics(targets, oof_probs), targets), "val_loss": log_loss(targets, oof_probs)},
             "per_fold": summaries}

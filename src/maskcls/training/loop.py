@@ -47,7 +47,8 @@ def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.O
         running += loss.detach()
         seen += images.shape[0]
         steps += 1
-        if steps % log_every == 0:
+        if steps % log_every == 0 or steps == 1:
+            # the first step too: a short epoch (fewer steps than log_every) still shows its running loss.
             # refresh=False: drawing now would show the count of the last redraw (0/N in a log file,
             # where redraws are 30 s apart); the next regular redraw shows both the count and these
             bar.set_postfix(loss=f"{running.item() / steps:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}",
