@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import DATA_HELP, config_args
+from .common import DATA_HELP, config_args, launch_args, launch_options
 
 
 def add_parser(sub) -> None:
@@ -23,14 +23,18 @@ def add_parser(sub) -> None:
     p.add_argument("--folds", type=int, default=None,
                    help="how many of the config's person-level folds to run (default: all data.folds)")
     config_args(p, default="demo", help="base config (default demo, CPU-sized)", set_help="a setting for every variant")
+    launch_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments.ablate import ablate, parse_variants
+    from ..experiments.launch import open_launcher
 
-    results = ablate(args.data, args.out, parse_variants(args.variants), seeds=args.seeds, folds=args.folds,
-                     config=args.config, overrides=tuple(args.set))
+    variants = parse_variants(args.variants)
+    with open_launcher(**launch_options(args)) as launcher:
+        results = ablate(args.data, args.out, variants, seeds=args.seeds, folds=args.folds,
+                         config=args.config, overrides=tuple(args.set), launcher=launcher)
     print((Path(args.out) / "table.md").read_text(), end="")
     failed = results[results["status"] != "ok"]
     if len(failed):

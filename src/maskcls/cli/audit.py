@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import DATA_HELP, config_args
+from .common import DATA_HELP, config_args, launch_args, launch_asked, launch_options
 
 
 def add_parser(sub) -> None:
@@ -22,12 +22,18 @@ def add_parser(sub) -> None:
     config_args(p, default="demo", help="config for that training (default demo, CPU-sized)")
     p.add_argument("--truth", default=None, metavar="FILE",
                    help="demo data's truth/injected_noise.csv: print precision and recall per kind")
+    launch_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..audit.run import audit
+    from ..errors import UserError
+    from ..experiments.launch import open_launcher
 
-    audit(args.data, args.out, run=args.run, folds=args.folds, config=args.config, overrides=tuple(args.set),
-          truth=args.truth, progress=not args.quiet)
+    if args.run is not None and launch_asked(args):
+        raise UserError("--jobs/--devices/--launcher train the folds; with --run nothing is trained: drop them")
+    with open_launcher(**launch_options(args)) as launcher:
+        audit(args.data, args.out, run=args.run, folds=args.folds, config=args.config, overrides=tuple(args.set),
+              truth=args.truth, launcher=launcher, progress=not args.quiet)
     return 0

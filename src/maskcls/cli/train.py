@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import CORR_HELP, DATA_HELP
+from .common import CORR_HELP, DATA_HELP, launch_args, launch_asked, launch_options
 
 
 def fold_arg(text: str) -> int | str:
@@ -37,12 +37,18 @@ def add_parser(sub) -> None:
                    help="which person-level fold to hold out (default: data.fold, 0); 'all' trains every fold into "
                         "RUN/fold-K and writes RUN/oof_probs.csv (out-of-fold probabilities) and RUN/cv_summary.json")
     p.add_argument("--resume", action="store_true", help="continue RUN from last.pt")
+    launch_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..config import train_config
 
+    from ..errors import UserError
+
+    if args.fold != "all" and launch_asked(args):
+        raise UserError("--jobs/--devices/--launcher/--ray-address/--cpus-per-run train several runs at once: "
+                        "use them with --fold all (one run on several GPUs is torchrun's job)")
     cfg = train_config(args.out, config=args.config, overrides=args.set, corrections=args.corrections,
                        fold=args.fold, resume=args.resume)
     from ..training.runtime import distributed_from_env
@@ -50,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with distributed_from_env():  # torchrun: join the process group; one process: nothing to do
             if args.fold == "all":
+                from ..experiments.launch import open_launcher
                 from ..training.folds import train_folds
 
-                train_folds(cfg, args.data, args.out)
+                with open_launcher(**launch_options(args)) as launcher:
+                    train_folds(cfg, args.data, args.out, launcher=launcher)
             else:
                 from ..training.fit import train
 

@@ -10,7 +10,9 @@ OUT/results.csv   one row per run (variant, seed, fold, metrics, best_epoch, sec
 OUT/table.md      per variant: mean +- std, paired delta and ratio to the baseline with 95% intervals
 OUT/ablation.png  means with their 95% intervals
 OUT/runs/<variant>/seed-S-fold-K/   the run folders
-Re-running skips finished runs and only adds new ones; a failed run is recorded and the rest go on.
+Re-running skips finished runs and only adds new ones; a failed run is recorded and the rest go on. A run
+whose folder holds a finished training of its settings is reused even when results.csv missed it (the
+parent was killed while runs went on in other processes).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..metrics import METRIC_KEYS
 from ..reports.figures import plot_ablation
 from ..training.fit import train
 from ..training.model import build_model
+from ..training.runspec import Launcher, RunSpec, spec_data
 
 ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json"}
 # Settings the runner sets itself on every run; a variant or --set that also set them would be ignored.
@@ -102,9 +105,12 @@ def slug(variant: str) -> str:
 
 
 def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int = 1, folds: int | None = None,
-           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), progress: bool = True,
-           log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Train variants x seeds x folds, write results.csv, table.md and ablation.png; return the results."""
+           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), launcher: Launcher | None = None,
+           progress: bool = True, log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Train variants x seeds x folds, write results.csv, table.md and ablation.png; return the results.
+
+    ``launcher`` (experiments.launch: --jobs, Ray) trains the runs at once, each in its own process; the
+    files are the same as a sequential call's."""
     if not variants:
         raise UserError("give at least one variant, e.g. --variants hflip,hflip+vflip")
     if len(set(variants)) != len(variants):
@@ -173,35 +179,63 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
     write_text(out / "ablation.json", json.dumps(settings, indent=2) + "\n")
     log(f"ablation: {len(variants)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
         f"{len(plan) - len(todo)} already finished, {len(todo)} to train")
-    for i, (variant, seed, fold) in enumerate(todo, start=1):
+    runs = []  # (variant, seed, fold), its config, its folder: what is left to train
+    fresh: dict[tuple, dict] = {}  # this call's rows, written in plan order whatever order runs finish in
+
+    def record(run: tuple, row: dict) -> None:
+        fresh[run] = row
+        keep = results[np.array([(r.variant, r.seed, r.fold) not in fresh for r in results.itertuples()], dtype=bool)]
+        rows = pd.DataFrame([fresh[p] for p in todo if p in fresh])
+        write_csv(out / "results.csv", pd.concat([keep, rows], ignore_index=True)[RESULT_COLUMNS])
+
+    for variant, seed, fold in todo:
         cfg = load_config(config, [*overrides, *parse_variant(variant), f"train.seed={seed}", f"data.fold={fold}"])
         run_dir = out / "runs" / slug(variant) / f"seed-{seed}-fold-{fold}"
-        log(f"[run {i}/{len(todo)}] {variant}  seed {seed}  fold {fold}")
-        row = {"variant": variant, "seed": seed, "fold": fold}
-        try:
-            key = tuple(prepare_key(cfg).values())
-            if key not in prepared:  # one scan per label setting; the decoded photos are shared by all
-                prepared[key] = prepare(cfg, data, store=store[0] if store else None, log=log)
-                store[:1] = [prepared[key].store]
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
-            summary = train(cfg, prepared[key], run_dir, progress=progress, log=lambda s: None)
-            row |= {k: summary.get(k) for k in (*METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch")}
-            row |= {"status": "ok", "error": ""}
+        if _finished(run_dir, cfg):  # trained, but the parent was stopped before recording it (kill -9)
+            log(f"{variant}  seed {seed}  fold {fold}: finished before; reusing {run_dir}")
+            record((variant, seed, fold), _row((variant, seed, fold), read_json(run_dir / "summary.json")))
+            continue
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
+        runs.append(((variant, seed, fold), cfg, run_dir))
+
+    def here():  # the sequential default: in this process, sharing the prepared data between runs
+        for i, (run, cfg, run_dir) in enumerate(runs, start=1):
+            log(f"[run {i}/{len(runs)}] {run[0]}  seed {run[1]}  fold {run[2]}")
+            try:
+                key = tuple(prepare_key(cfg).values())
+                if key not in prepared:  # one scan per label setting; the decoded photos are shared by all
+                    prepared[key] = prepare(cfg, data, store=store[0] if store else None, log=log)
+                    store[:1] = [prepared[key].store]
+                yield run, train(cfg, prepared[key], run_dir, progress=progress, log=lambda s: None), "", ""
+            except KeyboardInterrupt:
+                raise
+            except UserError as exc:
+                yield run, None, str(exc).splitlines()[0], ""
+            except Exception as exc:  # a run's crash must not lose the other runs; the traceback is kept
+                yield run, None, f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
+
+    def launched():  # --jobs / Ray: every run in its own process, recorded as it finishes
+        by_name = {f"{v} seed {s} fold {f}": ((v, s, f), run_dir) for (v, s, f), _, run_dir in runs}
+        source = spec_data(data)
+        specs = [RunSpec(name, cfg.to_dict(), source, str(run_dir.resolve()))
+                 for name, (_, cfg, run_dir) in zip(by_name, runs)]
+        for n, result in enumerate(launcher.run(specs, log=log), start=1):
+            log(f"[run {n}/{len(runs)} finished] {result.spec.name}")
+            yield by_name[result.spec.name][0], result.summary if result.ok else None, result.error, result.traceback
+
+    for run, summary, error, trace in (launched() if launcher is not None and runs else here()):
+        run_dir = out / "runs" / slug(run[0]) / f"seed-{run[1]}-fold-{run[2]}"
+        if summary is not None:
+            row = _row(run, summary)
             log(f"  macro F1 {summary['macro_f1'] if summary['macro_f1'] is not None else float('nan'):.4f}")
-        except KeyboardInterrupt:
-            raise
-        except UserError as exc:
-            row |= {"status": "failed", "error": str(exc).splitlines()[0]}
-            log(f"  failed: {row['error']}")
-        except Exception as exc:  # a run's crash must not lose the other runs; the traceback is kept
-            row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_text(run_dir / "error.txt", traceback.format_exc())
-            log(f"  failed: {row['error']} (traceback in {run_dir / 'error.txt'})")
-        results = results[~((results["variant"] == variant) & (results["seed"] == seed) & (results["fold"] == fold))]
-        results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)[RESULT_COLUMNS]
-        write_csv(out / "results.csv", results)
+        else:
+            row = {"variant": run[0], "seed": run[1], "fold": run[2], "status": "failed", "error": error}
+            if trace:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_text(run_dir / "error.txt", trace)
+            log(f"  failed: {error}" + (f" (traceback in {run_dir / 'error.txt'})" if trace else ""))
+        record(run, row)
     results = _read_results(out / "results.csv") if (out / "results.csv").is_file() else results
     # The table and the plot speak of this call's grid; results.csv keeps every run ever made in OUT.
     planned = set(plan)
@@ -213,6 +247,27 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
     plot_ablation(table, out / "ablation.png", title=f"{seeds} seed(s) x {n_folds} fold(s)")
     log(f"wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'ablation.png'}")
     return results
+
+
+def _row(run: tuple, summary: dict) -> dict:
+    """results.csv's row of a finished run, from its summary."""
+    return {"variant": run[0], "seed": run[1], "fold": run[2],
+            **{k: summary.get(k) for k in (*METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch")},
+            "status": "ok", "error": ""}
+
+
+def _finished(run_dir: Path, cfg) -> bool:
+    """A run folder that holds a finished training of exactly these settings (reused, never retrained)."""
+    import yaml
+
+    from ..config import from_dict, resume_conflicts
+
+    try:
+        saved = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    except (OSError, yaml.YAMLError, UserError, ValueError, TypeError, AttributeError):
+        return False
+    return ((run_dir / "summary.json").is_file() and not resume_conflicts(saved, cfg)
+            and (saved.train.epochs, saved.train.patience) == (cfg.train.epochs, cfg.train.patience))
 
 
 def _read_results(path: Path) -> pd.DataFrame:
