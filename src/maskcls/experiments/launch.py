@@ -161,24 +161,30 @@ class LocalPool:
         pending, free = list(specs), list(self.slots)
         running: dict = {}  # future -> (its executor, its spec)
         log(f"launch: {len(specs)} run(s), {self.describe()}")
+
+        def start() -> None:
+            while pending and free:
+                spec = replace(pending.pop(0), device=free.pop(0), threads=self.threads)
+                pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_child_setup,
+                                           initargs=(os.getpid(), spec.device, self.threads))
+                running[pool.submit(execute, spec)] = (pool, spec)
+                log(f"  started {spec.name} on {spec.device}")
+
         try:
-            while pending or running:
-                while pending and free:
-                    spec = replace(pending.pop(0), device=free.pop(0), threads=self.threads)
-                    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_child_setup,
-                                               initargs=(os.getpid(), spec.device, self.threads))
-                    running[pool.submit(execute, spec)] = (pool, spec)
-                    log(f"  started {spec.name} on {spec.device}")
+            start()
+            while running:
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                results = []
                 for future in done:
                     pool, spec = running.pop(future)
                     free.append(spec.device)
                     try:
-                        result = future.result()
+                        results.append(future.result())
                     except Exception as exc:  # the worker died (killed, out of memory, a crash in C)
-                        result = RunResult(spec, error=f"its worker process died ({type(exc).__name__}: {exc})")
+                        results.append(RunResult(spec, error=f"its worker process died ({type(exc).__name__}: {exc})"))
                     pool.shutdown(wait=True)
-                    yield result
+                start()  # the freed devices take the next runs before the caller records these
+                yield from results
         finally:  # the caller stopped early (Ctrl-C, an error): end the runs still going
             for pool, _ in running.values():
                 for process in list(getattr(pool, "_processes", {}).values()):
