@@ -13,7 +13,8 @@ from maskcls.errors import UserError
 from maskcls.serve.export import OUTPUTS, export_run
 from maskcls.training.fit import train
 from maskcls.training.model import class_log_probs
-from maskcls.training.runs import load_run
+from maskcls.serve.backends import OnnxMember
+from maskcls.training.runs import load_checkpoint, load_run
 from conftest import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -43,6 +44,11 @@ def test_export_matches_pytorch_with_a_dynamic_batch(run, tmp_path):
         assert got["mask"].shape == (n, 3) and np.allclose(got["mask"].sum(1), 1, atol=1e-5)
     meta = session.get_modelmeta().custom_metadata_map
     assert json.loads(meta["config"])["data"]["size"] == cfg.data.size
+    # the file carries what the run carries: its preprocessing and its training photos' fingerprints
+    member = OnnxMember(tmp_path / "m.onnx")
+    ckpt = load_checkpoint(run / "best.pt")
+    assert member.config.data.crop == cfg.data.crop == "center" and member.data == ckpt["data"]
+    np.testing.assert_array_equal(np.sort(member.train_photos), np.sort(ckpt["train_photos"].numpy()))
     with pytest.raises(UserError, match="already exists"):
         export_run(run, tmp_path / "m.onnx")
 

@@ -23,6 +23,16 @@ def test_augment_preview_with_facecrop_reports_fallbacks(synth_root, tmp_path, c
     assert (tmp_path / "cache" / "faceboxes-v1.json").is_file()
 
 
+def test_augment_preview_takes_the_crop_from_the_config(synth_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MASKCLS_CACHE", str(tmp_path / "cache"))
+    assert main(["augment-preview", str(synth_root), "--preset", "hflip", "--set", "data.crop=face",
+                 "--out", str(tmp_path / "f.png"), "--people", "2"]) == 0
+    assert "no face found in" in capsys.readouterr().out  # only a face crop reports its fallbacks
+    assert main(["augment-preview", str(synth_root), "--preset", "hflip", "--out", str(tmp_path / "g.png"),
+                 "--people", "2", "--set", "data.crop=none"]) == 0
+    assert "no face found in" not in capsys.readouterr().out
+
+
 def test_augment_preview_bad_preset(synth_root, tmp_path, capsys):
     assert main(["augment-preview", str(synth_root), "--preset", "hflip+warp", "--out", str(tmp_path / "g.png")]) == 2
     assert "unknown augmentation preset 'warp'" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .data.crops import CROPS, note_legacy, split_legacy
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 # far. train.epochs re-stretches the cosine schedule from the current step. Every other change
 # (lr, weight decay, optimizer, model, data, augmentation...) is refused: silently keeping the
 # checkpoint's optimizer state with a new setting would make the run match neither setting.
-RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.tensorboard", "train.device",
+RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.trackers", "train.device",
                      "data.workers", "data.pin_memory", "data.cache", "data.cache_dir", "train.compile")
 
 def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: float | None = None,
@@ -57,8 +58,9 @@ class DataConfig:
     size: str = _f("384x512", "WIDTHxHEIGHT fed to the model, the same for training and inference")
     mean: list[float] | None = _f(None, "input mean (R, G, B in 0..1); null: the model's pretrained config")
     std: list[float] | None = _f(None, "input std (R, G, B in 0..1); null: the model's pretrained config")
-    augment: str = _f("hflip+vflip", "augmentation presets joined by + (see `maskcls augment-preview --help`)")
-    face_margin: float = _f(0.5, "facecrop: the face box grows by this share of its size (more above: hair)",
+    crop: str = _f("none", "the crop before the resize, in training and inference alike", choices=tuple(CROPS))
+    augment: str = _f("hflip+vflip", "random training transforms joined by + (see `maskcls augment-preview --help`)")
+    face_margin: float = _f(0.5, "data.crop=face: the face box grows by this share of its size (more above: hair)",
                             lo=0, hi=3)
     cache_dir: str = _f("", "on-disk caches (face boxes); empty: $MASKCLS_CACHE or ~/.cache/maskcls")
     corrections: str = _f("known", "label corrections: known | none | path to a corrections CSV")
@@ -102,7 +104,8 @@ class TrainConfig:
     device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
     seed: int = _f(0, "weights, shuffling and augmentation (never the folds)")
     log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
-    tensorboard: bool = _f(True, "write RUN/tb for TensorBoard")
+    trackers: str = _f("tensorboard", "experiment trackers joined by +: tensorboard (RUN/tb), mlflow "
+                                      "($MLFLOW_TRACKING_URI or ./mlruns), tensorboard+mlflow, or none")
     compile: bool = _f(False, "torch.compile the model (GPU: faster steps after a slow first one)")
 
 
@@ -188,6 +191,9 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:
+    if key == "train.tensorboard" and isinstance(value, bool):  # configs written before train.trackers
+        names = [t for t in cfg.train.trackers.split("+") if t not in ("tensorboard", "none", "")]
+        value, key = "+".join((["tensorboard"] if value else []) + names) or "none", "train.trackers"
     section_name, _, name = key.partition(".")
     section = getattr(cfg, section_name, None) if name else None
     if section is None or not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
@@ -202,7 +208,27 @@ def _set(cfg: Config, key: str, value: Any) -> None:
         # YAML reads 0x30 as hex and 96 as a number: the WxH text is gone before we see it.
         raise UserError(f"config data.size: YAML read the value as the number {value}; write WIDTHxHEIGHT "
                         "in quotes, e.g. size: '96x128'")
-    setattr(section, name, _coerce(key, value, hints[name]))  # choices and ranges: check(), once for all
+    value = _coerce(key, value, hints[name])
+    if key == "data.augment":  # the old spelling of a crop moves to data.crop
+        value = _move_legacy_crop(cfg, value)
+    setattr(section, name, value)  # choices and ranges: check(), once for all
+
+
+def _move_legacy_crop(cfg: Config, augment: str) -> str:
+    """Configs and runs from before data.crop spelled the crop inside data.augment (centercrop+hflip):
+    the crop moves to data.crop, with a note; returns the augmentation without it."""
+    try:
+        rest, crop = split_legacy(augment)
+    except ValueError as exc:
+        raise UserError(f"config data.augment: {exc}") from None
+    if crop is None:
+        return augment
+    if cfg.data.crop not in ("none", crop):
+        raise UserError(f"config data.augment={augment} spells the crop {crop} and data.crop is {cfg.data.crop}; "
+                        "set the crop once, as data.crop")
+    note_legacy(augment, rest, crop)
+    cfg.data.crop = crop
+    return rest
 
 
 SECTIONS = ("model", "data", "train")
@@ -388,6 +414,9 @@ def check(cfg: Config) -> Config:
         if v is not None and not all(math.isfinite(x) and (0 < x <= 1 if key == "std" else 0 <= x <= 1) for x in v):
             raise UserError(f"config data.{key}: each of R, G, B must be in {'(0, 1]' if key == 'std' else '[0, 1]'} "
                             f"(pixel values scaled to 0..1), got {v}")
+    from .training.trackers import parse_trackers
+
+    parse_trackers(cfg.train.trackers)  # raises a UserError naming the unknown tracker
     if cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg

@@ -4,6 +4,7 @@ issues, proposed corrections and a review page; with the demo truth, precision a
 DIR/label_issues.csv          person, photos, field, given, suggested, score, rank
 DIR/proposed_corrections.csv  the corrections format: `maskcls train --corrections DIR/proposed_corrections.csv`
 DIR/review.html + thumbs/     accept / reject / skip per card; saves the accepted ones as a corrections CSV
+DIR/decisions.csv             written by `maskcls review DIR`; read back here (or --decisions FILE)
 DIR/summary.json              counts, timings and (with --truth) precision and recall per kind
 DIR/precision_recall.png      with --truth: precision and recall against rank, per kind
 DIR/cv/                       the `--fold all` run trained when no --run is given (reusable as --run)
@@ -17,24 +18,27 @@ from typing import Callable
 
 import pandas as pd
 
-from ..config import Config, from_dict, load_config
+from ..config import load_config
 from ..data.prepare import prepare
 from ..errors import UserError
 from ..fileio import read_csv, write_csv, write_json
 from ..reports.figures import plot_precision_recall
 from ..training.folds import train_folds
+from ..training.runs import read_probs, read_run_config
 from ..training.runspec import Launcher
 from .rank import ISSUE_COLUMNS, find_issues, precision_recall_curve, score_against_truth, to_corrections
+from .decisions import apply_earlier, data_fingerprint, read_decisions, read_log
 from .review import write_review
 
 OURS = {"label_issues.csv", "proposed_corrections.csv", "review.html", "thumbs", "summary.json",
-        "precision_recall.png", "cv"}
+        "precision_recall.png", "cv", "decisions.csv", "accepted_corrections.csv"}
 REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank"]
 
 
 def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, folds: int = 5,
           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), truth: str | Path | None = None,
-          launcher: Launcher | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+          decisions: str | Path | None = None, launcher: Launcher | None = None, progress: bool = True,
+          log: Callable[[str], None] = print) -> dict:
     """Audit DATA's labels into OUT; returns summary.json's content. ``launcher`` (experiments.launch)
     trains the folds at once when no ``run`` is given."""
     out = Path(out)
@@ -42,9 +46,13 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
                                                  for p in out.iterdir())):
         raise UserError(f"{out}: exists and holds other files; give a new folder (or a previous audit's)")
     noise = _read_truth(truth) if truth is not None else None
+    if decisions is not None:
+        read_log(decisions)  # a missing or malformed file is refused before any training
     start = time.perf_counter()
     if run is not None:
-        cfg = _run_config(Path(run))
+        if not (Path(run) / "oof_probs.csv").is_file():
+            raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
+        cfg = read_run_config(run)
         oof_path = Path(run) / "oof_probs.csv"
         trained = 0.0
     else:
@@ -55,7 +63,7 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         oof_path = out / "cv" / "oof_probs.csv"
         trained = time.perf_counter() - start
     prepared = prepare(cfg, data, log=lambda s: None)
-    oof = pd.read_csv(oof_path, keep_default_na=False, na_values=[""], dtype={"person": str, "image": str})
+    oof = read_probs(oof_path)
     paths = set(prepared.table["path"])
     if set(oof["path"]) != paths:
         raise UserError(f"{oof_path} does not cover exactly the photos of {data} "
@@ -68,17 +76,22 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         issues = find_issues(oof, cutoffs=cfg.cutoffs)
     except ValueError as exc:
         raise UserError(f"{oof_path}: {exc}") from None
+    data_id = data_fingerprint(prepared.table)
+    issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS])
+    write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS + (["reviewed"] if earlier else [])])
     write_csv(out / "proposed_corrections.csv", to_corrections(issues))
     photos: dict[str, list[tuple[str, str]]] = {}
     for person, image, path in zip(prepared.table["person"], prepared.table["image"], prepared.table["path"]):
         photos.setdefault(str(person), []).append((str(image), str(path)))
-    write_review(issues[[c for c in ISSUE_COLUMNS if c in issues.columns]], photos, out)
+    write_review(issues[[c for c in [*ISSUE_COLUMNS, "reviewed"] if c in issues.columns]], photos, out,
+                 data_id=data_id)
     summary = {"photos": len(oof), "people": int(oof["person"].nunique()), "issues": len(issues),
                "issues_per_field": {k: int(v) for k, v in issues["field"].value_counts().items()},
                "run": str(run if run is not None else out / "cv"), "train_seconds": round(trained, 1),
                "seconds": round(time.perf_counter() - start, 1)}
+    if earlier:
+        summary["decisions"] = earlier
     if noise is not None:
         summary["truth"] = score_against_truth(issues, noise)
         curve = precision_recall_curve(issues, noise)
@@ -89,21 +102,23 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
             log(f"{kind:>10}: precision {p}, recall {r} ({s['found']} of {s['planted']} planted found, "
                 f"{s['flagged']} flagged)")
     write_json(out / "summary.json", summary)
-    log(f"{len(issues)} suspect label(s); review them in {out / 'review.html'}, then train with "
-        f"--corrections {out / 'proposed_corrections.csv'} (or the CSV the page saves)")
+    log(f"{len(issues)} suspect label(s); review them in {out / 'review.html'} (`maskcls review {out}` saves "
+        f"each decision to disk), then train with --corrections {out / 'accepted_corrections.csv'}")
     return summary
 
 
-def _run_config(run: Path) -> Config:
-    """The settings a `--fold all` run was trained with (its fold-0 config.yaml)."""
-    if not (run / "oof_probs.csv").is_file():
-        raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
-    import yaml
-
-    try:
-        return from_dict(yaml.safe_load((run / "fold-0" / "config.yaml").read_text()))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{run}/fold-0/config.yaml: cannot read the run's settings ({exc})") from None
+def _apply_decisions(issues: pd.DataFrame, decisions: str | Path | None, out: Path, data_id: str,
+                     people: pd.Series, log: Callable[[str], None]) -> tuple[pd.DataFrame, dict]:
+    """Earlier review decisions (--decisions, else OUT/decisions.csv when there is one) applied to the
+    issues: rejected suggestions dropped, accepted ones marked. ({} when there are none.)"""
+    path = Path(decisions) if decisions is not None else out / "decisions.csv"
+    if decisions is None and not path.is_file():
+        return issues, {}
+    decided = read_decisions(path, data_id=data_id, people=people.astype(str).unique())
+    issues, counts = apply_earlier(issues, decided)
+    log(f"earlier review {path}: {counts['rejected_not_raised']} rejected suggestion(s) not raised again, "
+        f"{counts['accepted_shown']} accepted one(s) marked as accepted")
+    return issues, {"file": str(path), **counts}
 
 
 def _read_truth(path: str | Path) -> pd.DataFrame:

@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
     config_args(p, default="demo", help="config for that training (default demo, CPU-sized)")
     p.add_argument("--truth", default=None, metavar="FILE",
                    help="demo data's truth/injected_noise.csv: print precision and recall per kind")
+    p.add_argument("--decisions", default=None, metavar="FILE",
+                   help="a review's decisions.csv (default DIR/decisions.csv when it exists): suggestions "
+                        "rejected there are not raised again, accepted ones are marked as accepted")
     launch_args(p)
     p.set_defaults(func=run)
 
@@ -35,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--jobs/--devices/--launcher train the folds; with --run nothing is trained: drop them")
     with open_launcher(**launch_options(args)) as launcher:
         audit(args.data, args.out, run=args.run, folds=args.folds, config=args.config, overrides=tuple(args.set),
-              truth=args.truth, launcher=launcher, progress=not args.quiet)
+              truth=args.truth, decisions=args.decisions, launcher=launcher, progress=not args.quiet)
     return 0

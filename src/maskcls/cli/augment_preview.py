@@ -16,7 +16,7 @@ def preset_help() -> str:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("augment-preview", help="a grid of augmented photos: see a preset before training on it",
-                       description="Each row one person: the original photo (with the crop box when the preset "
+                       description="Each row one person: the original photo (with the box of data.crop, when it "
                                    "crops) beside several augmented draws. Presets: ",
                        more_help=preset_help)
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--draws", type=int, default=5, help="augmented draws per person (default 5)")
     p.add_argument("--seed", type=nonneg, default=0, help="which people and draws (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite --out")
-    config_args(p, default="demo", help="config giving data.size and data.face_margin (default demo)")
+    config_args(p, default="demo", help="config giving data.size, data.crop and data.face_margin (default demo)")
     p.set_defaults(func=run)
 
 

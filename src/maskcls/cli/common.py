@@ -83,7 +83,7 @@ def inference_args(p: argparse.ArgumentParser) -> None:
     device_arg(p, default="auto", help="auto (GPU when there is one), cpu or cuda")
     p.add_argument("--workers", type=nonneg, default=0, help="photo-loading processes (default 0: load in this one)")
     p.add_argument("--backend", default="torch", choices=tuple(BACKENDS),
-                   help="onnx: run RUN/model.onnx (or a .onnx file given as RUN) with onnxruntime on the CPU")
+                   help="; ".join(f"{name}: {b.help}" for name, b in BACKENDS.items()))
 
 
 def launch_args(p: argparse.ArgumentParser) -> None:

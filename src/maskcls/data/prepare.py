@@ -24,7 +24,7 @@ from .faces import FaceBoxes, default_cache_dir
 from .fingerprint import photo_digests
 from .images import PhotoDataset, PhotoStore
 from .table import describe, load_table, targets
-from .transforms import crop_of, eval_transform, train_transform
+from .transforms import eval_transform, train_transform
 
 
 @dataclass
@@ -78,8 +78,8 @@ class Prepared:
 
     def face_boxes(self, cfg, *, progress: bool = True) -> FaceBoxes | None:
         """The face detector with every photo's box computed (once per margin and size), or None
-        when the augmentation has no face crop."""
-        if crop_of(cfg.data.augment) != "face":
+        when data.crop is not the face crop."""
+        if cfg.data.crop != "face":
             return None
         key = (cfg.data.face_margin, cfg.size, cfg.data.cache_dir)
         if key not in self._faces:
@@ -89,13 +89,13 @@ class Prepared:
         return self._faces[key]
 
     def datasets(self, cfg, fold: int, *, progress: bool = True) -> tuple[PhotoDataset, PhotoDataset]:
-        """(training, validation) datasets for ``fold`` with the config's augmentation and size.
+        """(training, validation) datasets for ``fold`` with the config's crop, augmentation and size.
         With ``data.cache`` they index the shared decoded (and cropped) arrays; nothing is decoded twice."""
         train_idx, val_idx = self.split(fold)
         faces = self.face_boxes(cfg, progress=progress)
         boxes = faces.table if faces else None
-        train_tf = train_transform(cfg.data.augment, cfg.size, boxes=boxes, detector=faces)
-        val_tf = eval_transform(cfg.size, cfg.data.augment, boxes=boxes, detector=faces)
+        train_tf = train_transform(cfg.data.augment, cfg.size, crop=cfg.data.crop, boxes=boxes, detector=faces)
+        val_tf = eval_transform(cfg.size, cfg.data.crop, boxes=boxes, detector=faces)
         cache = None
         key = preprocess_key(cfg)
         if cfg.data.cache == "ram":
@@ -117,8 +117,9 @@ class Prepared:
 
 
 def preprocess_key(cfg) -> tuple:
-    """The settings that shape a preprocessed photo (size, crop, face margin): the photo caches' key."""
-    crop = crop_of(cfg.data.augment)
+    """The settings that shape a preprocessed photo (size, crop, face margin): the photo caches' key.
+    No crop is None, as in the caches written before data.crop, so those stay valid."""
+    crop = None if cfg.data.crop == "none" else cfg.data.crop
     return cfg.size, crop, cfg.data.face_margin if crop == "face" else None
 
 

@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..config import flat, load_config
+from ..config import flat, from_dict, load_config
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
+from ..data.crops import LEGACY_PRESETS, split_legacy
 from ..data.table import LABEL_COLUMNS, raise_on_fatal, scan
 from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
@@ -42,6 +43,7 @@ from ..reports.figures import plot_ablation
 from ..training.fit import train
 from ..training.model import build_model
 from ..training.runspec import Launcher, RunSpec, spec_data
+from ..training.trackers import parent_run
 
 ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json"}
 # Settings the runner sets itself on every run; a variant or --set that also set them would be ignored.
@@ -51,27 +53,47 @@ RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs
 
 
 def parse_variant(text: str) -> list[str]:
-    """'hflip+vflip+data.age_old=58' -> ['data.augment=hflip+vflip', 'data.age_old=58']."""
+    """'hflip+vflip+data.age_old=58' -> ['data.augment=hflip+vflip', 'data.age_old=58']. A crop named the
+    way variants always named it ('centercrop+hflip') sets data.crop: ['data.augment=hflip', 'data.crop=center']."""
     parts = [p.strip() for p in text.split("+")]
     if not any(parts):
         raise UserError(f"variant {text!r} is empty")
     if not all(parts):
         raise UserError(f"variant {text!r} has an empty part between its + signs")
     presets = [p for p in parts if "=" not in p]
-    unknown = [p for p in presets if p not in PRESETS]
+    unknown = [p for p in presets if p not in PRESETS and p not in LEGACY_PRESETS]
     if unknown:
-        raise UserError(f"variant {text!r}: {unknown[0]!r} is neither a preset ({', '.join(PRESETS)}) "
+        raise UserError(f"variant {text!r}: {unknown[0]!r} is neither a preset ({', '.join([*PRESETS, *LEGACY_PRESETS])}) "
                         "nor a key=value setting")
     settings = [p for p in parts if "=" in p]
     keys = [p.partition("=")[0].strip() for p in settings]
     if presets and "data.augment" in keys:  # which one would win is not what anyone meant
         raise UserError(f"variant {text!r} names presets and sets data.augment; write the presets alone, "
                         "e.g. hflip+vflip")
+    try:
+        augment, crop = split_legacy("+".join(presets)) if presets else ("", None)
+    except ValueError as exc:
+        raise UserError(f"variant {text!r}: {exc}") from None
+    if crop is not None and "data.crop" in keys:
+        raise UserError(f"variant {text!r} names a crop preset and sets data.crop; write data.crop=... alone")
     for key in RUNNER_KEYS:
         if key in keys:
             raise UserError(f"variant {text!r} sets {key}, which the runner chooses "
                             f"({RUNNER_KEYS[key]})")
-    return ([f"data.augment={'+'.join(presets)}"] if presets else []) + settings
+    return ([f"data.augment={augment}"] if presets else []) + ([f"data.crop={crop}"] if crop else []) + settings
+
+
+def _resolved_now(saved: dict) -> dict:
+    """An ablation.json's resolved settings as today's config reads them (a crop spelled inside
+    data.augment then is data.crop now), so an ablation folder stays reusable across such changes."""
+    nested: dict[str, dict] = {}
+    for key, value in saved.items():
+        section, _, name = key.partition(".")
+        nested.setdefault(section, {})[name] = value
+    try:
+        return json.loads(json.dumps(flat(from_dict(nested))))
+    except UserError:
+        return saved  # settings this version no longer knows: they differ from today's anyway
 
 
 def parse_variants(text: str) -> list[str]:
@@ -111,6 +133,15 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
 
     ``launcher`` (experiments.launch: --jobs, Ray) trains the runs at once, each in its own process; the
     files are the same as a sequential call's."""
+    # With train.trackers=mlflow the whole ablation is one MLflow parent run, each training a child.
+    with parent_run(load_config(config, list(overrides)), f"ablation {Path(out).name}", out, kind="ablation"):
+        return _ablate(data, out, variants, seeds=seeds, folds=folds, config=config, overrides=overrides,
+                       launcher=launcher, progress=progress, log=log)
+
+
+def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int, folds: int | None,
+            config: str | Path | None, overrides: tuple[str, ...], launcher: Launcher | None, progress: bool,
+            log: Callable[[str], None]) -> pd.DataFrame:
     if not variants:
         raise UserError("give at least one variant, e.g. --variants hflip,hflip+vflip")
     if len(set(variants)) != len(variants):
@@ -155,7 +186,7 @@ def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int
             raise UserError(f"{out} holds runs made on other data ({before.get('data')}, as it was then: other "
                             "people, labels or photos); pairs must be scored on the same people, so choose a new "
                             "--out for this data")
-        same = before["resolved"] == settings["resolved"] if "resolved" in before else \
+        same = _resolved_now(before["resolved"]) == settings["resolved"] if "resolved" in before else \
             (before.get("config"), before.get("set")) == (settings["config"], settings["set"])
         if not same:
             raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
@@ -258,16 +289,17 @@ def _row(run: tuple, summary: dict) -> dict:
 
 def _finished(run_dir: Path, cfg) -> bool:
     """A run folder that holds a finished training of exactly these settings (reused, never retrained)."""
-    import yaml
+    from ..config import resume_conflicts
+    from ..training.runs import read_run_config
 
-    from ..config import from_dict, resume_conflicts
-
-    try:
-        saved = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    except (OSError, yaml.YAMLError, UserError, ValueError, TypeError, AttributeError):
+    if not (run_dir / "summary.json").is_file():
         return False
-    return ((run_dir / "summary.json").is_file() and not resume_conflicts(saved, cfg)
-            and (saved.train.epochs, saved.train.patience) == (cfg.train.epochs, cfg.train.patience))
+    try:
+        saved = read_run_config(run_dir)
+    except (UserError, ValueError, TypeError, AttributeError):
+        return False
+    return not resume_conflicts(saved, cfg) and \
+        (saved.train.epochs, saved.train.patience) == (cfg.train.epochs, cfg.train.patience)
 
 
 def _read_results(path: Path) -> pd.DataFrame:

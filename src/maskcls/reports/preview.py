@@ -16,7 +16,8 @@ from ..config import Config
 from ..data.faces import FaceBoxes
 from ..data.images import read_rgb
 from ..data.table import load_table
-from ..data.transforms import crop_of, parse_augment, train_transform
+from ..data.crops import note_legacy, split_legacy
+from ..data.transforms import parse_augment, train_transform
 from ..errors import UserError
 from ..fileio import check_replaceable
 from .figures import _save
@@ -24,11 +25,17 @@ from .figures import _save
 
 def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Config, people: int = 4,
                     draws: int = 5, seed: int = 0, force: bool = False) -> dict:
-    """Write a PNG grid: ``people`` rows, the original then ``draws`` augmented versions of one photo each."""
+    """Write a PNG grid: ``people`` rows, the original then ``draws`` augmented versions of one photo each,
+    after the config's crop (``data.crop``; a preset that spells a crop the old way, ``facecrop+hflip``,
+    sets it)."""
     try:
-        parse_augment(preset)
+        augment, legacy = split_legacy(preset)
+        parse_augment(augment)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if legacy is not None:
+        note_legacy(preset, augment, legacy)
+    crop = legacy or cfg.data.crop
     if not (1 <= people <= 50 and 1 <= draws <= 20):
         raise UserError("--people must be 1..50 and --draws 1..20 (a grid larger than that is unreadable)")
     check_replaceable(out, force=force)
@@ -46,19 +53,19 @@ def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Conf
         paths.append(pick["path"].iloc[int(rng.integers(len(pick)))])
     faces = None
     boxes = None
-    if crop_of(preset) == "face":
+    if crop == "face":
         faces = FaceBoxes(margin=cfg.data.face_margin, size=cfg.size, cache_dir=cfg.data.cache_dir or None)
         boxes = faces.boxes(paths, progress=False)
-    transform = train_transform(preset, cfg.size, boxes=boxes, detector=faces)
+    transform = train_transform(augment, cfg.size, crop=crop, boxes=boxes, detector=faces)
     fig = Figure(figsize=(1.6 * (draws + 1), 2.1 * len(paths)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(paths), draws + 1))
     for r, path in enumerate(paths):
         original = read_rgb(path)
         axes[r, 0].imshow(original)
         axes[r, 0].set_title(f"{Path(path).parent.name[:18]}\n{Path(path).name}", fontsize=7)
-        if crop_of(preset) is not None:
+        if crop != "none":
             x0, y0, x1, y1 = transform.preprocess.box(original, path)
-            found = crop_of(preset) == "center" or (boxes or {}).get(path) is not None
+            found = crop == "center" or (boxes or {}).get(path) is not None
             axes[r, 0].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, linewidth=1.5,
                                            edgecolor="lime" if found else "red"))
         for d in range(draws):
@@ -67,8 +74,8 @@ def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Conf
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"augmentation {preset} at {cfg.data.size}"
-                 + (" (green box: face found; red: none found, centre crop)" if crop_of(preset) == "face" else ""),
+    fig.suptitle(f"augmentation {augment}, crop {crop}, at {cfg.data.size}"
+                 + (" (green box: face found; red: none found, centre crop)" if crop == "face" else ""),
                  fontsize=9)
     _save(fig, out)
     return {"out": str(out), "people": len(paths), "fallbacks": faces.fallbacks if faces else None}

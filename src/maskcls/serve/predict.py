@@ -36,8 +36,8 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
         raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     cfg = predictor.config
-    trained_on = {m[2].get("data") for m in predictor.members}
-    n_models = sum(getattr(m[0], "n_models", 1) for m in predictor.members)
+    trained_on = {m.data for m in predictor.members}
+    n_models = predictor.n_models
     same = describe(data) in trained_on
     if split == "auto":
         split = "val" if same else "all"
@@ -77,7 +77,7 @@ def _runs_text(run: Runs) -> str:
 def _refuse_training_photos(run: Runs, predictor: Predictor, digests: np.ndarray) -> None:
     """Scoring photos a model learned from inflates its figures, under any path: the run's checkpoints
     hold the fingerprints of their training photos (runs from before they did are not checked)."""
-    known = [m[2]["train_photos"].numpy() for m in predictor.members if m[2].get("train_photos") is not None]
+    known = [m.train_photos for m in predictor.members if m.train_photos is not None]
     if not known:
         return
     seen = int(seen_before(digests, np.concatenate(known)).sum())
@@ -104,9 +104,9 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
     info = Path(eval_dir) / "info.csv" if Path(eval_dir).is_dir() else Path(eval_dir)
     inputs = {info.resolve(), *(Path(p).resolve() for p in frame[PHOTO_COL])}
     for member in predictor.members:
-        source = Path(str(member[2].get("data") or ""))
-        inputs |= {source.resolve(), (source / "train" / "train.csv").resolve()} if str(source) else set()
-    run_dirs = [(Path(r).parent if Path(r).suffix == ".onnx" else Path(r)).resolve() for r in predictor.runs]
+        source = Path(member.data)
+        inputs |= {source.resolve(), (source / "train" / "train.csv").resolve()} if member.data else set()
+    run_dirs = [(m.source.parent if m.source.is_file() else m.source).resolve() for m in predictor.members]
     for flag, target in (("--out", out), ("--probs", probs_out)):
         if target is None:
             continue

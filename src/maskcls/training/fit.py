@@ -35,6 +35,7 @@ from .model import MaskNet, build_model
 from .optim import build_optimizer, build_scheduler
 from .runs import check_run_folder, load_checkpoint, probs_frame, run_lock, save_checkpoint
 from .loaders import eval_rows
+from . import trackers
 from .runtime import Runtime, all_mean, barrier, gather_rows, is_main, sync_buffers
 
 
@@ -79,13 +80,15 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
            log: Callable[[str], None]) -> dict:
     cfg = config_mod.from_dict(cfg.to_dict())  # a private copy: resolved values are filled in below
     check_run_folder(out, resume)
+    if is_main():
+        trackers.check(cfg)  # MLflow missing or its server unreachable: say so before any work
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
     prepared.check(cfg)
     ckpt = _resume_checkpoint(out, cfg, prepared) if resume else None
     s = _setup(cfg, prepared, ckpt, progress=progress)
     faces = prepared.face_boxes(cfg, progress=progress)
     if faces is not None:
-        log(f"facecrop: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
+        log(f"data.crop=face: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
     n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
     log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
         f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds})")
@@ -98,7 +101,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     seconds_before = float(ckpt.get("seconds", 0.0)) if ckpt else 0.0
     if ckpt:
         log(f"resuming {out} after epoch {start_epoch} (best macro F1 so far {best_score:.4f} at epoch {best_epoch})")
-    writer = None
+    tracker: trackers.Trackers | None = None
     best_state = None  # best.pt's weights, kept in memory so that no process has to read them back
     main = is_main()
     run_start = time.perf_counter()
@@ -128,23 +131,27 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             save_checkpoint(out / "last.pt", {**state, "optimizer": s.optimizer.state_dict(),
                                               "scheduler": s.scheduler.state_dict(), "scaler": s.scaler.state_dict()})
             write_csv(out / "metrics.csv", pd.DataFrame(history))
-            writer = writer or _tensorboard(cfg, out, start_epoch)
-            if writer is not None:
-                for k, v in row.items():
-                    if k != "epoch" and v is not None:
-                        writer.add_scalar(k, v, epoch + 1)
-                writer.flush()
+            tracker = tracker or trackers.Trackers(cfg, out, start_epoch=start_epoch, resume=resume)
+            tracker.log_epoch(row, epoch + 1)
             shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("train_loss", "val_loss", *METRIC_KEYS) if row[k] is not None)
             log(f"epoch {epoch + 1}/{cfg.train.epochs}  {shown}  {row['images_per_s']:.0f} img/s"
                 + ("  *best" if improved else ""))
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs:
                 return {"stopped_after_epoch": epoch + 1}
+        barrier()  # rank 0's files are complete before any process moves on
+        summary = finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state,
+                             seconds=seconds_before + time.perf_counter() - run_start, log=log, progress=progress)
+        if tracker is not None:
+            tracker.log_summary(summary)
+        return summary
+    except Exception:
+        if tracker is not None:
+            tracker.close(failed=True)
+            tracker = None
+        raise
     finally:
-        if writer is not None:
-            writer.close()
-    barrier()  # rank 0's files are complete before any process moves on
-    return finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state,
-                      seconds=seconds_before + time.perf_counter() - run_start, log=log, progress=progress)
+        if tracker is not None:
+            tracker.close()
 
 
 def _resume_checkpoint(out: Path, cfg: Config, prepared: Prepared) -> dict:
@@ -230,14 +237,6 @@ def _validate(s: Session, model: torch.nn.Module, *, desc: str, progress: bool) 
     probs = predict_proba(model, s.val_loader, runtime=s.runtime, desc=desc, progress=progress)
     rows = eval_rows(len(s.val_ds), s.runtime.rank, s.runtime.world)
     return gather_rows(rows, probs, len(s.val_ds))
-
-
-def _tensorboard(cfg: Config, out: Path, start_epoch: int):
-    if not cfg.train.tensorboard:
-        return None
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(str(out / "tb"), purge_step=start_epoch + 1 if start_epoch else None)
 
 
 def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: list[dict], best_epoch: int, *,

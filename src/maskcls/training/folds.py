@@ -23,16 +23,11 @@ from ..data.prepare import Prepared, prepare
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
 from ..metrics import compute_metrics, log_loss
+from . import trackers
 from .fit import train
-from .runs import run_lock
+from .runs import FOLD_PREFIX, fold_dir, read_probs, read_run_config, run_lock
 from .runspec import Launcher, RunSpec, failure_line, spec_data
 from .runtime import is_main
-
-FOLD_PREFIX = "fold-"
-
-
-def fold_dir(out: str | Path, fold: int) -> Path:
-    return Path(out) / f"{FOLD_PREFIX}{fold}"
 
 
 def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *,
@@ -65,10 +60,16 @@ def _train_folds(cfg: Config, data, out: Path, *, launcher: Launcher | None, pro
     if extra:
         raise UserError(f"{out} holds {', '.join(extra)} from a run with more folds than data.folds={prepared.k}; "
                         "choose a new --out")
+    with trackers.parent_run(cfg, f"{out.name} ({prepared.k} folds)", out, kind="folds"):
+        source = spec_data(data) if launcher is not None else None
+        return _fold_runs(cfg, prepared, out, launcher=launcher, source=source, progress=progress, log=log)
+
+
+def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, launcher: Launcher | None, source, progress: bool,
+               log: Callable[[str], None]) -> dict:
     summaries: dict[int, dict] = {}
     todo: dict[str, int] = {}  # with a launcher: the folds left to train, by their spec's name
     specs: list[RunSpec] = []
-    source = spec_data(data) if launcher is not None else None
     for fold in range(prepared.k):
         target = fold_dir(out, fold)
         fold_cfg = config_mod.from_dict(cfg.to_dict())
@@ -116,12 +117,7 @@ def _train_folds(cfg: Config, data, out: Path, *, launcher: Launcher | None, pro
 
 def _check_reusable(folder: Path, cfg: Config) -> None:
     """A finished fold is reused only when it was trained with these very settings."""
-    import yaml
-
-    try:
-        saved = config_mod.from_dict(yaml.safe_load((folder / "config.yaml").read_text()))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{folder}/config.yaml: cannot read the fold's settings ({exc})") from None
+    saved = read_run_config(folder)
     changed = config_mod.resume_conflicts(saved, cfg)
     if changed:
         raise UserError(f"{folder} was trained with other settings: {', '.join(changed)}; a --fold all run is "
@@ -133,7 +129,7 @@ def gather_oof(prepared: Prepared, fold_dirs: list[Path]) -> pd.DataFrame:
     parts = []
     paths = prepared.table["path"].to_numpy()
     for fold, folder in enumerate(fold_dirs):
-        frame = pd.read_csv(folder / "val_probs.csv", keep_default_na=False, dtype={"person": str})
+        frame = read_probs(folder / "val_probs.csv")
         expected = set(paths[prepared.folds == fold])
         if set(frame["path"]) != expected or len(frame) != len(expected):
             raise UserError(f"{folder}/val_probs.csv does not hold fold {fold}'s photos of this data; was the folder "

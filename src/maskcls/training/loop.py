@@ -9,9 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import labels
-from ..errors import UserError
 from ..progress import bar as progress_bar
-from ..serve.backends import TTA_CHOICES
 from .losses import MultiTaskLoss
 from .model import MaskNet, class_log_probs
 from .optim import set_backbone_frozen
@@ -54,20 +52,16 @@ def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.O
 
 
 @torch.no_grad()
-def predict_proba(model: MaskNet, loader: DataLoader, *, runtime: Runtime, tta: str = "none",
-                  desc: str = "predict", progress: bool = True) -> np.ndarray:
-    """(N, 18) class probabilities for every photo of ``loader``, in order. tta: none | hflip (the
-    mean of the photo's and its mirror image's probabilities)."""
-    if tta not in TTA_CHOICES:
-        raise UserError(f"tta must be one of {', '.join(TTA_CHOICES)}, got {tta!r}")
+def predict_proba(model: MaskNet, loader: DataLoader, *, runtime: Runtime, desc: str = "predict",
+                  progress: bool = True) -> np.ndarray:
+    """(N, 18) class probabilities for every photo of ``loader``, in order (validation; serving, with its
+    test-time augmentation and backends, is serve.predictor's)."""
     model.eval()
     chunks = []
     for images, _ in progress_bar(loader, desc=desc, unit="batch", disable=not progress, leave=False):
         images = runtime.images(images)
         with runtime.autocast():
             probs = class_log_probs(model(images)).exp()
-            if tta == "hflip":
-                probs = (probs + class_log_probs(model(images.flip(3))).exp()) / 2
         chunks.append(probs.float())
     if not chunks:
         return np.zeros((0, labels.NUM_CLASSES), np.float32)

@@ -1,5 +1,11 @@
-"""The run folder: checkpoints (saved atomically, loaded as data only), the folder guards, loading a
-trained run back, and the per-photo probability tables every run writes."""
+"""The run folder, its one home: checkpoints (saved atomically, loaded as data only), the folder guards,
+and every reader of a finished run that training, audit and serving share: a run's config
+(``read_run_config``), its model (``load_run``), the members of a `--fold all` run (``is_fold_parent``,
+``expand_runs``) and the per-photo probability tables (``probs_frame`` writes, ``read_probs`` reads).
+
+RUN/config.yaml  best.pt  last.pt  val_probs.csv ...        a run
+RUN/fold-K/ (runs)  oof_probs.csv  cv_summary.json          a `--fold all` run
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import pickle
 import socket
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +99,54 @@ def check_run_folder(out: Path, resume: bool) -> None:
         raise UserError(f"{out}: already holds files; pass --resume to continue that run, or choose a new folder")
 
 
+FOLD_PREFIX = "fold-"
+
+
+def fold_dir(out: str | Path, fold: int) -> Path:
+    return Path(out) / f"{FOLD_PREFIX}{fold}"
+
+
 def is_fold_parent(run: Path) -> bool:
     """A `--fold all` run: fold-K/ subfolders instead of its own checkpoint."""
-    return run.is_dir() and not (run / "best.pt").exists() and any(run.glob("fold-*/best.pt"))
+    run = Path(run)
+    return run.is_dir() and not (run / "best.pt").exists() and any(run.glob(f"{FOLD_PREFIX}*/best.pt"))
+
+
+def expand_runs(runs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Run folders of every member: a `--fold all` run stands for all its fold-K/ runs. The same run
+    given twice is an error (it would only weigh that model double)."""
+    if isinstance(runs, (str, Path)):
+        runs = [runs]
+    out: list[Path] = []
+    for run in runs:
+        run = Path(run)
+        if is_fold_parent(run):
+            out += sorted((p.parent for p in run.glob(f"{FOLD_PREFIX}*/best.pt")),
+                          key=lambda p: int(p.name[len(FOLD_PREFIX):]))
+        else:
+            out.append(run)
+    if not out:
+        raise UserError("no run given")
+    seen: dict[Path, Path] = {}
+    for run in out:
+        key = run.resolve()
+        if key in seen:
+            raise UserError(f"{run} is given twice (also as {seen[key]}); list each run once")
+        seen[key] = run
+    return out
+
+
+def read_run_config(run: str | Path) -> Config:
+    """The settings a run was trained with: its config.yaml (a `--fold all` run: its fold-0's)."""
+    import yaml
+
+    run = Path(run)
+    folder = fold_dir(run, 0) if not (run / "config.yaml").is_file() and fold_dir(run, 0).is_dir() else run
+    path = folder / "config.yaml"
+    try:
+        return config_mod.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: cannot read the run's settings ({exc})") from None
 
 
 def load_run(run: str | Path, device: torch.device | None = None) -> tuple[MaskNet, Config, dict]:
@@ -126,11 +177,36 @@ def load_run(run: str | Path, device: torch.device | None = None) -> tuple[MaskN
     return model.to(device or torch.device("cpu")), cfg, ckpt
 
 
+# The NA rule of every probability table: only an empty cell is missing (a person id "NA" is an id),
+# ids are text (leading zeros kept), given labels are whole numbers or missing.
+_ID_COLUMNS = ("path", "person", "image")
+
+
+def _label_columns() -> list[str]:
+    """Each task's answer and its label as recorded (age_group beside age in years), then the class."""
+    return list(dict.fromkeys(c for t in labels.TASKS for c in (t.column, t.field))) + ["label"]
+
+
+def read_probs(path: str | Path) -> pd.DataFrame:
+    """A val_probs.csv or oof_probs.csv back as ``probs_frame`` wrote it: ids as text, given labels as
+    nullable integers (<NA> where unknown), probabilities as floats."""
+    path = Path(path)
+    try:
+        head = pd.read_csv(path, nrows=0).columns
+        return pd.read_csv(path, keep_default_na=False, na_values=[""],
+                           dtype={c: ("str" if c in _ID_COLUMNS else "Int64")
+                                  for c in (*_ID_COLUMNS, *_label_columns()) if c in head})
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such probability table") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise UserError(f"{path}: not a readable probability table ({str(exc).strip().splitlines()[0]})") from None
+
+
 def probs_frame(table: pd.DataFrame, probs: np.ndarray, *, fold: int | None = None) -> pd.DataFrame:
     """One row per photo: path, person, image (the photo's stem), the given labels (empty when unknown;
     age in years beside its group), the fold that predicted it, the 18 class probabilities p0..p17 and
     the per-task probabilities p_mask_0.., p_gender_0.., p_age_0.. (marginals of the 18)."""
-    given = ["path", "person", "image"] + [c for t in labels.TASKS for c in (t.column, t.field)] + ["label"]
+    given = [*_ID_COLUMNS, *_label_columns()]
     out = table[list(dict.fromkeys(given))].reset_index(drop=True).copy()
     if fold is not None:
         out["fold"] = fold
