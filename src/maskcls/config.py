@@ -107,6 +107,19 @@ class TrainConfig:
     trackers: str = _f("tensorboard", "experiment trackers joined by +: tensorboard (RUN/tb), mlflow "
                                       "($MLFLOW_TRACKING_URI or ./mlruns), tensorboard+mlflow, or none")
     compile: bool = _f(False, "torch.compile the model (GPU: faster steps after a slow first one)")
+    ema: float = _f(0.0, "exponential moving average of the weights (timm ModelEmaV3, its decay warm-up) with this "
+                         "decay per step, e.g. 0.999: validation, best.pt and last.pt hold the average; 0 = off",
+                    lo=0, hi=1, hi_open=True)
+    mixup: float = _f(0.0, "mixup alpha (timm Mixup): photo pairs blended by lambda ~ Beta(alpha, alpha), the labels "
+                           "of every head with the same lambda; 0 = off", lo=0)
+    cutmix: float = _f(0.0, "cutmix alpha: a box of one photo pasted into another, every head's labels mixed by the "
+                            "box's area; 0 = off", lo=0)
+    mix_switch: float = _f(0.5, "with both mixup and cutmix on: the chance a batch uses cutmix instead of mixup",
+                           lo=0, hi=1)
+    mix_prob: float = _f(1.0, "with mixup or cutmix on: the chance a batch is mixed at all", lo=0, hi=1)
+    swa: int = _f(0, "stochastic weight averaging (torch swa_utils): the weights at the end of this epoch (from 1) "
+                     "and of every later one are averaged, BatchNorm statistics recomputed over the training "
+                     "photos; the average is best.pt; 0 = off", lo=0)
 
 
 @dataclass
@@ -414,12 +427,21 @@ def check(cfg: Config) -> Config:
         if v is not None and not all(math.isfinite(x) and (0 < x <= 1 if key == "std" else 0 <= x <= 1) for x in v):
             raise UserError(f"config data.{key}: each of R, G, B must be in {'(0, 1]' if key == 'std' else '[0, 1]'} "
                             f"(pixel values scaled to 0..1), got {v}")
+    _check_averaging(cfg)
     from .training.trackers import parse_trackers
 
     parse_trackers(cfg.train.trackers)  # raises a UserError naming the unknown tracker
     if cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg
+
+
+def _check_averaging(cfg: Config) -> None:
+    if cfg.train.swa > cfg.train.epochs:
+        raise UserError(f"config train.swa: averaging would start after epoch {cfg.train.swa}, past the last epoch "
+                        f"(train.epochs={cfg.train.epochs}); set train.swa between 1 and {cfg.train.epochs}, or 0 for off")
+    if cfg.train.swa and cfg.train.ema:
+        raise UserError("config train.ema and train.swa both average the weights; choose one (set the other to 0)")
 
 
 def from_dict(values: dict[str, Any]) -> Config:

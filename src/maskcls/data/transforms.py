@@ -20,6 +20,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from .autoaugment import rand_augment, trivial_augment
 from .crops import LEGACY_PRESETS, center_box, check_crop
 from .images import resize
 
@@ -50,6 +51,9 @@ PRESETS: dict[str, Preset] = {
                                 lambda s: [A.RandomResizedCrop(size=(s[1], s[0]), scale=(0.6, 1.0),
                                                                ratio=(0.9 * s[0] / s[1], 1.1 * s[0] / s[1]),
                                                                interpolation=cv2.INTER_AREA, p=1.0)]),
+    "trivialaugment": Preset("TrivialAugment (torchvision TrivialAugmentWide): one random op of 14 at a random "
+                             "strength per photo", lambda s: [trivial_augment()]),
+    "randaugment": Preset("RandAugment (torchvision, N=2 ops at magnitude 9 of 30)", lambda s: [rand_augment()]),
     # Names kept for configs written before presets composed: flips = hflip+vflip.
     "flips": Preset("hflip+vflip", lambda s: [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]),
 }

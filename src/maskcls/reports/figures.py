@@ -248,3 +248,33 @@ def _precision_recall_figure(curve: pd.DataFrame, *, title: str = "") -> Figure:
 def plot_precision_recall(curve: pd.DataFrame, path: str | Path, *, title: str = "") -> None:
     """``curve`` from audit.rank.precision_recall_curve: kind, rank, precision, recall."""
     _save(_precision_recall_figure(curve, title=title or "audit against the planted errors"), path)
+
+
+# --------------------------------------------------------------------------- learning-rate range test
+
+
+def _lr_find_figure(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, suggested: float, *,
+                    title: str = "") -> Figure:
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(lrs, losses, color="0.75", linewidth=1, label="loss per step")
+    ax.plot(lrs, smoothed, color="C0", linewidth=2, label="smoothed")
+    ax.axvline(suggested, color="C3", linestyle="--", label=f"suggested train.lr {suggested:.2g}")
+    ax.plot([suggested], [np.interp(np.log(suggested), np.log(lrs), smoothed)], "o", color="C3")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (heads; the backbone at model.backbone_lr_mult times it)")
+    ax.set_ylabel("training loss")
+    # The exploded tail would squash the useful part: show up to a little above the first loss.
+    top = max(float(np.nanmax(smoothed[: max(1, len(smoothed) // 10)])), float(np.nanmin(smoothed))) * 1.3
+    ax.set_ylim(float(np.nanmin(np.r_[losses, smoothed])) * 0.95, top)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, suggested: float, path: str | Path, *,
+                 title: str = "") -> None:
+    """Loss against learning rate (log scale), raw and smoothed, the suggested rate marked."""
+    _save(_lr_find_figure(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), suggested, title=title), path)

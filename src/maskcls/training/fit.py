@@ -28,7 +28,9 @@ from ..errors import UserError
 from ..fileio import write_csv, write_json, write_text
 from ..metrics import METRIC_KEYS, compute_metrics, confusion, log_loss, per_class_f1, selection_score
 from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
+from .averaging import Ema, Swa, build_averaging
 from .loaders import loader_for
+from .mixing import Mixer, build_mixer
 from .loop import predict_proba, train_one_epoch
 from .losses import build_loss
 from .model import MaskNet, build_model
@@ -54,6 +56,8 @@ class Session:
     runtime: Runtime
     val_targets: np.ndarray  # scored with data.score_age_* (the competition's groups by default)
     net: torch.nn.Module  # what runs the batches: the model, or torch.compile's wrapper around it
+    mixer: Mixer | None = None  # train.mixup / train.cutmix
+    average: Ema | Swa | None = None  # train.ema / train.swa
 
 
 def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, resume: bool = False,
@@ -114,7 +118,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             score = selection_score(row)
             improved = score > best_score
             best_score, best_epoch, stale = (score, epoch + 1, 0) if improved else (best_score, best_epoch, stale + 1)
-            state = {"model": s.model.state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
+            state = {"model": _evaluated(s).state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
                      "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
                      "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start,
                      "train_photos": train_photos}
@@ -128,7 +132,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             write_text(out / "config.yaml", config_mod.dump(cfg))
             if improved:
                 save_checkpoint(out / "best.pt", state)
-            save_checkpoint(out / "last.pt", {**state, "optimizer": s.optimizer.state_dict(),
+            save_checkpoint(out / "last.pt", {**state, **_average_state(s), "optimizer": s.optimizer.state_dict(),
                                               "scheduler": s.scheduler.state_dict(), "scaler": s.scaler.state_dict()})
             write_csv(out / "metrics.csv", pd.DataFrame(history))
             tracker = tracker or trackers.Trackers(cfg, out, start_epoch=start_epoch, resume=resume)
@@ -138,6 +142,9 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
                 + ("  *best" if improved else ""))
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs:
                 return {"stopped_after_epoch": epoch + 1}
+        if isinstance(s.average, Swa):
+            best_state, best_epoch = _finish_swa(s, cfg, out, prepared, history, train_photos, best_state, best_epoch,
+                                                 log=log)
         barrier()  # rank 0's files are complete before any process moves on
         summary = finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state,
                              seconds=seconds_before + time.perf_counter() - run_start, log=log, progress=progress)
@@ -191,7 +198,7 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
     if ckpt:
         try:
-            model.load_state_dict(ckpt["model"])
+            model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
         except RuntimeError as exc:
             raise UserError(f"last.pt does not fit {cfg.model.name} ({cfg.model.heads} heads): "
                             f"{str(exc).splitlines()[0]}") from None
@@ -199,6 +206,14 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
     loss_fn = build_loss(cfg, train_ds.targets.numpy(), runtime.device)
+    mixer = build_mixer(cfg)
+    if mixer is not None:
+        mixer.check_heads(model.heads.keys())
+    average = build_averaging(cfg, model)
+    if ckpt and isinstance(average, Ema):
+        average.load_state_dict(ckpt["model"])  # last.pt's "model" is the average; "train_model" the trained weights
+    elif ckpt and isinstance(average, Swa) and "swa" in ckpt:
+        average.load_state_dict(ckpt["swa"])
     net: torch.nn.Module = model
     if runtime.world > 1:  # gradients averaged over the processes at every step
         # Frozen-backbone epochs leave backbone parameters without gradients: DDP must expect that.
@@ -208,7 +223,7 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
         net = torch.compile(net)
     return Session(model, optimizer, scheduler, scaler, loss_fn, train_ds, val_ds,
                    loader_for(val_ds, cfg, runtime.device, train=False), runtime,
-                   prepared.score_targets[prepared.split(cfg.data.fold)[1]], net)
+                   prepared.score_targets[prepared.split(cfg.data.fold)[1]], net, mixer, average)
 
 
 def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
@@ -217,11 +232,17 @@ def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
     epoch_seed = cfg.train.seed * 100_003 + epoch
     torch.manual_seed(epoch_seed)
     s.train_ds.set_epoch_seed(epoch_seed)
+    if s.mixer is not None:
+        s.mixer.set_epoch_seed(epoch_seed)
     loader = loader_for(s.train_ds, cfg, s.runtime.device, train=True, generator=torch.Generator().manual_seed(epoch_seed))
     stats = train_one_epoch(s.net, loader, s.optimizer, s.scheduler, s.loss_fn, runtime=s.runtime, scaler=s.scaler,
                             frozen=epoch < cfg.model.freeze_epochs, log_every=cfg.train.log_every,
-                            desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress)
-    probs = _validate(s, s.model if s.runtime.world > 1 else s.net, desc="validate", progress=progress)
+                            desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress, mixer=s.mixer,
+                            ema=s.average if isinstance(s.average, Ema) else None)
+    if isinstance(s.average, Swa):
+        s.average.end_of_epoch(s.model, epoch + 1)
+    evaluated = s.average.module if isinstance(s.average, Ema) else s.model if s.runtime.world > 1 else s.net
+    probs = _validate(s, evaluated, desc="validate", progress=progress)
     val_targets = s.val_targets
     if not np.isfinite(stats["train_loss"]) or not np.isfinite(probs).all():
         raise UserError(f"training diverged in epoch {epoch + 1} (the loss is not a number); lower train.lr, check "
@@ -231,9 +252,51 @@ def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
             "images_per_s": stats["images_per_s"] * s.runtime.world, "seconds": stats["train_seconds"]}
 
 
+def _evaluated(s: Session) -> torch.nn.Module:
+    """The weights validation scores and best.pt holds: the moving average with train.ema, else the model
+    (SWA's average replaces best.pt only once training ends: see _finish_swa)."""
+    return s.average.module if isinstance(s.average, Ema) else s.model
+
+
+def _average_state(s: Session) -> dict:
+    """What last.pt holds beside "model" so that a resumed run continues the same average."""
+    if isinstance(s.average, Ema):
+        return {"train_model": s.model.state_dict()}
+    if isinstance(s.average, Swa):
+        return {"swa": s.average.state_dict()}
+    return {}
+
+
+def _finish_swa(s: Session, cfg: Config, out: Path, prepared: Prepared, history: list[dict], train_photos: torch.Tensor,
+                best_state: dict | None, best_epoch: int, *, log: Callable[[str], None]) -> tuple[dict | None, int]:
+    """best.pt becomes the average of the epochs from train.swa on, its BatchNorm statistics recomputed
+    over the training photos; (best_state, best_epoch) for finish_run."""
+    if s.average.count == 0:
+        log(f"train.swa: training stopped before epoch {cfg.train.swa}, so nothing was averaged; best.pt is the "
+            "best single epoch")
+        return best_state, best_epoch
+    seed = cfg.train.seed * 100_003 + len(history)  # the statistics pass draws its photos reproducibly
+    s.train_ds.set_epoch_seed(seed)
+    loader = loader_for(s.train_ds, cfg, s.runtime.device, train=True, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        model = s.average.finalize(loader, s.runtime.device)
+    sync_buffers(model)
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    last = len(history)
+    log(f"train.swa: best.pt is the average of epochs {cfg.train.swa}-{last} ({s.average.count} epochs), "
+        "BatchNorm statistics recomputed")
+    if is_main():
+        save_checkpoint(out / "best.pt", {"model": state, "config": cfg.to_dict(), "epoch": last,
+                                          "data": prepared.source, "history": history, "best_epoch": last,
+                                          "swa_epochs": [cfg.train.swa, last], "train_photos": train_photos})
+    return state, last
+
+
 def _validate(s: Session, model: torch.nn.Module, *, desc: str, progress: bool) -> np.ndarray:
     """(N, 18) for the whole validation fold: each process predicts its rows, then they are gathered."""
     sync_buffers(s.model)
+    if model is not s.model and not isinstance(model, DistributedDataParallel):
+        sync_buffers(model)  # the moving average's buffers follow each process's own batches
     probs = predict_proba(model, s.val_loader, runtime=s.runtime, desc=desc, progress=progress)
     rows = eval_rows(len(s.val_ds), s.runtime.rank, s.runtime.world)
     return gather_rows(rows, probs, len(s.val_ds))
@@ -257,6 +320,10 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
                "model": cfg.model.name, "heads": cfg.model.heads, "device": s.runtime.device.type,
                "processes": s.runtime.world,
                "seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / max(1, len(history)), 2)}
+    if isinstance(s.average, Swa) and s.average.count:
+        summary["averaged"] = f"swa: epochs {cfg.train.swa}-{best_epoch}"  # best_epoch is then the last
+    elif isinstance(s.average, Ema):
+        summary["averaged"] = f"ema: decay {cfg.train.ema:g}"
     faces = prepared.face_boxes(cfg, progress=False)
     if faces is not None:
         summary["face_fallbacks"] = faces.fallbacks

@@ -12,15 +12,17 @@ from .. import labels
 from ..progress import bar as progress_bar
 from .losses import MultiTaskLoss
 from .model import MaskNet, class_log_probs
-from .optim import set_backbone_frozen
+from .optim import set_backbone_frozen, unwrap
 from .runtime import Runtime
 
 
 def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, loss_fn: MultiTaskLoss, *,
                     runtime: Runtime, scaler: torch.amp.GradScaler, frozen: bool = False, log_every: int = 20,
-                    desc: str = "train", progress: bool = True) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss and images/s. Syncs with the device only to log."""
+                    desc: str = "train", progress: bool = True, mixer=None, ema=None) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss and images/s. Syncs with the device only to log.
+    mixer (training.mixing): mixes each batch's photos and labels; ema (training.averaging): updated after
+    every optimizer step."""
     model.train()
     set_backbone_frozen(model, frozen)
     running = torch.zeros((), device=runtime.device)
@@ -30,6 +32,8 @@ def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.O
     for images, targets in bar:
         images = runtime.images(images)
         targets = targets.to(runtime.device, non_blocking=True)
+        if mixer is not None:
+            images, targets = mixer(images, targets)
         with runtime.autocast():
             outputs = model(images)
         loss = loss_fn(outputs, targets)
@@ -38,6 +42,8 @@ def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.O
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if ema is not None:
+            ema.update(unwrap(model), step=scheduler.last_epoch)  # last_epoch counts steps, resumes included
         running += loss.detach()
         seen += images.shape[0]
         steps += 1
