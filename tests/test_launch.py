@@ -134,9 +134,12 @@ def test_an_ablation_run_finished_but_not_recorded_is_reused(synth_root, tmp_pat
     from maskcls import config as config_mod
     from maskcls.metrics import METRIC_KEYS
 
+    from test_ablate import write_val_probs
+
     def fake(cfg, prepared, run_dir, **kwargs):
         run_dir.mkdir(parents=True)
         (run_dir / "config.yaml").write_text(config_mod.dump(cfg))
+        write_val_probs(run_dir, prepared, cfg.data.fold, 0.5)
         summary = {**{k: 0.25 for k in METRIC_KEYS}, "best_epoch": 1, "epochs": 1, "seconds_per_epoch": 0.5}
         (run_dir / "summary.json").write_text(json.dumps(summary))
         return summary

@@ -42,8 +42,21 @@ def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: f
     return field(default=default, metadata=meta)
 
 
+class _Strict:
+    """Refuses attributes that are not settings: ``cfg.train.epoch = 1`` (a typo) must not be ignored
+    while the default trains, as the CLI's --set would not ignore it either."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        known = [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]}?" if near else f"; its settings are {', '.join(known)}"
+            raise AttributeError(f"{type(self).__name__} has no setting {name!r}{hint}")
+        object.__setattr__(self, name, value)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(_Strict):
     name: str = _f("resnet50", "a torchvision model name, or any timm name ('timm:' forces timm)")
     heads: str = _f("multi", "multi: mask 3 + gender 2 + age 3 heads; single: one 18-way head",
                      choices=("multi", "single"))
@@ -54,7 +67,7 @@ class ModelConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Strict):
     size: str = _f("384x512", "WIDTHxHEIGHT fed to the model, the same for training and inference")
     mean: list[float] | None = _f(None, "input mean (R, G, B in 0..1); null: the model's pretrained config")
     std: list[float] | None = _f(None, "input std (R, G, B in 0..1); null: the model's pretrained config")
@@ -80,7 +93,7 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Strict):
     epochs: int = _f(12, "training epochs", lo=1)
     batch_size: int = _f(64, "photos per step", lo=1)
     optimizer: str = _f("adamw", "adamw | sgd", choices=("adamw", "sgd"))
@@ -98,6 +111,9 @@ class TrainConfig:
     sampler: str = _f("none", "none | weighted: draw rare classes (60+) as often as common ones",
                        choices=("none", "weighted"))
     patience: int = _f(0, "stop after this many epochs without a better macro F1; 0 = never", lo=0)
+    select: str = _f("best", "the checkpoint a run keeps (best.pt): best = best validation macro F1; last = the "
+                     "last epoch, chosen without looking at the validation people, so its score is unbiased",
+                     choices=("best", "last"))
     amp: str = _f("auto", "auto: bf16 (or fp16) on GPU, none on CPU | bf16 | fp16 | none",
                    choices=("auto", "bf16", "fp16", "none"))
     channels_last: bool = _f(True, "channels_last memory format (GPU only)")
@@ -123,7 +139,7 @@ class TrainConfig:
 
 
 @dataclass
-class Config:
+class Config(_Strict):
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -427,6 +443,10 @@ def check(cfg: Config) -> Config:
         if v is not None and not all(math.isfinite(x) and (0 < x <= 1 if key == "std" else 0 <= x <= 1) for x in v):
             raise UserError(f"config data.{key}: each of R, G, B must be in {'(0, 1]' if key == 'std' else '[0, 1]'} "
                             f"(pixel values scaled to 0..1), got {v}")
+    if cfg.train.select == "last" and cfg.train.patience:
+        # early stopping watches the validation people: the last epoch would be chosen on them after all
+        raise UserError("config train.select=last scores the last epoch of a fixed budget; train.patience "
+                        "(early stopping on the validation people) must be 0")
     _check_averaging(cfg)
     from .training.trackers import parse_trackers
 

@@ -19,12 +19,15 @@ from typing import Callable
 import pandas as pd
 
 from ..config import load_config
+from ..data.corrections import FIELDS
+from ..data.fingerprint import refuse_other_data
 from ..data.prepare import prepare
+from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import read_csv, write_csv, write_json
 from ..reports.figures import plot_precision_recall
-from ..training.folds import train_folds
-from ..training.runs import read_probs, read_run_config
+from ..training.folds import fold_identity, train_folds
+from ..training.runs import FOLD_PREFIX, read_probs, read_run_config
 from ..training.runspec import Launcher
 from .rank import ISSUE_COLUMNS, find_issues, precision_recall_curve, score_against_truth, to_corrections
 from .decisions import apply_earlier, data_fingerprint, read_decisions, read_log
@@ -42,6 +45,7 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     """Audit DATA's labels into OUT; returns summary.json's content. ``launcher`` (experiments.launch)
     trains the folds at once when no ``run`` is given."""
     out = Path(out)
+    refuse_output_inside(data, out)
     if out.exists() and (not out.is_dir() or any(p.name not in OURS and not p.name.startswith(".")
                                                  for p in out.iterdir())):
         raise UserError(f"{out}: exists and holds other files; give a new folder (or a previous audit's)")
@@ -69,6 +73,9 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         raise UserError(f"{oof_path} does not cover exactly the photos of {data} "
                         f"({len(set(oof['path']) & paths)} of {len(paths)} in common); audit the data the run "
                         "was trained on, or drop --run to train one")
+    if run is not None:  # the same photos, and the run's out-of-fold labels must be DATA's labels too
+        for folder in sorted(Path(run).glob(f"{FOLD_PREFIX}*")):
+            refuse_other_data(str(run), fold_identity(folder), prepared.identity(), data)
     # The photo's stem and age in years come from the table (runs written before oof_probs.csv held them).
     oof = oof.drop(columns=[c for c in ("image", "age") if c in oof.columns]).merge(
         prepared.table[["path", "image", "age"]].astype({"age": "float"}), on="path", how="left")
@@ -93,6 +100,7 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     if earlier:
         summary["decisions"] = earlier
     if noise is not None:
+        noise, summary["truth_rows_not_in_data"] = _known_truth(noise, prepared.table["person"], log)
         summary["truth"] = score_against_truth(issues, noise)
         curve = precision_recall_curve(issues, noise)
         plot_precision_recall(curve, out / "precision_recall.png")
@@ -122,5 +130,18 @@ def _apply_decisions(issues: pd.DataFrame, decisions: str | Path | None, out: Pa
 
 
 def _read_truth(path: str | Path) -> pd.DataFrame:
+    """The planted errors; an unknown field is an error naming its line, as in a corrections file."""
     frame = read_csv(Path(path), ("person", "field", "image", "recorded", "true"))
+    for line, fld in frame["field"].items():
+        if fld.strip().lower() not in FIELDS:
+            raise UserError(f"{path}:{line}: unknown field {fld!r}; expected one of {', '.join(FIELDS)}")
     return frame.reset_index(drop=True)
+
+
+def _known_truth(noise: pd.DataFrame, people: pd.Series, log: Callable[[str], None]) -> tuple[pd.DataFrame, int]:
+    """Truth rows about people in the data, and how many were left out: an error planted on someone who
+    is not in the data can be neither found nor missed (corrections treat such rows the same way)."""
+    known = noise["person"].str.strip().isin(set(people.astype(str)))
+    if not known.all():
+        log(f"truth: {int((~known).sum())} row(s) name people not in the data; they are not counted")
+    return noise[known].reset_index(drop=True), int((~known).sum())

@@ -7,14 +7,16 @@ import sys
 from pathlib import Path
 
 from .common import DATA_HELP, config_args, launch_args, launch_options
+from .improve import KEY_HELP
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("ablate", help="train variants on the same folds and seeds; report paired deltas",
                        description="Train every variant x seed x fold from one prepared dataset and write "
                                    "OUT/results.csv, OUT/table.md (mean +- std, paired delta and ratio to the "
-                                   "first variant with 95% intervals) and OUT/ablation.png. A variant is preset "
-                                   "names and/or key=value settings joined by +, e.g. hflip+vflip or "
+                                   "first variant with 95% intervals) and OUT/ablation.png. Every run keeps its "
+                                   "last epoch and is scored on its held-out fold against one answer key (--key). "
+                                   "A variant is preset names and/or key=value settings joined by +, e.g. hflip+vflip or "
                                    "data.corrections=none. Re-running skips finished runs.")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--out", required=True, help="folder for results (re-use it to add runs)")
@@ -22,6 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     p.add_argument("--folds", type=int, default=None,
                    help="how many of the config's person-level folds to run (default: all data.folds)")
+    p.add_argument("--key", default=None, metavar="FILE",
+                   help=KEY_HELP + "; needed when variants differ in data.corrections (default: the labels the "
+                        "variants share)")
     config_args(p, default="demo", help="base config (default demo, CPU-sized)", set_help="a setting for every variant")
     launch_args(p)
     p.set_defaults(func=run)
@@ -34,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     variants = parse_variants(args.variants)
     with open_launcher(**launch_options(args)) as launcher:
         results = ablate(args.data, args.out, variants, seeds=args.seeds, folds=args.folds,
-                         config=args.config, overrides=tuple(args.set), launcher=launcher)
+                         config=args.config, overrides=tuple(args.set), key=args.key, launcher=launcher)
     print((Path(args.out) / "table.md").read_text(), end="")
     failed = results[results["status"] != "ok"]
     if len(failed):

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--noise", type=float, default=0.01, help="fraction of people given a wrong label (default 0.01)")
     p.add_argument("--seed", type=nonneg, default=0, help="random seed; the same seed gives the same bytes")
     p.add_argument("--size", default="384x512", help="photo size WIDTHxHEIGHT (default 384x512, as the real set)")
-    p.add_argument("--workers", type=int, default=None, help="rendering processes (default: up to 4)")
+    p.add_argument("--workers", type=nonneg, default=None, help="rendering processes (default or 0: up to 4)")
     p.set_defaults(func=run)
 
 

@@ -84,6 +84,27 @@ def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the system's MemAvailable, or less under a `ulimit -v`
+    address-space limit; None where neither can be read."""
+    limits = []
+    try:
+        meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        limits.append(int(meminfo["MemAvailable"].split()[0]) * 1024)
+    except (OSError, KeyError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+            limits.append(soft - int(status["VmSize"].split()[0]) * 1024)
+    except (ImportError, OSError, KeyError, ValueError):
+        pass
+    return max(0, min(limits)) if limits else None
+
+
 class PhotoStore:
     """Decoded photos of one dataset, resized per training size and kept in RAM.
 
@@ -108,7 +129,16 @@ class PhotoStore:
 
     def _decode_all(self, preprocess, progress: bool) -> np.ndarray:
         width, height = preprocess.size
-        out = np.empty((len(self.paths), height, width, 3), np.uint8)
+        need = len(self.paths) * height * width * 3
+        free = available_memory()
+        advice = (f"data.cache=ram needs {need / 2**30:.1f} GiB for {len(self.paths)} photos at {width}x{height}"
+                  "{}; use a smaller data.size, data.cache=disk (decoded once into a file) or data.cache=none")
+        if free is not None and need > 0.8 * free:  # np.empty is lazy: the shortfall would hit mid-decode
+            raise UserError(advice.format(f", more than the {free / 2**30:.1f} GiB this process can still use"))
+        try:
+            out = np.empty((len(self.paths), height, width, 3), np.uint8)
+        except MemoryError:
+            raise UserError(advice.format(", more than this machine can give")) from None
 
         def load(i: int) -> None:
             out[i] = preprocess(read_rgb(self.paths[i]), self.paths[i])

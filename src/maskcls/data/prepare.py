@@ -21,7 +21,7 @@ from . import corrections as corr_mod
 from . import splits
 from .diskcache import DiskCache
 from .faces import FaceBoxes, default_cache_dir
-from .fingerprint import photo_digests
+from .fingerprint import data_identity, photo_digests
 from .images import PhotoDataset, PhotoStore
 from .table import describe, load_table, targets
 from .transforms import eval_transform, train_transform
@@ -46,6 +46,7 @@ class Prepared:
     _faces: dict = field(init=False, default_factory=dict)
     _disk: dict = field(init=False, default_factory=dict)
     _digests: np.ndarray | None = field(init=False, default=None)
+    _identity: dict | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.targets = targets(self.table)
@@ -68,6 +69,12 @@ class Prepared:
         if self._digests is None:
             self._digests = photo_digests(self.table["path"])
         return self._digests
+
+    def identity(self) -> dict[str, str]:
+        """The data's labels and photo content as hashes (see data.fingerprint.data_identity)."""
+        if self._identity is None:
+            self._identity = data_identity(self.table, self.photo_digests())
+        return self._identity
 
     def check(self, cfg) -> None:
         """Raise ValueError when ``cfg`` asks for data other than what was prepared."""

@@ -36,7 +36,7 @@ from .. import labels
 from ..data import corrections as corr_mod
 from ..data.images import PhotoError, read_rgb, resize
 from ..data.summary import summarize
-from ..data.table import add_derived, describe, parse_folder_name, raise_on_fatal, scan
+from ..data.table import add_derived, describe, parse_folder_name, raise_on_fatal, refuse_output_inside, scan
 from ..errors import UserError
 from ..fileio import atomic_dir, atomic_open, write_json, write_text
 from ..progress import bar
@@ -438,6 +438,7 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
     from . import eda_page  # figures and HTML; matplotlib is loaded only when a report is made
 
     out = Path(out)
+    refuse_output_inside(data, out)
     check_out(out)
     if not 0 <= dup_threshold <= HASH_BITS // 8:
         raise UserError(f"duplicate threshold must be 0-{HASH_BITS // 8} bits of {HASH_BITS} (a larger one lists "

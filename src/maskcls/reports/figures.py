@@ -224,6 +224,30 @@ def plot_ablation(table: pd.DataFrame, path: str | Path, *, title: str = "") -> 
     _save(_ablation_figure(table, title=title), path)
 
 
+def _gain_figure(table: pd.DataFrame, *, title: str = "") -> Figure:
+    """One row per metric: the paired gain with its 95% interval, zero marked."""
+    n = len(table)
+    fig = Figure(figsize=(8, 1.4 + 0.45 * n), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(n)[::-1]
+    values = table["gain"].to_numpy(dtype=float)
+    lo, hi = table["low"].to_numpy(dtype=float), table["high"].to_numpy(dtype=float)
+    err = np.vstack([np.where(np.isfinite(lo), values - lo, 0), np.where(np.isfinite(hi), hi - values, 0)])
+    ax.errorbar(values, y, xerr=err, fmt="o", capsize=4, color="tab:green")
+    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(y, [f"{m} (n={p})" for m, p in zip(table["metric"], table["pairs"])])
+    ax.set_xlabel("paired gain, with - without (95% interval)")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def plot_gain(table: pd.DataFrame, path: str | Path, *, title: str = "") -> None:
+    """``table`` from experiments.improve.gain_table: metric, pairs, gain, low, high."""
+    _save(_gain_figure(table, title=title), path)
+
+
 # --------------------------------------------------------------------------- audit
 
 

@@ -15,7 +15,7 @@ from matplotlib.patches import Rectangle
 from ..config import Config
 from ..data.faces import FaceBoxes
 from ..data.images import read_rgb
-from ..data.table import load_table
+from ..data.table import load_table, refuse_output_inside
 from ..data.crops import note_legacy, split_legacy
 from ..data.transforms import parse_augment, train_transform
 from ..errors import UserError
@@ -38,6 +38,7 @@ def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Conf
     crop = legacy or cfg.data.crop
     if not (1 <= people <= 50 and 1 <= draws <= 20):
         raise UserError("--people must be 1..50 and --draws 1..20 (a grid larger than that is unreadable)")
+    refuse_output_inside(data, out)
     check_replaceable(out, force=force)
     if Path(out).suffix.lower() != ".png":
         raise UserError(f"{out}: the preview is a PNG; name it something.png")

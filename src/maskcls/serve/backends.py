@@ -86,6 +86,7 @@ class TorchMember:
 
         self.model, self.config, self.source = model.eval(), config, source
         self.data = str(checkpoint.get("data") or "")
+        self.data_identity = checkpoint.get("data_identity")  # the labels and photos it learned from
         photos = checkpoint.get("train_photos")
         self.train_photos = None if photos is None else np.asarray(photos.numpy(), dtype=np.int64)
         self.runtime = Runtime.from_settings(device=device.type, amp=config.train.amp, channels_last=False)

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .. import labels
-from ..data.images import read_rgb
+from ..data.images import decode_error
 from ..data.prepare import prepare
-from ..data.fingerprint import seen_before
+from ..data.fingerprint import refuse_other_data, seen_before
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, write_csv
@@ -55,6 +55,7 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     prepared = prepare(cfg, data, log=lambda s: None, folds=split == "val")
     table = prepared.table
     if split == "val":
+        refuse_other_data(_runs_text(run), getattr(predictor.members[0], "data_identity", None), prepared.identity(), data)
         table = table.iloc[prepared.split(cfg.data.fold)[1]]
     else:
         _refuse_training_photos(run, predictor, prepared.photo_digests()[table.index.to_numpy()])
@@ -106,7 +107,11 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
     for member in predictor.members:
         source = Path(member.data)
         inputs |= {source.resolve(), (source / "train" / "train.csv").resolve()} if member.data else set()
-    run_dirs = [(m.source.parent if m.source.is_file() else m.source).resolve() for m in predictor.members]
+    # An exported .onnx file given by name is an input itself; the folder it lies in is the user's, not a run's.
+    given = [Path(run)] if isinstance(run, (str, Path)) else [Path(r) for r in run]
+    inputs |= {p.resolve() for p in given if p.suffix == ".onnx"}
+    run_dirs = [(m.source.parent if m.source.is_file() else m.source).resolve() for m in predictor.members
+                if m.source.resolve() not in inputs]
     for flag, target in (("--out", out), ("--probs", probs_out)):
         if target is None:
             continue
@@ -158,13 +163,19 @@ def expand_photos(items: list[str]) -> list[str]:
 def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", device: str = "auto",
                     workers: int = 0, backend: str = "torch") -> list[dict]:
     """One result per photo: mask, gender, age group, the class, and the probabilities behind them."""
-    paths = []
-    for photo in photos:
-        if not Path(photo).is_file():
-            raise UserError(f"{photo}: {'not a photo file' if Path(photo).exists() else 'no such photo'}")
-        paths.append(str(photo))
+    paths = [str(photo) for photo in photos]
+    # Every broken photo is named in one pass, before any work: not one per rerun.
+    bad = []
     for path in paths:
-        read_rgb(path)  # fail on a broken photo before any work, naming it
+        if not Path(path).is_file():
+            bad.append(f"{path}: {'not a photo file' if Path(path).exists() else 'no such photo'}")
+        elif (why := decode_error(path)) is not None:
+            bad.append(f"{path}: {why}")
+    if len(bad) == 1:
+        raise UserError(bad[0])
+    if bad:
+        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise UserError(f"{len(bad)} of the {len(paths)} photos cannot be classified:\n  {shown}")
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(paths)
     per_task = labels.task_probs(probs)

@@ -46,6 +46,10 @@ class Predictor:
         self.workers, self.batch_size, self.backend = workers, batch_size, backend
         self.members: list[Member] = spec.load(run, self.device)
         self.runs = [m.source for m in self.members]
+        for member in self.members:
+            # A checkpoint's stored config never chooses where this command writes: caches go where the
+            # user's own settings say ($MASKCLS_CACHE or ~/.cache/maskcls), whatever the run recorded.
+            member.config.data.cache_dir = ""
         cutoffs = {m.config.cutoffs for m in self.members}
         if len(cutoffs) > 1:
             raise UserError("the runs of an ensemble use different age cut-offs "

@@ -23,7 +23,9 @@ from .. import config as config_mod
 from .. import labels
 from ..config import Config
 from ..data.images import PhotoDataset
+from ..data.fingerprint import refuse_other_data
 from ..data.prepare import Prepared, prepare
+from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import write_csv, write_json, write_text
 from ..metrics import METRIC_KEYS, compute_metrics, confusion, log_loss, per_class_f1, selection_score
@@ -83,7 +85,9 @@ def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Pa
 def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int | None, progress: bool,
            log: Callable[[str], None]) -> dict:
     cfg = config_mod.from_dict(cfg.to_dict())  # a private copy: resolved values are filled in below
-    check_run_folder(out, resume)
+    if isinstance(data, (str, Path)):
+        refuse_output_inside(data, out)
+    resume = check_run_folder(out, resume)
     if is_main():
         trackers.check(cfg)  # MLflow missing or its server unreachable: say so before any work
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
@@ -103,6 +107,9 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     best_score, best_epoch = (ckpt["best_score"], ckpt["best_epoch"]) if ckpt else (-1.0, 0)
     start_epoch, stale = (ckpt["epoch"], ckpt["stale"]) if ckpt else (0, 0)
     seconds_before = float(ckpt.get("seconds", 0.0)) if ckpt else 0.0
+    if ckpt and ckpt["best_epoch"] == start_epoch and is_main():  # best.pt may not have been saved yet
+        resumable_only = ("optimizer", "scheduler", "scaler", "train_model", "swa")
+        save_checkpoint(out / "best.pt", {k: v for k, v in ckpt.items() if k not in resumable_only})
     if ckpt:
         log(f"resuming {out} after epoch {start_epoch} (best macro F1 so far {best_score:.4f} at epoch {best_epoch})")
     tracker: trackers.Trackers | None = None
@@ -116,12 +123,13 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             row = _run_epoch(s, cfg, epoch, progress=progress)
             history.append(row)
             score = selection_score(row)
-            improved = score > best_score
+            # train.select=last keeps every epoch as it comes: the validation people choose nothing
+            improved = cfg.train.select == "last" or score > best_score
             best_score, best_epoch, stale = (score, epoch + 1, 0) if improved else (best_score, best_epoch, stale + 1)
             state = {"model": _evaluated(s).state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
                      "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
                      "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start,
-                     "train_photos": train_photos}
+                     "train_photos": train_photos, "data_identity": prepared.identity()}
             if improved:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
             if not main:
@@ -130,10 +138,12 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
                 continue
             out.mkdir(parents=True, exist_ok=True)  # first write: only now does the run folder exist
             write_text(out / "config.yaml", config_mod.dump(cfg))
-            if improved:
-                save_checkpoint(out / "best.pt", state)
+            # last.pt before best.pt: a stop between them leaves a run that --resume continues (and
+            # completes best.pt from last.pt); a folder with no checkpoint at all is started afresh.
             save_checkpoint(out / "last.pt", {**state, **_average_state(s), "optimizer": s.optimizer.state_dict(),
                                               "scheduler": s.scheduler.state_dict(), "scaler": s.scaler.state_dict()})
+            if improved:
+                save_checkpoint(out / "best.pt", state)
             write_csv(out / "metrics.csv", pd.DataFrame(history))
             tracker = tracker or trackers.Trackers(cfg, out, start_epoch=start_epoch, resume=resume)
             tracker.log_epoch(row, epoch + 1)
@@ -166,7 +176,9 @@ def _resume_checkpoint(out: Path, cfg: Config, prepared: Prepared) -> dict:
     ckpt = load_checkpoint(out / "last.pt")
     if not isinstance(ckpt, dict) or not {"model", "config", "optimizer", "epoch"} <= set(ckpt):
         raise UserError(f"{out}/last.pt is not a maskcls training checkpoint")
-    if ckpt.get("data") != prepared.source:
+    if ckpt.get("data_identity"):  # by content: a copy of the data resumes, the same path edited does not
+        refuse_other_data(str(out), ckpt["data_identity"], prepared.identity(), prepared.source)
+    elif ckpt.get("data") != prepared.source:
         raise UserError(f"{out} was trained on {ckpt.get('data')}, not on {prepared.source}; resume it with its "
                         "own data or start a new run")
     changed = config_mod.resume_conflicts(config_mod.from_dict(ckpt["config"]), cfg)
@@ -314,7 +326,8 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     val = prepared.table.iloc[val_idx].reset_index(drop=True)
     summary = {**metrics, "val_loss": log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
                "planned_epochs": cfg.train.epochs,
-               "selected_by": "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1",
+               "selected_by": "last_epoch" if cfg.train.select == "last" else
+               "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1",
                "fold": cfg.data.fold, "folds": cfg.data.folds, "train_photos": len(s.train_ds),
                "val_photos": len(val), "val_people": int(val["person"].nunique()),
                "model": cfg.model.name, "heads": cfg.model.heads, "device": s.runtime.device.type,

@@ -19,13 +19,15 @@ import pandas as pd
 from .. import config as config_mod
 from .. import labels
 from ..config import Config
+from ..data.fingerprint import refuse_other_data
 from ..data.prepare import Prepared, prepare
+from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
 from ..metrics import compute_metrics, log_loss
 from . import trackers
 from .fit import train
-from .runs import FOLD_PREFIX, fold_dir, read_probs, read_run_config, run_lock
+from .runs import FOLD_PREFIX, fold_dir, load_checkpoint, read_probs, read_run_config, run_lock
 from .runspec import Launcher, RunSpec, failure_line, spec_data
 from .runtime import is_main
 
@@ -48,6 +50,8 @@ def _train_folds(cfg: Config, data, out: Path, *, launcher: Launcher | None, pro
                  log: Callable[[str], None]) -> dict:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
+    if isinstance(data, (str, Path)):
+        refuse_output_inside(data, out)
     strangers = [p.name for p in out.iterdir() if not p.name.startswith((FOLD_PREFIX, "."))
                  and p.name not in ("oof_probs.csv", "cv_summary.json", "model.onnx")] if out.is_dir() else []
     if strangers:
@@ -77,6 +81,7 @@ def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, launcher: Launcher
         log(f"== fold {fold + 1} of {prepared.k} -> {target}")
         if (target / "summary.json").is_file():
             _check_reusable(target, fold_cfg)
+            refuse_other_data(str(target), fold_identity(target), prepared.identity(), prepared.source)
             log(f"fold {fold} already finished; reusing {target}")
             summaries[fold] = read_json(target / "summary.json")
         elif launcher is not None:
@@ -122,6 +127,13 @@ def _check_reusable(folder: Path, cfg: Config) -> None:
     if changed:
         raise UserError(f"{folder} was trained with other settings: {', '.join(changed)}; a --fold all run is "
                         "continued only with its own settings: choose a new --out to try others")
+
+
+def fold_identity(folder: Path) -> dict | None:
+    """The data identity a fold's checkpoint records (None for runs from before identities)."""
+    path = next((p for p in (folder / "best.pt", folder / "last.pt") if p.is_file()), None)
+    ckpt = load_checkpoint(path) if path is not None else None
+    return ckpt.get("data_identity") if isinstance(ckpt, dict) else None
 
 
 def gather_oof(prepared: Prepared, fold_dirs: list[Path]) -> pd.DataFrame:

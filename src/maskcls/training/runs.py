@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import shutil
 import socket
 import sys
 import zipfile
@@ -32,7 +33,13 @@ from .model import MaskNet, build_model
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as exc:
+            # torch reports a failed write (a full disk, a quota) as "[enforce fail at inline_container.cc]":
+            # name the file the user asked for, not torch's internals or the temporary name.
+            raise UserError(f"{path}: cannot write the checkpoint (is the disk full? {str(exc).strip().splitlines()[0]})"
+                            ) from None
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -59,8 +66,11 @@ def run_lock(out: str | Path) -> Iterator[None]:
     The lock sits beside the folder so that nothing appears inside it before the first epoch ends."""
     out = Path(out)
     lock = out.parent / f".{out.name}.lock"
-    out.parent.mkdir(parents=True, exist_ok=True)
     me = f"{os.getpid()} {socket.gethostname()}"
+    # Folders made here only to hold the lock are removed again if the run writes nothing into them
+    # (a refused --folds or a failed ablation run leaves no empty folder behind).
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -87,16 +97,42 @@ def run_lock(out: str | Path) -> Iterator[None]:
                 lock.unlink()
         except OSError:
             pass
+        for folder in made:  # deepest first; a folder that holds anything stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
-def check_run_folder(out: Path, resume: bool) -> None:
+# What a training writes into its run folder: a folder holding only these and no checkpoint is a run
+# stopped (kill -9, a full disk) before its first checkpoint was saved, with nothing worth keeping.
+RUN_FILES = frozenset({"config.yaml", "best.pt", "last.pt", "metrics.csv", "summary.json", "curves.png",
+                       "per_class_f1.png", "confusion.png", "val_predictions.csv", "val_probs.csv", "tb"})
+
+
+def _never_checkpointed(out: Path) -> bool:
+    """True for a run folder that a training left before saving any checkpoint (a model shared as
+    config.yaml + best.pt is never taken for one)."""
+    names = {p.name for p in out.iterdir()}
+    ours = {n for n in names if n in RUN_FILES or n.startswith(".")}
+    return bool(names) and names == ours and not names & {"last.pt", "best.pt", "summary.json"}
+
+
+def check_run_folder(out: Path, resume: bool) -> bool:
+    """Refuse a folder the run cannot use; returns whether to resume. A folder left by a run stopped
+    before its first checkpoint is emptied and the run starts again, with or without --resume."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
+    if out.is_dir() and _never_checkpointed(out):
+        for p in out.iterdir():  # the caller holds the run's lock: no other training writes here
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        return False
     if resume:
         if not (out / "last.pt").is_file():
             raise UserError(f"{out}: nothing to resume (no last.pt); start a new run without --resume")
     elif out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: already holds files; pass --resume to continue that run, or choose a new folder")
+    return resume
 
 
 FOLD_PREFIX = "fold-"
