@@ -497,8 +497,6 @@ def check(cfg: Config) -> Config:
         raise UserError("config train.select=last scores the last epoch of a fixed budget; train.patience "
                         "(early stopping on the validation people) must be 0")
     _check_averaging(cfg)
-    from .training.trackers import parse_trackers
-
     parse_trackers(cfg.train.trackers)  # raises a UserError naming the unknown tracker
     if cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
@@ -538,3 +536,19 @@ def resume_conflicts(saved: Config, new: Config) -> list[str]:
 
 def dump(cfg: Config) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+# train.trackers: the names are declared here, with the setting; training/trackers.py implements them.
+TRACKERS = ("tensorboard", "mlflow")
+
+
+def parse_trackers(text: str) -> tuple[str, ...]:
+    """'tensorboard+mlflow' -> ('tensorboard', 'mlflow'); 'none' or '' -> (). Raises on unknown names."""
+    names = [t.strip().lower() for t in str(text).replace(",", "+").split("+") if t.strip()]
+    if names == ["none"]:
+        return ()
+    unknown = [n for n in names if n not in TRACKERS]
+    if unknown:
+        raise UserError(f"config train.trackers: unknown tracker {unknown[0]!r}; use tensorboard, mlflow, "
+                        "tensorboard+mlflow or none")
+    return tuple(dict.fromkeys(names))

@@ -88,7 +88,12 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # alive, owned by someone else
-    return True
+    # A zombie answers signal 0 but is dead: an orphaned worker (its parent killed) stays one until init
+    # reaps it, which some containers' init never does.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _remove_stale_dirs(path: Path) -> None:

@@ -28,6 +28,7 @@ from ..fileio import read_csv, write_csv, write_json
 from ..reports.figures import plot_precision_recall
 from ..training.folds import fold_identity, train_folds
 from ..training.runs import FOLD_PREFIX, read_probs, read_run_config
+from ..training.runspec import Launcher
 from .rank import ISSUE_COLUMNS, find_issues, precision_recall_curve, score_against_truth, to_corrections
 from .decisions import apply_earlier, data_fingerprint, read_decisions, read_log
 from .review import write_review
@@ -39,8 +40,10 @@ REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "r
 
 def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, folds: int = 5,
           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), truth: str | Path | None = None,
-          decisions: str | Path | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Audit DATA's labels into OUT; returns summary.json's content."""
+          decisions: str | Path | None = None, launcher: Launcher | None = None, progress: bool = True,
+          log: Callable[[str], None] = print) -> dict:
+    """Audit DATA's labels into OUT; returns summary.json's content. ``launcher`` (experiments.launch)
+    trains the folds at once when no ``run`` is given."""
     out = Path(out)
     refuse_output_inside(data, out)
     if out.exists() and (not out.is_dir() or any(p.name not in OURS and not p.name.startswith(".")
@@ -60,7 +63,7 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         cfg = load_config(config, [*overrides, f"data.folds={folds}"])
         log(f"audit: training {folds} person-level folds to score every photo with a model that never saw "
             f"its person ({cfg.model.name} at {cfg.data.size}, {cfg.train.epochs} epochs) into {out / 'cv'}")
-        train_folds(cfg, data, out / "cv", progress=progress, log=log)
+        train_folds(cfg, data, out / "cv", launcher=launcher, progress=progress, log=log)
         oof_path = out / "cv" / "oof_probs.csv"
         trained = time.perf_counter() - start
     prepared = prepare(cfg, data, log=lambda s: None)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import DATA_HELP, FOLDS_HELP, at_least, config_args, resolve_config, setting_args, setting_flags
+from .common import DATA_HELP, FOLDS_HELP, at_least, config_args, launch_args, launch_options, resolve_config, setting_args, setting_flags
 from .improve import KEY_HELP
 
 
@@ -30,17 +30,20 @@ def add_parser(sub) -> None:
                    help=KEY_HELP + "; needed when variants differ in data.corrections (default: the labels the "
                         "variants share)")
     setting_args(p)
+    launch_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments.ablate import ablate, parse_variants
+    from ..experiments.launch import open_launcher
 
     variants = parse_variants(args.variants)
     args.set = [*args.set, *setting_flags(args), *([f"data.folds={args.folds}"] if args.folds else [])]
     resolve_config(args)
-    results = ablate(args.data, args.out, variants, seeds=args.seeds, folds=args.run_folds,
-                     config=args.config, overrides=tuple(args.set), key=args.key)
+    with open_launcher(**launch_options(args)) as launcher:
+        results = ablate(args.data, args.out, variants, seeds=args.seeds, folds=args.run_folds,
+                         config=args.config, overrides=tuple(args.set), key=args.key, launcher=launcher)
     print((Path(args.out) / "table.md").read_text(), end="")
     failed = results[results["status"] != "ok"]
     if len(failed):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import DATA_HELP, FOLDS_HELP, at_least, config_args, resolve_config, setting_args, setting_flags
+from .common import DATA_HELP, FOLDS_HELP, at_least, config_args, launch_args, launch_asked, launch_options, resolve_config, setting_args, setting_flags
 
 
 def add_parser(sub) -> None:
@@ -26,14 +26,21 @@ def add_parser(sub) -> None:
     p.add_argument("--decisions", default=None, metavar="FILE",
                    help="a review's decisions.csv (default DIR/decisions.csv when it exists): suggestions "
                         "rejected there are not raised again, accepted ones are marked as accepted")
+    launch_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..audit.run import audit
+    from ..errors import UserError
+    from ..experiments.launch import open_launcher
 
+    if args.run is not None and launch_asked(args):
+        raise UserError("--jobs/--devices/--launcher train the folds; with --run nothing is trained: drop them")
     args.set = [*args.set, *setting_flags(args)]
     cfg = resolve_config(args, announce=args.run is None)  # with --run nothing is trained
-    audit(args.data, args.out, run=args.run, folds=args.folds or cfg.data.folds, config=args.config, overrides=tuple(args.set),
-          truth=args.truth, decisions=args.decisions, progress=not args.quiet)
+    with open_launcher(**launch_options(args)) as launcher:
+        audit(args.data, args.out, run=args.run, folds=args.folds or cfg.data.folds, config=args.config,
+              overrides=tuple(args.set), truth=args.truth, decisions=args.decisions, launcher=launcher,
+              progress=not args.quiet)
     return 0

@@ -169,3 +169,35 @@ def data_settings(args: argparse.Namespace):
 
 DATA_KEYS = ("data.age_young", "data.age_old", "data.allow_outside")
 FOLDS_HELP = "K person-level folds, every one trained (the same as --set data.folds=K; default: the config's data.folds)"
+
+
+def launch_args(p: argparse.ArgumentParser) -> None:
+    """--jobs/--devices (this machine) and --launcher ray (a cluster): on the commands that train several runs."""
+    g = p.add_argument_group("many runs at once")
+    g.add_argument("--jobs", type=at_least(1), default=None, metavar="N",
+                   help="train N runs at once, each in its own process pinned to one device (default 1: one "
+                        "after another in this process); the files are the same as without it")
+    g.add_argument("--devices", default=None, metavar="LIST",
+                   help="devices for --jobs: cpu, cuda (every GPU) or cuda:0,cuda:1,... (default: every visible "
+                        "GPU, else cpu); one run per GPU at a time, several may share cpu; without --jobs, one "
+                        "run per device listed")
+    g.add_argument("--launcher", default="local", choices=("local", "ray"),
+                   help="ray: send each run as a Ray task (one GPU each, else --cpus-per-run CPUs) to "
+                        "--ray-address, or to a Ray on this machine; DATA and --out must be paths every node sees")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster's head, HOST:PORT (as `ray start --head` prints), ray://HOST:PORT or auto")
+    g.add_argument("--cpus-per-run", type=at_least(1), default=None, metavar="N",
+                   help="CPU threads per run (Ray: CPUs reserved per task; default 1); locally, default: the "
+                        "cores divided by --jobs")
+
+
+def launch_options(args: argparse.Namespace) -> dict:
+    """The open_launcher keywords of launch_args' options."""
+    return {"jobs": args.jobs, "devices": args.devices, "launcher": args.launcher, "ray_address": args.ray_address,
+            "cpus_per_run": args.cpus_per_run}
+
+
+def launch_asked(args: argparse.Namespace) -> bool:
+    """Whether any of launch_args' options was given (they mean nothing to a command that trains one run)."""
+    return any(v is not None for v in (args.jobs, args.devices, args.ray_address, args.cpus_per_run)) \
+        or args.launcher != "local"

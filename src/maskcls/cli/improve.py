@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import DATA_HELP, at_least, config_args, resolve_config, setting_args, setting_flags
+from .common import DATA_HELP, at_least, config_args, launch_args, launch_options, resolve_config, setting_args, setting_flags
 
 KEY_HELP = ("the answer key every run is scored on: an answer-key CSV (person,image,mask,gender,age; demo-data "
             "writes DATA/truth/train_truth.csv) or corrections (known | none | CSV) applied to DATA's labels")
@@ -31,16 +31,19 @@ def add_parser(sub) -> None:
     p.add_argument("--key", default=None, metavar="FILE", help=KEY_HELP + " (default: DATA's labels with FILE applied)")
     config_args(p, help="base config, a YAML file or built-in name", set_help="a setting for both arms")
     setting_args(p)
+    launch_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments.improve import improve
+    from ..experiments.launch import open_launcher
 
     args.set = [*args.set, *setting_flags(args)]
     resolve_config(args)
-    table = improve(args.data, args.corrections, args.out, seeds=args.seeds, folds=args.folds, key=args.key,
-                    config=args.config, overrides=tuple(args.set))
+    with open_launcher(**launch_options(args)) as launcher:
+        table = improve(args.data, args.corrections, args.out, seeds=args.seeds, folds=args.folds, key=args.key,
+                        config=args.config, overrides=tuple(args.set), launcher=launcher)
     print((Path(args.out) / "table.md").read_text(), end="")
     if int(table["failed"].max()):
         print(f"some runs failed; see {Path(args.out) / 'results.csv'}. Rerun the same command to retry them.",

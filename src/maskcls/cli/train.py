@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import CORR_HELP, DATA_HELP, setting_args, setting_flags
+from .common import CORR_HELP, DATA_HELP, launch_args, launch_asked, launch_options, setting_args, setting_flags
 
 
 def fold_arg(text: str) -> int | str:
@@ -41,6 +41,7 @@ def add_parser(sub) -> None:
                         "RUN/fold-K and writes RUN/oof_probs.csv (out-of-fold probabilities) and RUN/cv_summary.json")
     p.add_argument("--resume", action="store_true", help="continue RUN from last.pt")
     setting_args(p)
+    launch_args(p)
     p.set_defaults(func=run)
 
 
@@ -48,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import default_config_name, describe_config, train_config
+    from ..errors import UserError
 
+    if args.fold != "all" and launch_asked(args):
+        raise UserError("--jobs/--devices/--launcher/--ray-address/--cpus-per-run train several runs at once: "
+                        "use them with --fold all (one run on several GPUs is torchrun's job)")
     overrides = [*args.set, *setting_flags(args)]
     cfg = train_config(args.out, config=args.config, overrides=overrides, corrections=args.corrections,
                        fold=args.fold, resume=args.resume)
@@ -63,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with distributed_from_env():  # torchrun: join the process group; one process: nothing to do
             if args.fold == "all":
+                from ..experiments.launch import open_launcher
                 from ..training.folds import train_folds
 
-                train_folds(cfg, args.data, args.out, progress=not args.quiet, log=print)
+                with open_launcher(**launch_options(args)) as launcher:
+                    train_folds(cfg, args.data, args.out, launcher=launcher, progress=not args.quiet, log=print)
             else:
                 from ..training.fit import train
 

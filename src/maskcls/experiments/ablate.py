@@ -16,7 +16,9 @@ OUT/people.csv    every person and the fold that scores them
 OUT/table.md      per variant: mean +- std, paired delta and ratio to the baseline with 95% intervals
 OUT/ablation.png  means with their 95% intervals
 OUT/runs/<variant>/seed-S-fold-K/   the run folders
-Re-running skips finished runs and only adds new ones; a failed run is recorded and the rest go on.
+Re-running skips finished runs and only adds new ones; a failed run is recorded and the rest go on. A run
+whose folder holds a finished training of its settings is reused even when results.csv missed it (the
+parent was killed while runs went on in other processes).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from ..progress import prefixed
 from ..reports.figures import plot_ablation
 from ..training.fit import train
 from ..training.model import build_model
+from ..training.runspec import Launcher, RunSpec, spec_data
 from ..training.trackers import parent_run
 from .key import AnswerKey, resolve_key, score_run
 
@@ -152,19 +155,22 @@ def slug(variant: str) -> str:
 
 def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int = 1, folds: int | None = None,
            config: str | Path | None = "demo", overrides: tuple[str, ...] = (), key: str | Path | None = None,
-           progress: bool = True, log: Callable[[str], None] = print) -> pd.DataFrame:
+           launcher: Launcher | None = None, progress: bool = True, log: Callable[[str], None] = print) -> pd.DataFrame:
     """Train variants x seeds x folds, write results.csv, table.md and ablation.png; return the results.
 
     Every run keeps its last epoch and is scored on its held-out fold against one answer key (``key``;
-    by default the labels the variants share; variants that differ in their labels need one)."""
+    by default the labels the variants share; variants that differ in their labels need one).
+    ``launcher`` (experiments.launch: --jobs, Ray) trains the runs at once, each in its own process; the
+    files are the same as a sequential call's."""
     # With train.trackers=mlflow the whole ablation is one MLflow parent run, each training a child.
     with parent_run(load_config(config, list(overrides)), f"ablation {Path(out).name}", out, kind="ablation"):
         return _ablate(data, out, variants, seeds=seeds, folds=folds, config=config, overrides=overrides,
-                       key=key, progress=progress, log=log)
+                       key=key, launcher=launcher, progress=progress, log=log)
 
 
 def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int, folds: int | None,
-            config: str | Path | None, overrides: tuple[str, ...], key: str | Path | None, progress: bool,
+            config: str | Path | None, overrides: tuple[str, ...], key: str | Path | None,
+            launcher: Launcher | None, progress: bool,
             log: Callable[[str], None]) -> pd.DataFrame:
     if not variants:
         raise UserError("give at least one variant, e.g. --variants hflip,hflip+vflip")
@@ -173,7 +179,7 @@ def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: in
     arms = {v: parse_variant(v) for v in variants}
     results, scored_on = run_grid(data, out, arms, seeds=seeds, folds=folds, config=config, overrides=overrides,
                                   key=key, own_files=ABLATION_FILES, settings_name="ablation.json",
-                                  progress=progress, log=log)
+                                  launcher=launcher, progress=progress, log=log)
     out = Path(out)
     table = summarize(results, variants)
     n_folds = load_config(config, list(overrides)).data.folds if folds is None else folds
@@ -192,7 +198,7 @@ def scoring_note(key: AnswerKey) -> str:
 
 def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, seeds: int, folds: int | None,
              config: str | Path | None, overrides: tuple[str, ...], key: str | Path | None,
-             own_files: set[str], settings_name: str, progress: bool = True,
+             own_files: set[str], settings_name: str, launcher: Launcher | None = None, progress: bool = True,
              log: Callable[[str], None] = print) -> tuple[pd.DataFrame, AnswerKey]:
     """The paired-run machinery shared by ``ablate`` and ``improve``: train every arm (a name and its
     settings) x seed x fold from one prepared dataset into OUT/runs, reusing finished runs, and score
@@ -294,46 +300,101 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
     write_csv(out / "people.csv", folds_of.table[["person"]].assign(fold=folds_of.folds).drop_duplicates("person"))
     log(f"{len(names)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
         f"{len(plan) - len(todo)} already finished, {len(todo)} to train; scored on {answer.description}")
-    for i, (arm, seed, fold) in enumerate(todo, start=1):
-        cfg = load_config(config, [*overrides, *arms[arm], *HELD_OUT, f"train.seed={seed}",
-                                   f"data.fold={fold}"])
+    runs = []  # (arm, seed, fold), its config, its folder: what is left to train
+    fresh: dict[tuple, dict] = {}  # this call's rows, written in plan order whatever order runs finish in
+
+    def record(run: tuple, row: dict) -> None:
+        fresh[run] = row
+        keep = results[np.array([(r.variant, r.seed, r.fold) not in fresh for r in results.itertuples()], dtype=bool)]
+        rows = pd.DataFrame([fresh[p] for p in todo if p in fresh])
+        write_csv(out / "results.csv", pd.concat([keep, rows], ignore_index=True)[RESULT_COLUMNS])
+
+    for arm, seed, fold in todo:
+        cfg = load_config(config, [*overrides, *arms[arm], *HELD_OUT, f"train.seed={seed}", f"data.fold={fold}"])
         run_dir = out / "runs" / slug(arm) / f"seed-{seed}-fold-{fold}"
-        log(f"[run {i}/{len(todo)}] {arm}  seed {seed}  fold {fold}")
-        row = {"variant": arm, "seed": seed, "fold": fold}
-        try:
-            pkey = tuple(prepare_key(cfg).values())
-            if pkey not in prepared:  # one scan per label setting; the decoded photos are shared by all
-                prepared[pkey] = prepare(cfg, data, store=store[0] if store else None, log=log)
-                store[:1] = [prepared[pkey].store]
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
-            summary = train(cfg, prepared[pkey], run_dir, progress=progress,
-                            log=prefixed(log, f"{arm} seed {seed} fold {fold}"))
-            metrics, people = score_run(run_dir, answer)
-            row |= metrics | {k: summary.get(k) for k in ("best_epoch", "epochs", "seconds_per_epoch")}
-            row |= {"checkpoint": f"last epoch ({summary.get('epochs')})", "scored_fold": fold,
-                    "scored_people": len(people), "status": "ok", "error": ""}
-            log(f"  macro F1 {metrics['macro_f1'] if metrics['macro_f1'] is not None else float('nan'):.4f} "
-                f"on {len(people)} held-out people")
-        except KeyboardInterrupt:
-            raise
-        except UserError as exc:
-            row |= {"status": "failed", "error": str(exc).splitlines()[0]}
-            log(f"  failed: {row['error']}")
-        except Exception as exc:  # a run's crash must not lose the other runs; the traceback is kept
-            row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_text(run_dir / "error.txt", traceback.format_exc())
-            log(f"  failed: {row['error']} (traceback in {run_dir / 'error.txt'})")
-        results = results[~((results["variant"] == arm) & (results["seed"] == seed) & (results["fold"] == fold))]
-        results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)[RESULT_COLUMNS]
-        write_csv(out / "results.csv", results)
+        if _finished(run_dir, cfg):  # trained, but the parent was stopped before recording it (kill -9)
+            log(f"{arm}  seed {seed}  fold {fold}: finished before; reusing {run_dir}")
+            record((arm, seed, fold), _row((arm, seed, fold), read_json(run_dir / "summary.json"), run_dir, answer,
+                                           log=log))
+            continue
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
+        runs.append(((arm, seed, fold), cfg, run_dir))
+
+    def here():  # the sequential default: in this process, sharing the prepared data between runs
+        for i, (run, cfg, run_dir) in enumerate(runs, start=1):
+            log(f"[run {i}/{len(runs)}] {run[0]}  seed {run[1]}  fold {run[2]}")
+            try:
+                pkey = tuple(prepare_key(cfg).values())
+                if pkey not in prepared:  # one scan per label setting; the decoded photos are shared by all
+                    prepared[pkey] = prepare(cfg, data, store=store[0] if store else None, log=log)
+                    store[:1] = [prepared[pkey].store]
+                yield run, train(cfg, prepared[pkey], run_dir, progress=progress,
+                                                log=prefixed(log, f"{run[0]} seed {run[1]} fold {run[2]}")), "", ""
+            except KeyboardInterrupt:
+                raise
+            except UserError as exc:
+                yield run, None, str(exc).splitlines()[0], ""
+            except Exception as exc:  # a run's crash must not lose the other runs; the traceback is kept
+                yield run, None, f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
+
+    def launched():  # --jobs / Ray: every run in its own process, recorded as it finishes
+        by_name = {f"{a} seed {s} fold {f}": (a, s, f) for (a, s, f), _, _ in runs}
+        source = spec_data(data)
+        specs = [RunSpec(name, cfg.to_dict(), source, str(run_dir.resolve()))
+                 for name, (_, cfg, run_dir) in zip(by_name, runs)]
+        for n, result in enumerate(launcher.run(specs, log=log), start=1):
+            log(f"[run {n}/{len(runs)} finished] {result.spec.name}")
+            yield by_name[result.spec.name], result.summary if result.ok else None, result.error, result.traceback
+
+    for run, summary, error, trace in (launched() if launcher is not None and runs else here()):
+        run_dir = out / "runs" / slug(run[0]) / f"seed-{run[1]}-fold-{run[2]}"
+        if summary is not None:
+            try:  # scored here, by the parent, on the one answer key
+                row = _row(run, summary, run_dir, answer, log=log)
+            except UserError as exc:
+                error = str(exc).splitlines()[0]
+            except Exception as exc:
+                error, trace = f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
+        if summary is None or error:
+            row = {"variant": run[0], "seed": run[1], "fold": run[2], "status": "failed", "error": error}
+            if trace:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_text(run_dir / "error.txt", trace)
+            log(f"  failed: {error}" + (f" (traceback in {run_dir / 'error.txt'})" if trace else ""))
+        record(run, row)
     results = _read_results(out / "results.csv") if (out / "results.csv").is_file() else results
     # The table and the plot speak of this call's grid; results.csv keeps every run ever made in OUT.
     planned = set(plan)
     in_plan = pd.Series([(r.variant, r.seed, r.fold) in planned for r in results.itertuples()],
                         index=results.index, dtype=bool)
     return results[in_plan], answer
+
+
+def _row(run: tuple, summary: dict, run_dir: Path, answer: AnswerKey, *, log: Callable[[str], None]) -> dict:
+    """results.csv's row of a finished run: its held-out fold scored on the answer key, and its summary."""
+    metrics, people = score_run(run_dir, answer)
+    log(f"  macro F1 {metrics['macro_f1'] if metrics['macro_f1'] is not None else float('nan'):.4f} "
+        f"on {len(people)} held-out people")
+    return {"variant": run[0], "seed": run[1], "fold": run[2], **metrics,
+            **{k: summary.get(k) for k in ("best_epoch", "epochs", "seconds_per_epoch")},
+            "checkpoint": f"last epoch ({summary.get('epochs')})", "scored_fold": run[2],
+            "scored_people": len(people), "status": "ok", "error": ""}
+
+
+def _finished(run_dir: Path, cfg) -> bool:
+    """A run folder that holds a finished training of exactly these settings (reused, never retrained)."""
+    from ..config import resume_conflicts
+    from ..training.runs import read_run_config
+
+    if not (run_dir / "summary.json").is_file():
+        return False
+    try:
+        saved = read_run_config(run_dir)
+    except (UserError, ValueError, TypeError, AttributeError):
+        return False
+    return not resume_conflicts(saved, cfg) and \
+        (saved.train.epochs, saved.train.patience) == (cfg.train.epochs, cfg.train.patience)
 
 
 def _read_results(path: Path) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from ..errors import UserError
 from ..fileio import write_text
 from ..metrics import METRIC_KEYS
 from ..reports.figures import plot_gain
+from ..training.runspec import Launcher
 from ..training.trackers import parent_run
 from .ablate import _fmt, run_grid, scoring_note, summarize
 
@@ -53,9 +54,11 @@ def merged_corrections(base: str, fixes: Path) -> str:
 
 def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds: int = 3, folds: int = 3,
             key: str | Path | None = None, config: str | Path | None = "demo", overrides: tuple[str, ...] = (),
-            progress: bool = True, log: Callable[[str], None] = print) -> pd.DataFrame:
+            launcher: Launcher | None = None, progress: bool = True,
+            log: Callable[[str], None] = print) -> pd.DataFrame:
     """Train without and with ``corrections`` on every fold of ``folds`` person-level folds x ``seeds``
-    seeds; write OUT/table.md, results.csv and improve.png; return the gain table (one row per metric)."""
+    seeds; write OUT/table.md, results.csv and improve.png; return the gain table (one row per metric).
+    ``launcher`` (experiments.launch: --jobs, Ray) trains the runs at once, as in ``ablate``."""
     out = Path(out)
     if folds < 2:
         raise UserError(f"--folds must be at least 2 (every person is scored once per seed), got {folds}")
@@ -102,8 +105,8 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
         try:
             results, answer = run_grid(data, out, arms, seeds=seeds, folds=folds, config=config,
                                        overrides=overrides, key=key if key is not None else copy.resolve(),
-                                       own_files=IMPROVE_FILES, settings_name="improve.json", progress=progress,
-                                       log=log)
+                                       own_files=IMPROVE_FILES, settings_name="improve.json", launcher=launcher,
+                                       progress=progress, log=log)
         except UserError:
             if fresh and not (out / "improve.json").exists():  # refused before any run: leave nothing behind
                 shutil.rmtree(out, ignore_errors=True)

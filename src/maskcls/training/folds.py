@@ -3,7 +3,9 @@ out-of-fold probabilities (each photo predicted by the one fold model that never
 and the mean and spread of every metric over the folds.
 
 RUN/fold-K/ is an ordinary run folder; RUN/oof_probs.csv and RUN/cv_summary.json sit beside them.
-Re-running the same command skips finished folds and resumes an interrupted one.
+Re-running the same command skips finished folds and resumes an interrupted one. With a launcher
+(experiments.launch: --jobs, Ray) the folds left to train run at once, each in its own process; a
+failed fold is reported after the others finish, and the parent alone writes the two files.
 """
 
 from __future__ import annotations
@@ -27,25 +29,29 @@ from ..progress import prefixed
 from . import trackers
 from .fit import train
 from .runs import FOLD_PREFIX, fold_dir, load_checkpoint, read_probs, read_run_config, run_lock
+from .runspec import Launcher, RunSpec, failure_line, spec_data
 from .runtime import is_main
 
 
 def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *,
-                progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
+                launcher: Launcher | None = None, progress: bool = False,
+                log: Callable[[str], None] | None = None) -> dict:
     """Train all ``data.folds`` folds into OUT/fold-K and write OUT/oof_probs.csv and OUT/cv_summary.json.
 
-    Returns cv_summary.json's content. The data are scanned and decoded once for all folds. Silent
-    unless asked (``progress=True``, ``log=print``).
+    Returns cv_summary.json's content. The data are scanned and decoded once for all folds (once per
+    worker process with a ``launcher``, which trains the unfinished folds at once). Silent unless
+    asked (``progress=True``, ``log=print``).
     """
     log = log or (lambda _: None)
     out = Path(out)
     if not is_main():  # under torchrun every process trains each fold; rank 0 writes and talks
-        return _train_folds(cfg, data, out, progress=False, log=lambda _: None)
+        return _train_folds(cfg, data, out, launcher=None, progress=False, log=lambda _: None)
     with run_lock(out):
-        return _train_folds(cfg, data, out, progress=progress, log=log)
+        return _train_folds(cfg, data, out, launcher=launcher, progress=progress, log=log)
 
 
-def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[[str], None]) -> dict:
+def _train_folds(cfg: Config, data, out: Path, *, launcher: Launcher | None, progress: bool,
+                 log: Callable[[str], None]) -> dict:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
     if isinstance(data, (str, Path)):
@@ -63,11 +69,15 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
         raise UserError(f"{out} holds {', '.join(extra)} from a run with more folds than data.folds={prepared.k}; "
                         "choose a new --out")
     with trackers.parent_run(cfg, f"{out.name} ({prepared.k} folds)", out, kind="folds"):
-        return _fold_runs(cfg, prepared, out, progress=progress, log=log)
+        source = spec_data(data) if launcher is not None else None
+        return _fold_runs(cfg, prepared, out, launcher=launcher, source=source, progress=progress, log=log)
 
 
-def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, progress: bool, log: Callable[[str], None]) -> dict:
-    summaries = []
+def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, launcher: Launcher | None, source, progress: bool,
+               log: Callable[[str], None]) -> dict:
+    summaries: dict[int, dict] = {}
+    todo: dict[str, int] = {}  # with a launcher: the folds left to train, by their spec's name
+    specs: list[RunSpec] = []
     for fold in range(prepared.k):
         target = fold_dir(out, fold)
         fold_cfg = config_mod.from_dict(cfg.to_dict())
@@ -77,12 +87,33 @@ def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, progress: bool, lo
             _check_reusable(target, fold_cfg)
             refuse_other_data(str(target), fold_identity(target), prepared.identity(), prepared.source)
             log(f"fold {fold} already finished; reusing {target}")
-            summaries.append(read_json(target / "summary.json"))
+            summaries[fold] = read_json(target / "summary.json")
+        elif launcher is not None:
+            todo[f"fold {fold}"] = fold
+            specs.append(RunSpec(f"fold {fold}", fold_cfg.to_dict(), source, str(target.resolve()),
+                                 resume=(target / "last.pt").is_file()))
         else:
-            summaries.append(train(fold_cfg, prepared, target, resume=(target / "last.pt").is_file(),
-                                   progress=progress, log=prefixed(log, f"fold {fold}")))
+            summaries[fold] = train(fold_cfg, prepared, target, resume=(target / "last.pt").is_file(),
+                                    progress=progress, log=prefixed(log, f"fold {fold}"))
+    if specs:
+        results = []
+        for result in launcher.run(specs, log=log):
+            results.append(result)
+            fold = todo[result.spec.name]
+            if result.ok:
+                summaries[fold] = result.summary
+                f1 = result.summary.get("macro_f1")
+                log(f"  fold {fold} finished ({len(results)} of {len(todo)}): macro F1 "
+                    f"{f1 if f1 is not None else float('nan'):.4f}")
+            else:  # a crash (not a user's mistake) shows its traceback: the fold folder must stay resumable
+                log(f"  fold {fold} failed ({len(results)} of {len(todo)}): {result.error}"
+                    + (f"\n{result.traceback}" if result.traceback else ""))
+        if not all(r.ok for r in results):
+            raise UserError(f"{failure_line(results, len(todo))}; the finished folds are kept in {out}: rerun the "
+                            "same command to train only the others")
     if not is_main():
         return {}
+    summaries = [summaries[k] for k in range(prepared.k)]
     oof = gather_oof(prepared, [fold_dir(out, k) for k in range(prepared.k)])
     write_csv(out / "oof_probs.csv", oof)
     cv = cv_summary(summaries, prepared.score_targets, oof[labels.class_prob_columns()].to_numpy())

@@ -20,26 +20,14 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..config import TRACKERS, parse_trackers  # noqa: F401 (TRACKERS: the names, with the setting)
 from ..errors import UserError
 
-TRACKERS = ("tensorboard", "mlflow")
 PARENT_ENV = "MASKCLS_MLFLOW_PARENT"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 DEFAULT_EXPERIMENT = "maskcls"
 FIGURES = ("curves.png", "confusion.png", "per_class_f1.png")
 ARTIFACTS = ("config.yaml", "summary.json", "metrics.csv", *FIGURES)
-
-
-def parse_trackers(text: str) -> tuple[str, ...]:
-    """'tensorboard+mlflow' -> ('tensorboard', 'mlflow'); 'none' or '' -> (). Raises on unknown names."""
-    names = [t.strip().lower() for t in str(text).replace(",", "+").split("+") if t.strip()]
-    if names == ["none"]:
-        return ()
-    unknown = [n for n in names if n not in TRACKERS]
-    if unknown:
-        raise UserError(f"config train.trackers: unknown tracker {unknown[0]!r}; use tensorboard, mlflow, "
-                        "tensorboard+mlflow or none")
-    return tuple(dict.fromkeys(names))
 
 
 def tracking_uri() -> str:
