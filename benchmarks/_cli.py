@@ -28,7 +28,7 @@ def parser_for(doc: str, *, people: int, folds: int, epochs: int, what: str) -> 
     parser.add_argument("--epochs", type=positive, default=epochs, help="epochs per fold model (default: %(default)s)")
     parser.add_argument("--config", default="demo", help="base config: a built-in name or a YAML file (default: %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting on top of the config, e.g. data.augment=centercrop+hflip (repeatable)")
+                        help="a setting on top of the config, e.g. data.crop=center (repeatable)")
     parser.add_argument("--out", default=None, help="keep the data and the runs here and reuse them when rerun with "
                                                      "the same settings (default: a temp folder)")
     return parser

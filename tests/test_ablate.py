@@ -79,6 +79,22 @@ def test_a_failed_run_is_recorded_and_the_rest_go_on(synth_root, tmp_path):
 
 # --- mistakes a new user made (each one silently gave wrong or lost results before) -------------------
 
+def write_val_probs(run_dir, prepared, fold, hit_rate, *, seed=0):
+    """val_probs.csv as a run writes it: the true class (of the prepared labels) gets the top probability
+    on a fraction ``hit_rate`` of the held-out photos, a wrong class on the rest."""
+    from maskcls import labels
+    from maskcls.training.runs import probs_frame
+
+    idx = prepared.split(fold)[1]
+    val = prepared.table.iloc[idx].reset_index(drop=True)
+    true = val["label"].fillna(0).to_numpy(dtype=int)
+    rng = np.random.default_rng(seed)
+    pred = np.where(rng.random(len(val)) < hit_rate, true, (true + 1 + rng.integers(0, 16, len(val))) % 18)
+    probs = np.full((len(val), labels.NUM_CLASSES), 0.01)
+    probs[np.arange(len(val)), pred] = 1 - 0.01 * 17
+    probs_frame(val, probs, fold=fold).to_csv(run_dir / "val_probs.csv", index=False)
+
+
 def _fake_train(scores: dict[str, float] | None = None, fail: str | None = None):
     """Stands in for training: the runner's own bookkeeping (plan, folders, pairing, files) is what is tested."""
     from maskcls.metrics import METRIC_KEYS
@@ -89,6 +105,7 @@ def _fake_train(scores: dict[str, float] | None = None, fail: str | None = None)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(f"seed: {cfg.train.seed}\naugment: {cfg.data.augment}\n")
         f1 = (scores or {}).get(cfg.data.augment, 0.5) + 0.01 * cfg.train.seed
+        write_val_probs(run_dir, prepared, cfg.data.fold, f1)
         return {**{k: f1 for k in METRIC_KEYS}, "best_epoch": 1, "epochs": 1, "seconds_per_epoch": 0.1}
     return train
 
@@ -175,7 +192,7 @@ def test_cli_exits_1_when_a_run_failed_and_refuses_an_empty_variant(synth_root, 
     from maskcls.cli import main
 
     monkeypatch.setattr(ab, "train", _fake_train(fail="vflip"))
-    args = ["ablate", str(synth_root), "--out", str(tmp_path / "abl"), "--seeds", "1", "--folds", "1",
+    args = ["ablate", str(synth_root), "--out", str(tmp_path / "abl"), "--seeds", "1", "--run-folds", "1",
             *[x for s in SETS for x in ("--set", s)]]
     assert main([*args, "--variants", "hflip,vflip"]) == 1
     err = capsys.readouterr().err

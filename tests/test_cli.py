@@ -22,6 +22,7 @@ def test_validate_clean_then_corrupt_photo(dataset, capsys):
     assert main(["validate", str(dataset)]) == 2
     out = capsys.readouterr().out
     assert f"{victim.resolve()}: photo does not decode" in out
+    assert "maskcls validate" not in out  # validate never tells the user to run validate
 
 
 def test_validate_eval_row_without_image(dataset, capsys):

@@ -85,7 +85,10 @@ def test_train_config_resumes_with_the_runs_own_settings(tmp_path):
     resumed = train_config(run, resume=True, overrides=["train.epochs=9"])
     assert resumed.train.epochs == 9 and resumed.data.fold == 2 and resumed.model.name == load_config("demo").model.name
     fresh = train_config(run, overrides=["train.epochs=9"])  # not resuming: the built-in default
-    assert fresh.model.name == load_config("default").model.name and fresh.data.fold == 0
+    # not resuming, no --config: the one default rule (default with a GPU, demo without)
+    from maskcls.config import default_config_name
+
+    assert fresh.model.name == load_config(default_config_name()).model.name and fresh.data.fold == 0
     told = train_config(run, config="default", resume=True)  # --config given: it wins over the run's
     assert told.train.epochs == load_config("default").train.epochs
     given = train_config(run, config="demo", overrides=["data.corrections=known", "data.fold=3"],
@@ -103,3 +106,29 @@ def test_format_settings_lines_up_every_setting():
     assert len(lines) == len(describe_settings(load_config("demo")))
     assert any(line.startswith("train.epochs = 3 ") for line in lines)
     assert len({line.index("  # ") for line in lines}) == 1
+
+
+def test_the_help_column_does_not_move_between_configs():
+    from maskcls.config import builtin_names, format_settings
+
+    configs = [load_config(name) for name in builtin_names()]
+    configs += [load_config("demo", ["data.mean=[0.485, 0.456, 0.406]", "data.cache_dir=/data/cache/maskcls-faces"])]
+    columns = {line.index("  # ") for cfg in configs for line in format_settings(cfg)}
+    assert len(columns) == 1
+
+
+def test_config_a_b_and_diff_show_only_what_differs(capsys):
+    from maskcls.cli import main
+    from maskcls.config import diff_settings
+
+    differ = diff_settings(load_config("default"), load_config("demo"))
+    assert differ and all(va != vb for _, va, vb, _ in differ)
+    assert main(["config", "default", "demo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["setting", "default", "demo"] and len(lines) == 1 + len(differ)
+    assert any(line.split()[:3] == ["data.size", "384x512", "96x128"] for line in lines)
+    assert len({line.index("# ") for line in lines}) == 1
+    assert main(["config", "--config", "demo", "--diff"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+    assert main(["config", "demo", "demo"]) == 0
+    assert "the same settings" in capsys.readouterr().out

@@ -13,7 +13,8 @@ from maskcls.errors import UserError
 from maskcls.serve.export import OUTPUTS, export_run
 from maskcls.training.fit import train
 from maskcls.training.model import class_log_probs
-from maskcls.training.runs import load_run
+from maskcls.serve.backends import OnnxMember
+from maskcls.training.runs import load_checkpoint, load_run
 from conftest import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -43,13 +44,26 @@ def test_export_matches_pytorch_with_a_dynamic_batch(run, tmp_path):
         assert got["mask"].shape == (n, 3) and np.allclose(got["mask"].sum(1), 1, atol=1e-5)
     meta = session.get_modelmeta().custom_metadata_map
     assert json.loads(meta["config"])["data"]["size"] == cfg.data.size
+    # the file carries what the run carries: its preprocessing and its training photos' fingerprints
+    member = OnnxMember(tmp_path / "m.onnx")
+    ckpt = load_checkpoint(run / "best.pt")
+    assert member.config.data.crop == cfg.data.crop == "center" and member.data == ckpt["data"]
+    np.testing.assert_array_equal(np.sort(member.train_photos), np.sort(ckpt["train_photos"].numpy()))
     with pytest.raises(UserError, match="already exists"):
         export_run(run, tmp_path / "m.onnx")
 
 
 def test_predict_with_both_backends_writes_the_same_submission(run, synth_root, tmp_path, capsys):
     assert main(["export", str(run)]) == 0
-    assert "max abs difference to PyTorch" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "max abs difference to PyTorch" in out and "N x 3 x 64 x 48 (N x channels x height x width)" in out
+    # the file says what it needs and what it returns
+    assert main(["export", "--info", str(run / "model.onnx")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["input"]["shape"] == ["N", 3, 64, 48] and len(info["class_names"]) == 18
+    assert info["tasks"]["age"]["of_class"][:3] == [0, 1, 2] and info["preprocessing"]["crop"] == "center"
+    assert len(info["preprocessing"]["normalisation"]["mean"]) == 3
+    assert main(["export", "--info", str(run / "config.yaml")]) == 2
     a, b = tmp_path / "torch.csv", tmp_path / "onnx.csv"
     pa, pb = tmp_path / "pt.csv", tmp_path / "po.csv"
     assert main(["predict", str(run), str(synth_root / "eval"), "--out", str(a), "--probs", str(pa)]) == 0

@@ -166,7 +166,7 @@ def per_class_data() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_support_labels():
-    assert figures.support_labels(np.array([12, 0, 3])) == ["n=12", "n=0", "n=3"]
+    assert figures.support_labels(np.array([12, 0, 3])) == ["n=12", "no photos", "n=3"]
 
 
 def test_plot_per_class_f1_writes_png(tmp_path):
@@ -182,15 +182,24 @@ def test_per_class_figure_labels_support_and_marks_empty_classes():
     ax = fig.axes[0]
     texts = [t.get_text() for t in ax.texts]
     assert texts == figures.support_labels(support)
-    assert texts[0] == "n=12" and texts[4] == "n=0"
+    assert texts[0] == "n=12" and texts[4] == "no photos"
     assert [t.get_text() for t in ax.get_xticklabels()] == NAMES
     assert ax.get_xticklabels()[0].get_rotation() > 0
     bars = ax.patches
-    assert len(bars) == 18
-    hatched = [b for b in bars if b.get_hatch()]
-    assert len(hatched) == 1 and hatched[0].get_x() + hatched[0].get_width() / 2 == pytest.approx(4)
-    heights = sorted(b.get_height() for b in bars if not b.get_hatch())
+    # a class without photos is never drawn as a bar (a full hatched bar read as F1 = 1)
+    assert len(bars) == 17 and not any(b.get_x() + b.get_width() / 2 == pytest.approx(4) for b in bars)
+    heights = sorted(b.get_height() for b in bars)
     np.testing.assert_allclose(heights, sorted(np.delete(f1, 4)))
+
+
+def test_per_class_title_gives_the_macro_f1_and_the_classes_it_averaged():
+    from maskcls.metrics import macro_classes
+
+    f1, support = per_class_data()
+    fig = figures._per_class_figure(f1, support, NAMES, title="fold 0", macro_f1=0.5, averaged=17)
+    assert fig.axes[0].get_title() == "fold 0: macro F1 0.500 over 17 classes"
+    targets = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 1]])  # classes 0 and 1; class 5 only predicted
+    assert macro_classes(targets, np.eye(18)[[0, 5, 1]]) == 3
 
 
 def test_per_class_rejects_wrong_lengths(tmp_path):

@@ -48,10 +48,10 @@ def test_too_few_people_per_class_for_the_folds_is_one_message(tmp_path):
 
 def test_empty_images_and_float_ages_in_the_api(tmp_path):
     from maskcls.data.table import load_table
-    from maskcls.serve.predictor import _check_items
+    from maskcls.serve.inputs import normalise_items
 
-    with pytest.raises(UserError, match="RGB uint8 array"):
-        _check_items([np.zeros((0, 0, 3), np.uint8)])
+    with pytest.raises(UserError, match="expected an image of shape"):
+        normalise_items([np.zeros((0, 0, 3), np.uint8)])
     for i in range(3):
         write_photo(tmp_path / f"{i}.jpg")
     frame = pd.DataFrame({"path": [str(tmp_path / f"{i}.jpg") for i in range(3)], "person_id": ["a", "b", "c"],

@@ -23,7 +23,38 @@ def test_augment_preview_with_facecrop_reports_fallbacks(synth_root, tmp_path, c
     assert (tmp_path / "cache" / "faceboxes-v1.json").is_file()
 
 
+def test_augment_preview_takes_the_crop_from_the_config(synth_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MASKCLS_CACHE", str(tmp_path / "cache"))
+    assert main(["augment-preview", str(synth_root), "--preset", "hflip", "--set", "data.crop=face",
+                 "--out", str(tmp_path / "f.png"), "--people", "2"]) == 0
+    assert "no face found in" in capsys.readouterr().out  # only a face crop reports its fallbacks
+    assert main(["augment-preview", str(synth_root), "--preset", "hflip", "--out", str(tmp_path / "g.png"),
+                 "--people", "2", "--set", "data.crop=none"]) == 0
+    assert "no face found in" not in capsys.readouterr().out
+
+
 def test_augment_preview_bad_preset(synth_root, tmp_path, capsys):
     assert main(["augment-preview", str(synth_root), "--preset", "hflip+warp", "--out", str(tmp_path / "g.png")]) == 2
     assert "unknown augmentation preset 'warp'" in capsys.readouterr().err
     assert not (tmp_path / "g.png").exists()
+
+
+def test_preview_shows_every_mask_state_full_names_and_a_legend_for_its_colours(synth_root, tmp_path, monkeypatch):
+    from maskcls.config import load_config
+    from maskcls.reports.preview import BOX_COLOURS, augment_preview
+
+    monkeypatch.setenv("MASKCLS_CACHE", str(tmp_path / "cache"))
+    cfg = load_config("demo", ["data.size=48x64"])
+    info = augment_preview(synth_root, "hflip", tmp_path / "g.png", cfg=cfg, people=3, draws=1)
+    assert sorted(info["mask_states"]) == ["incorrect", "normal", "wear"]
+    # folder names in full (wrapped, not cut)
+    folders = (synth_root / "train" / "train.csv").read_text().split()[1:]
+    folders = [line.split(",")[-1] for line in folders]
+    assert all(any(f in t.replace("\n", "") for f in folders) for t in info["titles"])
+    for crop in ("center", "face"):
+        info = augment_preview(synth_root, "hflip", tmp_path / f"{crop}.png", cfg=load_config("demo", [f"data.crop={crop}"]),
+                               people=2, draws=1)
+        for colour in info["box_colours"]:
+            word = next(text for c, text in BOX_COLOURS.values() if c == colour).split(":")[0]
+            assert word in info["legend"]
+        assert info["legend"]  # a box drawn is a box explained

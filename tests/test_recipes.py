@@ -17,10 +17,8 @@ def test_plain_differs_from_demo_in_each_named_setting():
     plain, demo = load_config("plain"), load_config("demo")
     assert (plain.model.heads, demo.model.heads) == ("single", "multi")
     assert plain.data.augment == "none" and demo.data.augment != "none"
-    from maskcls.data.transforms import crop_of
-
     # The study's winner: demo trains and predicts on the centre crop (the head); plain on the whole photo.
-    assert (crop_of(plain.data.augment), crop_of(demo.data.augment)) == (None, "center")
+    assert (plain.data.crop, demo.data.crop) == ("none", "center")
     assert (plain.train.schedule, demo.train.schedule) == ("constant", "cosine")
     # ...and weighs the rare classes up in the loss (the study's second lever); plain does not
     assert (plain.train.class_weights, demo.train.class_weights) == (False, True)

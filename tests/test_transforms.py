@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from maskcls.data.transforms import PRESETS, eval_transform, train_transform
+from maskcls.data.transforms import PRESETS, Transform, eval_transform, train_transform
 
 
 @pytest.fixture
@@ -38,8 +38,11 @@ def test_augmentation_is_a_function_of_the_seed(photo):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown augmentation preset 'sharpen'"):
         train_transform("hflip+sharpen", (32, 32))
-    with pytest.raises(ValueError, match="two crops"):
-        train_transform("centercrop+facecrop", (32, 32))
+    # A crop is data.crop now: the transforms refuse the old spelling (the config moves it, see test_config)
+    with pytest.raises(ValueError, match="'centercrop' is a crop, not an augmentation: set data.crop=center"):
+        train_transform("centercrop+hflip", (32, 32))
+    with pytest.raises(ValueError, match="unknown crop 'centercrop'"):
+        eval_transform((32, 32), "centercrop")
 
 
 RANDOM = [n for n, p in PRESETS.items() if p.ops is not None]
@@ -54,7 +57,7 @@ def test_every_preset_keeps_shape_dtype_and_labels(photo, preset):
     assert out.shape == (128, 96, 3) and out.dtype == np.uint8
     targets = np.array([[2, 1, 0]])
     ds = PhotoDataset(["x"], targets, t, cache=photo[None])
-    ds.cache = np.stack([eval_transform((96, 128), preset)(photo)])  # the cache holds preprocessed photos
+    ds.cache = np.stack([eval_transform((96, 128))(photo)])  # the cache holds preprocessed photos
     image, target = ds[0]
     assert tuple(image.shape) == (3, 128, 96) and target.tolist() == [2, 1, 0]
 
@@ -65,7 +68,7 @@ def test_random_presets_draw_differently_per_seed_and_eval_never_does(photo, pre
     draws = [t(photo, seed=s) for s in range(12)]
     assert any(not np.array_equal(draws[0], d) for d in draws[1:]), f"{preset} ignores its seed"
     assert np.array_equal(t(photo, seed=5), draws[5])
-    e = eval_transform((96, 128), preset)
+    e = Transform(preset=preset, size=(96, 128), train=False)
     assert all(np.array_equal(e(photo, seed=s), e(photo, seed=0)) for s in range(5))
     assert np.array_equal(e(photo), eval_transform((96, 128))(photo))  # random presets never reach evaluation
 
@@ -82,8 +85,9 @@ def test_centercrop_crops_in_training_and_inference_alike(photo):
 
     assert center_box(384, 512) == (64, 96, 320, 416)  # 256 wide x 320 high, as the baseline's crop
     expected = resize(photo[96:416, 64:320], (96, 128))
-    assert np.array_equal(eval_transform((96, 128), "centercrop")(photo), expected)
-    assert np.array_equal(train_transform("centercrop", (96, 128))(photo, seed=1), expected)
+    assert np.array_equal(eval_transform((96, 128), "center")(photo), expected)
+    assert np.array_equal(train_transform("none", (96, 128), crop="center")(photo, seed=1), expected)
+    assert not np.array_equal(eval_transform((96, 128))(photo), expected)  # the crop is not the default
 
 
 def test_facecrop_finds_a_synthetic_face_and_falls_back_on_a_blank_photo(tmp_path):

@@ -7,7 +7,10 @@ The Python API (each name is imported on first use, so ``import maskcls`` stays 
     cv = maskcls.train_folds(cfg, "DATA", "runs/cv")             # every person-level fold + out-of-fold probs
     prepared = maskcls.prepare(cfg, "DATA")                      # scan + decode once, train many times
     predictor = maskcls.Predictor("runs/r1")                     # load once (a run, a k-fold run, or a list)
-    frame = predictor.predict([path_or_rgb_uint8_array, ...])    # labels and probabilities per item
+    frame = predictor.predict([path, pil_image, array, ...])     # labels and probabilities per item
+    scores = maskcls.score_submission("submission.csv", "truth.csv")   # macro F1, ..., chance
+
+train and train_folds are silent unless asked: progress=True draws bars, log=print prints the lines.
 """
 
 from __future__ import annotations
@@ -26,8 +29,17 @@ _API = {
     "Prepared": "maskcls.data.prepare",
     "Predictor": "maskcls.serve.predictor",
     "UserError": "maskcls.errors",
+    "evaluate_run": "maskcls.serve.predict",
+    "score_submission": "maskcls.serve.score",
+    "chance_metrics": "maskcls.metrics",
+    "compute_metrics": "maskcls.metrics",
 }
 __all__ = sorted(_API)
+
+
+def __dir__() -> list[str]:
+    """dir(maskcls) lists the public API, which is imported on first use."""
+    return sorted({*globals(), *_API})
 
 
 def __getattr__(name: str) -> Any:

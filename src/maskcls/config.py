@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .data.crops import CROPS, note_legacy, split_legacy
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 # far. train.epochs re-stretches the cosine schedule from the current step. Every other change
 # (lr, weight decay, optimizer, model, data, augmentation...) is refused: silently keeping the
 # checkpoint's optimizer state with a new setting would make the run match neither setting.
-RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.tensorboard", "train.device",
+RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.trackers", "train.device",
                      "data.workers", "data.pin_memory", "data.cache", "data.cache_dir", "train.compile")
 
 def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: float | None = None,
@@ -41,8 +42,21 @@ def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: f
     return field(default=default, metadata=meta)
 
 
+class _Strict:
+    """Refuses attributes that are not settings: ``cfg.train.epoch = 1`` (a typo) must not be ignored
+    while the default trains, as the CLI's --set would not ignore it either."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        known = [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]}?" if near else f"; its settings are {', '.join(known)}"
+            raise AttributeError(f"{type(self).__name__} has no setting {name!r}{hint}")
+        object.__setattr__(self, name, value)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(_Strict):
     name: str = _f("resnet50", "a torchvision model name, or any timm name ('timm:' forces timm)")
     heads: str = _f("multi", "multi: mask 3 + gender 2 + age 3 heads; single: one 18-way head",
                      choices=("multi", "single"))
@@ -53,12 +67,13 @@ class ModelConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Strict):
     size: str = _f("384x512", "WIDTHxHEIGHT fed to the model, the same for training and inference")
     mean: list[float] | None = _f(None, "input mean (R, G, B in 0..1); null: the model's pretrained config")
     std: list[float] | None = _f(None, "input std (R, G, B in 0..1); null: the model's pretrained config")
-    augment: str = _f("hflip+vflip", "augmentation presets joined by + (see `maskcls augment-preview --help`)")
-    face_margin: float = _f(0.5, "facecrop: the face box grows by this share of its size (more above: hair)",
+    crop: str = _f("none", "the crop before the resize, in training and inference alike", choices=tuple(CROPS))
+    augment: str = _f("hflip+vflip", "random training transforms joined by + (see `maskcls augment-preview --help`)")
+    face_margin: float = _f(0.5, "data.crop=face: the face box grows by this share of its size (more above: hair)",
                             lo=0, hi=3)
     cache_dir: str = _f("", "on-disk caches (face boxes); empty: $MASKCLS_CACHE or ~/.cache/maskcls")
     corrections: str = _f("known", "label corrections: known | none | path to a corrections CSV")
@@ -78,7 +93,7 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Strict):
     epochs: int = _f(12, "training epochs", lo=1)
     batch_size: int = _f(64, "photos per step", lo=1)
     optimizer: str = _f("adamw", "adamw | sgd", choices=("adamw", "sgd"))
@@ -96,18 +111,35 @@ class TrainConfig:
     sampler: str = _f("none", "none | weighted: draw rare classes (60+) as often as common ones",
                        choices=("none", "weighted"))
     patience: int = _f(0, "stop after this many epochs without a better macro F1; 0 = never", lo=0)
+    select: str = _f("best", "the checkpoint a run keeps (best.pt): best = best validation macro F1; last = the "
+                     "last epoch, chosen without looking at the validation people, so its score is unbiased",
+                     choices=("best", "last"))
     amp: str = _f("auto", "auto: bf16 (or fp16) on GPU, none on CPU | bf16 | fp16 | none",
                    choices=("auto", "bf16", "fp16", "none"))
     channels_last: bool = _f(True, "channels_last memory format (GPU only)")
     device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
     seed: int = _f(0, "weights, shuffling and augmentation (never the folds)")
     log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
-    tensorboard: bool = _f(True, "write RUN/tb for TensorBoard")
+    trackers: str = _f("tensorboard", "experiment trackers joined by +: tensorboard (RUN/tb), mlflow "
+                                      "($MLFLOW_TRACKING_URI or ./mlruns), tensorboard+mlflow, or none")
     compile: bool = _f(False, "torch.compile the model (GPU: faster steps after a slow first one)")
+    ema: float = _f(0.0, "exponential moving average of the weights (timm ModelEmaV3, its decay warm-up) with this "
+                         "decay per step, e.g. 0.999: validation, best.pt and last.pt hold the average; 0 = off",
+                    lo=0, hi=1, hi_open=True)
+    mixup: float = _f(0.0, "mixup alpha (timm Mixup): photo pairs blended by lambda ~ Beta(alpha, alpha), the labels "
+                           "of every head with the same lambda; 0 = off", lo=0)
+    cutmix: float = _f(0.0, "cutmix alpha: a box of one photo pasted into another, every head's labels mixed by the "
+                            "box's area; 0 = off", lo=0)
+    mix_switch: float = _f(0.5, "with both mixup and cutmix on: the chance a batch uses cutmix instead of mixup",
+                           lo=0, hi=1)
+    mix_prob: float = _f(1.0, "with mixup or cutmix on: the chance a batch is mixed at all", lo=0, hi=1)
+    swa: int = _f(0, "stochastic weight averaging (torch swa_utils): the weights at the end of this epoch (from 1) "
+                     "and of every later one are averaged, BatchNorm statistics recomputed over the training "
+                     "photos; the average is best.pt; 0 = off", lo=0)
 
 
 @dataclass
-class Config:
+class Config(_Strict):
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -188,6 +220,9 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:
+    if key == "train.tensorboard" and isinstance(value, bool):  # configs written before train.trackers
+        names = [t for t in cfg.train.trackers.split("+") if t not in ("tensorboard", "none", "")]
+        value, key = "+".join((["tensorboard"] if value else []) + names) or "none", "train.trackers"
     section_name, _, name = key.partition(".")
     section = getattr(cfg, section_name, None) if name else None
     if section is None or not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
@@ -202,7 +237,27 @@ def _set(cfg: Config, key: str, value: Any) -> None:
         # YAML reads 0x30 as hex and 96 as a number: the WxH text is gone before we see it.
         raise UserError(f"config data.size: YAML read the value as the number {value}; write WIDTHxHEIGHT "
                         "in quotes, e.g. size: '96x128'")
-    setattr(section, name, _coerce(key, value, hints[name]))  # choices and ranges: check(), once for all
+    value = _coerce(key, value, hints[name])
+    if key == "data.augment":  # the old spelling of a crop moves to data.crop
+        value = _move_legacy_crop(cfg, value)
+    setattr(section, name, value)  # choices and ranges: check(), once for all
+
+
+def _move_legacy_crop(cfg: Config, augment: str) -> str:
+    """Configs and runs from before data.crop spelled the crop inside data.augment (centercrop+hflip):
+    the crop moves to data.crop, with a note; returns the augmentation without it."""
+    try:
+        rest, crop = split_legacy(augment)
+    except ValueError as exc:
+        raise UserError(f"config data.augment: {exc}") from None
+    if crop is None:
+        return augment
+    if cfg.data.crop not in ("none", crop):
+        raise UserError(f"config data.augment={augment} spells the crop {crop} and data.crop is {cfg.data.crop}; "
+                        "set the crop once, as data.crop")
+    note_legacy(augment, rest, crop)
+    cfg.data.crop = crop
+    return rest
 
 
 SECTIONS = ("model", "data", "train")
@@ -295,6 +350,26 @@ def builtin_config_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+# One rule for every command that takes --config: said in every --help, applied by default_config_name.
+DEFAULT_CONFIG_RULE = "default: 'default' (the ResNet50 GPU recipe) on a machine with a GPU, 'demo' (sized for a CPU) without one"
+
+
+def default_config_name() -> str:
+    """The built-in config a command uses when none is given (DEFAULT_CONFIG_RULE): the GPU recipe
+    where it can run, the CPU-sized one where it would take days."""
+    import torch  # only commands that run a model ask, and they import torch anyway
+
+    return "default" if torch.cuda.is_available() else "demo"
+
+
+def describe_config(name: str | Path, overrides: Sequence[str], cfg: Config, *, chosen: bool = False) -> str:
+    """The first line of a command that trains: which config, what it sets, and why it was chosen."""
+    why = " (no --config: the default for this machine)" if chosen else ""
+    sets = "".join(f" --set {o}" for o in overrides)
+    return (f"config: {name}{why}{sets} -> {cfg.model.name} at {cfg.data.size}, {cfg.train.epochs} epochs, "
+            f"batch {cfg.train.batch_size}, device {cfg.train.device}")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults, then the YAML at ``path`` (a file or a built-in name like ``demo``), then ``key=value`` overrides."""
     cfg = Config()
@@ -328,7 +403,7 @@ def train_config(out: str | Path, *, config: str | Path | None = None, overrides
     """The settings of a training into run folder ``out`` (what `maskcls train` runs with).
 
     ``config`` defaults to the run's own config.yaml when resuming (a resumed run keeps its settings
-    unless told otherwise), else to the built-in default; ``overrides`` (key=value) come next, then
+    unless told otherwise), else to ``default_config_name()``; ``overrides`` (key=value) come next, then
     ``corrections`` and ``fold`` when given. ``fold="all"`` (every fold) leaves data.fold alone and
     cannot be combined with ``resume``: a --fold all run continues by itself."""
     saved = Path(out) / "config.yaml"
@@ -339,18 +414,47 @@ def train_config(out: str | Path, *, config: str | Path | None = None, overrides
         overrides.append(f"data.corrections={corrections}")
     if fold is not None and fold != "all":
         overrides.append(f"data.fold={int(fold)}")
-    cfg = load_config(config or "default", overrides)
+    cfg = load_config(config or default_config_name(), overrides)
     if fold == "all" and resume:
         raise UserError("--fold all resumes by itself: rerun the same command without --resume")
     return cfg
 
 
+# The value column is this wide whatever the config (longer values widen one listing only), so the
+# help column does not move between `maskcls config` listings of different configs.
+VALUE_WIDTH = 28
+
+
+def _inline(value: Any) -> str:
+    """A value in YAML's inline form, as a config file or --set writes it."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
 def format_settings(cfg: Config) -> list[str]:
-    """`maskcls config`'s lines: 'key = value   # help', the values in YAML's inline form, help aligned."""
-    rows = [(k, yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip(), h)
-            for k, v, h in describe_settings(cfg)]
-    width = max(len(k) + len(v) for k, v, _ in rows) + 3
+    """`maskcls config`'s lines: 'key = value   # help', the values in YAML's inline form, help aligned
+    in the same column for every config."""
+    rows = [(k, _inline(v), h) for k, v, h in describe_settings(cfg)]
+    key_width = max(len(k) for k, *_ in describe_settings(Config()))
+    width = max(key_width + 3 + VALUE_WIDTH, *(len(k) + 3 + len(v) for k, v, _ in rows))
     return [f"{key} = {value}".ljust(width) + f"  # {help_text}" for key, value, help_text in rows]
+
+
+def diff_settings(a: Config, b: Config) -> list[tuple[str, Any, Any, str]]:
+    """[(key, value in a, value in b, help)] for the settings whose values differ, in declaration order."""
+    return [(key, va, vb, h) for (key, va, h), (_, vb, _) in zip(describe_settings(a), describe_settings(b))
+            if va != vb]
+
+
+def format_diff(a: Config, b: Config, names: tuple[str, str]) -> list[str]:
+    """Two configs side by side, only the settings that differ; fixed columns (key, then each value)."""
+    rows = [(k, _inline(va), _inline(vb), h) for k, va, vb, h in diff_settings(a, b)]
+    if not rows:
+        return [f"{names[0]} and {names[1]} have the same settings"]
+    key_width = max(len(k) for k, *_ in describe_settings(Config()))
+    w1 = max(len(names[0]), *(len(r[1]) for r in rows))
+    w2 = max(len(names[1]), *(len(r[2]) for r in rows))
+    head = f"{'setting':<{key_width}}  {names[0]:<{w1}}  {names[1]:<{w2}}  # help"
+    return [head] + [f"{k:<{key_width}}  {va:<{w1}}  {vb:<{w2}}  # {h}" for k, va, vb, h in rows]
 
 
 def _override_value(key: str, text: str) -> Any:
@@ -388,9 +492,23 @@ def check(cfg: Config) -> Config:
         if v is not None and not all(math.isfinite(x) and (0 < x <= 1 if key == "std" else 0 <= x <= 1) for x in v):
             raise UserError(f"config data.{key}: each of R, G, B must be in {'(0, 1]' if key == 'std' else '[0, 1]'} "
                             f"(pixel values scaled to 0..1), got {v}")
+    if cfg.train.select == "last" and cfg.train.patience:
+        # early stopping watches the validation people: the last epoch would be chosen on them after all
+        raise UserError("config train.select=last scores the last epoch of a fixed budget; train.patience "
+                        "(early stopping on the validation people) must be 0")
+    _check_averaging(cfg)
+    parse_trackers(cfg.train.trackers)  # raises a UserError naming the unknown tracker
     if cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg
+
+
+def _check_averaging(cfg: Config) -> None:
+    if cfg.train.swa > cfg.train.epochs:
+        raise UserError(f"config train.swa: averaging would start after epoch {cfg.train.swa}, past the last epoch "
+                        f"(train.epochs={cfg.train.epochs}); set train.swa between 1 and {cfg.train.epochs}, or 0 for off")
+    if cfg.train.swa and cfg.train.ema:
+        raise UserError("config train.ema and train.swa both average the weights; choose one (set the other to 0)")
 
 
 def from_dict(values: dict[str, Any]) -> Config:
@@ -418,3 +536,19 @@ def resume_conflicts(saved: Config, new: Config) -> list[str]:
 
 def dump(cfg: Config) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+# train.trackers: the names are declared here, with the setting; training/trackers.py implements them.
+TRACKERS = ("tensorboard", "mlflow")
+
+
+def parse_trackers(text: str) -> tuple[str, ...]:
+    """'tensorboard+mlflow' -> ('tensorboard', 'mlflow'); 'none' or '' -> (). Raises on unknown names."""
+    names = [t.strip().lower() for t in str(text).replace(",", "+").split("+") if t.strip()]
+    if names == ["none"]:
+        return ()
+    unknown = [n for n in names if n not in TRACKERS]
+    if unknown:
+        raise UserError(f"config train.trackers: unknown tracker {unknown[0]!r}; use tensorboard, mlflow, "
+                        "tensorboard+mlflow or none")
+    return tuple(dict.fromkeys(names))

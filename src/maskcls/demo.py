@@ -9,34 +9,25 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from sklearn.metrics import f1_score
 
-from . import labels
-from .config import load_config
+from .config import describe_config, load_config
 from .errors import UserError
 from .data.synth import make_dataset
 from .data.validate import validate
+from .metrics import format_scores
 from .serve.predict import predict_submission
+from .serve.score import score_submission
 from .training.fit import train
 
 DEMO_PEOPLE, DEMO_EVAL_PEOPLE, DEMO_SIZE = 240, 30, (96, 128)
-
-
-def score_submission(submission: str | Path, truth: str | Path) -> dict:
-    """Macro F1 and accuracy of a submission against eval_truth.csv (synthetic data only)."""
-    sub = pd.read_csv(submission)
-    true = pd.read_csv(truth).set_index("ImageID").loc[sub["ImageID"], "label"].to_numpy()
-    pred = sub["ans"].to_numpy()
-    return {"macro_f1": float(f1_score(true, pred, average="macro", zero_division=0)),
-            "accuracy": float(np.mean(true == pred)), "photos": len(sub)}
 
 
 def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = (), progress: bool = True,
              people: int = DEMO_PEOPLE, eval_people: int = DEMO_EVAL_PEOPLE) -> dict:
     """Run the whole job in OUT (data is made once and reused; the run and submission are redone)."""
     out = Path(out)
+    cfg = load_config("demo", list(overrides))  # checked before anything is written
+    print(describe_config("demo", overrides, cfg))
     data_dir = out / "data"
     if not (data_dir / "train" / "train.csv").is_file():
         print(f"[1/5] writing demo data: {people} + {eval_people} people to {data_dir}")
@@ -52,9 +43,8 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
         print(f"      replacing the previous demo run in {run_dir} (the demo owns this folder; train into "
               "another folder to keep a run)")
         shutil.rmtree(run_dir)  # the demo owns this folder: each demo is a fresh run
-    cfg = load_config("demo", list(overrides))
     print(f"[3/5] training {cfg.model.name} at {cfg.data.size} for {cfg.train.epochs} epochs into {run_dir}")
-    summary = train(cfg, data_dir, run_dir, progress=progress)
+    summary = train(cfg, data_dir, run_dir, progress=progress, log=print)
     submission, plain = out / "submission.csv", out / "submission-no-tta.csv"
     print(f"[4/5] predicting {data_dir / 'eval'} (with and without hflip test-time augmentation)")
     predict_submission(run_dir, data_dir / "eval", plain, force=True, progress=progress)
@@ -63,11 +53,11 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
     scored, scored_plain = score_submission(submission, truth), score_submission(plain, truth)
     print("[5/5] results")
     print(f"  validation ({summary['val_people']} held-out people, {summary['val_photos']} photos): "
-          f"macro F1 {summary['macro_f1']:.3f}, accuracy {summary['accuracy']:.3f}, "
-          + ", ".join(f"{t.name} F1 {summary[f'{t.name}_f1']:.3f}" for t in labels.TASKS))
-    print(f"  eval set scored against the synthetic truth ({scored['photos']} photos): "
-          f"macro F1 {scored['macro_f1']:.3f}, accuracy {scored['accuracy']:.3f} with hflip TTA; "
-          f"{scored_plain['macro_f1']:.3f}, {scored_plain['accuracy']:.3f} without  (chance: macro F1 ~0.05)")
+          + format_scores(summary))
+    print(f"  eval set scored against the synthetic truth ({scored['photos']} photos), with hflip TTA: "
+          + format_scores(scored, ("macro_f1", "accuracy")))
+    print(f"  without TTA: macro F1 {scored_plain['macro_f1']:.4f}, accuracy {scored_plain['accuracy']:.4f}  "
+          f"(`maskcls score {submission} {truth}` shows every figure)")
     print(f"  submission: {submission}   run: {run_dir}")
     return {"summary": summary, "eval": scored, "eval_no_tta": scored_plain, "submission": str(submission),
             "run": str(run_dir)}

@@ -4,6 +4,7 @@ Ctrl-C never leaves a half-written file where the user expects a finished one.""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -36,18 +37,31 @@ def check_replaceable(path: str | Path, *, force: bool, what: str = "--out") -> 
         raise UserError(f"{path} already exists; pass --force to overwrite it")
 
 
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise
+        raise UserError(f"{path}: cannot write it: {os.strerror(exc.errno)}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         _publish_mode(tmp_path)
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise
+        raise UserError(f"{path}: cannot write it: {os.strerror(exc.errno)}; free some space (or choose "
+                        "another place) and run the command again") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -74,7 +88,12 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # alive, owned by someone else
-    return True
+    # A zombie answers signal 0 but is dead: an orphaned worker (its parent killed) stays one until init
+    # reaps it, which some containers' init never does.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _remove_stale_dirs(path: Path) -> None:

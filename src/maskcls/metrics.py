@@ -57,6 +57,13 @@ def per_class_f1(targets: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np
     return np.asarray(f1, dtype=float), np.bincount(true, minlength=labels.NUM_CLASSES)
 
 
+def macro_classes(targets: np.ndarray, probs: np.ndarray) -> int:
+    """How many classes the macro F1 averages: those with photos or predicted at least once (sklearn's
+    ``average="macro"`` counts a predicted class without photos as an F1 of 0)."""
+    full, true = full_labels(targets)
+    return len(set(true.tolist()) | set(probs[full].argmax(1).tolist()))
+
+
 def confusion(targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """18x18 counts, rows = true class, columns = predicted, over fully labelled rows."""
     full, true = full_labels(targets)
@@ -70,3 +77,53 @@ def log_loss(targets: np.ndarray, probs: np.ndarray) -> float | None:
         return None
     p_true = probs[full][np.arange(len(true)), true]
     return float(-np.log(np.clip(p_true, 1e-12, 1)).mean())
+
+
+def chance_metrics(targets: np.ndarray) -> dict[str, float | None]:
+    """The scores a guess that never looks at the photo reaches on this class mix, keyed like
+    ``compute_metrics``. targets (N, len(TASKS)) with -1 for unknown; None where no row is labelled.
+
+    Macro F1: 1 / K, K the classes (of ``labels.NUM_CLASSES``, or of each task's ``size``) present in
+    the truth. That is the expected macro F1 of guessing the classes at their own frequencies, and no
+    photo-blind guess does better (each class's F1 2pq/(p+q) is at most (p+q)/2; the sum of p and of q
+    is 1 each; the mean runs over at least K classes). Accuracy: always answering the commonest class.
+    A score at or below these says the model has learnt nothing usable about that answer."""
+    targets = np.asarray(targets)
+    out: dict[str, float | None] = {k: None for k in METRIC_KEYS}
+    full, true = full_labels(targets)
+    if full.any():
+        counts = np.bincount(true, minlength=labels.NUM_CLASSES)
+        out["macro_f1"] = 1.0 / int((counts > 0).sum())
+        out["accuracy"] = float(counts.max() / counts.sum())
+    for j, task in enumerate(labels.TASKS):
+        known = targets[:, j][targets[:, j] >= 0]
+        if len(known):
+            out[f"{task.name}_f1"] = 1.0 / int((np.bincount(known, minlength=task.size) > 0).sum())
+    return out
+
+
+def at_or_below_chance(metrics: dict, chance: dict) -> list[str]:
+    """The metric names whose score is at or below its chance level (a tiny tolerance for rounding)."""
+    return [k for k in METRIC_KEYS if metrics.get(k) is not None and chance.get(k) is not None
+            and metrics[k] <= chance[k] + 1e-9]
+
+
+def with_chance(metrics: dict, targets: np.ndarray) -> dict:
+    """``metrics`` plus 'chance' (``chance_metrics`` of the same rows) and 'at_or_below_chance'."""
+    chance = chance_metrics(targets)
+    return {**metrics, "chance": chance, "at_or_below_chance": at_or_below_chance(metrics, chance)}
+
+
+def format_scores(metrics: dict, keys: tuple[str, ...] = METRIC_KEYS, sep: str = ", ") -> str:
+    """'macro_f1 0.4123 (chance 0.0556), ...'; a score at or below chance says so."""
+    chance = metrics.get("chance") or {}
+    low = set(metrics.get("at_or_below_chance") or ())
+    parts = []
+    for k in keys:
+        if metrics.get(k) is None:
+            continue
+        text = f"{k} {metrics[k]:.4f}"
+        if chance.get(k) is not None:
+            text += f" (chance {chance[k]:.4f}{': AT OR BELOW CHANCE' if k in low else ''})"
+        parts.append(text)
+    return sep.join(parts)

@@ -4,8 +4,12 @@ as a corrections CSV (the format ``maskcls.data.corrections.read`` takes).
 
 The issues travel into the page as JSON, each with its corrections-CSV row already made by
 ``rank.to_corrections``, so the page only filters and quotes rows and cannot drift from the format.
-Decisions live in the browser's localStorage under a key derived from this audit's issues and output
-folder, so a reload keeps them and two audits never share them.
+Opened from disk, decisions live in the browser's localStorage under a key derived from this audit's
+issues and output folder, so a reload keeps them and two audits never share them. Served by
+``maskcls review`` (``server.py``), the page sends every decision to the server, which writes it to
+AUDIT/decisions.csv at once; the server's state is then the page's. Either way ``u`` undoes the
+last decision made, wherever the cursor is, and a card accepted in an earlier review (the issues'
+``reviewed`` column) starts out accepted.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pandas as pd
 
 from ..data.images import PhotoError, read_rgb, resize
 from ..fileio import atomic_open, write_text
+from .decisions import card_id, issue_key
 from .rank import CORRECTION_COLUMNS, to_corrections
 
 _NEEDED = ["person", "photos", "field", "given", "suggested", "score", "rank", "fix_image", "fix_from", "fix_to"]
@@ -27,7 +32,7 @@ JPEG_QUALITY = 82
 
 
 def write_review(issues: pd.DataFrame, photo_paths: dict[str, list[tuple[str, str]]], out_dir: Path, *,
-                 thumb_size: tuple[int, int] = (72, 96)) -> Path:
+                 thumb_size: tuple[int, int] = (72, 96), data_id: str = "") -> Path:
     """Write ``out_dir/review.html`` and its thumbnails in ``out_dir/thumbs/``; returns the page's path.
 
     issues : ``rank.find_issues`` output (or its CSV read back), one card per row, best rank first.
@@ -35,6 +40,8 @@ def write_review(issues: pd.DataFrame, photo_paths: dict[str, list[tuple[str, st
         A person missing here gets a card without photos; a photo that does not decode gets a
         placeholder naming it.
     thumb_size : (width, height) of the thumbnails in pixels.
+    data_id : ``decisions.data_fingerprint`` of the audited data; ``maskcls review`` needs it to tie the
+        decisions it writes to that data.
     """
     missing = [c for c in _NEEDED if c not in issues.columns]
     if missing:
@@ -50,7 +57,8 @@ def write_review(issues: pd.DataFrame, photo_paths: dict[str, list[tuple[str, st
         person, photos = str(rec["person"]), _cell(rec["photos"]) or "*"
         marked = None if photos == "*" else set(photos.split("+"))
         cards.append({
-            "id": f"{person}\t{rec['field']}\t{photos}",
+            "id": card_id(issue_key(person, rec["field"], photos, _cell(rec["given"]), _cell(rec["suggested"]))),
+            "earlier": "accept" if _cell(rec.get("reviewed", "")) == "accepted" else "",
             "rank": int(rec["rank"]), "score": round(float(rec["score"]), 4), "person": person,
             "field": str(rec["field"]), "photos": photos, "given": _cell(rec["given"]),
             "suggested": _cell(rec["suggested"]), "fix": f"{fix['from']} \u2192 {fix['to']}".strip(),
@@ -61,7 +69,7 @@ def write_review(issues: pd.DataFrame, photo_paths: dict[str, list[tuple[str, st
         })
     audit = hashlib.sha256(json.dumps([str(out_dir.resolve()), [c["id"] for c in cards],
                                        [c["correction"] for c in cards]]).encode()).hexdigest()[:16]
-    data = {"audit": audit, "columns": CORRECTION_COLUMNS, "thumb": list(thumb_size), "issues": cards}
+    data = {"audit": audit, "data": data_id, "columns": CORRECTION_COLUMNS, "thumb": list(thumb_size), "issues": cards}
     page = out_dir / "review.html"
     write_text(page, _PAGE.replace("__DATA__", _script_json(data)))
     return page
@@ -128,6 +136,7 @@ _PAGE = r"""<!doctype html>
   .card.accept { border-left-color: #1f9d4c; background: #f2fbf5; }
   .card.reject { border-left-color: #d33; background: #fdf3f3; }
   .card.skip { border-left-color: #999; border-left-style: dashed; }
+  .earlier { color: #1f9d4c; font-size: 12px; }
   .head { display: flex; flex-wrap: wrap; gap: 4px 14px; align-items: baseline; }
   .rank { font-weight: 700; }
   .field { text-transform: uppercase; font-size: 12px; letter-spacing: .05em; color: #445; }
@@ -144,6 +153,7 @@ _PAGE = r"""<!doctype html>
   button { font: inherit; padding: 3px 10px; border-radius: 4px; border: 1px solid #99a; background: #fff; cursor: pointer; }
   button.primary { background: #2a6ef0; color: #fff; border-color: #2a6ef0; }
   #status { color: #1f9d4c; }
+  #status.error { color: #d33; font-weight: 600; }
 </style>
 </head>
 <body>
@@ -154,7 +164,7 @@ _PAGE = r"""<!doctype html>
   <span id="status"></span>
   <p class="help"><kbd>a</kbd> accept &middot; <kbd>r</kbd> reject &middot; <kbd>s</kbd> skip &middot;
     <kbd>u</kbd> undo &middot; <kbd>j</kbd>/<kbd>k</kbd> or <kbd>&darr;</kbd>/<kbd>&uarr;</kbd> move.
-    Decisions are kept in this browser.</p>
+    <span id="where">Decisions are kept in this browser.</span></p>
 </header>
 <main id="cards"></main>
 <script type="application/json" id="audit-data">__DATA__</script>
@@ -165,17 +175,31 @@ _PAGE = r"""<!doctype html>
   var issues = data.issues;
   var storeKey = "maskcls-review:" + data.audit;
   var LABEL = { accept: "accepted", reject: "rejected", skip: "skipped" };
-  var decisions = load();
+  var byId = {};
+  issues.forEach(function (issue, i) { byId[issue.id] = i; });
+  // decisions: card id -> accept/reject/skip; history: the undo stack, {id, prev} newest last.
+  var saved = load();
+  var decisions = saved.decisions;
+  var history = saved.history;
+  var server = false;      // true once `maskcls review` answered: it holds the decisions, on disk
+  var queue = null;        // server requests, sent one after another in the order keys were pressed
   var cards = [];
   var current = -1;
 
   function load() {
-    try { return JSON.parse(window.localStorage.getItem(storeKey) || "{}") || {}; }
-    catch (e) { return {}; }  // storage disabled or unreadable: decisions last for this visit only
+    var s;
+    try { s = JSON.parse(window.localStorage.getItem(storeKey) || "{}") || {}; }
+    catch (e) { s = {}; }  // storage disabled or unreadable: decisions last for this visit only
+    // Pages before the undo stack stored the decisions object alone.
+    if (!s.decisions) return { decisions: s, history: [] };
+    return { decisions: s.decisions, history: s.history || [] };
   }
   function store() {
-    try { window.localStorage.setItem(storeKey, JSON.stringify(decisions)); } catch (e) { /* as above */ }
+    if (server) return;
+    try { window.localStorage.setItem(storeKey, JSON.stringify({ decisions: decisions, history: history })); }
+    catch (e) { /* as above */ }
   }
+  function stateOf(i) { return decisions[issues[i].id] || issues[i].earlier || ""; }
   function el(tag, cls, text) {
     var node = document.createElement(tag);
     if (cls) node.className = cls;
@@ -224,6 +248,7 @@ _PAGE = r"""<!doctype html>
     });
     card.appendChild(strip);
     if (issue.note) card.appendChild(el("div", "note", issue.note));
+    if (issue.earlier) card.appendChild(el("div", "earlier", "accepted in an earlier review"));
     var actions = el("div", "actions");
     [["accept", "Accept (a)"], ["reject", "Reject (r)"], ["skip", "Skip (s)"]].forEach(function (a) {
       var b = el("button", "", a[1]);
@@ -236,7 +261,7 @@ _PAGE = r"""<!doctype html>
   }
 
   function paint(i) {
-    var state = decisions[issues[i].id] || "";
+    var state = stateOf(i);
     var card = cards[i];
     card.classList.remove("accept", "reject", "skip");
     if (state) card.classList.add(state);
@@ -246,7 +271,7 @@ _PAGE = r"""<!doctype html>
 
   function counts() {
     var n = { accept: 0, reject: 0, skip: 0 };
-    issues.forEach(function (issue) { var s = decisions[issue.id]; if (s) n[s] += 1; });
+    issues.forEach(function (issue, i) { var s = stateOf(i); if (s) n[s] += 1; });
     var box = document.getElementById("counts");
     box.textContent = "";
     [["accepted", n.accept], ["rejected", n.reject], ["pending", issues.length - n.accept - n.reject]]
@@ -270,14 +295,52 @@ _PAGE = r"""<!doctype html>
     cards[i].scrollIntoView({ block: "nearest" });
   }
 
+  function repaint() { issues.forEach(function (issue, i) { paint(i); }); counts(); }
+
+  function status(text, error) {
+    var s = document.getElementById("status");
+    s.textContent = text;
+    s.className = error ? "error" : "";
+  }
+
+  // One request to `maskcls review`, queued behind the earlier ones; its answer is the whole state.
+  function send(path, body, then) {
+    queue = (queue || Promise.resolve()).then(function () {
+      return fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+        .then(function (r) {
+          return r.json().then(function (j) { if (!r.ok) throw new Error(j.error || r.statusText); return j; });
+        })
+        .then(function (j) { decisions = j.decisions; repaint(); status("saved to decisions.csv"); if (then) then(j); })
+        .catch(function (e) { status("NOT SAVED: " + e.message + " (is maskcls review still running?)", true); });
+    });
+  }
+
   function decide(i, act) {
     if (i < 0 || i >= issues.length) return;
-    if (act === "undo") delete decisions[issues[i].id];
-    else decisions[issues[i].id] = act;
+    var id = issues[i].id;
+    if (server) send("api/decide", { id: id, decision: act });
+    else {
+      history.push({ id: id, prev: decisions[id] || null });
+      decisions[id] = act;
+      store();
+      paint(i);
+      counts();
+    }
+    focusCard(i + 1);
+  }
+
+  // Undo the last decision made, wherever the cursor is, and show the card it concerned.
+  function undo() {
+    if (server) {
+      send("api/undo", {}, function (j) { if (j.undone in byId) focusCard(byId[j.undone]); });
+      return;
+    }
+    var last = history.pop();
+    if (!last) return;
+    if (last.prev) decisions[last.id] = last.prev; else delete decisions[last.id];
     store();
-    paint(i);
+    if (last.id in byId) { paint(byId[last.id]); focusCard(byId[last.id]); }
     counts();
-    if (act !== "undo") focusCard(i + 1);
   }
 
   function csvCell(value) {
@@ -287,7 +350,7 @@ _PAGE = r"""<!doctype html>
 
   function save() {
     var rows = [data.columns];
-    issues.forEach(function (issue) { if (decisions[issue.id] === "accept") rows.push(issue.correction); });
+    issues.forEach(function (issue, i) { if (stateOf(i) === "accept") rows.push(issue.correction); });
     var text = rows.map(function (r) { return r.map(csvCell).join(","); }).join("\n") + "\n";
     var url = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
     var a = el("a");
@@ -313,22 +376,45 @@ _PAGE = r"""<!doctype html>
     if (!card) return;
     var i = Number(card.dataset.index);
     var act = e.target.closest("button") ? e.target.closest("button").dataset.act : null;
-    if (act) decide(i, act); else focusCard(i);
+    if (act) { if (server || ready) decide(i, act); } else focusCard(i);
   });
   document.getElementById("save").addEventListener("click", save);
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey) return;  // leave Ctrl+R, Cmd+A and friends to the browser
     if (e.target.closest && e.target.closest("input, textarea, select")) return;
     var moves = { j: 1, ArrowDown: 1, k: -1, ArrowUp: -1 };
-    var acts = { a: "accept", r: "reject", s: "skip", u: "undo" };
+    var acts = { a: "accept", r: "reject", s: "skip" };
     if (e.key in moves) focusCard(current < 0 ? 0 : current + moves[e.key]);
+    else if (!ready && (e.key in acts || e.key === "u")) { /* still asking the server for the decisions */ }
+    else if (e.key === "u") undo();
     else if (e.key in acts) { if (current < 0) focusCard(0); decide(current, acts[e.key]); }
     else return;
     e.preventDefault();
   });
-  // Start at the first card still undecided, so a reload continues where the review stopped.
-  var first = issues.findIndex(function (issue) { return !decisions[issue.id]; });
-  focusCard(first < 0 ? 0 : first);
+  var ready = false;
+  function start(mode) {
+    ready = true;
+    document.body.dataset.mode = mode;
+    repaint();
+    // Start at the first card still undecided, so a reload continues where the review stopped.
+    var first = issues.findIndex(function (issue, i) { return !stateOf(i); });
+    focusCard(first < 0 ? 0 : first);
+  }
+  // Served by `maskcls review`: the server's decisions (from AUDIT/decisions.csv) are the page's.
+  // Opened from disk, or served by anything else, the page keeps its decisions in this browser.
+  if (/^https?:$/.test(location.protocol)) {
+    fetch("api/state", { cache: "no-store" })
+      .then(function (r) { if (!r.ok) throw new Error(r.statusText); return r.json(); })
+      .then(function (j) {
+        if (j.audit !== data.audit) throw new Error("another audit");
+        server = true;
+        decisions = j.decisions;
+        document.getElementById("where").textContent =
+          "Every decision is written to " + j.folder + "/decisions.csv and accepted_corrections.csv as you make it.";
+        start("server");
+      })
+      .catch(function () { start("local"); });
+  } else start("local");
 })();
 </script>
 </body>

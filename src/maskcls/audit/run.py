@@ -6,6 +6,7 @@ DIR/proposed_corrections.csv  the corrections format, only issues with score >= 
                               fields that pass the gate; review them before training on any
 DIR/field_quality.csv         the gate: per field, balanced accuracy of the out-of-fold models vs chance
 DIR/review.html + thumbs/     accept / reject / skip per card; saves the accepted ones as a corrections CSV
+DIR/decisions.csv             written by `maskcls review DIR`; read back here (or --decisions FILE)
 DIR/summary.json              counts, timings and (with --truth) precision and recall per kind
 DIR/precision_recall.png      with --truth: precision and recall against rank, per kind
 DIR/cv/                       the `--fold all` run trained when no --run is given (reusable as --run);
@@ -21,41 +22,53 @@ from typing import Callable
 
 import pandas as pd
 
-from ..config import Config, from_dict, load_config
+from ..config import load_config
+from ..data.corrections import FIELDS
+from ..data.fingerprint import refuse_other_data
 from ..data.prepare import prepare
+from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import read_csv, write_csv, write_json
 from ..reports.figures import plot_precision_recall
-from ..training.folds import train_folds
+from ..training.folds import fold_identity, train_folds
+from ..training.runs import FOLD_PREFIX, read_probs, read_run_config
+from ..training.runspec import Launcher
+from .decisions import apply_earlier, data_fingerprint, read_decisions, read_log
 from .rank import (DEFAULT_MIN_QUALITY, ISSUE_COLUMNS, PROPOSE_MIN_SCORE, field_quality, find_issues,
                    precision_recall_curve, proposals, score_against_truth, to_corrections)
 from .review import write_review
 
 OURS = {"label_issues.csv", "proposed_corrections.csv", "review.html", "thumbs", "summary.json",
-        "precision_recall.png", "cv", "field_quality.csv"}
+        "precision_recall.png", "cv", "field_quality.csv", "decisions.csv", "accepted_corrections.csv"}
 REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank"]
 
 
 def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, folds: int = 5,
           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), truth: str | Path | None = None,
-          min_quality: float = DEFAULT_MIN_QUALITY, repeats: int = 1,
-          progress: bool = True, log: Callable[[str], None] = print) -> dict:
+          min_quality: float = DEFAULT_MIN_QUALITY, repeats: int = 1, decisions: str | Path | None = None,
+          launcher: Launcher | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Audit DATA's labels into OUT; returns summary.json's content.
 
     min_quality: the gate (``rank.field_quality``); repeats: how many `--fold all` runs to train,
-    each with other fold draws, whose out-of-fold evidence is averaged (ignored with ``run``)."""
+    each with other fold draws, whose out-of-fold evidence is averaged (ignored with ``run``);
+    ``launcher`` (experiments.launch) trains the folds at once when no ``run`` is given."""
     out = Path(out)
     if not 0 <= min_quality <= 1:
         raise UserError(f"--min-quality must be between 0 and 1, got {min_quality}")
     if repeats < 1:
         raise UserError(f"--repeats must be at least 1, got {repeats}")
+    refuse_output_inside(data, out)
     if out.exists() and (not out.is_dir() or any(p.name not in OURS and not _is_repeat(p.name)
                                                  and not p.name.startswith(".") for p in out.iterdir())):
         raise UserError(f"{out}: exists and holds other files; give a new folder (or a previous audit's)")
     noise = _read_truth(truth) if truth is not None else None
+    if decisions is not None:
+        read_log(decisions)  # a missing or malformed file is refused before any training
     start = time.perf_counter()
     if run is not None:
-        cfg = _run_config(Path(run))
+        if not (Path(run) / "oof_probs.csv").is_file():
+            raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
+        cfg = read_run_config(run)
         runs = [Path(run)]
         trained = 0.0
     else:
@@ -67,11 +80,14 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
             log(f"audit: training {folds} person-level folds{f' (repeat {r + 1} of {repeats})' if repeats > 1 else ''} "
                 f"to score every photo with a model that never saw its person ({cfg.model.name} at {cfg.data.size}, "
                 f"{cfg.train.epochs} epochs) into {folder}")
-            train_folds(run_cfg, data, folder, progress=progress, log=log)
+            train_folds(run_cfg, data, folder, launcher=launcher, progress=progress, log=log)
         trained = time.perf_counter() - start
     prepared = prepare(cfg, data, log=lambda s: None)
     oof = load_evidence(runs, prepared, data)
     oof_path = runs[0] / "oof_probs.csv"
+    if run is not None:  # the same photos, and the run's out-of-fold labels must be DATA's labels too
+        for folder in sorted(Path(run).glob(f"{FOLD_PREFIX}*")):
+            refuse_other_data(str(run), fold_identity(folder), prepared.identity(), data)
     try:
         quality = field_quality(oof, cutoffs=cfg.cutoffs, min_quality=min_quality)
         audited = [f for f, ok in zip(quality["field"], quality["passed"]) if ok]
@@ -80,15 +96,18 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         raise UserError(f"{oof_path}: {exc}") from None
     for line in quality["reason"]:
         log(line)
+    data_id = data_fingerprint(prepared.table)
+    issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
     proposed = proposals(issues)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "field_quality.csv", quality.round(4))
-    write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS])
+    write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS + (["reviewed"] if earlier else [])])
     write_csv(out / "proposed_corrections.csv", to_corrections(proposed))
     photos: dict[str, list[tuple[str, str]]] = {}
     for person, image, path in zip(prepared.table["person"], prepared.table["image"], prepared.table["path"]):
         photos.setdefault(str(person), []).append((str(image), str(path)))
-    write_review(issues[[c for c in ISSUE_COLUMNS if c in issues.columns]], photos, out)
+    write_review(issues[[c for c in [*ISSUE_COLUMNS, "reviewed"] if c in issues.columns]], photos, out,
+                 data_id=data_id)
     summary = {"photos": len(oof), "people": int(oof["person"].nunique()), "issues": len(issues),
                "issues_per_field": {k: int(v) for k, v in issues["field"].value_counts().items()},
                "proposed": len(proposed), "propose_min_score": PROPOSE_MIN_SCORE, "min_quality": min_quality,
@@ -98,7 +117,10 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
                "runs": [str(r) for r in runs],
                "run": str(runs[0]), "train_seconds": round(trained, 1),
                "seconds": round(time.perf_counter() - start, 1)}
+    if earlier:
+        summary["decisions"] = earlier
     if noise is not None:
+        noise, summary["truth_rows_not_in_data"] = _known_truth(noise, prepared.table["person"], log)
         summary["truth"] = score_against_truth(issues, noise)
         curve = precision_recall_curve(issues, noise)
         plot_precision_recall(curve, out / "precision_recall.png")
@@ -110,7 +132,8 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     write_json(out / "summary.json", summary)
     log(f"{len(issues)} suspect label(s) ranked in {out / 'label_issues.csv'}; {len(proposed)} with score >= "
         f"{PROPOSE_MIN_SCORE} proposed in {out / 'proposed_corrections.csv'}. Review them before any training: "
-        f"`maskcls review {out}` (or open {out / 'review.html'}), and train only on the corrections you accepted")
+        f"`maskcls review {out}` (saves each decision to disk; or open {out / 'review.html'}), and train only on "
+        f"the corrections you accepted ({out / 'accepted_corrections.csv'})")
     return summary
 
 
@@ -130,7 +153,7 @@ def load_evidence(runs: list[Path], prepared, data) -> pd.DataFrame:
     frames = []
     for run in runs:
         path = run / "oof_probs.csv"
-        oof = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"person": str, "image": str})
+        oof = read_probs(path)
         if set(oof["path"]) != paths:
             raise UserError(f"{path} does not cover exactly the photos of {data} "
                             f"({len(set(oof['path']) & paths)} of {len(paths)} in common); audit the data the run "
@@ -150,18 +173,33 @@ def load_evidence(runs: list[Path], prepared, data) -> pd.DataFrame:
         prepared.table[["path", "image", "age"]].astype({"age": "float"}), on="path", how="left")
 
 
-def _run_config(run: Path) -> Config:
-    """The settings a `--fold all` run was trained with (its fold-0 config.yaml)."""
-    if not (run / "oof_probs.csv").is_file():
-        raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
-    import yaml
-
-    try:
-        return from_dict(yaml.safe_load((run / "fold-0" / "config.yaml").read_text()))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{run}/fold-0/config.yaml: cannot read the run's settings ({exc})") from None
+def _apply_decisions(issues: pd.DataFrame, decisions: str | Path | None, out: Path, data_id: str,
+                     people: pd.Series, log: Callable[[str], None]) -> tuple[pd.DataFrame, dict]:
+    """Earlier review decisions (--decisions, else OUT/decisions.csv when there is one) applied to the
+    issues: rejected suggestions dropped, accepted ones marked. ({} when there are none.)"""
+    path = Path(decisions) if decisions is not None else out / "decisions.csv"
+    if decisions is None and not path.is_file():
+        return issues, {}
+    decided = read_decisions(path, data_id=data_id, people=people.astype(str).unique())
+    issues, counts = apply_earlier(issues, decided)
+    log(f"earlier review {path}: {counts['rejected_not_raised']} rejected suggestion(s) not raised again, "
+        f"{counts['accepted_shown']} accepted one(s) marked as accepted")
+    return issues, {"file": str(path), **counts}
 
 
 def _read_truth(path: str | Path) -> pd.DataFrame:
+    """The planted errors; an unknown field is an error naming its line, as in a corrections file."""
     frame = read_csv(Path(path), ("person", "field", "image", "recorded", "true"))
+    for line, fld in frame["field"].items():
+        if fld.strip().lower() not in FIELDS:
+            raise UserError(f"{path}:{line}: unknown field {fld!r}; expected one of {', '.join(FIELDS)}")
     return frame.reset_index(drop=True)
+
+
+def _known_truth(noise: pd.DataFrame, people: pd.Series, log: Callable[[str], None]) -> tuple[pd.DataFrame, int]:
+    """Truth rows about people in the data, and how many were left out: an error planted on someone who
+    is not in the data can be neither found nor missed (corrections treat such rows the same way)."""
+    known = noise["person"].str.strip().isin(set(people.astype(str)))
+    if not known.all():
+        log(f"truth: {int((~known).sum())} row(s) name people not in the data; they are not counted")
+    return noise[known].reset_index(drop=True), int((~known).sum())

@@ -16,7 +16,8 @@ from .common import QUIET_HELP, CommandParser, at_least  # noqa: F401 (at_least:
 
 # The modules of the commands, in the order `maskcls --help` lists them.
 COMMANDS = ("config", "demo", "demo_data", "validate", "eda", "summary", "train", "evaluate", "predict", "classify",
-            "audit", "augment_preview", "export", "bench", "ablate")
+            "score", "audit", "review", "interpret", "augment_preview", "export", "bench", "ablate", "lr_find",
+            "improve")
 
 
 def build_parser() -> argparse.ArgumentParser:

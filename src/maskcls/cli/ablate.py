@@ -6,31 +6,44 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import DATA_HELP, config_args
+from .common import DATA_HELP, FOLDS_HELP, at_least, config_args, launch_args, launch_options, resolve_config, setting_args, setting_flags
+from .improve import KEY_HELP
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("ablate", help="train variants on the same folds and seeds; report paired deltas",
                        description="Train every variant x seed x fold from one prepared dataset and write "
                                    "OUT/results.csv, OUT/table.md (mean +- std, paired delta and ratio to the "
-                                   "first variant with 95% intervals) and OUT/ablation.png. A variant is preset "
-                                   "names and/or key=value settings joined by +, e.g. hflip+vflip or "
+                                   "first variant with 95% intervals) and OUT/ablation.png. Every run keeps its "
+                                   "last epoch and is scored on its held-out fold against one answer key (--key). "
+                                   "A variant is preset names and/or key=value settings joined by +, e.g. hflip+vflip or "
                                    "data.corrections=none. Re-running skips finished runs.")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--out", required=True, help="folder for results (re-use it to add runs)")
     p.add_argument("--variants", required=True, help="comma-separated variants; the first is the baseline")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
-    p.add_argument("--folds", type=int, default=None,
-                   help="how many of the config's person-level folds to run (default: all data.folds)")
-    config_args(p, default="demo", help="base config (default demo, CPU-sized)", set_help="a setting for every variant")
+    p.add_argument("--folds", type=at_least(2), default=None, metavar="K", help=FOLDS_HELP)
+    p.add_argument("--run-folds", type=at_least(1), default=None, metavar="N",
+                   help="train only folds 0..N-1 of the K (a cheaper, noisier ablation; default: all K)")
+    config_args(p, help="base config, a YAML file or built-in name", set_help="a setting for every variant")
+    p.add_argument("--key", default=None, metavar="FILE",
+                   help=KEY_HELP + "; needed when variants differ in data.corrections (default: the labels the "
+                        "variants share)")
+    setting_args(p)
+    launch_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments.ablate import ablate, parse_variants
+    from ..experiments.launch import open_launcher
 
-    results = ablate(args.data, args.out, parse_variants(args.variants), seeds=args.seeds, folds=args.folds,
-                     config=args.config, overrides=tuple(args.set))
+    variants = parse_variants(args.variants)
+    args.set = [*args.set, *setting_flags(args), *([f"data.folds={args.folds}"] if args.folds else [])]
+    resolve_config(args)
+    with open_launcher(**launch_options(args)) as launcher:
+        results = ablate(args.data, args.out, variants, seeds=args.seeds, folds=args.run_folds,
+                         config=args.config, overrides=tuple(args.set), key=args.key, launcher=launcher)
     print((Path(args.out) / "table.md").read_text(), end="")
     failed = results[results["status"] != "ok"]
     if len(failed):

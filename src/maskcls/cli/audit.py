@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import DATA_HELP, at_least, config_args
+from .common import DATA_HELP, FOLDS_HELP, at_least, config_args, launch_args, launch_asked, launch_options, resolve_config, setting_args, setting_flags
 
 
 def add_parser(sub) -> None:
@@ -20,8 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the audit (re-use it to resume)")
     p.add_argument("--run", default=None, help="a `maskcls train DATA --out RUN --fold all` run to take its "
                                                "out-of-fold probabilities from (nothing is trained)")
-    p.add_argument("--folds", type=int, default=5, help="folds to train when no --run is given (default 5)")
-    p.add_argument("--repeats", type=at_least(1), default=1,
+    p.add_argument("--folds", type=at_least(2), default=None, metavar="K", help=FOLDS_HELP + " (when no --run is given)")
+    p.add_argument("--repeats", type=at_least(1), default=1, metavar="R",
                    help="train this many --fold all runs, each with other fold draws (data.split_seed + r), and "
                         "average their out-of-fold evidence: steadier ranks for R times the training (default 1)")
     p.add_argument("--min-quality", type=float, default=None, metavar="Q",
@@ -29,16 +29,29 @@ def add_parser(sub) -> None:
                         "read it with (balanced accuracy - chance) / (1 - chance) >= Q, chance being 1 / classes "
                         "given; 0 = any lift over chance, 1 = perfect (default 0.5: a 2-class "
                         "field needs balanced accuracy 0.75, a 3-class one 0.67)")
-    config_args(p, default="demo", help="config for that training (default demo, CPU-sized)")
+    config_args(p, help="config of that training, a YAML file or built-in name")
+    setting_args(p)
     p.add_argument("--truth", default=None, metavar="FILE",
                    help="demo data's truth/injected_noise.csv: print precision and recall per kind")
+    p.add_argument("--decisions", default=None, metavar="FILE",
+                   help="a review's decisions.csv (default DIR/decisions.csv when it exists): suggestions "
+                        "rejected there are not raised again, accepted ones are marked as accepted")
+    launch_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..audit.run import audit
+    from ..errors import UserError
+    from ..experiments.launch import open_launcher
 
-    audit(args.data, args.out, run=args.run, folds=args.folds, config=args.config, overrides=tuple(args.set),
-          truth=args.truth, repeats=args.repeats,
-          **({} if args.min_quality is None else {"min_quality": args.min_quality}), progress=not args.quiet)
+    if args.run is not None and launch_asked(args):
+        raise UserError("--jobs/--devices/--launcher train the folds; with --run nothing is trained: drop them")
+    args.set = [*args.set, *setting_flags(args)]
+    cfg = resolve_config(args, announce=args.run is None)  # with --run nothing is trained
+    with open_launcher(**launch_options(args)) as launcher:
+        audit(args.data, args.out, run=args.run, folds=args.folds or cfg.data.folds, config=args.config,
+              overrides=tuple(args.set), truth=args.truth, decisions=args.decisions, launcher=launcher,
+              repeats=args.repeats, **({} if args.min_quality is None else {"min_quality": args.min_quality}),
+              progress=not args.quiet)
     return 0

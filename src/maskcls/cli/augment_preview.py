@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import DATA_HELP, config_args, nonneg
+from .common import DATA_HELP, config_args, nonneg, resolve_config
 
 
 def preset_help() -> str:
@@ -16,7 +16,7 @@ def preset_help() -> str:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("augment-preview", help="a grid of augmented photos: see a preset before training on it",
-                       description="Each row one person: the original photo (with the crop box when the preset "
+                       description="Each row one person: the original photo (with the box of data.crop, when it "
                                    "crops) beside several augmented draws. Presets: ",
                        more_help=preset_help)
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
@@ -26,15 +26,14 @@ def add_parser(sub) -> None:
     p.add_argument("--draws", type=int, default=5, help="augmented draws per person (default 5)")
     p.add_argument("--seed", type=nonneg, default=0, help="which people and draws (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite --out")
-    config_args(p, default="demo", help="config giving data.size and data.face_margin (default demo)")
+    config_args(p, help="config giving data.size, data.crop and data.face_margin, a YAML file or built-in name")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import load_config
     from ..reports.preview import augment_preview
 
-    cfg = load_config(args.config, list(args.set))
+    cfg = resolve_config(args, announce=False)
     info = augment_preview(args.data, args.preset, args.out, cfg=cfg, people=args.people, draws=args.draws,
                            seed=args.seed, force=args.force)
     extra = f"; no face found in {info['fallbacks']} of {info['people']} photos" if info["fallbacks"] is not None else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import DATA_HELP, config_args, device_arg
+from .common import DATA_HELP, config_args, device_arg, resolve_config, workers_arg
 
 
 def add_parser(sub) -> None:
@@ -22,14 +22,15 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=20, help="steps per timing (default 20)")
     p.add_argument("--repeats", type=int, default=3, help="timings per figure; the median is printed (default 3)")
     device_arg(p, default=None, help="auto, cpu or cuda (default: the config's)")
-    p.add_argument("--workers", type=int, default=None, help="loader processes (default: the config's)")
-    config_args(p, default="demo", help="base config (default demo)")
+    workers_arg(p, help="loader processes (default: the config's data.workers: the machine's cores, at most 8)")
+    config_args(p, help="base config, a YAML file or built-in name")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments.bench import bench, bench_config
 
+    resolve_config(args, announce=False)  # the JSON names the model, size and device
     cfg = bench_config(args.config, args.set, model=args.model, size=args.size, batch=args.batch, device=args.device,
                        workers=args.workers)
     print(json.dumps(bench(cfg, args.data, steps=args.steps, repeats=args.repeats, progress=not args.quiet), indent=2))

@@ -9,8 +9,19 @@ from typing import Callable
 from ..errors import UserError
 
 DATA_HELP = "a folder in the competition layout (train/train.csv, train/images/...) or a .csv manifest"
-RUNS_HELP = ("a run folder, a --fold all run (all its fold models), or several runs: "
-             "their probabilities are averaged (an ensemble)")
+RUNS_HELP = "a run folder, a --fold all run (all its fold models) or a .onnx file; --add-run adds more"
+
+
+def runs_args(p: argparse.ArgumentParser) -> None:
+    """RUN and repeatable --add-run: the one way evaluate, predict and classify take an ensemble."""
+    p.add_argument("run", metavar="RUN", help=RUNS_HELP)
+    p.add_argument("--add-run", action="append", default=[], metavar="RUN",
+                   help="another run whose probabilities are averaged with RUN's (an ensemble); repeat for more")
+
+
+def runs_of(args: argparse.Namespace):
+    """RUN alone, or [RUN, *--add-run] for an ensemble."""
+    return [args.run, *args.add_run] if args.add_run else args.run
 CORR_HELP = "label corrections: 'known' (the published list for the real data), 'none', or a CSV file"
 QUIET_HELP = "no progress bars (messages and results still print)"
 
@@ -46,26 +57,40 @@ def at_least(low: int) -> Callable[[str], int]:
 nonneg = at_least(0)
 
 
-def config_args(p: argparse.ArgumentParser, *, default: str | None, help: str,
-                set_help: str = "override a setting") -> None:
-    """--config (a YAML file or built-in name) and repeatable --set KEY=VALUE, as load_config takes them."""
-    p.add_argument("--config", default=default, help=help)
+def config_args(p: argparse.ArgumentParser, *, help: str = "YAML file or built-in name (default, demo, plain, "
+                "gpu-resnet50)", set_help: str = "override a setting, e.g. --set train.epochs=5") -> None:
+    """--config (a YAML file or built-in name; one default rule for every command) and repeatable
+    --set KEY=VALUE, as load_config takes them."""
+    from ..config import DEFAULT_CONFIG_RULE
+
+    p.add_argument("--config", default=None, help=f"{help}; {DEFAULT_CONFIG_RULE}")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
 
 
+def resolve_config(args: argparse.Namespace, *, announce: bool = True):
+    """The config a command runs with: --config, else the machine's default (DEFAULT_CONFIG_RULE). Sets
+    ``args.config`` to the name chosen and, for commands that train, prints which one first (stdout,
+    where their log lines go: stderr keeps to progress and the one-line error)."""
+    from ..config import default_config_name, describe_config, load_config
+
+    chosen = args.config is None
+    args.config = default_config_name() if chosen else args.config
+    cfg = load_config(args.config, list(args.set))
+    if announce:
+        print(describe_config(args.config, args.set, cfg, chosen=chosen), flush=True)
+    return cfg
+
+
 def cutoff_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--age-young", type=int, default=30, help="first age of the middle group (default 30)")
-    p.add_argument("--age-old", type=int, default=60, help="first age of the old group (default 60; teams used 57-59)")
+    p.add_argument("--age-young", type=int, default=None,
+                   help="first age of the middle group (default 30; the same as --set data.age_young=N)")
+    p.add_argument("--age-old", type=int, default=None,
+                   help="first age of the old group (default 60, teams used 57-59; the same as --set data.age_old=N)")
 
 
 def cutoffs(args: argparse.Namespace):
-    """The AgeCutoffs of --age-young/--age-old; a wrong order is the user's mistake."""
-    from ..labels import AgeCutoffs
-
-    try:
-        return AgeCutoffs(args.age_young, args.age_old)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    """The AgeCutoffs of --set data.age_* and --age-young/--age-old; a wrong order is the user's mistake."""
+    return data_settings(args).cutoffs
 
 
 def device_arg(p: argparse.ArgumentParser, *, default: str | None, help: str) -> None:
@@ -81,6 +106,98 @@ def inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", default="none", choices=TTA_CHOICES,
                    help="test-time augmentation: hflip averages the photo and its mirror image")
     device_arg(p, default="auto", help="auto (GPU when there is one), cpu or cuda")
-    p.add_argument("--workers", type=nonneg, default=0, help="photo-loading processes (default 0: load in this one)")
+    workers_arg(p)
     p.add_argument("--backend", default="torch", choices=tuple(BACKENDS),
-                   help="onnx: run RUN/model.onnx (or a .onnx file given as RUN) with onnxruntime on the CPU")
+                   help="; ".join(f"{name}: {b.help}" for name, b in BACKENDS.items()))
+
+
+WORKERS_HELP = "photo-loading processes (default: the machine's cores, at most 8; 0 loads in this process)"
+
+
+def workers_arg(p: argparse.ArgumentParser, help: str = WORKERS_HELP) -> None:
+    """--workers with the one default every command shares (data.workers's: the cores, at most 8)."""
+    p.add_argument("--workers", type=nonneg, default=None, help=help)
+
+
+def workers_value(args: argparse.Namespace) -> int:
+    """--workers, or the shared default when not given."""
+    from ..training.loaders import default_workers
+
+    return default_workers() if args.workers is None else args.workers
+
+
+# Flags that are shorthands of settings: a command that takes --set takes both spellings.
+SETTING_FLAGS = {"age_young": "data.age_young", "age_old": "data.age_old", "allow_outside": "data.allow_outside",
+                 "device": "train.device", "workers": "data.workers"}
+
+
+def setting_args(p: argparse.ArgumentParser, *, device: bool = True, workers: bool = True) -> None:
+    """The shorthands of settings on commands that train: --device, --workers, --age-young, --age-old,
+    --allow-outside (each the same as its --set key)."""
+    if device:
+        device_arg(p, default=None, help="auto (GPU when there is one), cpu or cuda; the same as "
+                                         "--set train.device=... (default: the config's)")
+    if workers:
+        workers_arg(p, help=WORKERS_HELP.replace("(default:", "(--set data.workers=N; default:"))
+    cutoff_args(p)
+    p.add_argument("--allow-outside", action="store_true", default=None,
+                   help="accept manifest paths outside its folder (the same as --set data.allow_outside=true)")
+
+
+def setting_flags(args: argparse.Namespace) -> list[str]:
+    """--set overrides spelled by the shorthand flags given (None: not given)."""
+    out = []
+    for attr, key in SETTING_FLAGS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            out.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    return out
+
+
+def data_settings(args: argparse.Namespace):
+    """The data settings of a command that reads labels but trains nothing (eda, summary): --set keys
+    among DATA_KEYS, then the shorthand flags. Returns the Config."""
+    from ..config import load_config
+
+    sets = list(getattr(args, "set", []))
+    for item in sets:
+        key = item.partition("=")[0].strip()
+        if key not in DATA_KEYS:
+            raise UserError(f"--set {item}: this command takes only {', '.join(DATA_KEYS)}")
+    return load_config(None, [*sets, *setting_flags(args)])
+
+
+DATA_KEYS = ("data.age_young", "data.age_old", "data.allow_outside")
+FOLDS_HELP = "K person-level folds, every one trained (the same as --set data.folds=K; default: the config's data.folds)"
+
+
+def launch_args(p: argparse.ArgumentParser) -> None:
+    """--jobs/--devices (this machine) and --launcher ray (a cluster): on the commands that train several runs."""
+    g = p.add_argument_group("many runs at once")
+    g.add_argument("--jobs", type=at_least(1), default=None, metavar="N",
+                   help="train N runs at once, each in its own process pinned to one device (default 1: one "
+                        "after another in this process); the files are the same as without it")
+    g.add_argument("--devices", default=None, metavar="LIST",
+                   help="devices for --jobs: cpu, cuda (every GPU) or cuda:0,cuda:1,... (default: every visible "
+                        "GPU, else cpu); one run per GPU at a time, several may share cpu; without --jobs, one "
+                        "run per device listed")
+    g.add_argument("--launcher", default="local", choices=("local", "ray"),
+                   help="ray: send each run as a Ray task (one GPU each, else --cpus-per-run CPUs) to "
+                        "--ray-address, or to a Ray on this machine; DATA and --out must be paths every node sees")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster's head, HOST:PORT (as `ray start --head` prints), ray://HOST:PORT or auto")
+    g.add_argument("--cpus-per-run", type=at_least(1), default=None, metavar="N",
+                   help="CPU threads per run (Ray: CPUs reserved per task; default 1); locally, default: the "
+                        "cores divided by --jobs")
+
+
+def launch_options(args: argparse.Namespace) -> dict:
+    """The open_launcher keywords of launch_args' options."""
+    return {"jobs": args.jobs, "devices": args.devices, "launcher": args.launcher, "ray_address": args.ray_address,
+            "cpus_per_run": args.cpus_per_run}
+
+
+def launch_asked(args: argparse.Namespace) -> bool:
+    """Whether any of launch_args' options was given (they mean nothing to a command that trains one run)."""
+    return any(v is not None for v in (args.jobs, args.devices, args.ray_address, args.cpus_per_run)) \
+        or args.launcher != "local"

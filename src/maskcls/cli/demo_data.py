@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import nonneg
+from .common import nonneg, workers_arg, workers_value
 
 
 def add_parser(sub) -> None:
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--noise", type=float, default=0.01, help="fraction of people given a wrong label (default 0.01)")
     p.add_argument("--seed", type=nonneg, default=0, help="random seed; the same seed gives the same bytes")
     p.add_argument("--size", default="384x512", help="photo size WIDTHxHEIGHT (default 384x512, as the real set)")
-    p.add_argument("--workers", type=int, default=None, help="rendering processes (default: up to 4)")
+    workers_arg(p, help="rendering processes (default: the machine's cores, at most 8)")
     p.set_defaults(func=run)
 
 
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.synth import make_dataset
 
     info = make_dataset(args.out, people=args.people, eval_people=args.eval_people, noise=args.noise,
-                        seed=args.seed, size=parse_size(args.size), workers=args.workers)
+                        seed=args.seed, size=parse_size(args.size), workers=max(1, workers_value(args)))
     print(f"wrote {info['photos']} training photos of {info['people']} people and {info['eval_photos']} eval "
           f"photos to {info['out']} ({info['size']}); {info['noisy_people']} people carry planted label noise "
           f"(see {Path(info['out']) / 'truth' / 'injected_noise.csv'})")

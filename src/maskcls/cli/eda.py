@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CORR_HELP, DATA_HELP, cutoff_args, cutoffs
+from .common import CORR_HELP, DATA_HELP, DATA_KEYS, cutoff_args, data_settings, workers_arg, workers_value
 
 
 def add_parser(sub) -> None:
@@ -18,19 +18,24 @@ def add_parser(sub) -> None:
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="folder to create (must not exist or be empty)")
     p.add_argument("--corrections", default="none", help=CORR_HELP + " (default none)")
-    p.add_argument("--workers", type=int, default=4, help="decoding threads (default 4)")
+    workers_arg(p, help="decoding threads (default: the machine's cores, at most 8)")
     p.add_argument("--dup-threshold", type=int, default=8,
                    help="near-duplicate distance in bits of a 256-bit perceptual hash (default 8)")
-    p.add_argument("--allow-outside", action="store_true", help="accept manifest paths outside its folder")
+    p.add_argument("--allow-outside", action="store_true", default=None,
+                   help="accept manifest paths outside its folder (the same as --set data.allow_outside=true)")
     cutoff_args(p)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"a data setting, as train takes it: {', '.join(DATA_KEYS)}")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..reports.eda import make_report
 
-    info = make_report(args.data, args.out, corrections=args.corrections, cutoffs=cutoffs(args), workers=args.workers,
-                       dup_threshold=args.dup_threshold, allow_outside=args.allow_outside,
+    cfg = data_settings(args)
+    info = make_report(args.data, args.out, corrections=args.corrections, cutoffs=cfg.cutoffs,
+                       workers=max(1, workers_value(args)), dup_threshold=args.dup_threshold,
+                       allow_outside=cfg.data.allow_outside,
                        progress=not args.quiet)
     print(f"wrote {Path(args.out) / 'report.html'} ({info.get('people', '?')} people, {info.get('photos', '?')} photos); "
           f"open it in a browser")

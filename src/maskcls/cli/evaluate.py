@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import DATA_HELP, RUNS_HELP, inference_args
+from .common import DATA_HELP, inference_args, runs_args, runs_of, workers_value
 
 
 def add_parser(sub) -> None:
@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="metrics of a run on its validation fold or a labelled set",
                        description="Print the metrics JSON of RUN's best model: on its validation fold when DATA is "
                                    "the data it trained on, otherwise on every labelled photo of DATA.")
-    p.add_argument("runs", metavar="RUN", nargs="+", help=RUNS_HELP)
+    runs_args(p)
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--split", default="auto", choices=SPLITS,
                    help="val: the run's own validation fold (DATA must be its training data); all: every "
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..serve.predict import evaluate_run
 
-    result = evaluate_run(args.runs, args.data, split=args.split, tta=args.tta, device=args.device,
-                          workers=args.workers, backend=args.backend)
+    result = evaluate_run(runs_of(args), args.data, split=args.split, tta=args.tta, device=args.device,
+                          workers=workers_value(args), backend=args.backend)
     print(json.dumps(result, indent=2))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def add_parser(sub) -> None:
@@ -11,17 +12,30 @@ def add_parser(sub) -> None:
                                    "class probabilities and the per-task ones out, normalisation inside, dynamic "
                                    "batch; checked against PyTorch with onnxruntime (the max abs difference is "
                                    "printed). predict and classify run it with --backend onnx.")
-    p.add_argument("run", metavar="RUN", help="a run folder or a --fold all run (exported as one averaged graph)")
+    p.add_argument("run", metavar="RUN", nargs="?", help="a run folder or a --fold all run (exported as one averaged graph)")
+    p.add_argument("--info", default=None, metavar="FILE",
+                   help="print what an exported FILE holds (input, class names, task encoding, preprocessing) "
+                        "as JSON, and export nothing")
     p.add_argument("--out", default=None, help="the .onnx file (default RUN/model.onnx)")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..serve.export import export_run
+    from ..errors import UserError
+    from ..serve.export import export_run, onnx_info
 
+    if args.info is not None:
+        if args.run is not None:
+            raise UserError("give RUN to export, or --info FILE to read an export, not both")
+        print(json.dumps(onnx_info(args.info), indent=2))
+        return 0
+    if args.run is None:
+        raise UserError("give RUN (a run folder to export) or --info FILE")
     info = export_run(args.run, args.out, force=args.force)
     models = f"the mean of {info['models']} models, " if info["models"] > 1 else ""
-    print(f"wrote {info['out']} ({models}uint8 images 3x{info['size']} in, probs/mask/gender/age out); "
-          f"max abs difference to PyTorch {info['max_abs_diff']:.2e}")
+    shape = " x ".join(str(v) for v in info["input"])
+    print(f"wrote {info['out']} ({models}uint8 RGB images {shape} (N x channels x height x width) in, "
+          f"probs/mask/gender/age out); max abs difference to PyTorch {info['max_abs_diff']:.2e}; "
+          f"`maskcls export --info {info['out']}` shows its metadata")
     return 0

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from .common import RUNS_HELP, inference_args
+from .common import inference_args, runs_args, runs_of, workers_value
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="write a submission for an eval folder",
                        description="Predict every photo of EVAL_DIR/info.csv and write ImageID,ans in the same order.")
-    p.add_argument("runs", metavar="RUN", nargs="+", help=RUNS_HELP)
+    runs_args(p)
     p.add_argument("eval_dir", metavar="EVAL_DIR", help="folder with info.csv and images/ (or the dataset root)")
     p.add_argument("--out", required=True, help="submission CSV to write")
     p.add_argument("--force", action="store_true", help="overwrite --out (and --probs) if they exist")
@@ -22,8 +22,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..serve.predict import predict_submission
 
-    info = predict_submission(args.runs, args.eval_dir, args.out, tta=args.tta, force=args.force,
-                              probs_out=args.probs, device=args.device, workers=args.workers, backend=args.backend)
+    info = predict_submission(runs_of(args), args.eval_dir, args.out, tta=args.tta, force=args.force,
+                              probs_out=args.probs, device=args.device, workers=workers_value(args), backend=args.backend)
     models = f" (mean of {info['models']} models)" if info["models"] > 1 else ""
     print(f"wrote {info['rows']} predictions to {info['out']}{models}")
     return 0

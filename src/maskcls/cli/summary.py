@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import CORR_HELP, DATA_HELP, cutoff_args, cutoffs
+from .common import CORR_HELP, DATA_HELP, DATA_KEYS, cutoff_args, cutoffs
 
 
 def add_parser(sub) -> None:
@@ -16,6 +16,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--verbose", action="store_true", help="list every correction naming a person not in the data")
     cutoff_args(p)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"a data setting, as train takes it: {', '.join(DATA_KEYS)}")
     p.set_defaults(func=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import CORR_HELP, DATA_HELP
+from .common import CORR_HELP, DATA_HELP, launch_args, launch_asked, launch_options, setting_args, setting_flags
 
 
 def fold_arg(text: str) -> int | str:
@@ -27,9 +27,12 @@ def add_parser(sub) -> None:
                                    "RUN/oof_probs.csv and RUN/cv_summary.json.")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to create (or continue with --resume)")
+    from ..config import DEFAULT_CONFIG_RULE
+
     p.add_argument("--config", default=None,
                    help="YAML file or built-in name: default (ResNet50 GPU recipe), demo (CPU-sized), plain (the "
-                        "common baseline loop, for comparisons), gpu-resnet50; with --resume, default: RUN's own")
+                        f"common baseline loop, for comparisons), gpu-resnet50. With --resume: RUN's own; otherwise "
+                        f"the {DEFAULT_CONFIG_RULE}")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set train.epochs=5 --set model.name=convnext_tiny")
     p.add_argument("--corrections", default=None, help=CORR_HELP + " (default: the config's, 'known')")
@@ -37,26 +40,43 @@ def add_parser(sub) -> None:
                    help="which person-level fold to hold out (default: data.fold, 0); 'all' trains every fold into "
                         "RUN/fold-K and writes RUN/oof_probs.csv (out-of-fold probabilities) and RUN/cv_summary.json")
     p.add_argument("--resume", action="store_true", help="continue RUN from last.pt")
+    setting_args(p)
+    launch_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import train_config
+    from pathlib import Path
 
-    cfg = train_config(args.out, config=args.config, overrides=args.set, corrections=args.corrections,
+    from ..config import default_config_name, describe_config, train_config
+    from ..errors import UserError
+
+    if args.fold != "all" and launch_asked(args):
+        raise UserError("--jobs/--devices/--launcher/--ray-address/--cpus-per-run train several runs at once: "
+                        "use them with --fold all (one run on several GPUs is torchrun's job)")
+    overrides = [*args.set, *setting_flags(args)]
+    cfg = train_config(args.out, config=args.config, overrides=overrides, corrections=args.corrections,
                        fold=args.fold, resume=args.resume)
+    saved = Path(args.out) / "config.yaml"
+    name = args.config or (saved if args.resume and saved.is_file() else default_config_name())
+    from ..training.runtime import is_main
+
+    if is_main():
+        print(describe_config(name, overrides, cfg, chosen=args.config is None and not args.resume), flush=True)
     from ..training.runtime import distributed_from_env
 
     try:
         with distributed_from_env():  # torchrun: join the process group; one process: nothing to do
             if args.fold == "all":
+                from ..experiments.launch import open_launcher
                 from ..training.folds import train_folds
 
-                train_folds(cfg, args.data, args.out)
+                with open_launcher(**launch_options(args)) as launcher:
+                    train_folds(cfg, args.data, args.out, launcher=launcher, progress=not args.quiet, log=print)
             else:
                 from ..training.fit import train
 
-                train(cfg, args.data, args.out, resume=args.resume)
+                train(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet, log=print)
     except KeyboardInterrupt:
         print(f"interrupted; continue with: maskcls train {args.data} --out {args.out} --resume", file=sys.stderr)
         return 130

@@ -1,4 +1,4 @@
-"""Face boxes for the ``facecrop`` preset: OpenCV's Haar cascades (they ship inside opencv-python),
+"""Face boxes for ``data.crop=face``: OpenCV's Haar cascades (they ship inside opencv-python),
 a frontal detector with fallbacks, a margin that keeps the hair (it tells gender) and the chin, and a
 disk cache keyed by each photo's content so later epochs, runs and commands never detect twice.
 

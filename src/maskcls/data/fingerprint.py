@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import pandas as pd
+
+from .. import labels
+from ..errors import UserError
 
 
 def photo_digests(paths: Iterable[str | Path]) -> np.ndarray:
@@ -23,3 +27,32 @@ def photo_digests(paths: Iterable[str | Path]) -> np.ndarray:
 def seen_before(digests: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Boolean mask: which of ``digests`` are among ``known``."""
     return np.isin(np.asarray(digests, dtype=np.int64), np.asarray(known, dtype=np.int64))
+
+
+def data_identity(table: pd.DataFrame, digests: np.ndarray) -> dict[str, str]:
+    """What a run learned from, wherever the data lie: ``labels`` hashes each photo's person, name and
+    labels, ``photos`` the photos' content (their fingerprints), both in table order. A copy of the data
+    has the same identity; the same path with an edited label or photo has another."""
+    given = table[["person", "image", *(t.field for t in labels.TASKS)]].astype(str)
+    labels_hash = hashlib.sha1(pd.util.hash_pandas_object(given, index=False).to_numpy().tobytes())
+    photos_hash = hashlib.sha1(given[["person", "image"]].to_csv(index=False).encode())
+    photos_hash.update(np.ascontiguousarray(digests, dtype=np.int64).tobytes())
+    return {"labels": labels_hash.hexdigest(), "photos": photos_hash.hexdigest()}
+
+
+def identity_change(before: dict | None, now: dict) -> str | None:
+    """What differs between a run's recorded data identity and the data given now ('labels', 'photos',
+    'labels and photos'), or None when they agree or the run predates identities."""
+    if not isinstance(before, dict) or not before:
+        return None
+    changed = [k for k in ("labels", "photos") if k in before and before[k] != now.get(k)]
+    return " and ".join(changed) or None
+
+
+def refuse_other_data(what: str, before: dict | None, now: dict, data: object) -> None:
+    """Raise the one-line UserError for a run used with data other than it was trained on."""
+    change = identity_change(before, now)
+    if change:
+        raise UserError(f"{data}: its {change} differ from those {what} was trained on (edited since, or other "
+                        f"data); a run is only scored, resumed or audited with the data it learned from: restore "
+                        "that data, or train a new run on this one")

@@ -33,6 +33,19 @@ class PhotoError(UserError):
     """A photo that cannot be used; the message names the file."""
 
 
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """A decoded PIL image as (H, W, 3) uint8 RGB: the EXIF orientation applied, greyscale, RGBA
+    (alpha dropped), palette, CMYK and 16-bit modes converted, as every photo read from disk is."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.uint32)
+        scale = 257 if arr.max() > 255 else 1  # 16-bit range down to 8 bits
+        im = Image.fromarray((arr // scale).clip(0, 255).astype(np.uint8), "L")
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Decode a photo completely as (H, W, 3) uint8 RGB, or raise ``PhotoError`` naming the file.
 
@@ -46,33 +59,30 @@ def read_rgb(path: str | Path) -> np.ndarray:
                 raise PhotoError(f"{path}: photo is {w}x{h} pixels, over the {MAX_PIXELS:,}-pixel limit "
                                  "(refused before decoding; resize it first)")
             im.load()  # full decode: a truncated JPEG raises here instead of coming back half grey
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.uint32)
-                scale = 257 if arr.max() > 255 else 1  # 16-bit range down to 8 bits
-                im = Image.fromarray((arr // scale).clip(0, 255).astype(np.uint8), "L")
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8).copy()
+            return pil_to_rgb(im)
     except PhotoError:
         raise
     except FileNotFoundError:
         raise PhotoError(f"{path}: photo not found") from None
     except UnidentifiedImageError:
-        raise PhotoError(f"{path}: photo does not decode (not a JPEG, PNG or other image file); "
-                         "run `maskcls validate` on the data") from None
+        raise PhotoError(f"{path}: photo does not decode (not a JPEG, PNG or other image file){VALIDATE_HINT}") from None
     except Exception as exc:  # PIL raises many types for broken files; each means "not a usable photo"
-        raise PhotoError(f"{path}: photo does not decode ({exc}); run `maskcls validate` on the data") from None
+        raise PhotoError(f"{path}: photo does not decode ({exc}){VALIDATE_HINT}") from None
+
+
+# Said where a broken photo stops another command; `maskcls validate` itself lists it without the hint.
+VALIDATE_HINT = "; run `maskcls validate` on the data"
 
 
 def decode_error(path: str | Path) -> str | None:
-    """What is wrong with a photo (``read_rgb``'s message without the path), or None if it decodes."""
+    """What is wrong with a photo (``read_rgb``'s message without the path and the hint to validate),
+    or None if it decodes."""
     try:
         read_rgb(path)
     except PhotoError as exc:
         text = str(exc)
         prefix = f"{path}: "
-        return text[len(prefix):] if text.startswith(prefix) else text
+        return (text[len(prefix):] if text.startswith(prefix) else text).removesuffix(VALIDATE_HINT)
     return None
 
 
@@ -82,6 +92,27 @@ def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if img.shape[1] == width and img.shape[0] == height:
         return img
     return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the system's MemAvailable, or less under a `ulimit -v`
+    address-space limit; None where neither can be read."""
+    limits = []
+    try:
+        meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        limits.append(int(meminfo["MemAvailable"].split()[0]) * 1024)
+    except (OSError, KeyError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+            limits.append(soft - int(status["VmSize"].split()[0]) * 1024)
+    except (ImportError, OSError, KeyError, ValueError):
+        pass
+    return max(0, min(limits)) if limits else None
 
 
 class PhotoStore:
@@ -108,7 +139,16 @@ class PhotoStore:
 
     def _decode_all(self, preprocess, progress: bool) -> np.ndarray:
         width, height = preprocess.size
-        out = np.empty((len(self.paths), height, width, 3), np.uint8)
+        need = len(self.paths) * height * width * 3
+        free = available_memory()
+        advice = (f"data.cache=ram needs {need / 2**30:.1f} GiB for {len(self.paths)} photos at {width}x{height}"
+                  "{}; use a smaller data.size, data.cache=disk (decoded once into a file) or data.cache=none")
+        if free is not None and need > 0.8 * free:  # np.empty is lazy: the shortfall would hit mid-decode
+            raise UserError(advice.format(f", more than the {free / 2**30:.1f} GiB this process can still use"))
+        try:
+            out = np.empty((len(self.paths), height, width, 3), np.uint8)
+        except MemoryError:
+            raise UserError(advice.format(", more than this machine can give")) from None
 
         def load(i: int) -> None:
             out[i] = preprocess(read_rgb(self.paths[i]), self.paths[i])

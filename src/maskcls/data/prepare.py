@@ -21,10 +21,10 @@ from . import corrections as corr_mod
 from . import splits
 from .diskcache import DiskCache
 from .faces import FaceBoxes, default_cache_dir
-from .fingerprint import photo_digests
+from .fingerprint import data_identity, photo_digests
 from .images import PhotoDataset, PhotoStore
 from .table import describe, load_table, targets
-from .transforms import crop_of, eval_transform, train_transform
+from .transforms import eval_transform, train_transform
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Prepared:
     _faces: dict = field(init=False, default_factory=dict)
     _disk: dict = field(init=False, default_factory=dict)
     _digests: np.ndarray | None = field(init=False, default=None)
+    _identity: dict | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.targets = targets(self.table)
@@ -69,6 +70,12 @@ class Prepared:
             self._digests = photo_digests(self.table["path"])
         return self._digests
 
+    def identity(self) -> dict[str, str]:
+        """The data's labels and photo content as hashes (see data.fingerprint.data_identity)."""
+        if self._identity is None:
+            self._identity = data_identity(self.table, self.photo_digests())
+        return self._identity
+
     def check(self, cfg) -> None:
         """Raise ValueError when ``cfg`` asks for data other than what was prepared."""
         wanted = prepare_key(cfg)
@@ -78,8 +85,8 @@ class Prepared:
 
     def face_boxes(self, cfg, *, progress: bool = True) -> FaceBoxes | None:
         """The face detector with every photo's box computed (once per margin and size), or None
-        when the augmentation has no face crop."""
-        if crop_of(cfg.data.augment) != "face":
+        when data.crop is not the face crop."""
+        if cfg.data.crop != "face":
             return None
         key = (cfg.data.face_margin, cfg.size, cfg.data.cache_dir)
         if key not in self._faces:
@@ -89,13 +96,13 @@ class Prepared:
         return self._faces[key]
 
     def datasets(self, cfg, fold: int, *, progress: bool = True) -> tuple[PhotoDataset, PhotoDataset]:
-        """(training, validation) datasets for ``fold`` with the config's augmentation and size.
+        """(training, validation) datasets for ``fold`` with the config's crop, augmentation and size.
         With ``data.cache`` they index the shared decoded (and cropped) arrays; nothing is decoded twice."""
         train_idx, val_idx = self.split(fold)
         faces = self.face_boxes(cfg, progress=progress)
         boxes = faces.table if faces else None
-        train_tf = train_transform(cfg.data.augment, cfg.size, boxes=boxes, detector=faces)
-        val_tf = eval_transform(cfg.size, cfg.data.augment, boxes=boxes, detector=faces)
+        train_tf = train_transform(cfg.data.augment, cfg.size, crop=cfg.data.crop, boxes=boxes, detector=faces)
+        val_tf = eval_transform(cfg.size, cfg.data.crop, boxes=boxes, detector=faces)
         cache = None
         key = preprocess_key(cfg)
         if cfg.data.cache == "ram":
@@ -117,8 +124,9 @@ class Prepared:
 
 
 def preprocess_key(cfg) -> tuple:
-    """The settings that shape a preprocessed photo (size, crop, face margin): the photo caches' key."""
-    crop = crop_of(cfg.data.augment)
+    """The settings that shape a preprocessed photo (size, crop, face margin): the photo caches' key.
+    No crop is None, as in the caches written before data.crop, so those stay valid."""
+    crop = None if cfg.data.crop == "none" else cfg.data.crop
     return cfg.size, crop, cfg.data.face_margin if crop == "face" else None
 
 

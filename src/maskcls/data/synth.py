@@ -325,6 +325,8 @@ def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800
         raise UserError("--people must be at least 1 and --eval-people at least 0")
     if not 0 <= noise <= 0.5:
         raise UserError(f"--noise is a fraction of people between 0 and 0.5, got {noise}")
+    if workers is not None and workers < 0:
+        raise UserError(f"--workers must be at least 0 (0: up to 4), got {workers}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: already exists and is not empty; choose a new folder")
     workers = workers or min(4, os.cpu_count() or 1)

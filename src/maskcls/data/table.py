@@ -103,7 +103,8 @@ def scan(data: str | Path | pd.DataFrame, *, allow_outside: bool = False) -> Sca
             f"{data}: not a dataset folder: expected train/train.csv and train/images/ "
             "(the competition layout), or pass a .csv manifest"
         )
-    return _scan_competition(train_root, find_eval_dir(data) if train_root != data else None)
+    return _scan_competition(train_root, find_eval_dir(data) if train_root != data else None,
+                             allow_outside=allow_outside)
 
 
 def _list_photos(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
@@ -135,8 +136,12 @@ def parse_folder_name(name: str) -> tuple[str, int, str, int]:
     return m["id"], labels.parse_gender(m["gender"]), m["race"], labels.parse_age(m["age"])
 
 
-def _scan_competition(train_root: Path, eval_dir: Path | None) -> Scan:
+OUTSIDE_HINT = "to accept such paths, set data.allow_outside=true (`--set data.allow_outside=true`; eda: --allow-outside)"
+
+
+def _scan_competition(train_root: Path, eval_dir: Path | None, *, allow_outside: bool = False) -> Scan:
     csv_path = train_root / "train.csv"
+    root = train_root.resolve()
     images = train_root / "images"
     frame = read_csv(csv_path, TRAIN_COLUMNS)
     problems: list[Problem] = []
@@ -174,9 +179,16 @@ def _scan_competition(train_root: Path, eval_dir: Path | None) -> Scan:
         photos, photo_problems = _list_photos(folder)
         problems.extend(photo_problems)
         for stem, path in photos.items():
+            real = path.resolve()
+            # A link inside the data that leads out of it (to /etc/hostname, or another dataset's photo)
+            # is held to the same rule as a manifest's ../ path.
+            if not allow_outside and not real.is_relative_to(root):
+                problems.append(Problem(str(path), f"links to {real}, outside the dataset folder {root}; "
+                                                   + OUTSIDE_HINT))
+                continue
             # The competition's format: the mask state from the photo's name, gender and age from train.csv.
             recorded = {"mask": labels.PHOTO_MASK[stem], "gender": gender, "age": age}
-            rows.append((str(path.resolve()), folder_name, rec.id.strip(), stem, *(recorded[c] for c in LABEL_COLUMNS)))
+            rows.append((str(real), folder_name, rec.id.strip(), stem, *(recorded[c] for c in LABEL_COLUMNS)))
     for folder in sorted(images.iterdir()):
         if not folder.name.startswith(".") and folder.name not in seen:
             problems.append(Problem(str(folder), "not listed in train.csv (ignored)", False))
@@ -231,7 +243,7 @@ def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str, *, allo
                 bad = True
         if not allow_outside and (Path(rel).is_absolute() or ".." in Path(rel).parts):
             problems.append(Problem(where, f"photo path {rel} leaves the manifest's folder; paths are relative to "
-                                           "the manifest (pass --allow-outside to accept it)"))
+                                           f"the manifest ({OUTSIDE_HINT})"))
             continue
         try:
             path = (base / rel).resolve(strict=False)
@@ -241,6 +253,10 @@ def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str, *, allo
             continue
         if not is_file:
             problems.append(Problem(where, f"photo {rel} not found"))
+            continue
+        if not allow_outside and not path.is_relative_to(base.resolve()):  # a symlink leading out
+            problems.append(Problem(where, f"photo {rel} links to {path}, outside the manifest's folder "
+                                           f"{base.resolve()}; {OUTSIDE_HINT}"))
             continue
         if str(path) in seen:
             problems.append(Problem(where, f"photo {rel} already listed on line {seen[str(path)]}"))
@@ -263,6 +279,18 @@ def add_derived(table: pd.DataFrame, cutoffs: labels.AgeCutoffs) -> pd.DataFrame
                                      dtype="Int64")
     out["label"] = labels.encode_answers({t.name: out[t.column] for t in labels.TASKS}).astype("Int64")
     return out[list(TABLE_COLUMNS)].reset_index(drop=True)
+
+
+def refuse_output_inside(data: str | Path | pd.DataFrame, out: str | Path, *, flag: str = "--out") -> None:
+    """Outputs never go into the data: a report written under DATA/train/images becomes a stray
+    'person' that validate then reports, and an output named like the manifest would replace it."""
+    if isinstance(data, pd.DataFrame) or not Path(data).exists():
+        return
+    data, where = Path(data).resolve(), Path(out).resolve()
+    inside = where == data if data.is_file() else where.is_relative_to(data)
+    if inside:
+        raise UserError(f"{flag} {out} is inside the data ({data}); maskcls never writes into the data it reads: "
+                        "choose a place outside it")
 
 
 def describe(data: str | Path | pd.DataFrame) -> str:

@@ -2,14 +2,13 @@
 
 A photo goes through two stages:
 
-  preprocess  deterministic, the same in training and inference, and cacheable: an optional crop
-              (``centercrop``: the common baseline's 256x320 (width x height) of a 384x512 photo; ``facecrop``: the
-              detected face with a margin that keeps hair and chin), then a resize to data.size.
+  preprocess  deterministic, the same in training and inference, and cacheable: the crop of ``data.crop``
+              (none, center or face: see data.crops), then a resize to data.size.
   augment     random, training only, on the resized image (so it costs little): flips, rotations,
-              contrast, colour, blur, dropout, random resized crops.
+              contrast, colour, blur, dropout, random resized crops (``data.augment``).
 
-``PRESETS`` is the one table of names: config choices, ``--help`` and the ablation runner read it.
-Evaluation never augments: ``eval_transform`` is preprocess only.
+``PRESETS`` is the one table of augmentation names: config choices, ``--help`` and the ablation runner
+read it. Evaluation never augments: ``eval_transform`` is preprocess only.
 """
 
 from __future__ import annotations
@@ -21,17 +20,15 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from .autoaugment import rand_augment, trivial_augment
+from .crops import LEGACY_PRESETS, center_box, check_crop
 from .images import resize
-
-# Fraction of the photo the common baseline's CenterCrop((320, 256)) keeps of a 384x512 photo.
-CENTER_CROP_FRACTION = (256 / 384, 320 / 512)  # (width, height)
 
 
 @dataclass(frozen=True)
 class Preset:
     help: str
     ops: Callable[[tuple[int, int]], list] | None = None  # size -> Albumentations ops (augment stage)
-    crop: str | None = None  # a deterministic crop done in the preprocess stage
 
 
 PRESETS: dict[str, Preset] = {
@@ -54,18 +51,16 @@ PRESETS: dict[str, Preset] = {
                                 lambda s: [A.RandomResizedCrop(size=(s[1], s[0]), scale=(0.6, 1.0),
                                                                ratio=(0.9 * s[0] / s[1], 1.1 * s[0] / s[1]),
                                                                interpolation=cv2.INTER_AREA, p=1.0)]),
-    "centercrop": Preset("the common baseline's centre crop (256x320 of 384x512, width x height), in training and "
-                         "inference",
-                         crop="center"),
-    "facecrop": Preset("the detected face (OpenCV Haar cascades) grown by data.face_margin, in training and "
-                       "inference; no face found -> the centre crop", crop="face"),
+    "trivialaugment": Preset("TrivialAugment (torchvision TrivialAugmentWide): one random op of 14 at a random "
+                             "strength per photo", lambda s: [trivial_augment()]),
+    "randaugment": Preset("RandAugment (torchvision, N=2 ops at magnitude 9 of 30)", lambda s: [rand_augment()]),
     # Names kept for configs written before presets composed: flips = hflip+vflip.
     "flips": Preset("hflip+vflip", lambda s: [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]),
 }
 
 
 def parse_augment(spec: str) -> list[str]:
-    """'hflip+vflip' -> ['hflip', 'vflip']; unknown names and two crops are errors naming them."""
+    """'hflip+vflip' -> ['hflip', 'vflip']; unknown names are errors naming them."""
     parts = [n.strip() for n in str(spec).split("+")]
     names = [n for n in parts if n]
     if not names:
@@ -75,13 +70,13 @@ def parse_augment(spec: str) -> list[str]:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"augmentation {spec!r} names {repeated[0]!r} twice")
+    crops = [n for n in names if n in LEGACY_PRESETS]
+    if crops:  # the config moves these into data.crop; here they are a call that mixes the two settings
+        raise ValueError(f"{crops[0]!r} is a crop, not an augmentation: set data.crop={LEGACY_PRESETS[crops[0]]}")
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
         raise ValueError(f"unknown augmentation preset {unknown[0]!r}; expected names from "
                          f"{', '.join(PRESETS)} joined by +")
-    crops = [n for n in names if PRESETS[n].crop]
-    if len(crops) > 1:
-        raise ValueError(f"augmentation {spec!r} has two crops ({', '.join(crops)}); choose one")
     if "none" in names and len(names) > 1:
         raise ValueError(f"augmentation {spec!r}: 'none' cannot be combined with other presets")
     return names
@@ -94,28 +89,19 @@ def canonical_augment(spec: str) -> tuple[str, ...]:
     return tuple(sorted(set(names)))
 
 
-def crop_of(spec: str) -> str | None:
-    """'center', 'face' or None: the preprocess crop a preset string asks for."""
-    return next((PRESETS[n].crop for n in parse_augment(spec) if PRESETS[n].crop), None)
-
-
-def center_box(width: int, height: int) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) of the centre crop in a width x height photo."""
-    cw, ch = round(width * CENTER_CROP_FRACTION[0]), round(height * CENTER_CROP_FRACTION[1])
-    x0, y0 = (width - cw) // 2, (height - ch) // 2
-    return x0, y0, x0 + cw, y0 + ch
 
 
 class Preprocess:
-    """Crop (none, centre, or a given box per photo) then resize to (width, height); deterministic.
+    """Crop (``data.crop``: none, center, or face: a given box per photo) then resize to (width, height);
+    deterministic.
 
     ``boxes`` maps a photo's path to its face box (x0, y0, x1, y1); photos without one (or arrays
     passed without a key) get the centre crop, as a photo with no face found does.
     """
 
-    def __init__(self, *, size: tuple[int, int], crop: str | None = None,
+    def __init__(self, *, size: tuple[int, int], crop: str = "none",
                  boxes: dict[str, tuple[int, int, int, int] | None] | None = None, detector=None) -> None:
-        self.size, self.crop, self.boxes, self.detector = size, crop, boxes or {}, detector
+        self.size, self.crop, self.boxes, self.detector = size, check_crop(crop), boxes or {}, detector
 
     def box(self, image: np.ndarray, key: str | None = None) -> tuple[int, int, int, int]:
         """The crop box for this photo: its face box (looked up, or detected when unknown and a
@@ -129,7 +115,7 @@ class Preprocess:
         return box or center_box(image.shape[1], image.shape[0])
 
     def __call__(self, image: np.ndarray, key: str | None = None) -> np.ndarray:
-        if self.crop is not None:
+        if self.crop != "none":
             x0, y0, x1, y1 = self.box(image, key)
             image = image[y0:y1, x0:x1]
         return resize(image, self.size)
@@ -143,10 +129,10 @@ class Transform:
     images that come from the decoded-photo cache, which stores them already cropped and resized.
     """
 
-    def __init__(self, *, preset: str, size: tuple[int, int], train: bool,
+    def __init__(self, *, preset: str, size: tuple[int, int], train: bool, crop: str = "none",
                  boxes: dict[str, tuple[int, int, int, int] | None] | None = None, detector=None) -> None:
         names = parse_augment(preset)
-        self.preprocess = Preprocess(size=size, crop=crop_of(preset), boxes=boxes, detector=detector)
+        self.preprocess = Preprocess(size=size, crop=crop, boxes=boxes, detector=detector)
         ops = [op for n in names if PRESETS[n].ops for op in PRESETS[n].ops(size)] if train else []
         self.random = bool(ops)
         self.pipeline = A.Compose(ops) if ops else None
@@ -169,10 +155,11 @@ class Transform:
             transform.set_random_seed(int(child))
 
 
-def train_transform(preset: str, size: tuple[int, int], *, boxes=None, detector=None) -> Transform:
-    return Transform(preset=preset, size=size, train=True, boxes=boxes, detector=detector)
+def train_transform(preset: str, size: tuple[int, int], *, crop: str = "none", boxes=None,
+                    detector=None) -> Transform:
+    return Transform(preset=preset, size=size, train=True, crop=crop, boxes=boxes, detector=detector)
 
 
-def eval_transform(size: tuple[int, int], preset: str = "none", *, boxes=None, detector=None) -> Transform:
-    """Preprocess only: the preset's deterministic crop (if any) and the resize. Never augments."""
-    return Transform(preset=preset, size=size, train=False, boxes=boxes, detector=detector)
+def eval_transform(size: tuple[int, int], crop: str = "none", *, boxes=None, detector=None) -> Transform:
+    """Preprocess only: the crop and the resize. Never augments."""
+    return Transform(preset="none", size=size, train=False, crop=crop, boxes=boxes, detector=detector)

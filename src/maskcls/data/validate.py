@@ -10,7 +10,7 @@ from pathlib import Path
 from . import corrections as corr_mod
 from ..progress import bar as progress_bar
 from .images import decode_error
-from .table import PHOTO_COL, Problem, load_eval, scan
+from .table import LABEL_COLUMNS, PHOTO_COL, Problem, load_eval, scan
 
 
 def decode_problems(paths: list[str], *, workers: int = 4, progress: bool = True) -> list[Problem]:
@@ -37,6 +37,8 @@ def validate(data: str | Path, *, corrections: str | Path | None = None, decode:
     out = Validation(problems=list(result.problems), photos=len(result.table))
     if result.table.empty:
         out.problems.append(Problem(str(data), "no photos found"))
+    elif not result.table[list(LABEL_COLUMNS)].notna().any(axis=None):  # train refuses it too
+        out.problems.append(Problem(str(data), "no photo has a mask, gender or age label; training needs at least one"))
     paths = list(result.table["path"])
     if result.eval_dir is not None:
         eval_table, eval_problems = load_eval(result.eval_dir)

@@ -6,11 +6,19 @@ A variant is ``+``-joined parts, each a preset name (``hflip+vflip``: the varian
 The first variant is the baseline: every other one is compared with it pair by pair (same seed, same
 fold), so the seed-to-seed and fold-to-fold spread cancels out of the delta.
 
-OUT/results.csv   one row per run (variant, seed, fold, metrics, best_epoch, seconds_per_epoch, status)
+Every run trains a fixed budget, keeps its last epoch and is scored on its held-out fold against ONE
+answer key (see run_grid and experiments.key): variants that train on other labels are still scored
+on the same labels.
+
+OUT/results.csv   one row per run (variant, seed, fold, metrics on the key, best_epoch, seconds_per_epoch,
+                  checkpoint, scored_fold, scored_people, status)
+OUT/people.csv    every person and the fold that scores them
 OUT/table.md      per variant: mean +- std, paired delta and ratio to the baseline with 95% intervals
 OUT/ablation.png  means with their 95% intervals
 OUT/runs/<variant>/seed-S-fold-K/   the run folders
-Re-running skips finished runs and only adds new ones; a failed run is recorded and the rest go on.
+Re-running skips finished runs and only adds new ones; a failed run is recorded and the rest go on. A run
+whose folder holds a finished training of its settings is reused even when results.csv missed it (the
+parent was killed while runs went on in other processes).
 """
 
 from __future__ import annotations
@@ -28,47 +36,88 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..config import flat, load_config
+from ..config import flat, from_dict, load_config
+from ..data.fingerprint import data_identity, identity_change, photo_digests
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
-from ..data.table import LABEL_COLUMNS, raise_on_fatal, scan
+from ..data.crops import LEGACY_PRESETS, split_legacy
+from ..data.table import LABEL_COLUMNS, raise_on_fatal, refuse_output_inside, scan
 from ..data.transforms import PRESETS, canonical_augment
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
 from ..metrics import METRIC_KEYS
+from ..progress import prefixed
 from ..reports.figures import plot_ablation
 from ..training.fit import train
 from ..training.model import build_model
+from ..training.runspec import Launcher, RunSpec, spec_data
+from ..training.trackers import parent_run
+from .key import AnswerKey, resolve_key, score_run
 
-ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json"}
+ABLATION_FILES = {"results.csv", "table.md", "ablation.png", "runs", "ablation.json", "people.csv"}
 # Settings the runner sets itself on every run; a variant or --set that also set them would be ignored.
-RUNNER_KEYS = {"data.fold": "--folds runs folds 0 to N-1", "train.seed": "--seeds; --set train.seed=N moves the first seed"}
-RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch", "status",
-                  "error"]
+RUNNER_KEYS = {"data.fold": "--run-folds runs folds 0 to N-1",
+               "train.seed": "--seeds; --set train.seed=N moves the first seed",
+               "train.select": "every compared run keeps its last epoch, so that its held-out fold chooses nothing",
+               "train.patience": "every compared run trains its full train.epochs: early stopping would watch the "
+                                 "held-out fold"}
+HELD_OUT = ("train.select=last", "train.patience=0")  # what every compared run is trained with
+SCORING = "last epoch, held-out fold"  # ablation.json: runs scored otherwise are never paired with these
+# The chance level of each metric on the answer key's class mix of the scored fold (results written
+# before it lack them).
+CHANCE_COLUMNS = [f"chance_{k}" for k in METRIC_KEYS]
+RESULT_COLUMNS = ["variant", "seed", "fold", *METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch", "checkpoint",
+                  "scored_fold", "scored_people", "status", "error", *CHANCE_COLUMNS]
 
 
 def parse_variant(text: str) -> list[str]:
-    """'hflip+vflip+data.age_old=58' -> ['data.augment=hflip+vflip', 'data.age_old=58']."""
+    """'hflip+vflip+data.age_old=58' -> ['data.augment=hflip+vflip', 'data.age_old=58']. A crop named the
+    way variants always named it ('centercrop+hflip') sets data.crop: ['data.augment=hflip', 'data.crop=center']."""
     parts = [p.strip() for p in text.split("+")]
     if not any(parts):
         raise UserError(f"variant {text!r} is empty")
     if not all(parts):
         raise UserError(f"variant {text!r} has an empty part between its + signs")
     presets = [p for p in parts if "=" not in p]
-    unknown = [p for p in presets if p not in PRESETS]
+    unknown = [p for p in presets if p not in PRESETS and p not in LEGACY_PRESETS]
     if unknown:
-        raise UserError(f"variant {text!r}: {unknown[0]!r} is neither a preset ({', '.join(PRESETS)}) "
+        raise UserError(f"variant {text!r}: {unknown[0]!r} is neither a preset ({', '.join([*PRESETS, *LEGACY_PRESETS])}) "
                         "nor a key=value setting")
     settings = [p for p in parts if "=" in p]
     keys = [p.partition("=")[0].strip() for p in settings]
     if presets and "data.augment" in keys:  # which one would win is not what anyone meant
         raise UserError(f"variant {text!r} names presets and sets data.augment; write the presets alone, "
                         "e.g. hflip+vflip")
+    try:
+        augment, crop = split_legacy("+".join(presets)) if presets else ("", None)
+    except ValueError as exc:
+        raise UserError(f"variant {text!r}: {exc}") from None
+    if crop is not None and "data.crop" in keys:
+        raise UserError(f"variant {text!r} names a crop preset and sets data.crop; write data.crop=... alone")
     for key in RUNNER_KEYS:
         if key in keys:
             raise UserError(f"variant {text!r} sets {key}, which the runner chooses "
                             f"({RUNNER_KEYS[key]})")
-    return ([f"data.augment={'+'.join(presets)}"] if presets else []) + settings
+    return ([f"data.augment={augment}"] if presets else []) + ([f"data.crop={crop}"] if crop else []) + settings
+
+
+def _resolved_now(saved: dict) -> dict:
+    """An ablation.json's resolved settings as today's config reads them (a crop spelled inside
+    data.augment then is data.crop now), so an ablation folder stays reusable across such changes."""
+    nested: dict[str, dict] = {}
+    for key, value in saved.items():
+        section, _, name = key.partition(".")
+        nested.setdefault(section, {})[name] = value
+    try:
+        return json.loads(json.dumps(flat(from_dict(nested))))
+    except UserError:
+        return saved  # settings this version no longer knows: they differ from today's anyway
+
+
+def _scanned(data: str | Path, allow_outside: bool) -> pd.DataFrame:
+    scanned = scan(data, allow_outside=allow_outside)
+    raise_on_fatal(scanned.problems, data)
+    return scanned.table
 
 
 def parse_variants(text: str) -> list[str]:
@@ -83,13 +132,16 @@ def parse_variants(text: str) -> list[str]:
 def data_digest(data: str | Path, *, allow_outside: bool = False) -> str:
     """What a set of runs was scored on, wherever it lies: the people, photo names, labels as given and
     file sizes. A copy of the data has the same digest; other data, or the same path refilled, does not."""
-    scanned = scan(data, allow_outside=allow_outside)
-    raise_on_fatal(scanned.problems, data)
-    table = scanned.table
+    table = _scanned(data, allow_outside)
     digest = hashlib.sha1(pd.util.hash_pandas_object(table[["person", "image", *LABEL_COLUMNS]].astype(str),
                                                      index=False).to_numpy().tobytes())
     digest.update(np.array([os.path.getsize(p) for p in table["path"]], dtype=np.int64).tobytes())
     return digest.hexdigest()
+
+
+def _identity(data: str | Path, allow_outside: bool) -> dict[str, str]:
+    table = _scanned(data, allow_outside)
+    return data_identity(table, photo_digests(table["path"]))
 
 
 def slug(variant: str) -> str:
@@ -102,127 +154,260 @@ def slug(variant: str) -> str:
 
 
 def ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int = 1, folds: int | None = None,
-           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), progress: bool = True,
-           log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Train variants x seeds x folds, write results.csv, table.md and ablation.png; return the results."""
+           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), key: str | Path | None = None,
+           launcher: Launcher | None = None, progress: bool = True, log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Train variants x seeds x folds, write results.csv, table.md and ablation.png; return the results.
+
+    Every run keeps its last epoch and is scored on its held-out fold against one answer key (``key``;
+    by default the labels the variants share; variants that differ in their labels need one).
+    ``launcher`` (experiments.launch: --jobs, Ray) trains the runs at once, each in its own process; the
+    files are the same as a sequential call's."""
+    # With train.trackers=mlflow the whole ablation is one MLflow parent run, each training a child.
+    with parent_run(load_config(config, list(overrides)), f"ablation {Path(out).name}", out, kind="ablation"):
+        return _ablate(data, out, variants, seeds=seeds, folds=folds, config=config, overrides=overrides,
+                       key=key, launcher=launcher, progress=progress, log=log)
+
+
+def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: int, folds: int | None,
+            config: str | Path | None, overrides: tuple[str, ...], key: str | Path | None,
+            launcher: Launcher | None, progress: bool,
+            log: Callable[[str], None]) -> pd.DataFrame:
     if not variants:
         raise UserError("give at least one variant, e.g. --variants hflip,hflip+vflip")
     if len(set(variants)) != len(variants):
         raise UserError(f"a variant is listed twice: {', '.join(variants)}")
+    arms = {v: parse_variant(v) for v in variants}
+    results, scored_on = run_grid(data, out, arms, seeds=seeds, folds=folds, config=config, overrides=overrides,
+                                  key=key, own_files=ABLATION_FILES, settings_name="ablation.json",
+                                  launcher=launcher, progress=progress, log=log)
+    out = Path(out)
+    table = summarize(results, variants)
+    n_folds = load_config(config, list(overrides)).data.folds if folds is None else folds
+    write_text(out / "table.md", to_markdown(table, metric="macro_f1") + scoring_note(scored_on))
+    plot_ablation(table, out / "ablation.png", title=f"{seeds} seed(s) x {n_folds} fold(s)")
+    log(f"wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'ablation.png'}")
+    return results
+
+
+def scoring_note(key: AnswerKey) -> str:
+    """The line under every comparison table: what the runs were scored on, and with which checkpoint."""
+    return (f"\nScored on one answer key: {key.description}. Each run keeps its last epoch (a fixed budget: "
+            "no checkpoint is chosen on anyone) and is scored on the people of its held-out fold, whom it "
+            "never trained on (results.csv: scored_fold; people.csv: who is in each fold).\n")
+
+
+def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, seeds: int, folds: int | None,
+             config: str | Path | None, overrides: tuple[str, ...], key: str | Path | None,
+             own_files: set[str], settings_name: str, launcher: Launcher | None = None, progress: bool = True,
+             log: Callable[[str], None] = print) -> tuple[pd.DataFrame, AnswerKey]:
+    """The paired-run machinery shared by ``ablate`` and ``improve``: train every arm (a name and its
+    settings) x seed x fold from one prepared dataset into OUT/runs, reusing finished runs, and score
+    each on one answer key. Writes OUT/results.csv, OUT/people.csv and OUT/<settings_name>; returns
+    this call's rows and the key.
+
+    Held-out scoring: every run trains a fixed budget and keeps its last epoch (``train.select=last``),
+    so nobody chooses its checkpoint, and it is scored on its held-out fold. Choosing the best epoch on
+    the fold it is then scored on (what ``train`` does for a single run) reports the luckiest epoch of
+    each run, most for the noisiest variants; an inner validation split would cost every run a third of
+    its training people and another prediction pass per epoch, which a CPU-sized comparison cannot spare.
+    """
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
+    refuse_output_inside(data, out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
-    if "data.fold" in [o.partition("=")[0].strip() for o in overrides]:
-        raise UserError(f"--set data.fold: the runner chooses the fold ({RUNNER_KEYS['data.fold']})")
-    base = load_config(config, list(overrides))
-    configs = {v: load_config(config, [*overrides, *parse_variant(v)]) for v in variants}
-    resolved = {v: flat(c) | {"data.augment": canonical_augment(c.data.augment)} for v, c in configs.items()}
-    for i, v in enumerate(variants):
-        twin = next((w for w in variants[:i] if resolved[w] == resolved[v]), None)
+    for k in ("data.fold", "train.select", "train.patience"):
+        if k in [o.partition("=")[0].strip() for o in overrides]:
+            raise UserError(f"--set {k}: the runner chooses it ({RUNNER_KEYS[k]})")
+    base = load_config(config, [*overrides, *HELD_OUT])
+    configs = {a: load_config(config, [*overrides, *sets, *HELD_OUT]) for a, sets in arms.items()}
+    resolved = {a: flat(c) | {"data.augment": canonical_augment(c.data.augment)} for a, c in configs.items()}
+    names = list(arms)
+    for i, a in enumerate(names):
+        twin = next((w for w in names[:i] if resolved[w] == resolved[a]), None)
         if twin is not None:
-            raise UserError(f"variants {twin!r} and {v!r} are the same settings; list each one once")
-    keys = {(c.data.folds, c.data.split_seed) for c in configs.values()}
-    if len(keys) > 1:
+            raise UserError(f"variants {twin!r} and {a!r} are the same settings; list each one once")
+    if len({(c.data.folds, c.data.split_seed) for c in configs.values()}) > 1:
         raise UserError("variants must share data.folds and data.split_seed: they are compared on the same people")
+    if len({c.score_cutoffs for c in configs.values()}) > 1:
+        raise UserError("variants must share data.score_age_young/old: they are scored on one answer key")
     n_folds = base.data.folds if folds is None else folds
     if not 1 <= n_folds <= base.data.folds:
         raise UserError(f"--folds must be between 1 and data.folds ({base.data.folds}), got {n_folds}")
     if out.is_dir():
-        foreign = [p.name for p in out.iterdir() if p.name not in ABLATION_FILES and not p.name.startswith(".")]
+        foreign = [p.name for p in out.iterdir() if p.name not in own_files and not p.name.startswith(".")]
         if foreign:
-            raise UserError(f"{out}: holds files that are not an ablation's ({', '.join(sorted(foreign)[:3])}); "
-                            "choose a new --out")
+            raise UserError(f"{out}: holds files that are not {'an ablation' if settings_name == 'ablation.json' else 'improve'}'s "
+                            f"({', '.join(sorted(foreign)[:3])}); choose a new --out")
+    labelled = {str(c.data.corrections) for c in configs.values()}
+    if key is None and len(labelled) > 1:
+        raise UserError(f"the variants train on different labels (data.corrections {', '.join(sorted(labelled))}); "
+                        "give --key (known, none, a corrections CSV or an answer-key CSV) so that every run "
+                        "is scored on one answer key")
+    answer = resolve_key(key if key is not None else labelled.pop(), data, cutoffs=base.score_cutoffs,
+                         allow_outside=base.data.allow_outside)
     data_path = str(Path(data).resolve())
     # The runs already in OUT are paired with the new ones, so they must be of the same data (by
-    # content: a copy is the same data, the same path refilled is not) and the same base settings
-    # (compared resolved, so the order of --set does not matter).
+    # content: a copy is the same data, the same path refilled is not), the same base settings
+    # (compared resolved, so the order of --set does not matter) and scored the same way.
     settings = {"config": str(config), "set": list(overrides), "data": data_path,
                 "data_digest": data_digest(data, allow_outside=base.data.allow_outside),
-                "resolved": json.loads(json.dumps(flat(base)))}
-    if (out / "ablation.json").is_file():
-        before = read_json(out / "ablation.json")
+                # and by photo content: an edited photo of the same size is other data too
+                "data_identity": _identity(data, base.data.allow_outside),
+                "resolved": json.loads(json.dumps(flat(base))), "scoring": SCORING,
+                "key": {"description": answer.description, "digest": answer.digest}}
+    if (out / settings_name).is_file():
+        before = read_json(out / settings_name)
         same_data = before["data_digest"] == settings["data_digest"] if "data_digest" in before else \
             before.get("data", data_path) == data_path
+        same_data = same_data and identity_change(before.get("data_identity"), settings["data_identity"]) is None
         if not same_data:
             raise UserError(f"{out} holds runs made on other data ({before.get('data')}, as it was then: other "
                             "people, labels or photos); pairs must be scored on the same people, so choose a new "
                             "--out for this data")
-        same = before["resolved"] == settings["resolved"] if "resolved" in before else \
+        same = _resolved_now(before["resolved"]) == settings["resolved"] if "resolved" in before else \
             (before.get("config"), before.get("set")) == (settings["config"], settings["set"])
         if not same:
             raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
                             f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
                             "variants or seeds, or choose a new --out")
+        if before.get("scoring") != SCORING:
+            raise UserError(f"{out} holds runs scored on the checkpoint their own validation fold chose (before "
+                            "held-out scoring); they cannot be paired with held-out runs, so choose a new --out")
+        if before.get("key", {}).get("digest") != answer.digest:
+            raise UserError(f"{out} holds runs scored on another answer key ({before.get('key', {}).get('description')}); "
+                            "give the same --key, or choose a new --out")
         settings = {**before, "data": data_path, "data_digest": settings["data_digest"],
+                    "data_identity": settings["data_identity"],
                     "resolved": settings["resolved"]}
     results = _read_results(out / "results.csv")
     done = {(r.variant, r.seed, r.fold) for r in results.itertuples() if r.status == "ok"}
-    plan = [(v, base.train.seed + s, f) for s in range(seeds) for f in range(n_folds) for v in variants]
+    plan = [(a, base.train.seed + s, f) for s in range(seeds) for f in range(n_folds) for a in names]
     todo = [p for p in plan if p not in done]
     prepared: dict[tuple, Prepared] = {}
     store: list[PhotoStore] = []
-    if todo:  # mistakes every run would make (no data, too few people, an unknown model) end here, before OUT
-        first = load_config(config, [*overrides, *parse_variant(todo[0][0]), f"data.fold={todo[0][2]}"])
-        prepared[tuple(prepare_key(first).values())] = prepare(first, data, log=log)
-        store.append(next(iter(prepared.values())).store)
-        for name in dict.fromkeys(configs[v].model.name for v, _, _ in todo):
-            build_model(name, "multi", "none")
+    # mistakes every run would make (no data, too few people, an unknown model) end here, before OUT
+    first = load_config(config, [*overrides, *arms[(todo or plan)[0][0]], *HELD_OUT,
+                             f"data.fold={(todo or plan)[0][2]}"])
+    prepared[tuple(prepare_key(first).values())] = prepare(first, data, log=log)
+    store.append(next(iter(prepared.values())).store)
+    for name in dict.fromkeys(configs[a].model.name for a, _, _ in todo):
+        build_model(name, "multi", "none")
+    folds_of = next(iter(prepared.values()))
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "ablation.json", json.dumps(settings, indent=2) + "\n")
-    log(f"ablation: {len(variants)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
-        f"{len(plan) - len(todo)} already finished, {len(todo)} to train")
-    for i, (variant, seed, fold) in enumerate(todo, start=1):
-        cfg = load_config(config, [*overrides, *parse_variant(variant), f"train.seed={seed}", f"data.fold={fold}"])
-        run_dir = out / "runs" / slug(variant) / f"seed-{seed}-fold-{fold}"
-        log(f"[run {i}/{len(todo)}] {variant}  seed {seed}  fold {fold}")
-        row = {"variant": variant, "seed": seed, "fold": fold}
-        try:
-            key = tuple(prepare_key(cfg).values())
-            if key not in prepared:  # one scan per label setting; the decoded photos are shared by all
-                prepared[key] = prepare(cfg, data, store=store[0] if store else None, log=log)
-                store[:1] = [prepared[key].store]
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
-            summary = train(cfg, prepared[key], run_dir, progress=progress, log=lambda s: None)
-            row |= {k: summary.get(k) for k in (*METRIC_KEYS, "best_epoch", "epochs", "seconds_per_epoch")}
-            row |= {"status": "ok", "error": ""}
-            log(f"  macro F1 {summary['macro_f1'] if summary['macro_f1'] is not None else float('nan'):.4f}")
-        except KeyboardInterrupt:
-            raise
-        except UserError as exc:
-            row |= {"status": "failed", "error": str(exc).splitlines()[0]}
-            log(f"  failed: {row['error']}")
-        except Exception as exc:  # a run's crash must not lose the other runs; the traceback is kept
-            row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_text(run_dir / "error.txt", traceback.format_exc())
-            log(f"  failed: {row['error']} (traceback in {run_dir / 'error.txt'})")
-        results = results[~((results["variant"] == variant) & (results["seed"] == seed) & (results["fold"] == fold))]
-        results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)[RESULT_COLUMNS]
-        write_csv(out / "results.csv", results)
+    write_text(out / settings_name, json.dumps(settings, indent=2) + "\n")
+    write_csv(out / "people.csv", folds_of.table[["person"]].assign(fold=folds_of.folds).drop_duplicates("person"))
+    log(f"{len(names)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
+        f"{len(plan) - len(todo)} already finished, {len(todo)} to train; scored on {answer.description}")
+    runs = []  # (arm, seed, fold), its config, its folder: what is left to train
+    fresh: dict[tuple, dict] = {}  # this call's rows, written in plan order whatever order runs finish in
+
+    def record(run: tuple, row: dict) -> None:
+        fresh[run] = row
+        keep = results[np.array([(r.variant, r.seed, r.fold) not in fresh for r in results.itertuples()], dtype=bool)]
+        rows = pd.DataFrame([fresh[p] for p in todo if p in fresh])
+        write_csv(out / "results.csv", pd.concat([keep, rows], ignore_index=True)[RESULT_COLUMNS])
+
+    for arm, seed, fold in todo:
+        cfg = load_config(config, [*overrides, *arms[arm], *HELD_OUT, f"train.seed={seed}", f"data.fold={fold}"])
+        run_dir = out / "runs" / slug(arm) / f"seed-{seed}-fold-{fold}"
+        if _finished(run_dir, cfg):  # trained, but the parent was stopped before recording it (kill -9)
+            log(f"{arm}  seed {seed}  fold {fold}: finished before; reusing {run_dir}")
+            record((arm, seed, fold), _row((arm, seed, fold), read_json(run_dir / "summary.json"), run_dir, answer,
+                                           log=log))
+            continue
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
+        runs.append(((arm, seed, fold), cfg, run_dir))
+
+    def here():  # the sequential default: in this process, sharing the prepared data between runs
+        for i, (run, cfg, run_dir) in enumerate(runs, start=1):
+            log(f"[run {i}/{len(runs)}] {run[0]}  seed {run[1]}  fold {run[2]}")
+            try:
+                pkey = tuple(prepare_key(cfg).values())
+                if pkey not in prepared:  # one scan per label setting; the decoded photos are shared by all
+                    prepared[pkey] = prepare(cfg, data, store=store[0] if store else None, log=log)
+                    store[:1] = [prepared[pkey].store]
+                yield run, train(cfg, prepared[pkey], run_dir, progress=progress,
+                                                log=prefixed(log, f"{run[0]} seed {run[1]} fold {run[2]}")), "", ""
+            except KeyboardInterrupt:
+                raise
+            except UserError as exc:
+                yield run, None, str(exc).splitlines()[0], ""
+            except Exception as exc:  # a run's crash must not lose the other runs; the traceback is kept
+                yield run, None, f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
+
+    def launched():  # --jobs / Ray: every run in its own process, recorded as it finishes
+        by_name = {f"{a} seed {s} fold {f}": (a, s, f) for (a, s, f), _, _ in runs}
+        source = spec_data(data)
+        specs = [RunSpec(name, cfg.to_dict(), source, str(run_dir.resolve()))
+                 for name, (_, cfg, run_dir) in zip(by_name, runs)]
+        for n, result in enumerate(launcher.run(specs, log=log), start=1):
+            log(f"[run {n}/{len(runs)} finished] {result.spec.name}")
+            yield by_name[result.spec.name], result.summary if result.ok else None, result.error, result.traceback
+
+    for run, summary, error, trace in (launched() if launcher is not None and runs else here()):
+        run_dir = out / "runs" / slug(run[0]) / f"seed-{run[1]}-fold-{run[2]}"
+        if summary is not None:
+            try:  # scored here, by the parent, on the one answer key
+                row = _row(run, summary, run_dir, answer, log=log)
+            except UserError as exc:
+                error = str(exc).splitlines()[0]
+            except Exception as exc:
+                error, trace = f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
+        if summary is None or error:
+            row = {"variant": run[0], "seed": run[1], "fold": run[2], "status": "failed", "error": error}
+            if trace:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_text(run_dir / "error.txt", trace)
+            log(f"  failed: {error}" + (f" (traceback in {run_dir / 'error.txt'})" if trace else ""))
+        record(run, row)
     results = _read_results(out / "results.csv") if (out / "results.csv").is_file() else results
     # The table and the plot speak of this call's grid; results.csv keeps every run ever made in OUT.
     planned = set(plan)
     in_plan = pd.Series([(r.variant, r.seed, r.fold) in planned for r in results.itertuples()],
                         index=results.index, dtype=bool)
-    results = results[in_plan]
-    table = summarize(results, variants)
-    write_text(out / "table.md", to_markdown(table, metric="macro_f1"))
-    plot_ablation(table, out / "ablation.png", title=f"{seeds} seed(s) x {n_folds} fold(s)")
-    log(f"wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'ablation.png'}")
-    return results
+    return results[in_plan], answer
+
+
+def _row(run: tuple, summary: dict, run_dir: Path, answer: AnswerKey, *, log: Callable[[str], None]) -> dict:
+    """results.csv's row of a finished run: its held-out fold scored on the answer key, and its summary."""
+    metrics, people = score_run(run_dir, answer)
+    log(f"  macro F1 {metrics['macro_f1'] if metrics['macro_f1'] is not None else float('nan'):.4f} "
+        f"on {len(people)} held-out people")
+    return {"variant": run[0], "seed": run[1], "fold": run[2], **metrics,
+            **{k: summary.get(k) for k in ("best_epoch", "epochs", "seconds_per_epoch")},
+            "checkpoint": f"last epoch ({summary.get('epochs')})", "scored_fold": run[2],
+            "scored_people": len(people), "status": "ok", "error": ""}
+
+
+def _finished(run_dir: Path, cfg) -> bool:
+    """A run folder that holds a finished training of exactly these settings (reused, never retrained)."""
+    from ..config import resume_conflicts
+    from ..training.runs import read_run_config
+
+    if not (run_dir / "summary.json").is_file():
+        return False
+    try:
+        saved = read_run_config(run_dir)
+    except (UserError, ValueError, TypeError, AttributeError):
+        return False
+    return not resume_conflicts(saved, cfg) and \
+        (saved.train.epochs, saved.train.patience) == (cfg.train.epochs, cfg.train.patience)
 
 
 def _read_results(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=RESULT_COLUMNS)
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    for col in CHANCE_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = np.nan
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise UserError(f"{path}: not an ablation results file (missing {', '.join(missing)}); choose a new --out")
-    for col in ("variant", "status", "error"):
+    for col in ("variant", "checkpoint", "status", "error"):
         frame[col] = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
     return frame[RESULT_COLUMNS]
 
@@ -260,8 +445,19 @@ def summarize(results: pd.DataFrame, variants: list[str], *, metric: str = "macr
                                                                       & (results["status"] != "ok")).sum()),
                      "mean": mean, "std": float(mine.std(ddof=1)) if len(mine) > 1 else float("nan"),
                      "low": low, "high": high, "pairs": len(pairs), "delta": delta, "delta_low": d_low,
-                     "delta_high": d_high, "ratio": ratio, "ratio_low": r_low, "ratio_high": r_high})
+                     "delta_high": d_high, "ratio": ratio, "ratio_low": r_low, "ratio_high": r_high,
+                     "chance": _chance(ok, v, metric)})
     return pd.DataFrame(rows)
+
+
+def _chance(ok: pd.DataFrame, variant: str, metric: str) -> float:
+    """The mean chance level of ``metric`` over the variant's runs (their validation folds' class mix);
+    nan for results written before runs recorded it."""
+    column = f"chance_{metric}"
+    if column not in ok.columns:
+        return float("nan")
+    values = pd.to_numeric(ok.loc[ok["variant"] == variant, column], errors="coerce").dropna()
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def _fmt(x: float, digits: int = 3, signed: bool = False) -> str:
@@ -272,8 +468,8 @@ def _fmt(x: float, digits: int = 3, signed: bool = False) -> str:
 
 def to_markdown(table: pd.DataFrame, *, metric: str) -> str:
     """The table users paste: one row per variant, the baseline first."""
-    lines = [f"| variant | runs | {metric} mean +- std | paired delta [95% CI] | ratio [95% CI] |",
-             "|---|---|---|---|---|"]
+    lines = [f"| variant | runs | {metric} mean +- std | chance | paired delta [95% CI] | ratio [95% CI] |",
+             "|---|---|---|---|---|---|"]
     for i, r in enumerate(table.itertuples()):
         runs = f"{r.runs}" + (f" ({r.failed} failed)" if r.failed else "")
         if i == 0:
@@ -282,5 +478,7 @@ def to_markdown(table: pd.DataFrame, *, metric: str) -> str:
             delta = f"{_fmt(r.delta, signed=True)} [{_fmt(r.delta_low, signed=True)}, {_fmt(r.delta_high, signed=True)}]"
             ratio = f"{_fmt(r.ratio, 2)}x [{_fmt(r.ratio_low, 2)}, {_fmt(r.ratio_high, 2)}]" \
                 if np.isfinite(r.ratio) else "n/a"
-        lines.append(f"| `{r.variant}` | {runs} | {_fmt(r.mean)} +- {_fmt(r.std)} | {delta} | {ratio} |")
+        chance = getattr(r, "chance", float("nan"))
+        low = " (at or below chance)" if np.isfinite(chance) and np.isfinite(r.mean) and r.mean <= chance + 1e-9 else ""
+        lines.append(f"| `{r.variant}` | {runs} | {_fmt(r.mean)} +- {_fmt(r.std)}{low} | {_fmt(chance)} | {delta} | {ratio} |")
     return "\n".join(lines) + "\n"

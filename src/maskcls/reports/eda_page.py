@@ -56,17 +56,24 @@ def _age_figure(ages: dict, cutoffs: labels.AgeCutoffs) -> Figure:
         ax.set_axis_off()
         return fig
     ax.bar(list(hist), list(hist.values()), width=0.9, color="tab:blue")
+    # Every label stays inside the axes: a label is written towards the middle of the age range (a
+    # cut-off at the oldest age, 60 in the real data, would otherwise run off the right edge).
+    middle = (min(hist) + max(hist)) / 2
     for near in ages["near_cutoffs"]:
         lo, hi = near["ages"]
         ax.axvspan(lo - 0.5, hi + 0.5, color="gold", alpha=0.25, lw=0)
         ax.axvline(near["age"] - 0.5, color="black", lw=1.5)
-        ax.text(near["age"] - 0.5, 1.0, f" {near['cutoff']} cut-off {near['age']}", transform=ax.get_xaxis_transform(),
-                va="top", fontsize=8)
+        right = near["age"] - 0.5 > middle
+        text = f"{near['cutoff']} cut-off {near['age']} " if right else f" {near['cutoff']} cut-off {near['age']}"
+        ax.text(near["age"] - 0.5, 1.0, text, transform=ax.get_xaxis_transform(), va="top", fontsize=8,
+                ha="right" if right else "left")
     move = ages.get("move_old_cutoff")
     if move:
         ax.axvline(move["to"] - 0.5, color="crimson", lw=1, ls="--")
-        ax.text(move["to"] - 0.5, 0.9, f"old cut-off at {move['to']} ", transform=ax.get_xaxis_transform(),
-                va="top", ha="right", fontsize=8, color="crimson")
+        right = move["to"] - 0.5 > middle
+        text = f"old cut-off at {move['to']} " if right else f" old cut-off at {move['to']}"
+        ax.text(move["to"] - 0.5, 0.9, text, transform=ax.get_xaxis_transform(),
+                va="top", ha="right" if right else "left", fontsize=8, color="crimson")
     first = ages["near_cutoffs"][0]
     ax.set_xlabel(f"age (years); shaded: the {first['age'] - first['ages'][0]} ages on either side of a cut-off")
     ax.set_ylabel("people")

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from .. import labels
@@ -151,12 +150,18 @@ def plot_curves(history: pd.DataFrame, path: str | Path, *, best_epoch: int, tit
 # --------------------------------------------------------------------------- per-class F1
 
 
+NO_PHOTOS = "no photos"
+
+
 def support_labels(support: np.ndarray) -> list[str]:
-    """Text written above each class's bar: ``n=<validation photos of that class>``."""
-    return [f"n={int(s)}" for s in np.asarray(support)]
+    """Text written above each class's bar: ``n=<validation photos of that class>``, or "no photos"."""
+    return [f"n={int(s)}" if s else NO_PHOTOS for s in np.asarray(support)]
 
 
-def _per_class_figure(f1: np.ndarray, support: np.ndarray, names: list[str], *, title: str = "") -> Figure:
+def _per_class_figure(f1: np.ndarray, support: np.ndarray, names: list[str], *, title: str = "",
+                      macro_f1: float | None = None, averaged: int | None = None) -> Figure:
+    """One bar per class with photos; a class without photos has no bar (its F1 is undefined), only
+    its "no photos" label. The title ends with the macro F1 and how many classes it averaged."""
     f1 = np.asarray(f1, dtype=float)
     support = np.asarray(support)
     n = len(names)
@@ -167,31 +172,31 @@ def _per_class_figure(f1: np.ndarray, support: np.ndarray, names: list[str], *, 
     fig = Figure(figsize=(0.5 * n + 3, 5), layout="constrained")
     ax = fig.add_subplot()
     ax.bar(x[~empty], np.nan_to_num(f1[~empty]), color="tab:blue", width=0.8)
-    # F1 of a class with no photos is undefined: a full-height hatched outline says "no data" without
-    # looking like a score (a zero-height bar would be invisible).
-    ax.bar(x[empty], np.ones(empty.sum()), facecolor="none", edgecolor="silver", hatch="//", width=0.8)
+    # F1 of a class with no photos is undefined: no bar at all (any bar would read as a score), only
+    # its label, written upright from the axis.
     for i, label in enumerate(support_labels(support)):
-        top = 1.0 if empty[i] else float(np.nan_to_num(f1[i]))
-        ax.text(i, top + 0.01, label, ha="center", va="bottom", fontsize=7,
-                color="grey" if empty[i] else "black")
+        if empty[i]:
+            ax.text(i, 0.02, label, ha="center", va="bottom", fontsize=7, color="grey", rotation=90)
+        else:
+            ax.text(i, float(np.nan_to_num(f1[i])) + 0.01, label, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("F1")
     ax.grid(axis="y", alpha=0.3)
-    if empty.any():
-        # Outside the axes: inside it would cover bars near F1 = 1.
-        fig.legend(handles=[Patch(facecolor="none", edgecolor="silver", hatch="//", label="no validation photos")],
-                   fontsize=8, loc="outside upper right")
+    if macro_f1 is not None:
+        over = f" over {averaged} classes" if averaged is not None else ""
+        title = f"{title}: macro F1 {macro_f1:.3f}{over}" if title else f"macro F1 {macro_f1:.3f}{over}"
     if title:
         ax.set_title(title)
     return fig
 
 
 def plot_per_class_f1(f1: np.ndarray, support: np.ndarray, names: list[str], path: str | Path, *,
-                      title: str = "") -> None:
-    """One bar per class (F1, 0..1) with the class's validation support written above it."""
-    _save(_per_class_figure(f1, support, names, title=title), path)
+                      title: str = "", macro_f1: float | None = None, averaged: int | None = None) -> None:
+    """One bar per class (F1, 0..1) with the class's validation support written above it; "no photos"
+    where a class has none. ``averaged``: the classes the macro F1 averaged (``metrics.macro_classes``)."""
+    _save(_per_class_figure(f1, support, names, title=title, macro_f1=macro_f1, averaged=averaged), path)
 
 
 # --------------------------------------------------------------------------- ablation
@@ -224,6 +229,30 @@ def plot_ablation(table: pd.DataFrame, path: str | Path, *, title: str = "") -> 
     _save(_ablation_figure(table, title=title), path)
 
 
+def _gain_figure(table: pd.DataFrame, *, title: str = "") -> Figure:
+    """One row per metric: the paired gain with its 95% interval, zero marked."""
+    n = len(table)
+    fig = Figure(figsize=(8, 1.4 + 0.45 * n), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(n)[::-1]
+    values = table["gain"].to_numpy(dtype=float)
+    lo, hi = table["low"].to_numpy(dtype=float), table["high"].to_numpy(dtype=float)
+    err = np.vstack([np.where(np.isfinite(lo), values - lo, 0), np.where(np.isfinite(hi), hi - values, 0)])
+    ax.errorbar(values, y, xerr=err, fmt="o", capsize=4, color="tab:green")
+    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(y, [f"{m} (n={p})" for m, p in zip(table["metric"], table["pairs"])])
+    ax.set_xlabel("paired gain, with - without (95% interval)")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def plot_gain(table: pd.DataFrame, path: str | Path, *, title: str = "") -> None:
+    """``table`` from experiments.improve.gain_table: metric, pairs, gain, low, high."""
+    _save(_gain_figure(table, title=title), path)
+
+
 # --------------------------------------------------------------------------- audit
 
 
@@ -251,3 +280,33 @@ def _precision_recall_figure(curve: pd.DataFrame, *, title: str = "") -> Figure:
 def plot_precision_recall(curve: pd.DataFrame, path: str | Path, *, title: str = "") -> None:
     """``curve`` from audit.rank.precision_recall_curve: kind, rank, precision, recall."""
     _save(_precision_recall_figure(curve, title=title or "audit against the planted errors"), path)
+
+
+# --------------------------------------------------------------------------- learning-rate range test
+
+
+def _lr_find_figure(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, suggested: float, *,
+                    title: str = "") -> Figure:
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(lrs, losses, color="0.75", linewidth=1, label="loss per step")
+    ax.plot(lrs, smoothed, color="C0", linewidth=2, label="smoothed")
+    ax.axvline(suggested, color="C3", linestyle="--", label=f"suggested train.lr {suggested:.2g}")
+    ax.plot([suggested], [np.interp(np.log(suggested), np.log(lrs), smoothed)], "o", color="C3")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (heads; the backbone at model.backbone_lr_mult times it)")
+    ax.set_ylabel("training loss")
+    # The exploded tail would squash the useful part: show up to a little above the first loss.
+    top = max(float(np.nanmax(smoothed[: max(1, len(smoothed) // 10)])), float(np.nanmin(smoothed))) * 1.3
+    ax.set_ylim(float(np.nanmin(np.r_[losses, smoothed])) * 0.95, top)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, suggested: float, path: str | Path, *,
+                 title: str = "") -> None:
+    """Loss against learning rate (log scale), raw and smoothed, the suggested rate marked."""
+    _save(_lr_find_figure(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), suggested, title=title), path)

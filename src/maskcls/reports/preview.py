@@ -6,31 +6,46 @@ several augmented draws, exactly as training would produce them (same preprocess
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from .. import labels
 from ..config import Config
 from ..data.faces import FaceBoxes
 from ..data.images import read_rgb
-from ..data.table import load_table
-from ..data.transforms import crop_of, parse_augment, train_transform
+from ..data.table import load_table, refuse_output_inside
+from ..data.crops import note_legacy, split_legacy
+from ..data.transforms import parse_augment, train_transform
 from ..errors import UserError
 from ..fileio import check_replaceable
 from .figures import _save
 
+# The crop box's colour and the word the title uses for it: one table, so the legend names the colours drawn.
+BOX_COLOURS = {"face": ("lime", "green: face found"), "fallback": ("red", "red: no face found, centre crop"),
+               "center": ("deepskyblue", "blue: centre crop")}
+
 
 def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Config, people: int = 4,
                     draws: int = 5, seed: int = 0, force: bool = False) -> dict:
-    """Write a PNG grid: ``people`` rows, the original then ``draws`` augmented versions of one photo each."""
+    """Write a PNG grid: ``people`` rows, the original then ``draws`` augmented versions of one photo each,
+    after the config's crop (``data.crop``; a preset that spells a crop the old way, ``facecrop+hflip``,
+    sets it)."""
     try:
-        parse_augment(preset)
+        augment, legacy = split_legacy(preset)
+        parse_augment(augment)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if legacy is not None:
+        note_legacy(preset, augment, legacy)
+    crop = legacy or cfg.data.crop
     if not (1 <= people <= 50 and 1 <= draws <= 20):
         raise UserError("--people must be 1..50 and --draws 1..20 (a grid larger than that is unreadable)")
+    refuse_output_inside(data, out)
     check_replaceable(out, force=force)
     if Path(out).suffix.lower() != ".png":
         raise UserError(f"{out}: the preview is a PNG; name it something.png")
@@ -38,37 +53,48 @@ def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Conf
     rng = np.random.default_rng(seed)
     persons = table["person"].unique()
     chosen = rng.choice(persons, size=min(people, len(persons)), replace=False)
-    paths = []
-    for person in chosen:
+    paths, states = [], []
+    mask_names = labels.by_field("mask").names()
+    for r, person in enumerate(chosen):
         rows = table[table["person"] == person]
-        # The unmasked photo shows most of what an augmentation changes (and what a face crop keeps).
-        pick = rows[rows["image"] == "normal"] if (rows["image"] == "normal").any() else rows
-        paths.append(pick["path"].iloc[int(rng.integers(len(pick)))])
+        # Row r shows mask state r % 3 (worn, incorrect, not worn) where the person has it: a preset
+        # is judged on every state the model must tell apart, not on unmasked faces only.
+        want = r % len(mask_names)
+        pick = rows[rows["mask"] == want] if (rows["mask"] == want).any() else rows
+        row = pick.iloc[int(rng.integers(len(pick)))]
+        paths.append(row["path"])
+        states.append(mask_names[int(row["mask"])] if not pd.isna(row["mask"]) else "unknown")
     faces = None
     boxes = None
-    if crop_of(preset) == "face":
+    if crop == "face":
         faces = FaceBoxes(margin=cfg.data.face_margin, size=cfg.size, cache_dir=cfg.data.cache_dir or None)
         boxes = faces.boxes(paths, progress=False)
-    transform = train_transform(preset, cfg.size, boxes=boxes, detector=faces)
-    fig = Figure(figsize=(1.6 * (draws + 1), 2.1 * len(paths)), layout="constrained")
+    transform = train_transform(augment, cfg.size, crop=crop, boxes=boxes, detector=faces)
+    fig = Figure(figsize=(1.6 * (draws + 1), 2.3 * len(paths)), layout="constrained")
+    used = set()
     axes = np.atleast_2d(fig.subplots(len(paths), draws + 1))
     for r, path in enumerate(paths):
         original = read_rgb(path)
         axes[r, 0].imshow(original)
-        axes[r, 0].set_title(f"{Path(path).parent.name[:18]}\n{Path(path).name}", fontsize=7)
-        if crop_of(preset) is not None:
+        # names in full: a long folder name is wrapped, never cut
+        folder = "\n".join(textwrap.wrap(Path(path).parent.name, 22)) or "."
+        axes[r, 0].set_title(f"{folder}\n{Path(path).name} ({states[r]})", fontsize=6)
+        if crop != "none":
             x0, y0, x1, y1 = transform.preprocess.box(original, path)
-            found = crop_of(preset) == "center" or (boxes or {}).get(path) is not None
+            kind = "center" if crop == "center" else ("face" if (boxes or {}).get(path) is not None else "fallback")
+            used.add(kind)
             axes[r, 0].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, linewidth=1.5,
-                                           edgecolor="lime" if found else "red"))
+                                           edgecolor=BOX_COLOURS[kind][0]))
         for d in range(draws):
             axes[r, d + 1].imshow(transform(original, seed=seed * 1000 + d, key=path))
             axes[r, d + 1].set_title(f"draw {d + 1}", fontsize=7)
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"augmentation {preset} at {cfg.data.size}"
-                 + (" (green box: face found; red: none found, centre crop)" if crop_of(preset) == "face" else ""),
-                 fontsize=9)
+    legend = "; ".join(BOX_COLOURS[k][1] for k in BOX_COLOURS if k in used)
+    title = f"augmentation {augment}, crop {crop}, at {cfg.data.size}" + (f" (box {legend})" if legend else "")
+    fig.suptitle(title, fontsize=9)
     _save(fig, out)
-    return {"out": str(out), "people": len(paths), "fallbacks": faces.fallbacks if faces else None}
+    return {"out": str(out), "people": len(paths), "fallbacks": faces.fallbacks if faces else None,
+            "mask_states": states, "titles": [ax.get_title() for ax in axes[:, 0]], "legend": legend,
+            "box_colours": sorted(BOX_COLOURS[k][0] for k in used)}

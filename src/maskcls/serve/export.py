@@ -3,8 +3,9 @@
 The graph takes uint8 images (N, 3, H, W) at the run's size after the run's preprocessing (crop and
 resize, which ``predict --backend onnx`` does exactly as for PyTorch); normalisation is inside. It
 returns ``probs`` (N, 18) and the per-task ``mask`` (N, 3), ``gender`` (N, 2), ``age`` (N, 3), the
-marginals of ``probs``. The run's resolved config travels in the file's metadata, so the file alone
-is enough to serve. The batch dimension is dynamic.
+marginals of ``probs``. The run's resolved config, the data it trained on and its training photos'
+fingerprints travel in the file's metadata, so the file alone is enough to serve (``serve.backends``
+loads it back). The batch dimension is dynamic.
 """
 
 from __future__ import annotations
@@ -18,14 +19,11 @@ import torch
 from torch import nn
 
 from .. import __version__, labels
-from .. import config as config_mod
 from ..config import Config
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable
 from ..training.model import class_log_probs
-from ..data.transforms import crop_of
-from ..training.runs import load_run
-from .predictor import expand_runs
+from .backends import BACKENDS, TorchMember
 
 OUTPUTS = ("probs", *(t.name for t in labels.TASKS))
 
@@ -52,18 +50,18 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
     import onnx
     import onnxruntime as ort
 
-    runs = expand_runs(run)
-    out = Path(out) if out is not None else Path(run if not isinstance(run, (list, tuple)) else runs[0]) / "model.onnx"
-    if out.suffix != ".onnx":
-        raise UserError(f"{out}: the export is an .onnx file")
+    suffix = BACKENDS["onnx"].suffix
+    first = Path(run if isinstance(run, (str, Path)) else run[0])
+    out = Path(out) if out is not None else first / f"model{suffix}"
+    if out.suffix != suffix:
+        raise UserError(f"{out}: the export is an {suffix} file")
     check_replaceable(out, force=force)
-    members = [load_run(r) for r in runs]
-    sizes = {m[1].data.size for m in members}
-    crops = {crop_of(m[1].data.augment) for m in members}
-    if len(sizes) > 1 or len({m[1].cutoffs for m in members}) > 1 or len(crops) > 1:
+    members: list[TorchMember] = BACKENDS["torch"].load(run, torch.device("cpu"))
+    if len({(m.config.data.size, m.config.data.crop, m.config.data.face_margin if m.config.data.crop == "face" else None,
+             m.config.cutoffs) for m in members}) > 1:
         raise UserError("the runs use different sizes, crops or age cut-offs; export them one by one")
-    cfg: Config = members[0][1]
-    module = _Exported([m[0].eval() for m in members]).eval()
+    cfg: Config = members[0].config
+    module = _Exported([m.model for m in members]).eval()
     width, height = cfg.size
     example = torch.randint(0, 256, (2, 3, height, width), dtype=torch.uint8)
     with atomic_path(out) as tmp, warnings.catch_warnings():
@@ -75,7 +73,11 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
                           opset_version=opset, dynamo=False)
         model = onnx.load(str(tmp))
         meta = {"maskcls_version": __version__, "config": json.dumps(cfg.to_dict()),
-                "runs": json.dumps([str(r) for r in runs]), "data": members[0][2].get("data") or ""}
+                "runs": json.dumps([str(m.source) for m in members]), "data": members[0].data,
+                **{k: json.dumps(v) for k, v in describe_model(cfg).items()}}
+        known = [m.train_photos for m in members if m.train_photos is not None]
+        if known:  # evaluate refuses to score these photos with the file, as with the run
+            meta["train_photos"] = json.dumps(np.unique(np.concatenate(known)).tolist())
         for key, value in meta.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
@@ -87,29 +89,56 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
             expected = [t.numpy() for t in module(check)]
         got = session.run(list(OUTPUTS), {"images": check.numpy()})
         diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
-    return {"out": str(out), "max_abs_diff": diff, "models": len(members), "size": cfg.data.size}
+    return {"out": str(out), "max_abs_diff": diff, "models": len(members), "size": cfg.data.size,
+            "input": input_shape(cfg)}
 
 
-class OnnxModel:
-    """An exported file, served with onnxruntime on the CPU: ``probs(images_uint8_nchw) -> (N, 18)``."""
+def input_shape(cfg: Config) -> list[int | str]:
+    """The graph's input, batch first: ["N", 3, height, width] (the size setting is width x height)."""
+    width, height = cfg.size
+    return ["N", 3, height, width]
 
-    def __init__(self, path: str | Path) -> None:
-        import onnxruntime as ort
 
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: no such ONNX file; create it with `maskcls export RUN --out {path}`")
-        try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for unreadable files
-            raise UserError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "config" not in meta:
-            raise UserError(f"{path}: not exported by maskcls (no config in its metadata)")
-        self.config = config_mod.from_dict(json.loads(meta["config"]))
-        self.data = meta.get("data", "")
-        self.path = path
-        self.n_models = len(json.loads(meta.get("runs", "[]")) or [0])
+def describe_model(cfg: Config) -> dict:
+    """What a user of the file alone needs: the input, the class names, how tasks combine into
+    classes, and the preprocessing done before the graph (crop, resize) and inside it (normalisation)."""
+    width, height = cfg.size
+    return {
+        "input": {"name": "images", "shape": input_shape(cfg), "dtype": "uint8", "channels": "RGB",
+                  "size": f"{width}x{height} (width x height)"},
+        "class_names": labels.class_names(cfg.cutoffs),
+        "tasks": {t.name: {"names": list(t.names(cfg.cutoffs)), "of_class": list(t.of_class)} for t in labels.TASKS},
+        "encoding": "class = mask * 6 + gender * 3 + age group; outputs probs (N, 18) and each task's marginals",
+        "preprocessing": {"crop": cfg.data.crop, "face_margin": cfg.data.face_margin if cfg.data.crop == "face" else None,
+                          "resize": f"to {width}x{height}, area interpolation, after the crop",
+                          "normalisation": {"mean": cfg.data.mean, "std": cfg.data.std, "scale": "pixel / 255",
+                                            "where": "inside the graph: feed uint8 pixels"}},
+    }
 
-    def probs(self, images: np.ndarray) -> np.ndarray:
-        return self.session.run(["probs"], {"images": np.ascontiguousarray(images, dtype=np.uint8)})[0]
+
+INFO_KEYS = ("maskcls_version", "input", "class_names", "tasks", "encoding", "preprocessing", "runs", "data")
+
+
+def onnx_info(path: str | Path) -> dict:
+    """The metadata of an exported file (``describe_model``'s keys and where it came from)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises protobuf's DecodeError and others for a file that is not ONNX
+        raise UserError(f"{path}: not an ONNX file ({type(exc).__name__})") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "config" not in meta:
+        raise UserError(f"{path}: not a maskcls export (no maskcls metadata)")
+    out = {}
+    for key in INFO_KEYS:
+        if key in meta:
+            try:
+                out[key] = json.loads(meta[key])
+            except json.JSONDecodeError:
+                out[key] = meta[key]
+    return out
+

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from .. import labels
-from ..data.images import read_rgb
+from ..data.images import decode_error
 from ..data.prepare import prepare
-from ..data.fingerprint import seen_before
+from ..data.fingerprint import refuse_other_data, seen_before
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, write_csv
-from ..metrics import compute_metrics, log_loss, per_class_f1
+from ..metrics import compute_metrics, log_loss, per_class_f1, with_chance
 from .options import SPLITS
 from .predictor import Predictor
 
@@ -34,10 +34,16 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     """
     if split not in SPLITS:
         raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if split != "all" and isinstance(run, (str, Path)):
+        from .score import pooled_oof_metrics
+
+        pooled = pooled_oof_metrics(run, data)  # a --fold all run on its own data: its out-of-fold figures
+        if pooled is not None:
+            return pooled
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     cfg = predictor.config
-    trained_on = {m[2].get("data") for m in predictor.members}
-    n_models = sum(getattr(m[0], "n_models", 1) for m in predictor.members)
+    trained_on = {m.data for m in predictor.members}
+    n_models = predictor.n_models
     same = describe(data) in trained_on
     if split == "auto":
         split = "val" if same else "all"
@@ -55,12 +61,13 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     prepared = prepare(cfg, data, log=lambda s: None, folds=split == "val")
     table = prepared.table
     if split == "val":
+        refuse_other_data(_runs_text(run), getattr(predictor.members[0], "data_identity", None), prepared.identity(), data)
         table = table.iloc[prepared.split(cfg.data.fold)[1]]
     else:
         _refuse_training_photos(run, predictor, prepared.photo_digests()[table.index.to_numpy()])
     targets = prepared.score_targets[table.index.to_numpy()]
     probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
-    out = {**compute_metrics(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
+    out = {**with_chance(compute_metrics(targets, probs), targets), "val_loss": log_loss(targets, probs), "split": split,
            "photos": len(table), "people": int(table["person"].nunique()), "models": len(predictor.members)}
     if out["macro_f1"] is not None:
         f1, support = per_class_f1(targets, probs)
@@ -77,7 +84,7 @@ def _runs_text(run: Runs) -> str:
 def _refuse_training_photos(run: Runs, predictor: Predictor, digests: np.ndarray) -> None:
     """Scoring photos a model learned from inflates its figures, under any path: the run's checkpoints
     hold the fingerprints of their training photos (runs from before they did are not checked)."""
-    known = [m[2]["train_photos"].numpy() for m in predictor.members if m[2].get("train_photos") is not None]
+    known = [m.train_photos for m in predictor.members if m.train_photos is not None]
     if not known:
         return
     seen = int(seen_before(digests, np.concatenate(known)).sum())
@@ -104,9 +111,13 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
     info = Path(eval_dir) / "info.csv" if Path(eval_dir).is_dir() else Path(eval_dir)
     inputs = {info.resolve(), *(Path(p).resolve() for p in frame[PHOTO_COL])}
     for member in predictor.members:
-        source = Path(str(member[2].get("data") or ""))
-        inputs |= {source.resolve(), (source / "train" / "train.csv").resolve()} if str(source) else set()
-    run_dirs = [(Path(r).parent if Path(r).suffix == ".onnx" else Path(r)).resolve() for r in predictor.runs]
+        source = Path(member.data)
+        inputs |= {source.resolve(), (source / "train" / "train.csv").resolve()} if member.data else set()
+    # An exported .onnx file given by name is an input itself; the folder it lies in is the user's, not a run's.
+    given = [Path(run)] if isinstance(run, (str, Path)) else [Path(r) for r in run]
+    inputs |= {p.resolve() for p in given if p.suffix == ".onnx"}
+    run_dirs = [(m.source.parent if m.source.is_file() else m.source).resolve() for m in predictor.members
+                if m.source.resolve() not in inputs]
     for flag, target in (("--out", out), ("--probs", probs_out)):
         if target is None:
             continue
@@ -158,13 +169,19 @@ def expand_photos(items: list[str]) -> list[str]:
 def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", device: str = "auto",
                     workers: int = 0, backend: str = "torch") -> list[dict]:
     """One result per photo: mask, gender, age group, the class, and the probabilities behind them."""
-    paths = []
-    for photo in photos:
-        if not Path(photo).is_file():
-            raise UserError(f"{photo}: {'not a photo file' if Path(photo).exists() else 'no such photo'}")
-        paths.append(str(photo))
+    paths = [str(photo) for photo in photos]
+    # Every broken photo is named in one pass, before any work: not one per rerun.
+    bad = []
     for path in paths:
-        read_rgb(path)  # fail on a broken photo before any work, naming it
+        if not Path(path).is_file():
+            bad.append(f"{path}: {'not a photo file' if Path(path).exists() else 'no such photo'}")
+        elif (why := decode_error(path)) is not None:
+            bad.append(f"{path}: {why}")
+    if len(bad) == 1:
+        raise UserError(bad[0])
+    if bad:
+        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise UserError(f"{len(bad)} of the {len(paths)} photos cannot be classified:\n  {shown}")
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(paths)
     per_task = labels.task_probs(probs)

@@ -24,12 +24,17 @@ from .. import config as config_mod
 from .. import labels
 from ..config import Config
 from ..data.images import PhotoDataset
+from ..data.fingerprint import refuse_other_data
 from ..data.prepare import Prepared, prepare
+from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import write_csv, write_json, write_text
-from ..metrics import METRIC_KEYS, compute_metrics, confusion, log_loss, per_class_f1, selection_score
+from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, macro_classes, per_class_f1,
+                       selection_score, with_chance)
 from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
+from .averaging import Ema, Swa, build_averaging
 from .loaders import loader_for
+from .mixing import Mixer, build_mixer
 from .loop import predict_proba, train_one_epoch
 from .margins import Indexed, MarginTracker
 from .losses import build_loss
@@ -37,6 +42,7 @@ from .model import MaskNet, build_model
 from .optim import build_optimizer, build_scheduler
 from .runs import check_run_folder, load_checkpoint, probs_frame, run_lock, save_checkpoint
 from .loaders import eval_rows
+from . import trackers
 from .runtime import Runtime, all_mean, barrier, gather_rows, is_main, sync_buffers
 
 
@@ -55,19 +61,23 @@ class Session:
     runtime: Runtime
     val_targets: np.ndarray  # scored with data.score_age_* (the competition's groups by default)
     net: torch.nn.Module  # what runs the batches: the model, or torch.compile's wrapper around it
-    margins: MarginTracker  # each training photo's margin per epoch, for the label audit
+    mixer: Mixer | None = None  # train.mixup / train.cutmix
+    average: Ema | Swa | None = None  # train.ema / train.swa
+    margins: MarginTracker | None = None  # each training photo's margin per epoch, for the label audit
 
 
 def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, resume: bool = False,
-          stop_after_epoch: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+          stop_after_epoch: int | None = None, progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Train on DATA's training folds, validate on the held-out person fold ``data.fold``, write RUN/.
 
     DATA is a path (competition folder or manifest), a DataFrame in the manifest columns, or a
     ``Prepared`` dataset shared with other trainings (nothing is scanned or decoded again).
     stop_after_epoch ends the call early, as an interruption would; ``resume`` continues from last.pt
     and reaches the same metrics as an uninterrupted run. Returns summary.json's content (or
-    {'stopped_after_epoch': n} when stopped early).
+    {'stopped_after_epoch': n} when stopped early). Silent unless asked: ``progress=True`` draws
+    progress bars, ``log`` (e.g. print) receives the per-epoch and summary lines.
     """
+    log = log or _silent
     if isinstance(cfg, (str, Path)):  # a built-in name or a YAML file, as load_config takes
         cfg = config_mod.load_config(cfg)
     out = Path(out)
@@ -81,14 +91,18 @@ def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Pa
 def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int | None, progress: bool,
            log: Callable[[str], None]) -> dict:
     cfg = config_mod.from_dict(cfg.to_dict())  # a private copy: resolved values are filled in below
-    check_run_folder(out, resume)
+    if isinstance(data, (str, Path)):
+        refuse_output_inside(data, out)
+    resume = check_run_folder(out, resume)
+    if is_main():
+        trackers.check(cfg)  # MLflow missing or its server unreachable: say so before any work
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
     prepared.check(cfg)
     ckpt = _resume_checkpoint(out, cfg, prepared) if resume else None
     s = _setup(cfg, prepared, ckpt, progress=progress)
     faces = prepared.face_boxes(cfg, progress=progress)
     if faces is not None:
-        log(f"facecrop: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
+        log(f"data.crop=face: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
     n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
     log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
         f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds})")
@@ -99,9 +113,12 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     best_score, best_epoch = (ckpt["best_score"], ckpt["best_epoch"]) if ckpt else (-1.0, 0)
     start_epoch, stale = (ckpt["epoch"], ckpt["stale"]) if ckpt else (0, 0)
     seconds_before = float(ckpt.get("seconds", 0.0)) if ckpt else 0.0
+    if ckpt and ckpt["best_epoch"] == start_epoch and is_main():  # best.pt may not have been saved yet
+        resumable_only = ("optimizer", "scheduler", "scaler", "train_model", "swa")
+        save_checkpoint(out / "best.pt", {k: v for k, v in ckpt.items() if k not in resumable_only})
     if ckpt:
         log(f"resuming {out} after epoch {start_epoch} (best macro F1 so far {best_score:.4f} at epoch {best_epoch})")
-    writer = None
+    tracker: trackers.Trackers | None = None
     best_state = None  # best.pt's weights, kept in memory so that no process has to read them back
     main = is_main()
     run_start = time.perf_counter()
@@ -112,12 +129,14 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             row = _run_epoch(s, cfg, epoch, progress=progress)
             history.append(row)
             score = selection_score(row)
-            improved = score > best_score
+            # train.select=last keeps every epoch as it comes: the validation people choose nothing
+            improved = cfg.train.select == "last" or score > best_score
             best_score, best_epoch, stale = (score, epoch + 1, 0) if improved else (best_score, best_epoch, stale + 1)
-            state = {"model": s.model.state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
+            state = {"model": _evaluated(s).state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
                      "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
                      "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start,
-                     "train_photos": train_photos, "margins": s.margins.reduced().state_dict()}
+                     "train_photos": train_photos, "data_identity": prepared.identity(),
+                     "margins": s.margins.reduced().state_dict()}
             if improved:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
             if not main:
@@ -126,28 +145,41 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
                 continue
             out.mkdir(parents=True, exist_ok=True)  # first write: only now does the run folder exist
             write_text(out / "config.yaml", config_mod.dump(cfg))
+            # last.pt before best.pt: a stop between them leaves a run that --resume continues (and
+            # completes best.pt from last.pt); a folder with no checkpoint at all is started afresh.
+            save_checkpoint(out / "last.pt", {**state, **_average_state(s), "optimizer": s.optimizer.state_dict(),
+                                              "scheduler": s.scheduler.state_dict(), "scaler": s.scaler.state_dict()})
             if improved:
                 save_checkpoint(out / "best.pt", state)
-            save_checkpoint(out / "last.pt", {**state, "optimizer": s.optimizer.state_dict(),
-                                              "scheduler": s.scheduler.state_dict(), "scaler": s.scaler.state_dict()})
             write_csv(out / "metrics.csv", pd.DataFrame(history))
-            writer = writer or _tensorboard(cfg, out, start_epoch)
-            if writer is not None:
-                for k, v in row.items():
-                    if k != "epoch" and v is not None:
-                        writer.add_scalar(k, v, epoch + 1)
-                writer.flush()
+            tracker = tracker or trackers.Trackers(cfg, out, start_epoch=start_epoch, resume=resume)
+            tracker.log_epoch(row, epoch + 1)
             shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("train_loss", "val_loss", *METRIC_KEYS) if row[k] is not None)
             log(f"epoch {epoch + 1}/{cfg.train.epochs}  {shown}  {row['images_per_s']:.0f} img/s"
                 + ("  *best" if improved else ""))
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs:
                 return {"stopped_after_epoch": epoch + 1}
+        if isinstance(s.average, Swa):
+            best_state, best_epoch = _finish_swa(s, cfg, out, prepared, history, train_photos, best_state, best_epoch,
+                                                 log=log)
+        barrier()  # rank 0's files are complete before any process moves on
+        summary = finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state,
+                             seconds=seconds_before + time.perf_counter() - run_start, log=log, progress=progress)
+        if tracker is not None:
+            tracker.log_summary(summary)
+        return summary
+    except Exception:
+        if tracker is not None:
+            tracker.close(failed=True)
+            tracker = None
+        raise
     finally:
-        if writer is not None:
-            writer.close()
-    barrier()  # rank 0's files are complete before any process moves on
-    return finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state,
-                      seconds=seconds_before + time.perf_counter() - run_start, log=log, progress=progress)
+        if tracker is not None:
+            tracker.close()
+
+
+def _silent(_: str) -> None:
+    return None
 
 
 def _resume_checkpoint(out: Path, cfg: Config, prepared: Prepared) -> dict:
@@ -155,7 +187,9 @@ def _resume_checkpoint(out: Path, cfg: Config, prepared: Prepared) -> dict:
     ckpt = load_checkpoint(out / "last.pt")
     if not isinstance(ckpt, dict) or not {"model", "config", "optimizer", "epoch"} <= set(ckpt):
         raise UserError(f"{out}/last.pt is not a maskcls training checkpoint")
-    if ckpt.get("data") != prepared.source:
+    if ckpt.get("data_identity"):  # by content: a copy of the data resumes, the same path edited does not
+        refuse_other_data(str(out), ckpt["data_identity"], prepared.identity(), prepared.source)
+    elif ckpt.get("data") != prepared.source:
         raise UserError(f"{out} was trained on {ckpt.get('data')}, not on {prepared.source}; resume it with its "
                         "own data or start a new run")
     changed = config_mod.resume_conflicts(config_mod.from_dict(ckpt["config"]), cfg)
@@ -187,7 +221,7 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
     if ckpt:
         try:
-            model.load_state_dict(ckpt["model"])
+            model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
         except RuntimeError as exc:
             raise UserError(f"last.pt does not fit {cfg.model.name} ({cfg.model.heads} heads): "
                             f"{str(exc).splitlines()[0]}") from None
@@ -200,6 +234,14 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
         if is_main():
             margins.load_state_dict(ckpt["margins"])
     loss_fn = build_loss(cfg, train_ds.targets.numpy(), runtime.device)
+    mixer = build_mixer(cfg)
+    if mixer is not None:
+        mixer.check_heads(model.heads.keys())
+    average = build_averaging(cfg, model)
+    if ckpt and isinstance(average, Ema):
+        average.load_state_dict(ckpt["model"])  # last.pt's "model" is the average; "train_model" the trained weights
+    elif ckpt and isinstance(average, Swa) and "swa" in ckpt:
+        average.load_state_dict(ckpt["swa"])
     net: torch.nn.Module = model
     if runtime.world > 1:  # gradients averaged over the processes at every step
         # Frozen-backbone epochs leave backbone parameters without gradients: DDP must expect that.
@@ -209,7 +251,7 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
         net = torch.compile(net)
     return Session(model, optimizer, scheduler, scaler, loss_fn, train_ds, val_ds,
                    loader_for(val_ds, cfg, runtime.device, train=False), runtime,
-                   prepared.score_targets[prepared.split(cfg.data.fold)[1]], net, margins)
+                   prepared.score_targets[prepared.split(cfg.data.fold)[1]], net, mixer, average, margins)
 
 
 def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
@@ -218,12 +260,18 @@ def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
     epoch_seed = cfg.train.seed * 100_003 + epoch
     torch.manual_seed(epoch_seed)
     s.train_ds.set_epoch_seed(epoch_seed)
+    if s.mixer is not None:
+        s.mixer.set_epoch_seed(epoch_seed)
     loader = loader_for(Indexed(s.train_ds), cfg, s.runtime.device, train=True,
                         generator=torch.Generator().manual_seed(epoch_seed))
     stats = train_one_epoch(s.net, loader, s.optimizer, s.scheduler, s.loss_fn, runtime=s.runtime, scaler=s.scaler,
                             frozen=epoch < cfg.model.freeze_epochs, log_every=cfg.train.log_every,
-                            desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress, record=s.margins.update)
-    probs = _validate(s, s.model if s.runtime.world > 1 else s.net, desc="validate", progress=progress)
+                            desc=f"epoch {epoch + 1}/{cfg.train.epochs}", progress=progress, mixer=s.mixer,
+                            ema=s.average if isinstance(s.average, Ema) else None, record=s.margins.update)
+    if isinstance(s.average, Swa):
+        s.average.end_of_epoch(s.model, epoch + 1)
+    evaluated = s.average.module if isinstance(s.average, Ema) else s.model if s.runtime.world > 1 else s.net
+    probs = _validate(s, evaluated, desc="validate", progress=progress)
     val_targets = s.val_targets
     if not np.isfinite(stats["train_loss"]) or not np.isfinite(probs).all():
         raise UserError(f"training diverged in epoch {epoch + 1} (the loss is not a number); lower train.lr, check "
@@ -233,20 +281,54 @@ def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
             "images_per_s": stats["images_per_s"] * s.runtime.world, "seconds": stats["train_seconds"]}
 
 
+def _evaluated(s: Session) -> torch.nn.Module:
+    """The weights validation scores and best.pt holds: the moving average with train.ema, else the model
+    (SWA's average replaces best.pt only once training ends: see _finish_swa)."""
+    return s.average.module if isinstance(s.average, Ema) else s.model
+
+
+def _average_state(s: Session) -> dict:
+    """What last.pt holds beside "model" so that a resumed run continues the same average."""
+    if isinstance(s.average, Ema):
+        return {"train_model": s.model.state_dict()}
+    if isinstance(s.average, Swa):
+        return {"swa": s.average.state_dict()}
+    return {}
+
+
+def _finish_swa(s: Session, cfg: Config, out: Path, prepared: Prepared, history: list[dict], train_photos: torch.Tensor,
+                best_state: dict | None, best_epoch: int, *, log: Callable[[str], None]) -> tuple[dict | None, int]:
+    """best.pt becomes the average of the epochs from train.swa on, its BatchNorm statistics recomputed
+    over the training photos; (best_state, best_epoch) for finish_run."""
+    if s.average.count == 0:
+        log(f"train.swa: training stopped before epoch {cfg.train.swa}, so nothing was averaged; best.pt is the "
+            "best single epoch")
+        return best_state, best_epoch
+    seed = cfg.train.seed * 100_003 + len(history)  # the statistics pass draws its photos reproducibly
+    s.train_ds.set_epoch_seed(seed)
+    loader = loader_for(s.train_ds, cfg, s.runtime.device, train=True, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        model = s.average.finalize(loader, s.runtime.device)
+    sync_buffers(model)
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    last = len(history)
+    log(f"train.swa: best.pt is the average of epochs {cfg.train.swa}-{last} ({s.average.count} epochs), "
+        "BatchNorm statistics recomputed")
+    if is_main():
+        save_checkpoint(out / "best.pt", {"model": state, "config": cfg.to_dict(), "epoch": last,
+                                          "data": prepared.source, "history": history, "best_epoch": last,
+                                          "swa_epochs": [cfg.train.swa, last], "train_photos": train_photos})
+    return state, last
+
+
 def _validate(s: Session, model: torch.nn.Module, *, desc: str, progress: bool) -> np.ndarray:
     """(N, 18) for the whole validation fold: each process predicts its rows, then they are gathered."""
     sync_buffers(s.model)
+    if model is not s.model and not isinstance(model, DistributedDataParallel):
+        sync_buffers(model)  # the moving average's buffers follow each process's own batches
     probs = predict_proba(model, s.val_loader, runtime=s.runtime, desc=desc, progress=progress)
     rows = eval_rows(len(s.val_ds), s.runtime.rank, s.runtime.world)
     return gather_rows(rows, probs, len(s.val_ds))
-
-
-def _tensorboard(cfg: Config, out: Path, start_epoch: int):
-    if not cfg.train.tensorboard:
-        return None
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(str(out / "tb"), purge_step=start_epoch + 1 if start_epoch else None)
 
 
 def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: list[dict], best_epoch: int, *,
@@ -256,17 +338,22 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     s.model.load_state_dict(best_state if best_state is not None else load_checkpoint(out / "best.pt")["model"])
     probs = _validate(s, s.model, desc="best model", progress=progress)
     targets = s.val_targets
-    metrics = compute_metrics(targets, probs)
+    metrics = with_chance(compute_metrics(targets, probs), targets)
     val_idx = prepared.split(cfg.data.fold)[1]
     val = prepared.table.iloc[val_idx].reset_index(drop=True)
     summary = {**metrics, "val_loss": log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
                "planned_epochs": cfg.train.epochs,
-               "selected_by": "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1",
+               "selected_by": "last_epoch" if cfg.train.select == "last" else
+               "macro_f1" if metrics["macro_f1"] is not None else "mean_task_f1",
                "fold": cfg.data.fold, "folds": cfg.data.folds, "train_photos": len(s.train_ds),
                "val_photos": len(val), "val_people": int(val["person"].nunique()),
                "model": cfg.model.name, "heads": cfg.model.heads, "device": s.runtime.device.type,
                "processes": s.runtime.world,
                "seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / max(1, len(history)), 2)}
+    if isinstance(s.average, Swa) and s.average.count:
+        summary["averaged"] = f"swa: epochs {cfg.train.swa}-{best_epoch}"  # best_epoch is then the last
+    elif isinstance(s.average, Ema):
+        summary["averaged"] = f"ema: decay {cfg.train.ema:g}"
     faces = prepared.face_boxes(cfg, progress=False)
     if faces is not None:
         summary["face_fallbacks"] = faces.fallbacks
@@ -284,13 +371,12 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
                 title=f"{cfg.model.name}, fold {cfg.data.fold}")
     if metrics["macro_f1"] is not None:
         f1, support = per_class_f1(targets, probs)
-        plot_per_class_f1(f1, support, names, out / "per_class_f1.png",
-                          title=f"validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
+        plot_per_class_f1(f1, support, names, out / "per_class_f1.png", title=f"validation fold {cfg.data.fold}",
+                          macro_f1=metrics["macro_f1"], averaged=macro_classes(targets, probs))
         plot_confusion(confusion(targets, probs), names, out / "confusion.png",
                        title=f"{cfg.model.name}, validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
     write_json(out / "summary.json", summary)
-    shown = ", ".join(f"{k} {summary[k]:.4f}" for k in METRIC_KEYS if summary[k] is not None)
-    log(f"best epoch {best_epoch} of {len(history)}: {shown}; run in {out}")
+    log(f"best epoch {best_epoch} of {len(history)}: {format_scores(summary)}; run in {out}")
     return summary
 
 

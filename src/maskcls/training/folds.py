@@ -6,7 +6,9 @@ RUN/fold-K/ is an ordinary run folder; RUN/oof_probs.csv and RUN/cv_summary.json
 RUN/oof_signals.csv: per photo, the out-of-fold per-task probabilities averaged with the mirror image's
 (hflip test-time augmentation, from each fold's best.pt) and the photo's training margins averaged over
 the fold models that trained on it (``margins``): the label audit's extra evidence, at no training cost.
-Re-running the same command skips finished folds and resumes an interrupted one.
+Re-running the same command skips finished folds and resumes an interrupted one. With a launcher
+(experiments.launch: --jobs, Ray) the folds left to train run at once, each in its own process; a
+failed fold is reported after the others finish, and the parent alone writes the files.
 """
 
 from __future__ import annotations
@@ -16,44 +18,51 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .. import config as config_mod
 from .. import labels
 from ..config import Config
+from ..data.fingerprint import refuse_other_data
 from ..data.prepare import Prepared, prepare
+from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
-from ..metrics import compute_metrics, log_loss
+from ..metrics import compute_metrics, format_scores, log_loss, with_chance
+from ..progress import prefixed
+from . import trackers
 from .fit import train
 from .loaders import eval_rows, loader_for
 from .loop import predict_proba
 from .margins import MARGIN_COLUMNS
-from .runs import load_run, run_lock
+from .runs import FOLD_PREFIX, fold_dir, load_checkpoint, load_run, read_probs, read_run_config, run_lock
+from .runspec import Launcher, RunSpec, failure_line, spec_data
 from .runtime import Runtime, gather_rows, is_main
-
-FOLD_PREFIX = "fold-"
-
-
-def fold_dir(out: str | Path, fold: int) -> Path:
-    return Path(out) / f"{FOLD_PREFIX}{fold}"
 
 
 def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *,
-                progress: bool = True, log: Callable[[str], None] = print) -> dict:
+                launcher: Launcher | None = None, progress: bool = False,
+                log: Callable[[str], None] | None = None) -> dict:
     """Train all ``data.folds`` folds into OUT/fold-K and write OUT/oof_probs.csv and OUT/cv_summary.json.
 
-    Returns cv_summary.json's content. The data are scanned and decoded once for all folds.
+    Returns cv_summary.json's content. The data are scanned and decoded once for all folds (once per
+    worker process with a ``launcher``, which trains the unfinished folds at once). Silent unless
+    asked (``progress=True``, ``log=print``).
     """
+    log = log or (lambda _: None)
     out = Path(out)
     if not is_main():  # under torchrun every process trains each fold; rank 0 writes and talks
-        return _train_folds(cfg, data, out, progress=False, log=lambda _: None)
+        return _train_folds(cfg, data, out, launcher=None, progress=False, log=lambda _: None)
     with run_lock(out):
-        return _train_folds(cfg, data, out, progress=progress, log=log)
+        return _train_folds(cfg, data, out, launcher=launcher, progress=progress, log=log)
 
 
-def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[[str], None]) -> dict:
+def _train_folds(cfg: Config, data, out: Path, *, launcher: Launcher | None, progress: bool,
+                 log: Callable[[str], None]) -> dict:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
+    if isinstance(data, (str, Path)):
+        refuse_output_inside(data, out)
     strangers = [p.name for p in out.iterdir() if not p.name.startswith((FOLD_PREFIX, "."))
                  and p.name not in ("oof_probs.csv", "oof_signals.csv", "cv_summary.json", "model.onnx")] if out.is_dir() else []
     if strangers:
@@ -66,7 +75,16 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
     if extra:
         raise UserError(f"{out} holds {', '.join(extra)} from a run with more folds than data.folds={prepared.k}; "
                         "choose a new --out")
-    summaries = []
+    with trackers.parent_run(cfg, f"{out.name} ({prepared.k} folds)", out, kind="folds"):
+        source = spec_data(data) if launcher is not None else None
+        return _fold_runs(cfg, prepared, out, launcher=launcher, source=source, progress=progress, log=log)
+
+
+def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, launcher: Launcher | None, source, progress: bool,
+               log: Callable[[str], None]) -> dict:
+    summaries: dict[int, dict] = {}
+    todo: dict[str, int] = {}  # with a launcher: the folds left to train, by their spec's name
+    specs: list[RunSpec] = []
     for fold in range(prepared.k):
         target = fold_dir(out, fold)
         fold_cfg = config_mod.from_dict(cfg.to_dict())
@@ -74,14 +92,36 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
         log(f"== fold {fold + 1} of {prepared.k} -> {target}")
         if (target / "summary.json").is_file():
             _check_reusable(target, fold_cfg)
+            refuse_other_data(str(target), fold_identity(target), prepared.identity(), prepared.source)
             log(f"fold {fold} already finished; reusing {target}")
-            summaries.append(read_json(target / "summary.json"))
+            summaries[fold] = read_json(target / "summary.json")
+        elif launcher is not None:
+            todo[f"fold {fold}"] = fold
+            specs.append(RunSpec(f"fold {fold}", fold_cfg.to_dict(), source, str(target.resolve()),
+                                 resume=(target / "last.pt").is_file()))
         else:
-            summaries.append(train(fold_cfg, prepared, target, resume=(target / "last.pt").is_file(),
-                                   progress=progress, log=log))
+            summaries[fold] = train(fold_cfg, prepared, target, resume=(target / "last.pt").is_file(),
+                                    progress=progress, log=prefixed(log, f"fold {fold}"))
+    if specs:
+        results = []
+        for result in launcher.run(specs, log=log):
+            results.append(result)
+            fold = todo[result.spec.name]
+            if result.ok:
+                summaries[fold] = result.summary
+                f1 = result.summary.get("macro_f1")
+                log(f"  fold {fold} finished ({len(results)} of {len(todo)}): macro F1 "
+                    f"{f1 if f1 is not None else float('nan'):.4f}")
+            else:  # a crash (not a user's mistake) shows its traceback: the fold folder must stay resumable
+                log(f"  fold {fold} failed ({len(results)} of {len(todo)}): {result.error}"
+                    + (f"\n{result.traceback}" if result.traceback else ""))
+        if not all(r.ok for r in results):
+            raise UserError(f"{failure_line(results, len(todo))}; the finished folds are kept in {out}: rerun the "
+                            "same command to train only the others")
     signals = gather_signals(cfg, prepared, out, progress=progress)  # every process predicts its share
     if not is_main():
         return {}
+    summaries = [summaries[k] for k in range(prepared.k)]
     oof = gather_oof(prepared, [fold_dir(out, k) for k in range(prepared.k)])
     write_csv(out / "oof_probs.csv", oof)
     write_csv(out / "oof_signals.csv", signals)
@@ -90,21 +130,24 @@ def _train_folds(cfg: Config, data, out: Path, *, progress: bool, log: Callable[
     shown = ", ".join(f"{k} {v:.4f} +- {cv['std'][k]:.4f}" for k, v in cv["mean"].items()
                       if k.endswith("f1") or k == "accuracy")
     log(f"{prepared.k} folds: {shown}; out-of-fold probabilities in {out / 'oof_probs.csv'}")
+    log(f"pooled out-of-fold: {format_scores(cv['oof'])}")
     return cv
 
 
 def _check_reusable(folder: Path, cfg: Config) -> None:
     """A finished fold is reused only when it was trained with these very settings."""
-    import yaml
-
-    try:
-        saved = config_mod.from_dict(yaml.safe_load((folder / "config.yaml").read_text()))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{folder}/config.yaml: cannot read the fold's settings ({exc})") from None
+    saved = read_run_config(folder)
     changed = config_mod.resume_conflicts(saved, cfg)
     if changed:
         raise UserError(f"{folder} was trained with other settings: {', '.join(changed)}; a --fold all run is "
                         "continued only with its own settings: choose a new --out to try others")
+
+
+def fold_identity(folder: Path) -> dict | None:
+    """The data identity a fold's checkpoint records (None for runs from before identities)."""
+    path = next((p for p in (folder / "best.pt", folder / "last.pt") if p.is_file()), None)
+    ckpt = load_checkpoint(path) if path is not None else None
+    return ckpt.get("data_identity") if isinstance(ckpt, dict) else None
 
 
 def gather_oof(prepared: Prepared, fold_dirs: list[Path]) -> pd.DataFrame:
@@ -112,7 +155,7 @@ def gather_oof(prepared: Prepared, fold_dirs: list[Path]) -> pd.DataFrame:
     parts = []
     paths = prepared.table["path"].to_numpy()
     for fold, folder in enumerate(fold_dirs):
-        frame = pd.read_csv(folder / "val_probs.csv", keep_default_na=False, dtype={"person": str})
+        frame = read_probs(folder / "val_probs.csv")
         expected = set(paths[prepared.folds == fold])
         if set(frame["path"]) != expected or len(frame) != len(expected):
             raise UserError(f"{folder}/val_probs.csv does not hold fold {fold}'s photos of this data; was the folder "
@@ -135,7 +178,7 @@ def cv_summary(summaries: list[dict], targets: np.ndarray, oof_probs: np.ndarray
             mean[key] = float(values.mean())
             std[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return {"folds": len(summaries), "mean": mean, "std": std,
-            "oof": {**compute_metrics(targets, oof_probs), "val_loss": log_loss(targets, oof_probs)},
+            "oof": {**with_chance(compute_metrics(targets, oof_probs), targets), "val_loss": log_loss(targets, oof_probs)},
             "per_fold": summaries}
 
 
@@ -183,5 +226,17 @@ def _hflip_val_probs(cfg: Config, prepared: Prepared, folder: Path, fold: int, *
     fold_cfg.data.mean, fold_cfg.data.std = saved.data.mean, saved.data.std
     _, val_ds = prepared.datasets(fold_cfg, fold, progress=False)
     loader = loader_for(val_ds, fold_cfg, runtime.device, train=False)
-    probs = predict_proba(model, loader, runtime=runtime, tta="hflip", desc=f"fold {fold} hflip", progress=progress)
+    probs = (predict_proba(model, loader, runtime=runtime, desc=f"fold {fold}", progress=progress)
+             + predict_proba(_Mirrored(model), loader, runtime=runtime, desc=f"fold {fold} hflip", progress=progress)) / 2
     return gather_rows(eval_rows(len(val_ds), runtime.rank, runtime.world), probs, len(val_ds))
+
+
+class _Mirrored(torch.nn.Module):
+    """The model seeing each photo mirrored left to right (the hflip half of the TTA)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor):
+        return self.model(images.flip(3))

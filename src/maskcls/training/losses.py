@@ -27,6 +27,24 @@ def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, weight: 
     return (loss * w).sum() / w.sum().clamp(min=1e-8)
 
 
+def soft_cross_entropy(logits: torch.Tensor, soft: torch.Tensor, *, weight: torch.Tensor | None = None,
+                       smoothing: float = 0.0, gamma: float = 0.0) -> torch.Tensor:
+    """``masked_cross_entropy`` for soft labels (mixup/cutmix): soft is (N, K), each row the share of each
+    class, summing to at most 1 (less when a mixed-in label is unknown).
+
+    Linear in the labels: the loss of a row mixed lam : 1 - lam is lam * loss(a) + (1 - lam) * loss(b),
+    each part with its class's weight, smoothing and focal factor; a one-hot row gives exactly
+    masked_cross_entropy's value.
+    """
+    logits = logits.float()
+    log_p = logits.log_softmax(1)
+    per_class = -((1 - smoothing) * log_p + smoothing * log_p.mean(1, keepdim=True))  # CE of each hard label
+    if gamma > 0:
+        per_class = per_class * (1 - log_p.exp()).pow(gamma)
+    w = soft if weight is None else soft * weight[None, :]
+    return (w * per_class).sum() / w.sum().clamp(min=1e-8)
+
+
 def head_targets(targets: torch.Tensor, heads: str) -> dict[str, torch.Tensor]:
     """Targets per head. targets: (N, len(TASKS)) in TASKS order, -1 = unknown.
 
@@ -47,14 +65,17 @@ def head_size(name: str) -> int:
 
 
 class MultiTaskLoss:
-    """Sum of per-head masked losses. targets: (N, len(TASKS)), -1 = unknown."""
+    """Sum of per-head masked losses. targets: (N, len(TASKS)), -1 = unknown; or {head: (N, K) soft labels}."""
 
     def __init__(self, heads: str, *, smoothing: float = 0.0, gamma: float = 0.0,
                  weights: dict[str, torch.Tensor] | None = None) -> None:
         self.heads, self.smoothing, self.gamma = heads, smoothing, gamma
         self.weights = weights or {}
 
-    def __call__(self, outputs: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    def __call__(self, outputs: dict[str, torch.Tensor], targets: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        if isinstance(targets, dict):  # soft labels per head, from training.mixing
+            return sum(soft_cross_entropy(outputs[k], q, weight=self.weights.get(k), smoothing=self.smoothing,
+                                          gamma=self.gamma) for k, q in targets.items())
         return sum(masked_cross_entropy(outputs[k], t, weight=self.weights.get(k), smoothing=self.smoothing,
                                         gamma=self.gamma) for k, t in head_targets(targets, self.heads).items())
 

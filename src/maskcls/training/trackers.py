@@ -1,0 +1,233 @@
+"""Experiment trackers: TensorBoard (RUN/tb) and MLflow, chosen by ``train.trackers``.
+
+``open_trackers(cfg, out)`` returns one object the training loop talks to: every epoch's metrics go to
+each tracker, and at the end the summary, the figures (curves, confusion, per-class F1) and config.yaml.
+MLflow writes to ``MLFLOW_TRACKING_URI`` when set, else to MLflow's local default (./mlflow.db, artifacts
+in ./mlruns) that `mlflow ui` opens with no server to start. Runs that belong together (the folds of `--fold all` and of an audit, the
+variants of an ablation) are children of one parent run: ``parent_run`` opens it and hands its id to
+every training inside it through ``MASKCLS_MLFLOW_PARENT``, which also reaches runs in subprocesses.
+MLflow is an optional extra (``pip install 'maskcls[mlflow]'``); it is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..config import TRACKERS, parse_trackers  # noqa: F401 (TRACKERS: the names, with the setting)
+from ..errors import UserError
+
+PARENT_ENV = "MASKCLS_MLFLOW_PARENT"
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
+DEFAULT_EXPERIMENT = "maskcls"
+FIGURES = ("curves.png", "confusion.png", "per_class_f1.png")
+ARTIFACTS = ("config.yaml", "summary.json", "metrics.csv", *FIGURES)
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else MLflow's own local default: ./mlflow.db (artifacts in ./mlruns), which a
+    plain `mlflow ui` in this folder opens. MLflow 3 refuses the old ./mlruns file store unless
+    MLFLOW_ALLOW_FILE_STORE=true; set MLFLOW_TRACKING_URI=./mlruns with that to keep using one."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def check(cfg) -> None:
+    """Fail before any training when MLflow is asked for but missing or its server cannot be reached."""
+    if "mlflow" not in parse_trackers(cfg.train.trackers):
+        return
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise UserError("train.trackers=mlflow needs MLflow, which is not installed: pip install "
+                        "'maskcls[mlflow]' (or set train.trackers=tensorboard)") from None
+    uri = tracking_uri()
+    parts = urllib.parse.urlparse(uri)
+    if parts.scheme in ("http", "https"):
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=3).close()
+        except OSError as exc:
+            raise UserError(f"MLflow tracking server {uri} cannot be reached ({exc.strerror or exc}); start it, fix "
+                            "MLFLOW_TRACKING_URI, or unset it to log to ./mlruns") from None
+
+
+def _client():
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri())
+
+
+def _experiment_id(client) -> str:
+    name = os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found is not None else client.create_experiment(name)
+
+
+def _param_value(value) -> str:
+    return "null" if value is None else str(value)
+
+
+def _numbers(values: dict) -> dict[str, float]:
+    """The finite numbers of a dict (None, text and NaN left out: MLflow metrics are numbers)."""
+    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(float(v))}
+
+
+class _Mlflow:
+    """One MLflow run for one run folder; a resumed training continues its unfinished MLflow run."""
+
+    def __init__(self, cfg, out: Path, *, resume: bool) -> None:
+        from mlflow.entities import Param
+
+        from ..config import flat
+
+        self.client = _client()
+        exp = _experiment_id(self.client)
+        folder = str(out.resolve())
+        previous = self.client.search_runs([exp], filter_string=f"tags.`maskcls.run_dir` = '{folder}'",
+                                           order_by=["attributes.start_time DESC"], max_results=1) if resume else []
+        if previous and previous[0].info.status != "FINISHED":
+            self.run_id = previous[0].info.run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        tags = {"maskcls.run_dir": folder, "maskcls.kind": "training"}
+        parent = os.environ.get(PARENT_ENV)
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        self.run_id = self.client.create_run(exp, run_name=out.name, tags=tags).info.run_id
+        params = [Param(k, _param_value(v)) for k, v in flat(cfg).items()]
+        for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+            self.client.log_batch(self.run_id, params=params[i:i + 100])
+
+    def log_epoch(self, row: dict, step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, step) for k, v in _numbers(row).items() if k != "epoch"]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def log_summary(self, summary: dict, out: Path) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(f"summary.{k}", v, now, 0)
+                                                    for k, v in _numbers(summary).items()])
+        for name in ARTIFACTS:
+            if (out / name).is_file():
+                self.client.log_artifact(self.run_id, str(out / name))
+
+    def close(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+
+class _TensorBoard:
+    def __init__(self, out: Path, start_epoch: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(out / "tb"), purge_step=start_epoch + 1 if start_epoch else None)
+
+    def log_epoch(self, row: dict, step: int) -> None:
+        for k, v in _numbers(row).items():
+            if k != "epoch":
+                self.writer.add_scalar(k, v, step)
+        self.writer.flush()
+
+    def log_summary(self, summary: dict, out: Path, cfg) -> None:
+        import numpy as np
+        from PIL import Image
+
+        from ..config import flat
+
+        for name in FIGURES:
+            if (out / name).is_file():
+                with Image.open(out / name) as img:
+                    self.writer.add_image(Path(name).stem, np.asarray(img.convert("RGB")), dataformats="HWC")
+        hparams = {k: v if isinstance(v, (int, float, str, bool)) else _param_value(v) for k, v in flat(cfg).items()}
+        metrics = {f"hparam/{k}": v for k, v in _numbers(summary).items()
+                   if k in ("macro_f1", "accuracy", "mask_f1", "gender_f1", "age_f1", "val_loss")}
+        self.writer.add_hparams(hparams, metrics, run_name=".")  # "." : beside the curves, one run
+        self.writer.flush()
+
+    def close(self, status: str) -> None:
+        self.writer.close()
+
+
+class Trackers:
+    """The trackers of one training: ``log_epoch`` every epoch, ``log_summary`` once at the end, ``close``."""
+
+    def __init__(self, cfg, out: Path, *, start_epoch: int = 0, resume: bool = False) -> None:
+        names = parse_trackers(cfg.train.trackers)
+        self.cfg, self.out = cfg, Path(out)
+        self.tb = _TensorBoard(self.out, start_epoch) if "tensorboard" in names else None
+        self.mlflow = _Mlflow(cfg, self.out, resume=resume) if "mlflow" in names else None
+        self.finished = False
+
+    def log_epoch(self, row: dict, step: int) -> None:
+        for t in (self.tb, self.mlflow):
+            if t is not None:
+                t.log_epoch(row, step)
+
+    def log_summary(self, summary: dict) -> None:
+        if self.tb is not None:
+            self.tb.log_summary(summary, self.out, self.cfg)
+        if self.mlflow is not None:
+            self.mlflow.log_summary(summary, self.out)
+        self.finished = True
+
+    def close(self, *, failed: bool = False) -> None:
+        # An interrupted run stays KILLED (a --resume continues it); a crash is FAILED.
+        status = "FINISHED" if self.finished else "FAILED" if failed else "KILLED"
+        for t in (self.tb, self.mlflow):
+            if t is not None:
+                t.close(status)
+
+
+@contextlib.contextmanager
+def parent_run(cfg, name: str, out: str | Path, *, kind: str) -> Iterator[str | None]:
+    """An MLflow parent run around several trainings (folds, ablation variants); yields its id, or None
+    when MLflow is not among the trackers. On exit the top-level files of ``out`` (tables, figures,
+    summaries) become its artifacts."""
+    from .runtime import is_main
+
+    if "mlflow" not in parse_trackers(cfg.train.trackers) or not is_main():
+        yield None
+        return
+    check(cfg)
+    from ..config import flat
+
+    client = _client()
+    tags = {"maskcls.run_dir": str(Path(out).resolve()), "maskcls.kind": kind}
+    before = os.environ.get(PARENT_ENV)
+    if before:
+        tags["mlflow.parentRunId"] = before
+    run_id = client.create_run(_experiment_id(client), run_name=name, tags=tags).info.run_id
+    from mlflow.entities import Param
+
+    params = [Param(k, _param_value(v)) for k, v in flat(cfg).items()]
+    for i in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[i:i + 100])
+    os.environ[PARENT_ENV] = run_id
+    status = "FAILED"
+    try:
+        yield run_id
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if before is None:
+            os.environ.pop(PARENT_ENV, None)
+        else:
+            os.environ[PARENT_ENV] = before
+        folder = Path(out)
+        if status == "FINISHED" and folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                if path.is_file() and path.suffix in (".png", ".md", ".json", ".csv", ".yaml"):
+                    client.log_artifact(run_id, str(path))
+        client.set_terminated(run_id, status=status)

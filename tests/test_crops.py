@@ -1,0 +1,63 @@
+"""data.crop is its own setting: read by the config, the caches' key and the ablation runner; the old
+spelling inside data.augment (centercrop+hflip) keeps loading, with a one-line note."""
+
+import pytest
+
+from maskcls.config import Config, from_dict, load_config
+from maskcls.data import crops
+from maskcls.data.prepare import preprocess_key
+from maskcls.errors import UserError
+from maskcls.experiments.ablate import parse_variant
+
+
+@pytest.fixture(autouse=True)
+def fresh_notes(monkeypatch):
+    monkeypatch.setattr(crops, "_noted", set())
+
+
+def test_the_old_spelling_moves_the_crop_with_one_note(capsys):
+    cfg = load_config(None, ["data.augment=centercrop+hflip"])
+    assert (cfg.data.crop, cfg.data.augment) == ("center", "hflip")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data.augment=centercrop+hflip spells a crop; read as data.crop=center" in err
+    load_config(None, ["data.augment=centercrop+hflip"])
+    assert capsys.readouterr().err == ""  # once per spelling and process
+    cfg = load_config(None, ["data.augment=facecrop"])
+    assert (cfg.data.crop, cfg.data.augment) == ("face", "none")
+
+
+def test_an_old_runs_config_loads_with_its_crop(tmp_path):
+    saved = Config().to_dict()
+    del saved["data"]["crop"]  # a checkpoint written before data.crop
+    saved["data"]["augment"] = "hflip+facecrop"
+    cfg = from_dict(saved)
+    assert (cfg.data.crop, cfg.data.augment) == ("face", "hflip")
+    yaml_file = tmp_path / "old.yaml"
+    yaml_file.write_text("data:\n  augment: centercrop+hflip\n")
+    assert load_config(yaml_file).data.crop == "center"
+
+
+def test_the_new_spelling_and_its_mistakes():
+    assert load_config(None, ["data.crop=face", "data.augment=hflip"]).data.crop == "face"
+    assert load_config("demo").data.crop == "center" and load_config("demo").data.augment == "hflip"
+    with pytest.raises(UserError, match="data.crop: 'centre' is not one of none, center, face"):
+        load_config(None, ["data.crop=centre"])
+    with pytest.raises(UserError, match="spells the crop center and data.crop is face; set the crop once"):
+        load_config(None, ["data.crop=face", "data.augment=centercrop+hflip"])
+    with pytest.raises(UserError, match="two crops"):
+        load_config(None, ["data.augment=centercrop+facecrop"])
+
+
+def test_the_crop_is_part_of_the_preprocessed_photos_key():
+    none, center, face = (load_config(None, [f"data.crop={c}"]) for c in ("none", "center", "face"))
+    assert len({preprocess_key(none), preprocess_key(center), preprocess_key(face)}) == 3
+    assert preprocess_key(none) == ((384, 512), None, None)  # as caches written before data.crop keyed it
+    assert preprocess_key(load_config(None, ["data.augment=hflip"])) == preprocess_key(none)  # augment is not
+
+
+def test_ablation_variants_keep_the_old_crop_names():
+    assert parse_variant("centercrop+hflip") == ["data.augment=hflip", "data.crop=center"]
+    assert parse_variant("centercrop") == ["data.augment=none", "data.crop=center"]
+    assert parse_variant("hflip+data.crop=face") == ["data.augment=hflip", "data.crop=face"]
+    with pytest.raises(UserError, match="names a crop preset and sets data.crop"):
+        parse_variant("facecrop+data.crop=center")

@@ -1,0 +1,229 @@
+"""Many runs at once (experiments.launch): --jobs / --devices in local processes and --launcher ray give
+the files a sequential call gives; failures are reported while the rest finish; a killed parent leaves
+its finished runs reusable; bad options are one line, before anything starts."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from maskcls.cli import main
+from maskcls.errors import UserError
+from maskcls.experiments import ablate as ab
+from maskcls.experiments.launch import LocalPool, open_launcher, parse_devices
+from maskcls.fileio import pid_alive
+from maskcls.training.folds import train_folds
+from maskcls.training.runspec import RunSpec, execute
+from conftest import TINY, tiny_config
+
+QUIET = {"progress": False, "log": lambda s: None}
+ONE_EPOCH = ("train.epochs=1", "train.tensorboard=false", "data.folds=2")
+TIMING = {"seconds", "seconds_per_epoch"}  # wall-clock figures: the only ones allowed to differ
+
+
+def _ray():
+    """Ray is in the test extra; a user's machine without it skips, CI must run these."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("ray is not installed (pip install -e '.[test]')")
+        pytest.skip("ray is not installed (pip install -e '.[test]')")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray on 2 CPUs for the module (it takes ~20 s to start on a busy machine)."""
+    _ray()
+    from maskcls.experiments.launch import RayLauncher
+
+    launcher = RayLauncher(num_cpus=2, log=lambda s: None)
+    yield launcher
+    launcher.close()
+
+
+def _no_timing(value):
+    if isinstance(value, dict):
+        return {k: _no_timing(v) for k, v in value.items() if k not in TIMING}
+    if isinstance(value, list):
+        return [_no_timing(v) for v in value]
+    return value
+
+
+# --- bad input: one line, nothing started -------------------------------------------------------------
+
+def test_devices_and_jobs_are_checked():
+    assert parse_devices(None, jobs=2, gpus=0) == ["cpu", "cpu"]  # several CPU runs share the cores
+    assert parse_devices("cpu", jobs=3, gpus=2) == ["cpu"] * 3
+    assert parse_devices(None, jobs=None, gpus=2) == ["cuda:0", "cuda:1"]
+    assert parse_devices("cuda:1,cuda:0", jobs=None, gpus=2) == ["cuda:1", "cuda:0"]
+    assert parse_devices("cuda", jobs=1, gpus=3) == ["cuda:0"]
+    cases = [("cuda:2", 2, 2, "no such GPU"), ("cuda:0", 1, 0, "no CUDA GPU"), ("gpu0", 1, 1, "not a device"),
+             ("cuda:0,cuda:0", 2, 2, "listed twice"), ("cpu,cuda:0", 2, 1, "mixes"), ("cuda:0,cuda:1", 3, 2, "--jobs 3"),
+             (None, 3, 2, "--jobs 3")]
+    for devices, jobs, gpus, message in cases:
+        with pytest.raises(UserError, match=message):
+            parse_devices(devices, jobs=jobs, gpus=gpus)
+    for kwargs, message in [({"jobs": 0}, "--jobs must be at least 1"), ({"launcher": "slurm"}, "--launcher"),
+                            ({"ray_address": "h:1"}, "goes with --launcher ray"),
+                            ({"launcher": "ray", "devices": "cpu"}, "--devices is for the local launcher")]:
+        with pytest.raises(UserError, match=message):
+            with open_launcher(**kwargs):
+                pass
+    with open_launcher() as none, open_launcher(jobs=1) as one:
+        assert none is None and one is None  # the sequential default: no processes at all
+
+
+def test_a_ray_address_that_does_not_answer_fails_fast_and_starts_nothing():
+    _ray()
+    import ray
+
+    with socket.socket() as s:  # a port that nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=f"127.0.0.1:{port} does not answer"):
+        with open_launcher(launcher="ray", ray_address=f"127.0.0.1:{port}"):
+            pytest.fail("started")
+    assert time.perf_counter() - start < 15 and not ray.is_initialized()
+    with pytest.raises(UserError, match="expected HOST:PORT"):
+        with open_launcher(launcher="ray", ray_address="nonsense"):
+            pass
+
+
+def test_ray_missing_is_one_line(monkeypatch, capsys, synth_root, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    assert main(["ablate", str(synth_root), "--out", str(tmp_path / "a"), "--variants", "none",
+                 "--launcher", "ray"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "maskcls ablate: error: --launcher ray needs Ray: pip install 'maskcls[ray]'"
+    assert not (tmp_path / "a").exists()
+
+
+def test_launch_options_only_where_several_runs_train(synth_root, tmp_path, capsys):
+    assert main(["train", str(synth_root), "--out", str(tmp_path / "r"), "--jobs", "2"]) == 2
+    assert "use them with --fold all" in capsys.readouterr().err
+    assert main(["audit", str(synth_root), "--out", str(tmp_path / "a"), "--run", str(tmp_path), "--jobs", "2"]) == 2
+    assert "with --run nothing is trained" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["ablate", str(synth_root), "--out", str(tmp_path / "b"), "--variants", "none", "--jobs", "0"])
+    assert "--jobs: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_worker_that_cannot_read_the_data_reports_it_and_the_pool_goes_on(tmp_path):
+    gone = RunSpec("run a", tiny_config().to_dict(), str(tmp_path / "not-here"), str(tmp_path / "a"))
+    assert "not found on" in execute(gone).error and "same path" in execute(gone).error
+    # two runs in two spawned processes: each failure comes back as that run's result
+    specs = [gone, RunSpec("run b", tiny_config().to_dict(), str(tmp_path / "nor-here"), str(tmp_path / "b"))]
+    results = list(LocalPool(["cpu", "cpu"]).run(specs, log=lambda s: None))
+    assert sorted(r.spec.name for r in results) == ["run a", "run b"]
+    assert all(not r.ok and "not found on" in r.error for r in results)
+    with pytest.raises(UserError, match="train.device=cuda"):  # a config that names another device
+        next(LocalPool(["cpu"]).run([RunSpec("c", tiny_config("train.device=cuda").to_dict(), "x", "y")]))
+
+
+def test_an_ablation_run_finished_but_not_recorded_is_reused(synth_root, tmp_path, monkeypatch):
+    """The parent was killed after a worker finished a run and before results.csv got its row."""
+    from maskcls import config as config_mod
+    from maskcls.metrics import METRIC_KEYS
+
+    from test_ablate import write_val_probs
+
+    def fake(cfg, prepared, run_dir, **kwargs):
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(config_mod.dump(cfg))
+        write_val_probs(run_dir, prepared, cfg.data.fold, 0.5)
+        summary = {**{k: 0.25 for k in METRIC_KEYS}, "best_epoch": 1, "epochs": 1, "seconds_per_epoch": 0.5}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        return summary
+
+    sets = ("data.folds=3", "model.name=test_resnet", "data.size=48x64")
+    monkeypatch.setattr(ab, "train", fake)
+    out = tmp_path / "abl"
+    first = ab.ablate(synth_root, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=sets, **QUIET)
+    (out / "results.csv").unlink()  # as if the parent died before recording either run
+    (out / "runs" / "vflip" / "seed-0-fold-0" / "summary.json").unlink()  # this one never finished
+    trained = []
+    monkeypatch.setattr(ab, "train", lambda cfg, p, run_dir, **k: trained.append(cfg.data.augment) or fake(cfg, p, run_dir))
+    again = ab.ablate(synth_root, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=sets, **QUIET)
+    assert trained == ["vflip"]
+    assert again.equals(first)
+
+
+# --- the same files as a sequential call ---------------------------------------------------------------
+
+@pytest.mark.slow
+def test_fold_all_with_jobs_and_ray_writes_what_the_sequential_call_writes(synth_root, tmp_path, local_ray):
+    cfg = tiny_config(*ONE_EPOCH)
+    outs = {"seq": None, "jobs": LocalPool(["cpu", "cpu"], threads=1), "ray": local_ray}
+    for name, launcher in outs.items():
+        train_folds(cfg, synth_root, tmp_path / name, launcher=launcher, **QUIET)
+    seq = (tmp_path / "seq" / "oof_probs.csv").read_bytes()
+    cv = _no_timing(json.loads((tmp_path / "seq" / "cv_summary.json").read_text()))
+    for name in ("jobs", "ray"):
+        assert (tmp_path / name / "oof_probs.csv").read_bytes() == seq, name
+        assert _no_timing(json.loads((tmp_path / name / "cv_summary.json").read_text())) == cv, name
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == sorted(p.name for p in (tmp_path / "seq").iterdir())
+
+
+@pytest.mark.slow
+def test_ablate_with_jobs_and_ray_matches_sequential_and_a_failing_run_is_reported(synth_root, tmp_path, local_ray):
+    sets = (*TINY, *ONE_EPOCH)
+    bad = f"model.weights={tmp_path / 'missing.pth'}"  # raises when its run builds the model, in the worker
+    variants = ["none", bad, "hflip"]
+    tables = {}
+    for name, launcher in {"seq": None, "jobs": LocalPool(["cpu", "cpu"], threads=1), "ray": local_ray}.items():
+        results = ab.ablate(synth_root, tmp_path / name, variants, seeds=1, folds=1, overrides=sets,
+                            launcher=launcher, **QUIET)
+        assert dict(zip(results["variant"], results["status"])) == {"none": "ok", bad: "failed", "hflip": "ok"}
+        assert "missing.pth" in results.loc[results["status"] == "failed", "error"].iloc[0]
+        tables[name] = (pd.read_csv(tmp_path / name / "results.csv").drop(columns="seconds_per_epoch"),
+                        (tmp_path / name / "table.md").read_text())
+    for name in ("jobs", "ray"):
+        pd.testing.assert_frame_equal(tables[name][0], tables["seq"][0])
+        assert tables[name][1] == tables["seq"][1]
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_parent_then_a_rerun_trains_only_what_did_not_finish(synth_root, tmp_path):
+    run = tmp_path / "cv"
+    sets = [x for s in (*TINY, *ONE_EPOCH) for x in ("--set", s)]
+    # One run at a time, in its own process: fold 1 is training when fold 0's result arrives.
+    proc = subprocess.Popen([sys.executable, "-m", "maskcls", "--quiet", "train", str(synth_root), "--out", str(run),
+                             "--fold", "all", "--jobs", "1", "--devices", "cpu", "--config", "demo", *sets],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "finished (1 of 2)" in line:
+            break
+    children = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                               text=True).stdout.split()]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert children, "".join(seen)
+    deadline = time.time() + 60  # the workers notice their parent is gone and end
+    while any(pid_alive(p) for p in children) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not any(pid_alive(p) for p in children)
+    finished = {p.parent.name for p in run.glob("fold-*/summary.json")}
+    assert finished == {"fold-0"} and not (run / "oof_probs.csv").exists()
+    stamp = (run / "fold-0" / "summary.json").stat().st_mtime_ns
+    launched = []
+
+    class Recording(LocalPool):
+        def run(self, specs, **kwargs):
+            launched.extend(s.name for s in specs)
+            return super().run(specs, **kwargs)
+
+    train_folds(tiny_config(*ONE_EPOCH), synth_root, run, launcher=Recording(["cpu"]), **QUIET)
+    assert launched == ["fold 1"] and (run / "fold-0" / "summary.json").stat().st_mtime_ns == stamp
+    assert (run / "oof_probs.csv").is_file()

@@ -1,0 +1,98 @@
+"""train.trackers: TensorBoard and MLflow, read back through their own readers."""
+
+import sys
+
+import pytest
+
+from maskcls.config import load_config
+from maskcls.errors import UserError
+from maskcls.training.fit import train
+from maskcls.training.trackers import parse_trackers
+
+from conftest import TINY, tiny_config
+
+
+def test_tracker_names_and_the_old_tensorboard_switch():
+    assert parse_trackers("tensorboard+mlflow") == ("tensorboard", "mlflow")
+    assert parse_trackers("none") == ()
+    assert load_config("demo", TINY + ["train.tensorboard=false"]).train.trackers == "none"
+    assert load_config("demo", TINY + ["train.trackers=mlflow", "train.tensorboard=true"]).train.trackers == \
+        "tensorboard+mlflow"
+    with pytest.raises(UserError, match="unknown tracker 'wandb'"):
+        load_config("demo", TINY + ["train.trackers=wandb"])
+
+
+def test_unreachable_server_fails_before_training(synth_root, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # the discard port: nothing listens
+    with pytest.raises(UserError, match="cannot be reached") as err:
+        train(tiny_config("train.trackers=mlflow"), synth_root, tmp_path / "r", progress=False, log=lambda s: None)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_mlflow_is_one_line(synth_root, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow raises ImportError
+    with pytest.raises(UserError, match=r"pip install 'maskcls\[mlflow\]'") as err:
+        train(tiny_config("train.trackers=mlflow"), synth_root, tmp_path / "r", progress=False, log=lambda s: None)
+    assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One MLflow database for the module: creating its tables takes MLflow several seconds."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return uri, MlflowClient(uri)
+
+
+@pytest.mark.slow
+def test_training_logged_to_mlflow_and_tensorboard(synth_root, tmp_path, monkeypatch, store):
+    uri, client = store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "single")
+    monkeypatch.chdir(tmp_path)  # a new experiment's artifacts go to ./mlruns
+    out = tmp_path / "run"
+    summary = train(tiny_config("train.epochs=2", "train.trackers=tensorboard+mlflow"), synth_root, out,
+                    progress=False, log=lambda s: None)
+    exp = client.get_experiment_by_name("single")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.epochs"] == "2" and run.data.params["model.name"] == "test_resnet"
+    assert run.data.params["data.mean"] != "null"  # the resolved settings, not the given ones
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [m.step for m in history] == [1, 2]
+    assert run.data.metrics["summary.macro_f1"] == pytest.approx(summary["macro_f1"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "summary.json", "metrics.csv", "curves.png", "confusion.png"} <= artifacts
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    assert {"curves", "confusion"} <= set(acc.Tags()["images"])
+    assert len(acc.Scalars("macro_f1")) == 2
+    assert "_hparams_/session_start_info" in acc.summary_metadata
+
+
+@pytest.mark.slow
+def test_ablation_is_a_parent_with_children(synth_root, tmp_path, monkeypatch, store):
+    from maskcls.experiments.ablate import ablate
+
+    uri, client = store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "ablation")
+    monkeypatch.chdir(tmp_path)  # a new experiment's artifacts go to ./mlruns
+    sets = tuple(TINY) + ("train.epochs=1", "train.trackers=mlflow", "data.folds=3")
+    ablate(synth_root, tmp_path / "abl", ["hflip", "none"], seeds=1, folds=1, overrides=sets, progress=False,
+           log=lambda s: None)
+    exp = client.get_experiment_by_name("ablation")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("maskcls.kind") == "ablation"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert sorted(r.data.params["data.augment"] for r in children) == ["hflip", "none"]
+    assert {"results.csv", "table.md", "ablation.png"} <= {a.path for a in client.list_artifacts(parents[0].info.run_id)}
