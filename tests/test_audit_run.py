@@ -90,3 +90,31 @@ def test_audit_refuses_a_run_of_other_data(synth_root, audited, tmp_path, capsys
     # A folder that is no --fold all run at all is refused too.
     assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--run", str(tmp_path)]) == 2
     assert "no oof_probs.csv" in capsys.readouterr().err
+
+
+def test_evidence_of_repeated_runs_is_averaged_with_their_signals(synth_root, tmp_path):
+    """--repeats: each run's oof_probs.csv (+ oof_signals.csv) averaged photo by photo."""
+    from maskcls.audit.run import load_evidence
+    from maskcls.config import load_config
+    from maskcls.data.prepare import prepare
+
+    prepared = prepare(load_config("demo", ["data.corrections=none"]), synth_root, log=lambda s: None)
+    table = prepared.table
+    runs = []
+    for r, (p_female, margin) in enumerate(((0.9, 0.5), (0.5, -0.1))):
+        run = tmp_path / f"cv-{r}"
+        run.mkdir()
+        frame = table[["path", "person", "gender", "mask", "age_group"]].copy()
+        frame["p_gender_0"], frame["p_gender_1"] = 1 - p_female, p_female
+        for t, k in (("mask", 3), ("age", 3)):
+            for i in range(k):
+                frame[f"p_{t}_{i}"] = 1 / k
+        frame.to_csv(run / "oof_probs.csv", index=False)
+        pd.DataFrame({"path": table["path"], "margin_gender": margin}).to_csv(run / "oof_signals.csv", index=False)
+        runs.append(run)
+    oof = load_evidence(runs, prepared, synth_root)
+    assert len(oof) == len(table) and set(oof["path"]) == set(table["path"])
+    assert oof["p_gender_1"].to_numpy() == pytest.approx(0.7) and oof["margin_gender"].to_numpy() == pytest.approx(0.2)
+    assert oof["image"].notna().all()  # stems and ages come from the table
+    one = load_evidence(runs[:1], prepared, synth_root)
+    assert one["p_gender_1"].to_numpy() == pytest.approx(0.9)
