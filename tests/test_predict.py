@@ -176,5 +176,5 @@ def test_predict_force_never_replaces_its_inputs(run, synth_root, tmp_path, caps
     (data / "info.csv").write_text("ImageID,ans\n")
     assert main(["predict", str(run), str(data), "--out", str(tmp_path / "e.csv")]) == 2
     assert "lists no photos" in capsys.readouterr().err and not (tmp_path / "e.csv").exists()
-    assert main(["evaluate", str(run), str(run) + "/", str(synth_root)]) == 2
+    assert main(["evaluate", str(run), str(synth_root), "--add-run", str(run) + "/"]) == 2
     assert "is given twice" in capsys.readouterr().err

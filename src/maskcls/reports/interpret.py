@@ -141,6 +141,8 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
             raise UserError(f"{run} was trained on {trained_on or 'data it does not name'}, which is not here; "
                             "give the labelled DATA to look at")
         data = trained_on
+    # The layer first: a --layer that names nothing fails before any photo is read or predicted.
+    layer_name = cam.find_cam_layer(members[0][0], cfg.size, layer)
     same = describe(data) == trained_on
     prepared = prepare(cfg, data, log=lambda s: None, folds=same)
     table = prepared.table
@@ -169,7 +171,6 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
     else:
         probs[:] = np.mean([p.predict_proba(paths, progress=progress) for p in predictors], axis=0)
 
-    layer_name = cam.find_cam_layer(members[0][0], cfg.size, layer)
     per_task = task_probs(probs)
     pred_task = {t.name: per_task[t.name].argmax(1) for t in labels.TASKS}
     given_class = np.where((targets >= 0).all(1), labels.encode_targets(np.clip(targets, 0, None)), -1)
