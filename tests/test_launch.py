@@ -159,8 +159,20 @@ def test_an_ablation_run_finished_but_not_recorded_is_reused(synth_root, tmp_pat
 
 # --- the same files as a sequential call ---------------------------------------------------------------
 
+@pytest.fixture
+def one_thread():
+    """The sequential call with the thread count each launched run gets (1): float sums in another
+    order differ in the last digits, and the comparisons below are byte for byte."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_fold_all_with_jobs_and_ray_writes_what_the_sequential_call_writes(synth_root, tmp_path, local_ray):
+def test_fold_all_with_jobs_and_ray_writes_what_the_sequential_call_writes(synth_root, tmp_path, local_ray, one_thread):
     cfg = tiny_config(*ONE_EPOCH)
     outs = {"seq": None, "jobs": LocalPool(["cpu", "cpu"], threads=1), "ray": local_ray}
     for name, launcher in outs.items():
@@ -174,7 +186,8 @@ def test_fold_all_with_jobs_and_ray_writes_what_the_sequential_call_writes(synth
 
 
 @pytest.mark.slow
-def test_ablate_with_jobs_and_ray_matches_sequential_and_a_failing_run_is_reported(synth_root, tmp_path, local_ray):
+def test_ablate_with_jobs_and_ray_matches_sequential_and_a_failing_run_is_reported(synth_root, tmp_path, local_ray,
+                                                                                   one_thread):
     sets = (*TINY, *ONE_EPOCH)
     bad = f"model.weights={tmp_path / 'missing.pth'}"  # raises when its run builds the model, in the worker
     variants = ["none", bad, "hflip"]
