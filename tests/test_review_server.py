@@ -91,6 +91,13 @@ def _press(driver, keys: str) -> None:
         body.send_keys(k)
 
 
+def _reload(driver) -> None:
+    """Reload the page; the old page's marker is cleared first, so a wait on the marker below waits for
+    the new page (on a loaded machine the old one may still answer right after refresh())."""
+    driver.execute_script("document.body.dataset.mode = 'reloading'")
+    driver.refresh()
+
+
 def _wait(predicate, timeout: float = 20.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -128,7 +135,7 @@ def test_undo_takes_back_the_last_decision_wherever_the_cursor_is_from_disk(brow
     assert states == ["reject", "reject", "accept", "reject", "pending", "pending"]
     assert _focused(driver) == 4  # the undone card is shown
     # The undo stack survives a reload: u takes back the fourth card's reject next.
-    driver.refresh()
+    _reload(driver)
     _wait(lambda: driver.execute_script("return document.body.dataset.mode") == "local")
     assert _states(driver) == ["reject", "reject", "accept", "reject", "pending", "pending"]
     _press(driver, "ju")
@@ -160,7 +167,7 @@ def test_served_page_writes_decisions_to_disk(browser, tmp_path, running):
         "return [...document.images].length > 0 && [...document.images].every(i => i.complete && i.naturalWidth > 0)"))
 
     # A reload shows the server's state; the browser keeps nothing of its own.
-    driver.refresh()
+    _reload(driver)
     _wait(lambda: driver.execute_script("return document.body.dataset.mode") == "server")
     assert _states(driver) == ["reject", "reject", "accept", "reject", "pending", "pending"]
     assert driver.execute_script("return window.localStorage.length") == 0
