@@ -75,3 +75,21 @@ def browser_paths(what: str) -> tuple[str, str]:
             pytest.fail(f"{what} browser test cannot run under CI: {problem}")
         pytest.skip(problem)
     return chromium, driver
+
+
+def headless_chrome(what: str, profile: Path, *, prefs: dict | None = None):
+    """A headless Chromium driver for the HTML page tests (skipped or failed as ``browser_paths`` says),
+    with its own profile folder and the browser console log kept for the no-errors checks."""
+    chromium, driver_path = browser_paths(what)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1200,900", f"--user-data-dir={profile}"):
+        opts.add_argument(arg)
+    if prefs:
+        opts.add_experimental_option("prefs", prefs)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import browser_paths
+from conftest import browser_paths, headless_chrome
 from maskcls import labels
 from maskcls.errors import UserError
 from maskcls.reports.eda import make_report, near_duplicate_pairs, popcount64
@@ -260,18 +260,8 @@ def _browser_paths() -> tuple[str, str]:
 
 
 def test_page_renders_in_chromium(report, tmp_path):
-    chromium, driver_path = _browser_paths()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     out, _ = report
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1200,900", f"--user-data-dir={tmp_path / 'profile'}"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    driver = headless_chrome("EDA page", tmp_path / "profile")
     try:
         driver.get((out / "report.html").as_uri())
         # Lazy thumbnails below the fold load once scrolled to; then every image must have decoded.

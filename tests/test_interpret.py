@@ -15,7 +15,7 @@ from maskcls.reports.interpret import interpret, most_confused, photo_losses, re
 from maskcls.training.fit import train
 from maskcls.training.model import MaskNet
 
-from conftest import browser_paths, tiny_config
+from conftest import headless_chrome, tiny_config
 
 # --------------------------------------------------------------------------- pure tables
 
@@ -145,18 +145,8 @@ def test_page_files_and_summary(page, run):
 
 @pytest.mark.slow
 def test_page_renders_in_chromium(page, tmp_path):
-    chromium, driver_path = browser_paths("interpret page")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     out, _ = page
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1200,900", f"--user-data-dir={tmp_path / 'profile'}"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    driver = headless_chrome("interpret page", tmp_path / "profile")
     try:
         driver.get((out / "interpret.html").as_uri())
         driver.execute_async_script("""

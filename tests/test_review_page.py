@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import browser_paths
+from conftest import headless_chrome
 from maskcls import labels
 from maskcls.audit.rank import ISSUE_COLUMNS, to_corrections
 from maskcls.audit.review import write_review
@@ -24,27 +24,12 @@ from maskcls.data import corrections
 EVIL = 'x</script><script>alert(1)</script>"q\',1'  # a person name that must not break the page
 
 
-def _browser_paths() -> tuple[str, str]:
-    return browser_paths("review page")
-
-
 @pytest.fixture
 def browser(tmp_path):
-    chromium, driver_path = _browser_paths()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1200,900", f"--user-data-dir={tmp_path / 'profile'}"):
-        opts.add_argument(arg)
-    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False})
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    driver = headless_chrome("review page", tmp_path / "profile",
+                             prefs={"download.default_directory": str(downloads), "download.prompt_for_download": False})
     try:
         driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         yield driver, downloads

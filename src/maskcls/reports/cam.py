@@ -53,15 +53,11 @@ def _feature_maps(model: MaskNet, size: tuple[int, int]) -> list[tuple[str, tupl
 
     hooks = [m.register_forward_hook(lambda mod, i, o, name=name: hook(mod, i, o, name))
              for name, m in model.backbone.named_modules() if name]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, size[1], size[0]))
+        _blank_forward(model, size)
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     maps, last_conv = [], None
     for k, (name, shape, is_conv) in enumerate(events):
         if is_conv:
@@ -73,18 +69,25 @@ def _feature_maps(model: MaskNet, size: tuple[int, int]) -> list[tuple[str, tupl
     return [(name, shape) for _, name, shape in maps]
 
 
-def _output_shape(model: MaskNet, module: nn.Module, size: tuple[int, int]) -> tuple:
-    seen: list[tuple] = []
-    hook = module.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape))
-                                        if isinstance(out, torch.Tensor) else None)
+def _blank_forward(model: MaskNet, size: tuple[int, int]) -> None:
+    """One blank image through the model in eval mode (for the hooks watching it), mode restored after."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             model(torch.zeros(1, 3, size[1], size[0]))
     finally:
-        hook.remove()
         model.train(was_training)
+
+
+def _output_shape(model: MaskNet, module: nn.Module, size: tuple[int, int]) -> tuple:
+    seen: list[tuple] = []
+    hook = module.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape))
+                                        if isinstance(out, torch.Tensor) else None)
+    try:
+        _blank_forward(model, size)
+    finally:
+        hook.remove()
     return seen[-1] if seen else ()
 
 
