@@ -2,6 +2,8 @@
 
 import json
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -179,6 +181,11 @@ def test_bad_input(run, tmp_path, capsys, synth_root):
     bad.write_text("path,person_id,mask,gender,age\nx.jpg,p1,cat,male,30\n")
     assert main(["interpret", str(run), str(bad), "--out", str(tmp_path / "o3")]) == 2
     assert not (tmp_path / "o3").exists()
+    data = tmp_path / "data"  # an output inside the data is refused, as by every command that writes
+    shutil.copytree(synth_root, data)
+    capsys.readouterr()
+    assert main(["interpret", str(run), str(data), "--out", str(data / "INT")]) == 2
+    assert "inside the data" in capsys.readouterr().err and not (data / "INT").exists()
 
 
 @pytest.mark.slow

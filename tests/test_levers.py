@@ -196,7 +196,11 @@ def test_suggest_lr_is_the_steepest_descent_before_the_minimum():
     loss = 2 - np.tanh(1.5 * (x + 3)) + np.where(x > -0.5, (x + 0.5) ** 2 * 3, 0)
     suggested = suggest_lr(lrs, smooth(loss, beta=0.0))
     assert 10 ** -3.3 < suggested < 10 ** -2.7
-    assert suggest_lr(lrs[:5], np.array([1.0, 0.9, 5, 6, 7])) == pytest.approx(lrs[1] / 10)
+    # A descent too short for a slope: the minimum's rate / 10, but never below the rates tried
+    # (a 5-step test once suggested 1e-08 from a range starting at 1e-07).
+    assert suggest_lr(lrs[:5], np.array([1.0, 0.9, 5, 6, 7])) == pytest.approx(lrs[0])
+    wide = np.logspace(-7, 1, 5)
+    assert suggest_lr(wide, np.array([1.0, 0.9, 5, 6, 7])) == pytest.approx(wide[1] / 10)
 
 
 def test_smooth_is_debiased():
@@ -219,6 +223,17 @@ def test_lr_find_command(synth_root, tmp_path, capsys):
     assert curve["lr"].min() <= suggested <= curve["lr"].max()
     assert cli.main(args) == 2  # the files are there: refused without --force
     assert "--force" in capsys.readouterr().err
+
+
+def test_lr_find_refuses_an_output_inside_the_data(synth_root, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    args = ["-q", "lr-find", str(data), "--out", str(data / "LR"), "--config", "demo"] + \
+        [a for kv in TINY for a in ("--set", kv)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "inside the data" in err and len(err.splitlines()) == 1
+    assert not (data / "LR").exists()
 
 
 def test_lr_find_on_data_smaller_than_a_batch(synth_root, tmp_path, capsys):

@@ -405,3 +405,17 @@ def test_rerun_audit_does_not_raise_rejected_and_marks_accepted(synth_root, tmp_
                        "--decisions", str(tmp_path / "missing.csv")], capsys)
     assert code == 2 and "no such decisions file" in err
     assert np.all([p.name != "f" for p in tmp_path.iterdir()])
+
+
+def test_a_server_that_cannot_start_writes_nothing(tmp_path, capsys):
+    """`review A --port 99999` was a traceback; a busy port left header-only decision files behind."""
+    audit = _audit(tmp_path)
+    code, err = _exit(["review", str(audit), "--port", "99999"], capsys)
+    assert code == 2 and "between 0 and 65535" in err and "\n" not in err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code, err = _exit(["review", str(audit), "--port", str(busy.getsockname()[1])], capsys)
+    assert code == 2 and "is in use" in err
+    assert not (audit / dec.FILE_NAME).exists() and not (audit / dec.ACCEPTED_NAME).exists()
+    assert not (audit / LOCK_NAME).exists()

@@ -276,11 +276,18 @@ class ReviewServer(ThreadingHTTPServer):
 def open_review(audit: str | Path, port: int) -> ReviewServer:
     """Check AUDIT, take its lock and bind the port; the caller runs ``serve_forever`` and then
     ``close_review``. Raises UserError (nothing written but the lock, released again) when it cannot."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {port}")
+    # The review writes its two files when it opens; a server that then cannot start leaves none of
+    # them behind that were not there before.
+    made = [p for p in (Path(audit) / dec.FILE_NAME, Path(audit) / dec.ACCEPTED_NAME) if not p.exists()]
     review = Review(audit)
     try:
         return ReviewServer(review, port)
     except BaseException:
         review.close()
+        for p in made:
+            p.unlink(missing_ok=True)
         raise
 
 

@@ -22,7 +22,7 @@ import torch
 from .. import labels
 from ..data.images import read_rgb
 from ..data.prepare import prepare
-from ..data.table import describe
+from ..data.table import describe, refuse_output_inside
 from ..errors import UserError
 from ..fileio import atomic_dir, atomic_open, write_json, write_text
 from ..labels import task_probs
@@ -141,6 +141,8 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
             raise UserError(f"{run} was trained on {trained_on or 'data it does not name'}, which is not here; "
                             "give the labelled DATA to look at")
         data = trained_on
+    if isinstance(data, (str, Path)):
+        refuse_output_inside(data, out)
     # The layer first: a --layer that names nothing fails before any photo is read or predicted.
     layer_name = cam.find_cam_layer(members[0][0], cfg.size, layer)
     same = describe(data) == trained_on

@@ -19,6 +19,7 @@ import torch
 
 from ..config import Config
 from ..data.prepare import Prepared, prepare
+from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import write_csv
 from ..progress import bar as progress_bar
@@ -48,8 +49,8 @@ def suggest_lr(lrs: np.ndarray, smoothed: np.ndarray) -> float:
     if len(lrs) != len(smoothed) or len(lrs) < 2:
         raise ValueError("suggest_lr needs at least two (rate, loss) points of equal count")
     lowest = int(np.argmin(smoothed))
-    if lowest < 3:
-        return float(lrs[lowest] / 10)
+    if lowest < 3:  # never below the range tested: a rate the test did not try is no suggestion
+        return float(max(lrs[lowest] / 10, lrs[0]))
     slope = np.gradient(smoothed[: lowest + 1], np.log(lrs[: lowest + 1]))
     return float(lrs[int(np.argmin(slope))])
 
@@ -74,6 +75,8 @@ def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | 
     there = [name for name in FILES if (out / name).exists()]
     if there and not force:
         raise UserError(f"{out} already holds {', '.join(there)}; pass --force to replace, or choose another folder")
+    if isinstance(data, (str, Path)):
+        refuse_output_inside(data, out)
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
     prepared.check(cfg)
     train_ds, _ = prepared.datasets(cfg, cfg.data.fold, progress=progress)
