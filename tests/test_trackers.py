@@ -46,7 +46,12 @@ def store(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    return uri, MlflowClient(uri)
+    client = MlflowClient(uri)
+    # The experiments' artifact folders are given here: MLflow's default, ./mlruns, is resolved against
+    # whatever folder is current when an artifact is written, and the tests must write nothing outside tmp.
+    for name in ("single", "ablation"):
+        client.create_experiment(name, artifact_location=(folder / name).as_uri())
+    return uri, client
 
 
 @pytest.mark.slow
