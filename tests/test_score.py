@@ -73,6 +73,17 @@ def test_cli_score_refuses_a_submission_of_another_eval_set(tmp_path, capsys):
     assert "line 3" in capsys.readouterr().err
 
 
+def test_a_one_class_key_is_named_and_a_perfect_score_there_is_not_below_chance(tmp_path, capsys):
+    """Seen in a walkthrough: scoring against eval/info.csv (every ans 0) flagged a perfect score as
+    AT OR BELOW CHANCE and said nothing of the placeholder key."""
+    key, sub = tmp_path / "key.csv", tmp_path / "sub.csv"
+    key.write_text("ImageID,ans\na.jpg,0\nb.jpg,0\n")
+    sub.write_text("ImageID,ans\na.jpg,0\nb.jpg,0\n")
+    assert main(["score", str(sub), str(key)]) == 0
+    out = capsys.readouterr().out
+    assert "one class only" in out and "AT OR BELOW CHANCE" not in out
+
+
 def test_ablate_table_shows_chance_and_flags_a_variant_at_or_below_it():
     from maskcls.experiments import ablate as ab
 

@@ -104,8 +104,10 @@ def chance_metrics(targets: np.ndarray) -> dict[str, float | None]:
 
 def at_or_below_chance(metrics: dict, chance: dict) -> list[str]:
     """The metric names whose score is at or below its chance level (a tiny tolerance for rounding)."""
+    # A chance level of 1 means one class only: any guess is perfect there, so "at or below chance"
+    # would call a perfect score a failure; score() says that the key holds one class instead.
     return [k for k in METRIC_KEYS if metrics.get(k) is not None and chance.get(k) is not None
-            and metrics[k] <= chance[k] + 1e-9]
+            and chance[k] < 1.0 - 1e-9 and metrics[k] <= chance[k] + 1e-9]
 
 
 def with_chance(metrics: dict, targets: np.ndarray) -> dict:

@@ -71,6 +71,9 @@ def score_submission(submission: str | Path, truth: str | Path) -> dict:
 def format_score(result: dict) -> list[str]:
     """Human-readable lines of ``score_answers``'s result."""
     lines = [f"{result['photos']} photos: {format_scores(result, sep='; ')}"]
+    if (result.get("chance") or {}).get("macro_f1") == 1.0:
+        lines.append("the answer key holds one class only (a placeholder such as eval/info.csv, all 0?): "
+                     "these scores say nothing about the model")
     low = result["at_or_below_chance"]
     if low:
         lines.append(f"at or below chance: {', '.join(low)} (a guess that never looks at the photo scores as well)")
