@@ -93,3 +93,13 @@ def headless_chrome(what: str, profile: Path, *, prefs: dict | None = None):
         opts.add_experimental_option("prefs", prefs)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+
+
+def broken_images(driver) -> list[str]:
+    """Wait until every image of the page has loaded or failed, then the src of each that did not decode."""
+    driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        Promise.all([...document.images].map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))
+          .then(() => done());""")
+    return driver.execute_script(
+        "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'))")

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import browser_paths, headless_chrome
+from conftest import browser_paths, broken_images, headless_chrome
 from maskcls import labels
 from maskcls.errors import UserError
 from maskcls.reports.eda import make_report, near_duplicate_pairs, popcount64
@@ -266,12 +266,7 @@ def test_page_renders_in_chromium(report, tmp_path):
         driver.get((out / "report.html").as_uri())
         # Lazy thumbnails below the fold load once scrolled to; then every image must have decoded.
         driver.execute_script("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
-        driver.execute_async_script("""
-            const done = arguments[arguments.length - 1];
-            Promise.all([...document.images].map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))
-              .then(() => done());""")
-        broken = driver.execute_script(
-            "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'))")
+        broken = broken_images(driver)
         assert broken == []
         assert driver.execute_script("return document.images.length") >= 25
         assert driver.execute_script("return document.body.scrollHeight") > 1500

@@ -17,7 +17,7 @@ from maskcls.reports.interpret import interpret, most_confused, photo_losses, re
 from maskcls.training.fit import train
 from maskcls.training.model import MaskNet
 
-from conftest import headless_chrome, tiny_config
+from conftest import broken_images, headless_chrome, tiny_config
 
 # --------------------------------------------------------------------------- pure tables
 
@@ -151,12 +151,7 @@ def test_page_renders_in_chromium(page, tmp_path):
     driver = headless_chrome("interpret page", tmp_path / "profile")
     try:
         driver.get((out / "interpret.html").as_uri())
-        driver.execute_async_script("""
-            const done = arguments[arguments.length - 1];
-            Promise.all([...document.images].map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))
-              .then(() => done());""")
-        broken = driver.execute_script(
-            "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'))")
+        broken = broken_images(driver)
         n_images = driver.execute_script("return document.images.length")
         sections = driver.execute_script("return [...document.querySelectorAll('section')].map(s => s.id)")
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]

@@ -111,6 +111,20 @@ def test_eda_takes_the_age_and_path_settings_as_flags_or_set_keys(monkeypatch, t
     assert "takes only" in capsys.readouterr().err
 
 
+def test_summary_honours_the_path_setting_it_accepts(monkeypatch, tmp_path):
+    import maskcls.data.table as table_mod
+
+    seen = []
+
+    def fake_load_table(data, **kw):
+        seen.append(kw)
+        raise table_mod.UserError("stop here")  # what was asked of the reader is what is tested
+
+    monkeypatch.setattr(table_mod, "load_table", fake_load_table)
+    assert main(["summary", str(tmp_path), "--set", "data.allow_outside=true", "--set", "data.age_old=58"]) == 2
+    assert seen[0]["allow_outside"] is True and seen[0]["cutoffs"].old == 58
+
+
 def test_inference_commands_share_the_workers_default(monkeypatch, tmp_path):
     import maskcls.serve.predict as predict
     from maskcls.training.loaders import default_workers

@@ -88,9 +88,12 @@ def cutoff_args(p: argparse.ArgumentParser) -> None:
                    help="first age of the old group (default 60, teams used 57-59; the same as --set data.age_old=N)")
 
 
-def cutoffs(args: argparse.Namespace):
-    """The AgeCutoffs of --set data.age_* and --age-young/--age-old; a wrong order is the user's mistake."""
-    return data_settings(args).cutoffs
+def data_setting_args(p: argparse.ArgumentParser) -> None:
+    """The settings of a command that reads labels but trains nothing (eda, summary): the age cut-offs as
+    flags and --set for DATA_KEYS; data_settings() reads them back."""
+    cutoff_args(p)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"a data setting, as train takes it: {', '.join(DATA_KEYS)}")
 
 
 def device_arg(p: argparse.ArgumentParser, *, default: str | None, help: str) -> None:

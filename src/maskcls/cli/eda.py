@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CORR_HELP, DATA_HELP, DATA_KEYS, cutoff_args, data_settings, workers_arg, workers_value
+from .common import CORR_HELP, DATA_HELP, data_setting_args, data_settings, workers_arg, workers_value
 
 
 def add_parser(sub) -> None:
@@ -23,9 +23,7 @@ def add_parser(sub) -> None:
                    help="near-duplicate distance in bits of a 256-bit perceptual hash (default 8)")
     p.add_argument("--allow-outside", action="store_true", default=None,
                    help="accept manifest paths outside its folder (the same as --set data.allow_outside=true)")
-    cutoff_args(p)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"a data setting, as train takes it: {', '.join(DATA_KEYS)}")
+    data_setting_args(p)
     p.set_defaults(func=run)
 
 

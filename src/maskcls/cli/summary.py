@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import CORR_HELP, DATA_HELP, DATA_KEYS, cutoff_args, cutoffs
+from .common import CORR_HELP, DATA_HELP, data_setting_args, data_settings
 
 
 def add_parser(sub) -> None:
@@ -15,9 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("--corrections", default="none", help=CORR_HELP + " (default none)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--verbose", action="store_true", help="list every correction naming a person not in the data")
-    cutoff_args(p)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"a data setting, as train takes it: {', '.join(DATA_KEYS)}")
+    data_setting_args(p)
     p.set_defaults(func=run)
 
 
@@ -25,8 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from ..data.summary import format_summary, summarize
     from ..data.table import load_table
 
-    ages = cutoffs(args)
-    table, report = load_table(args.data, cutoffs=ages, corrections=args.corrections)
+    cfg = data_settings(args)  # --set data.allow_outside counts here as on every command that reads DATA
+    ages = cfg.cutoffs
+    table, report = load_table(args.data, cutoffs=ages, corrections=args.corrections,
+                               allow_outside=cfg.data.allow_outside)
     info = summarize(table, ages)
     if args.json:
         print(json.dumps(info, indent=2))
