@@ -97,14 +97,14 @@ def task_confusion(given: np.ndarray, predicted: np.ndarray, size: int) -> np.nd
 
 def _members(run: Path) -> list[Path]:
     """Run folders of the models: the run itself, or a `--fold all` run's fold-K folders."""
-    from ..training.runs import is_fold_parent
+    from ..training.runs import expand_runs, is_fold_parent
 
     if run.is_file():
         raise UserError(f"{run}: a file, not a run folder")
     if not run.is_dir():
         raise UserError(f"{run}: no such run folder")
     if is_fold_parent(run):
-        return sorted((p.parent for p in run.glob("fold-*/best.pt")), key=lambda p: int(p.name.split("-")[1]))
+        return expand_runs(run)
     if not (run / "best.pt").is_file() and not (run / "last.pt").is_file():
         raise UserError(f"{run}: no checkpoint (best.pt or last.pt): the training stopped before its first epoch "
                         "ended, so there is no model to look at; train it again")
@@ -126,16 +126,17 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
     """Write OUT/interpret.html (+ thumbs/, reliability.png, per_class_f1.png, interpret.json); return the
     summary written to interpret.json."""
     from ..serve.predictor import Predictor
-    from ..training.runs import load_run
     from ..training.runtime import resolve_device
 
     run, out = Path(run), Path(out)
     _check_out(out, force)
     dev = resolve_device(device)
     runs = _members(run)
-    members = [load_run(r, dev) for r in runs]
-    cfg = members[0][1]
-    trained_on = members[0][2].get("data")
+    # Each run loaded once: its predictor serves the probabilities, and its model the activation maps.
+    predictors = [Predictor(r, device=dev.type) for r in runs]
+    members = [p.members[0] for p in predictors]
+    cfg = members[0].config
+    trained_on = members[0].data
     if data is None:
         if not trained_on or not Path(str(trained_on)).exists():
             raise UserError(f"{run} was trained on {trained_on or 'data it does not name'}, which is not here; "
@@ -144,7 +145,7 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
     if isinstance(data, (str, Path)):
         refuse_output_inside(data, out)
     # The layer first: a --layer that names nothing fails before any photo is read or predicted.
-    layer_name = cam.find_cam_layer(members[0][0], cfg.size, layer)
+    layer_name = cam.find_cam_layer(members[0].model, cfg.size, layer)
     same = describe(data) == trained_on
     prepared = prepare(cfg, data, log=lambda s: None, folds=same)
     table = prepared.table
@@ -164,7 +165,6 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
 
     # Probabilities: each photo from its own fold model (same data), else the mean of the models.
     probs = np.zeros((len(rows), labels.NUM_CLASSES), np.float32)
-    predictors = [Predictor(r, device=dev.type) for r in runs]
     if same:
         for k, pred in enumerate(predictors):
             sel = np.flatnonzero(member_of == k)
@@ -197,7 +197,7 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
     for k, idx in groups.items():
         if not idx:
             continue
-        model = members[k][0]
+        model = members[k].model
         batch = torch.from_numpy(np.stack([images[i] for i in idx]).transpose(0, 3, 1, 2).copy()).to(dev)
         cols = []
         for t in labels.TASKS:
