@@ -44,7 +44,8 @@ def check_folds(args: argparse.Namespace) -> None:
 def stamp_of(args: argparse.Namespace, cfg: Config) -> dict:
     """What makes an --out folder's data and runs: the script's numbers and the resolved settings (so
     the order of --set, or a setting given twice, does not matter)."""
-    own = {k: v for k, v in vars(args).items() if k not in ("out", "config", "set", "jobs")}  # jobs: how, not what
+    # jobs: how, not what; repeats: further fold draws beside the first (the audit reuses those there)
+    own = {k: v for k, v in vars(args).items() if k not in ("out", "config", "set", "jobs", "repeats")}
     return {**own, **{f"setting {k}": v for k, v in json.loads(json.dumps(flat(cfg))).items()}}
 
 

@@ -2,12 +2,14 @@
 probabilities? Prints, per kind and over seeds, precision and recall at k = the number planted
 (never asserts): demo data with planted noise, a CPU-sized model, out-of-fold scores.
 
-    python benchmarks/audit_noise.py [--people 240] [--noise 0.05] [--folds 3] [--epochs 6] [--seeds 3] [--jobs 1] [--out DIR]
+    python benchmarks/audit_noise.py [--people 240] [--noise 0.05] [--folds 3] [--epochs 6] [--seeds 3] [--repeats 1] [--jobs 1] [--out DIR]
 
 Each seed makes its own demo data (seed s: other people, other planted errors), trains the audit's
 `--fold all` run with train.seed = data.split_seed = s, and ranks people per kind:
   maskcls             the audit's ranking (rank.find_issues as the audit calls it: pooled per person,
-                      swaps as one issue, hflip TTA, and in-sample training margins for masks)
+                      swaps as one issue, hflip TTA, and in-sample training margins for masks), over
+                      the --repeats fold draws
+  maskcls, 1 repeat   with --repeats R > 1: the same on the first fold draw alone (what repeats buy)
   maskcls, probs only the same, on oof_probs.csv alone (no TTA, no margins): the structure's share
   maskcls, +...       the same with these signals in every field (what chose rank.DEFAULT_SIGNALS)
   cleanlab filter     cleanlab.filter.find_label_issues(labels, pred_probs,
@@ -34,7 +36,7 @@ import pandas as pd
 
 from _cli import check_folds, out_folder, parser_for, positive, run, stamp_of
 from maskcls import labels
-from maskcls.audit.rank import find_issues, proposals, score_against_truth
+from maskcls.audit.rank import find_issues, layout_people, proposals, score_against_truth
 from maskcls.audit.run import audit, load_evidence
 from maskcls.config import load_config
 from maskcls.data.prepare import prepare
@@ -49,6 +51,9 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.05,
                         help="fraction of people given a planted label error (default: %(default)s)")
     parser.add_argument("--seeds", type=positive, default=3, help="datasets and trainings to average over (default: %(default)s)")
+    parser.add_argument("--repeats", type=positive, default=1,
+                        help="out-of-fold runs per seed, each with other fold draws, averaged as `audit --repeats` "
+                             "does (default: %(default)s); an --out folder of fewer repeats is reused and grown")
     parser.add_argument("--jobs", type=positive, default=1, help="seeds trained at once, one process each "
                                                                  "(default: %(default)s)")
     args = parser.parse_args()
@@ -73,8 +78,15 @@ def main() -> None:
             overrides = _overrides(seed, args)
             noise = pd.read_csv(data / "truth" / "injected_noise.csv", dtype=str, keep_default_na=False)
             run_cfg = load_config(args.config, [*overrides, f"data.folds={args.folds}"])
-            oof = load_evidence([Path(r) for r in summary["runs"]], prepare(run_cfg, data, log=lambda s: None), data)
-            for method, ranking in rankings(oof, run_cfg).items():
+            prepared = prepare(run_cfg, data, log=lambda s: None)
+            runs = [Path(r) for r in summary["runs"]]
+            oof = load_evidence(runs, prepared, data)
+            ranked = rankings(oof, run_cfg)
+            if len(runs) > 1:
+                first = rankings(load_evidence(runs[:1], prepared, data), run_cfg)["maskcls"]
+                ranked = {"maskcls": ranked["maskcls"], "maskcls, 1 repeat": first,
+                          **{k: v for k, v in ranked.items() if k != "maskcls"}}
+            for method, ranking in ranked.items():
                 for kind, persons in ranking.items():
                     planted = set(noise.loc[noise["field"] == KINDS[kind][0], "person"])
                     results.setdefault(method, {}).setdefault(kind, []).append(at_k(persons, planted))
@@ -82,13 +94,16 @@ def main() -> None:
             gate = ", ".join(f"{f} {v['quality']:.2f}" if v["quality"] is not None else f"{f} n/a"
                              for f, v in fields.items())
             all_issues = find_issues(oof, cutoffs=run_cfg.cutoffs)
-            prop = proposals(all_issues[all_issues["field"].isin([f for f, v in fields.items() if v["audited"]])])
+            audited = all_issues[all_issues["field"].isin([f for f, v in fields.items() if v["audited"]])]
+            quality = pd.read_csv(root / f"audit-{seed}" / "field_quality.csv")
+            prop = proposals(audited, quality=quality, layout=layout_people(oof))
             t = score_against_truth(prop, noise)["all"]
             precision = "n/a" if t["precision"] is None else f"{t['precision']:.2f}"
             proposed_rows.append(f"  seed {seed}: gate quality {gate}; proposed {t['flagged']}, of which "
                                  f"{t['found']} planted (precision {precision})")
     minutes = (time.perf_counter() - start) / 60
     print(f"{args.people} people, {args.noise:.0%} planted noise, {args.folds} folds x {args.epochs} epochs "
+          f"x {args.repeats} repeat(s) "
           f"({args.config} config {' '.join(args.set)}), seeds 0..{args.seeds - 1}: {minutes:.1f} min")
     print("precision at k / recall at k, k = people planted with that kind of error; mean over seeds "
           "(per seed in brackets)")
@@ -116,7 +131,7 @@ def _audit_seed(job: tuple) -> dict:
     if not (data / "train" / "train.csv").is_file():
         make_dataset(data, people=args.people, eval_people=0, noise=args.noise, seed=seed, size=(96, 128), workers=1)
     return audit(data, root / f"audit-{seed}", folds=args.folds, config=args.config, overrides=_overrides(seed, args),
-                 truth=data / "truth" / "injected_noise.csv", progress=False, log=lambda s: None)
+                 repeats=args.repeats, truth=data / "truth" / "injected_noise.csv", progress=False, log=lambda s: None)
 
 
 def rankings(oof: pd.DataFrame, cfg) -> dict[str, dict[str, list[str]]]:

@@ -357,3 +357,50 @@ def test_default_signals_use_margins_for_masks_only_and_names_are_checked():
     assert rank._signals(None, ("mask", "gender")) == {"mask": {"hflip", "margin"}, "gender": {"hflip"}}
     with pytest.raises(ValueError, match="unknown signal"):
         find_issues(oof, signals=("aum",))
+
+
+def _quality(**q: float) -> pd.DataFrame:
+    return pd.DataFrame({"field": list(q), "quality": list(q.values())})
+
+
+def test_a_single_photo_mask_change_is_listed_but_not_proposed_in_the_seven_photo_layout():
+    oof, names = make_oof(people=24, swaps=(7,))
+    odd = (oof["person"] == names[5]) & (oof["image"] == "mask2")  # one photo looks confidently unmasked
+    oof.loc[odd, ["p_mask_0", "p_mask_1", "p_mask_2"]] = [0.01, 0.01, 0.98]
+    issues = find_issues(oof, fields=("mask",))
+    one = issues[(issues["person"] == names[5]) & (issues["photos"] == "mask2")]
+    swap = issues[(issues["person"] == names[7]) & (issues["fix_to"] == "swap")]
+    assert len(one) == 1 and len(swap) == 1 and one["score"].iloc[0] >= rank.PROPOSE_MIN_SCORE
+    layout = rank.layout_people(oof)
+    assert layout == set(names)  # every person here has the seven photos, the swapped one included
+    kept = rank.proposals(issues, layout=layout)
+    assert names[5] not in set(kept["person"]) and names[7] in set(kept["person"])
+    verdict = rank.proposal_verdicts(issues, layout=layout)[one.index[0]]
+    assert "7-photo layout" in verdict
+    # Without the layout (a manifest of other photos) the same issue is proposed.
+    assert names[5] in set(rank.proposals(issues)["person"])
+    # A person missing a photo, or with photos of other names, is not in the layout.
+    assert names[5] not in rank.layout_people(oof[~odd])
+    renamed = oof.assign(image=oof["image"].where(oof["person"] != names[5], "shot"))
+    assert names[5] not in rank.layout_people(renamed) and names[6] in rank.layout_people(renamed)
+    assert names[5] in set(rank.proposals(find_issues(renamed, fields=("mask",)),
+                                          layout=rank.layout_people(renamed))["person"])
+
+
+def test_proposals_need_a_field_read_far_better_than_the_gate(planted):
+    _, names, issues = planted
+    strong = issues[issues["score"] >= rank.PROPOSE_MIN_SCORE]
+    assert {"gender", "mask"} <= set(strong["field"])
+    weak_gender = _quality(gender=0.6, mask=0.9, age=0.9)
+    kept = rank.proposals(issues, quality=weak_gender)
+    assert "gender" not in set(kept["field"]) and "mask" in set(kept["field"])
+    verdicts = rank.proposal_verdicts(issues, quality=weak_gender)
+    assert set(verdicts[(issues["field"] == "gender") & (issues["score"] >= 0.75)]) == {
+        "gender read at quality 0.60 < 0.8"}
+    # the bar is the caller's: at 0.5 the same gender issues are proposed
+    assert set(strong.loc[strong["field"] == "gender", "person"]) <= set(
+        rank.proposals(issues, quality=weak_gender, min_quality=0.5)["person"])
+    # a field the table does not name is not proposed (its quality is unknown)
+    assert "age" not in set(rank.proposals(issues, quality=_quality(gender=0.9, mask=0.9))["field"])
+    with pytest.raises(ValueError, match="min_quality"):
+        rank.proposal_verdicts(issues, min_quality=1.5)

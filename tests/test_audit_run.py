@@ -54,17 +54,23 @@ def test_a_one_epoch_audit_proposes_nothing_and_says_why(synth_root, audited, tm
     # score threshold are proposed.
     again = tmp_path / "again"
     assert main(["--quiet", "audit", str(synth_root), "--out", str(again), "--run", str(out / "cv"),
-                 "--min-quality", "0"]) == 0
+                 "--min-quality", "0", "--propose-quality", "0"]) == 0
     summary = json.loads((again / "summary.json").read_text())
-    assert summary["min_quality"] == 0
+    assert summary["min_quality"] == 0 and summary["propose_quality"] == 0
     fields = {f for f, v in summary["fields"].items() if v["audited"]}
     assert fields == {f for f, v in summary["fields"].items() if v["quality"] is not None and v["quality"] >= 0}
-    issues = pd.read_csv(again / "label_issues.csv")
-    assert list(issues.columns) == ["person", "photos", "field", "given", "suggested", "score", "rank"]
+    issues = pd.read_csv(again / "label_issues.csv", keep_default_na=False)
+    assert list(issues.columns) == ["person", "photos", "field", "given", "suggested", "score", "rank", "proposed"]
     assert set(issues["field"]) <= fields
     assert issues["rank"].tolist() == sorted(issues["rank"]) and issues["score"].is_monotonic_decreasing
     fixes = corrections.read(again / "proposed_corrections.csv")
-    assert len(fixes) == summary["proposed"] == int((issues["score"] >= summary["propose_min_score"]).sum())
+    assert len(fixes) == summary["proposed"] == int((issues["proposed"] == "yes").sum())
+    strong = issues["score"] >= summary["propose_min_score"]
+    assert (issues.loc[~strong, "proposed"] == f"no: score below {summary['propose_min_score']:g}").all()
+    # with the field bar at 0 only the layout holds a strong issue back: one photo's mask of the 7
+    assert set(issues.loc[strong & (issues["proposed"] != "yes"), "proposed"]) <= {
+        "no: one photo of the 7-photo layout (only a swap keeps it)"}
+    assert sum(summary["withheld"].values()) == int((strong & (issues["proposed"] != "yes")).sum())
     table, report = data.load_table(synth_root, corrections=again / "proposed_corrections.csv")
     assert not report.unmatched and summary["photos"] == len(table)
     for ref in (again / "review.html").read_text().split('src="')[1:]:
@@ -73,9 +79,53 @@ def test_a_one_epoch_audit_proposes_nothing_and_says_why(synth_root, audited, tm
             assert (again / path).is_file(), path
 
 
+def test_the_proposal_bar_holds_back_a_field_read_too_weakly(synth_root, audited, tmp_path):
+    """--propose-quality on the audit's own run, its gender evidence replaced: 3 of the 24 people read
+    confidently as the other gender, the rest as given. Gender then passes the gate (balanced accuracy
+    ~0.87, quality ~0.75) with 3 strong issues, which the default bar (0.8) lists but does not propose,
+    and a bar of 0.7 proposes."""
+    import shutil
+
+    run = tmp_path / "cv"
+    shutil.copytree(audited[0] / "cv", run)
+    oof = pd.read_csv(run / "oof_probs.csv")
+    people = sorted(oof["person"].unique())
+    odd = oof["person"].isin(people[:3])
+    p_female = 0.02 + 0.96 * (oof["gender"].astype(int) == 1)
+    p_female = p_female.where(~odd, 1 - p_female)
+    oof["p_gender_1"], oof["p_gender_0"] = p_female, 1 - p_female
+    oof.to_csv(run / "oof_probs.csv", index=False)
+    signals = pd.read_csv(run / "oof_signals.csv").set_index("path")
+    signals.loc[oof["path"], "hflip_gender_1"] = p_female.to_numpy()
+    signals.loc[oof["path"], "hflip_gender_0"] = 1 - p_female.to_numpy()
+    signals.reset_index().to_csv(run / "oof_signals.csv", index=False)
+
+    def audit(out, *bar):
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--run", str(run), *bar]) == 0
+        issues = pd.read_csv(out / "label_issues.csv", keep_default_na=False)
+        return json.loads((out / "summary.json").read_text()), issues[issues["field"] == "gender"], printed.getvalue()
+
+    summary, gender, printed = audit(tmp_path / "default")
+    assert summary["fields"]["gender"]["audited"] and 0.5 <= summary["fields"]["gender"]["quality"] < 0.8
+    assert set(gender.loc[gender["score"] >= 0.75, "person"]) == set(people[:3])
+    assert gender["proposed"].str.match(r"no: (gender read at quality 0\.\d\d < 0\.8|score below)").all()
+    assert summary["withheld"][next(k for k in summary["withheld"] if k.startswith("gender"))] == 3
+    assert "not proposed, listed for review only: 3 issue(s)" in printed
+    fixes = corrections.read(tmp_path / "default" / "proposed_corrections.csv")
+    assert not {c.person for c in fixes} & set(people[:3])
+    summary, gender, _ = audit(tmp_path / "lower", "--propose-quality", "0.7")
+    assert set(gender.loc[gender["proposed"] == "yes", "person"]) == set(people[:3])
+    fixes = corrections.read(tmp_path / "lower" / "proposed_corrections.csv")
+    assert {c.person for c in fixes if c.field == "gender"} == set(people[:3])
+
+
 def test_audit_rejects_a_bad_bar(synth_root, tmp_path, capsys):
     assert main(["--quiet", "audit", str(synth_root), "--out", str(tmp_path / "a"), "--min-quality", "1.5"]) == 2
     assert "--min-quality" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    assert main(["--quiet", "audit", str(synth_root), "--out", str(tmp_path / "a"), "--propose-quality", "-1"]) == 2
+    assert "--propose-quality" in capsys.readouterr().err and not (tmp_path / "a").exists()
 
 
 def test_audit_refuses_a_run_of_other_data(synth_root, audited, tmp_path, capsys):

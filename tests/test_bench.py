@@ -64,3 +64,28 @@ def test_benchmark_out_folder_is_reused_only_for_the_same_settings(tmp_path, mon
     (tmp_path / "afile").write_text("")
     with pytest.raises(UserError, match="not a folder"):
         out_folder(str(tmp_path / "afile"), {"folds": 2}, "")
+
+
+@pytest.mark.slow
+def test_audit_benchmark_measures_what_repeats_add(tmp_path):
+    """benchmarks/audit_noise.py end to end on a few tiny people: with --repeats 2 every seed's audit
+    holds two fold draws, and the table has the 1-repeat row beside the averaged one and both cleanlab
+    rankings; an --out folder of 1 repeat is grown, not refused."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, str(BENCHMARKS / "audit_noise.py"), "--people", "12", "--folds", "2", "--epochs", "1",
+            "--seeds", "1", "--noise", "0.2", "--out", str(tmp_path / "o"), "--set", "model.name=test_resnet",
+            "--set", "data.size=48x64", "--set", "train.batch_size=16", "--set", "train.trackers=none"]
+    first = subprocess.run([*args, "--repeats", "1"], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "maskcls, 1 repeat" not in first.stdout and not (tmp_path / "o" / "audit-0" / "cv-1").exists()
+    done = subprocess.run([*args, "--repeats", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "x 2 repeat(s)" in done.stdout
+    rows = [line.split(" | ")[0].lstrip("| ") for line in done.stdout.splitlines() if line.startswith("| maskcls")
+            or line.startswith("| cleanlab")]
+    assert rows[:2] == ["maskcls", "maskcls, 1 repeat"] and {"cleanlab filter", "cleanlab quality"} <= set(rows)
+    summary = json.loads((tmp_path / "o" / "audit-0" / "summary.json").read_text())
+    assert [p.rsplit("/", 1)[-1] for p in summary["runs"]] == ["cv", "cv-1"]
+    assert "proposed" in done.stdout and "seed 0: gate quality" in done.stdout

@@ -1,9 +1,11 @@
 """`maskcls audit`: out-of-fold probabilities (from a `--fold all` run, or trained here), ranked label
 issues, proposed corrections and a review page; with the demo truth, precision and recall.
 
-DIR/label_issues.csv          person, photos, field, given, suggested, score, rank: the full ranking
+DIR/label_issues.csv          person, photos, field, given, suggested, score, rank, proposed (yes, or why
+                              not): the full ranking
 DIR/proposed_corrections.csv  the corrections format, only issues with score >= rank.PROPOSE_MIN_SCORE in
-                              fields that pass the gate; review them before training on any
+                              fields read at quality >= --propose-quality that keep the competition's
+                              7-photo layout (rank.proposal_verdicts); review them before training on any
 DIR/field_quality.csv         the gate: per field, balanced accuracy of the out-of-fold models vs chance
 DIR/review.html + thumbs/     accept / reject / skip per card; saves the accepted ones as a corrections CSV
 DIR/decisions.csv             written by `maskcls review DIR`; read back here (or --decisions FILE)
@@ -34,27 +36,32 @@ from ..training.folds import fold_identity, train_folds
 from ..training.runs import FOLD_PREFIX, read_probs, read_run_config
 from ..training.runspec import Launcher
 from .decisions import apply_earlier, data_fingerprint, read_decisions, read_log
-from .rank import (DEFAULT_MIN_QUALITY, ISSUE_COLUMNS, PROPOSE_MIN_SCORE, field_quality, find_issues,
-                   precision_recall_curve, proposals, score_against_truth, to_corrections)
+from .rank import (DEFAULT_MIN_QUALITY, ISSUE_COLUMNS, PROPOSE_MIN_QUALITY, PROPOSE_MIN_SCORE, field_quality,
+                   find_issues, layout_people, precision_recall_curve, proposal_verdicts, score_against_truth,
+                   to_corrections)
 from .review import write_review
 
 OURS = {"label_issues.csv", "proposed_corrections.csv", "review.html", "thumbs", "summary.json",
         "precision_recall.png", "cv", "field_quality.csv", "decisions.csv", "accepted_corrections.csv"}
-REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank"]
+REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank", "proposed"]
 
 
 def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, folds: int = 5,
           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), truth: str | Path | None = None,
-          min_quality: float = DEFAULT_MIN_QUALITY, repeats: int = 1, decisions: str | Path | None = None,
+          min_quality: float = DEFAULT_MIN_QUALITY, propose_quality: float = PROPOSE_MIN_QUALITY,
+          repeats: int = 1, decisions: str | Path | None = None,
           launcher: Launcher | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Audit DATA's labels into OUT; returns summary.json's content.
 
-    min_quality: the gate (``rank.field_quality``); repeats: how many `--fold all` runs to train,
+    min_quality: the gate (``rank.field_quality``); propose_quality: the stricter bar a field's quality
+    must reach for its issues to be proposed (``rank.proposal_verdicts``); repeats: how many `--fold all` runs to train,
     each with other fold draws, whose out-of-fold evidence is averaged (ignored with ``run``);
     ``launcher`` (experiments.launch) trains the folds at once when no ``run`` is given."""
     out = Path(out)
     if not 0 <= min_quality <= 1:
         raise UserError(f"--min-quality must be between 0 and 1, got {min_quality}")
+    if not 0 <= propose_quality <= 1:
+        raise UserError(f"--propose-quality must be between 0 and 1, got {propose_quality}")
     if repeats < 1:
         raise UserError(f"--repeats must be at least 1, got {repeats}")
     refuse_output_inside(data, out)
@@ -98,7 +105,10 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         log(line)
     data_id = data_fingerprint(prepared.table)
     issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
-    proposed = proposals(issues)
+    verdicts = proposal_verdicts(issues, quality=quality, layout=layout_people(oof), min_quality=propose_quality)
+    issues["proposed"] = verdicts.map(lambda v: "yes" if not v else f"no: {v}")
+    proposed = issues[(verdicts == "").to_numpy(dtype=bool)].reset_index(drop=True)
+    withheld = verdicts[(verdicts != "") & ~verdicts.str.startswith("score below")].value_counts()
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "field_quality.csv", quality.round(4))
     write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS + (["reviewed"] if earlier else [])])
@@ -111,6 +121,7 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     summary = {"photos": len(oof), "people": int(oof["person"].nunique()), "issues": len(issues),
                "issues_per_field": {k: int(v) for k, v in issues["field"].value_counts().items()},
                "proposed": len(proposed), "propose_min_score": PROPOSE_MIN_SCORE, "min_quality": min_quality,
+               "propose_quality": propose_quality, "withheld": {k: int(v) for k, v in withheld.items()},
                "fields": {r["field"]: {"balanced_accuracy": _num(r["balanced_accuracy"]), "chance": _num(r["chance"]),
                                        "quality": _num(r["quality"]), "audited": bool(r["passed"])}
                           for r in quality.to_dict("records")},
@@ -130,8 +141,11 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
             log(f"{kind:>10}: precision {p}, recall {r} ({s['found']} of {s['planted']} planted found, "
                 f"{s['flagged']} flagged)")
     write_json(out / "summary.json", summary)
+    for reason, n in withheld.items():
+        log(f"not proposed, listed for review only: {n} issue(s) with score >= {PROPOSE_MIN_SCORE}: {reason}")
     log(f"{len(issues)} suspect label(s) ranked in {out / 'label_issues.csv'}; {len(proposed)} with score >= "
-        f"{PROPOSE_MIN_SCORE} proposed in {out / 'proposed_corrections.csv'}. Review them before any training: "
+        f"{PROPOSE_MIN_SCORE} in fields read at quality >= {propose_quality:g} proposed in "
+        f"{out / 'proposed_corrections.csv'}. Review them before any training: "
         f"`maskcls review {out}` (saves each decision to disk; or open {out / 'review.html'}), and train only on "
         f"the corrections you accepted ({out / 'accepted_corrections.csv'})")
     return summary
