@@ -25,6 +25,21 @@ def test_negative_seeds_and_workers_are_usage_errors(argv, capsys):
     assert exc.value.code == 2 and "must be at least 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["train", "d", "--out", "r", "--jobs", "0"], "argument --jobs: must be at least 1, got 0"),
+    (["ablate", "d", "--out", "o", "--variants", "hflip", "--folds", "1"], "argument --folds: must be at least 2"),
+])
+def test_a_bad_option_value_is_one_line_without_the_usage_block(argv, says, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and says in err and f"`maskcls {argv[0]} --help` for more" in err
+    assert "usage:" not in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):  # a missing argument still shows the usage: the shape is what is wrong
+        main(argv[:2])
+    assert "usage: maskcls" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("setting, says", [("train.lr=nan", "not a finite number"), ("train.lr=inf", "not a finite"),
                                            ("data.std=[0,0,0]", "(0, 1]"), ("data.mean=[2,2,2]", "[0, 1]")])
 def test_non_finite_and_out_of_range_normalisation_is_refused(setting, says):

@@ -4,6 +4,7 @@ Light to import: no torch, no image libraries (the parser is built before any co
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Callable
 
 from ..errors import UserError
@@ -33,6 +34,16 @@ class CommandParser(argparse.ArgumentParser):
     def __init__(self, *args, more_help: Callable[[], str] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.more_help = more_help
+
+    # argparse's own errors that are about the command line's shape, where the usage lines help; a bad
+    # value of one option (--jobs 0) is said in one line, with where to read more.
+    _SHAPE_ERRORS = ("the following arguments are required", "unrecognized arguments", "one of the arguments",
+                     "expected one argument", "expected at least one argument", "not allowed with argument")
+
+    def error(self, message: str):
+        if any(s in message for s in self._SHAPE_ERRORS):
+            self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` for more)\n")
 
     def format_help(self) -> str:
         if self.more_help is not None:
