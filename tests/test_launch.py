@@ -4,6 +4,7 @@ its finished runs reusable; bad options are one line, before anything starts."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -172,11 +173,17 @@ def one_thread():
 
 
 @pytest.mark.slow
-def test_fold_all_with_jobs_and_ray_writes_what_the_sequential_call_writes(synth_root, tmp_path, local_ray, one_thread):
+def test_fold_all_with_jobs_and_ray_writes_what_the_sequential_call_writes(synth_root, tmp_path, local_ray, one_thread,
+                                                                          capfd):
     cfg = tiny_config(*ONE_EPOCH)
     outs = {"seq": None, "jobs": LocalPool(["cpu", "cpu"], threads=1), "ray": local_ray}
     for name, launcher in outs.items():
         train_folds(cfg, synth_root, tmp_path / name, launcher=launcher, **QUIET)
+        if name == "jobs":  # the workers' own log lines reach the terminal, whole and tagged with their run
+            printed = capfd.readouterr().out
+            for fold in (0, 1):
+                assert re.search(rf"^  \[fold {fold}\] epoch 1/1 .*img/s", printed, re.M), printed
+                assert re.search(rf"^  \[fold {fold}\] best epoch 1 of 1: ", printed, re.M), printed
     seq = (tmp_path / "seq" / "oof_probs.csv").read_bytes()
     cv = _no_timing(json.loads((tmp_path / "seq" / "cv_summary.json").read_text()))
     for name in ("jobs", "ray"):

@@ -77,7 +77,8 @@ def spec_data(data) -> str | pd.DataFrame:
 
 
 def execute(spec: RunSpec) -> RunResult:
-    """Prepare the spec's data and train it into its folder, here, quietly. Every failure is returned
+    """Prepare the spec's data and train it into its folder, here, without progress bars; its log lines
+    are printed tagged with the run's name. Every failure is returned
     as the result's error (a user's mistake as its one line; a crash with its traceback)."""
     node = socket.gethostname()
     start = time.perf_counter()
@@ -95,7 +96,7 @@ def execute(spec: RunSpec) -> RunResult:
 
         cfg = config_mod.from_dict(spec.config)
         prepared = prepare(cfg, spec.data, log=lambda s: None)
-        summary = train(cfg, prepared, spec.out, resume=spec.resume, progress=False, log=lambda s: None)
+        summary = train(cfg, prepared, spec.out, resume=spec.resume, progress=False, log=_tagged(spec.name))
         return RunResult(spec, summary=summary, node=node, seconds=time.perf_counter() - start)
     except UserError as exc:
         return RunResult(spec, error=user_message(exc).splitlines()[0], node=node,
@@ -103,6 +104,16 @@ def execute(spec: RunSpec) -> RunResult:
     except Exception as exc:  # a crash of one run must reach the parent as that run's failure
         return RunResult(spec, error=f"{type(exc).__name__}: {exc}".splitlines()[0], traceback=traceback.format_exc(),
                          node=node, seconds=time.perf_counter() - start)
+
+
+def _tagged(name: str) -> Callable[[str], None]:
+    """A worker's log: each line of its training (the per-epoch scores, the end) printed whole and tagged
+    with the run's name, so several runs' lines can share one terminal (Ray forwards a worker's output
+    to the driver's) without mixing inside a line."""
+    def log(text: str) -> None:
+        for line in str(text).splitlines():
+            print(f"  [{name}] {line}", flush=True)
+    return log
 
 
 def failure_line(results: Iterable[RunResult], total: int) -> str:
