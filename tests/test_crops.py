@@ -48,6 +48,25 @@ def test_the_new_spelling_and_its_mistakes():
         load_config(None, ["data.augment=centercrop+facecrop"])
 
 
+def test_a_later_layer_sets_the_crop_whichever_way_it_is_spelled(tmp_path):
+    # demo.yaml says crop: center; the command line's old spelling is the later word, as for any setting
+    cfg = load_config("demo", ["data.augment=facecrop+hflip"])
+    assert (cfg.data.crop, cfg.data.augment) == ("face", "hflip")
+    assert load_config("demo", ["data.crop=none"]).data.crop == "none"
+    assert load_config("demo", ["data.augment=hflip"]).data.crop == "center"  # not spelled: the config's stays
+    old = tmp_path / "old.yaml"
+    old.write_text("data:\n  augment: centercrop+hflip\n")
+    assert load_config(old, ["data.crop=none"]).data.crop == "none"
+    # one layer that says two crops is refused, in a file as on the command line
+    both = tmp_path / "both.yaml"
+    both.write_text("data:\n  crop: none\n  augment: facecrop+hflip\n")
+    with pytest.raises(UserError, match="both.yaml: data.augment=facecrop\\+hflip spells the crop face and data.crop is none"):
+        load_config(both)
+    same = tmp_path / "same.yaml"
+    same.write_text("data:\n  crop: face\n  augment: facecrop+hflip\n")
+    assert load_config(same).data.crop == "face"
+
+
 def test_the_crop_is_part_of_the_preprocessed_photos_key():
     none, center, face = (load_config(None, [f"data.crop={c}"]) for c in ("none", "center", "face"))
     assert len({preprocess_key(none), preprocess_key(center), preprocess_key(face)}) == 3

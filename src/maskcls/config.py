@@ -252,9 +252,8 @@ def _move_legacy_crop(cfg: Config, augment: str) -> str:
         raise UserError(f"config data.augment: {exc}") from None
     if crop is None:
         return augment
-    if cfg.data.crop not in ("none", crop):
-        raise UserError(f"config data.augment={augment} spells the crop {crop} and data.crop is {cfg.data.crop}; "
-                        "set the crop once, as data.crop")
+    # A later layer wins, as for any setting (`--set data.augment=facecrop` over a config's crop: center);
+    # one layer spelling two crops is refused where the layer is read (apply_dict).
     note_legacy(augment, rest, crop)
     cfg.data.crop = crop
     return rest
@@ -317,9 +316,23 @@ def apply_dict(cfg: Config, values: dict[str, Any], source: str) -> Config:
                 raise UserError(f"{source}: {section}: is a section and holds settings, one per line below it "
                                 f"(e.g. `{section}:` then `  {_first_setting(str(section))}: ...`), got {entries!r}")
             _set(cfg, str(section), entries)  # raises: a top-level key is never a setting
+        _one_crop(entries, source) if str(section) == "data" else None
         for name, value in entries.items():
             _set(cfg, f"{section}.{name}", value)
     return cfg
+
+
+def _one_crop(data: dict, source: str) -> None:
+    """A data: section that sets crop and also spells another crop in augment (the old way) says two things."""
+    if "crop" not in data or not isinstance(data.get("augment"), str):
+        return
+    try:
+        _, crop = split_legacy(data["augment"])
+    except ValueError:
+        return  # _set names the bad spelling
+    if crop is not None and crop != data["crop"]:
+        raise UserError(f"{source}: data.augment={data['augment']} spells the crop {crop} and data.crop is "
+                        f"{data['crop']}; set the crop once, as data.crop")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -390,10 +403,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         except yaml.YAMLError as exc:
             raise UserError(f"{file}: not valid YAML ({exc})") from None
         apply_dict(cfg, values, str(file))
+    given = {}
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep:
             raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+        given[key.strip()] = text.strip()
+    # The --set list is one layer, like one YAML file: it may not spell two crops.
+    _one_crop({k.split(".", 1)[1]: v for k, v in given.items() if k in ("data.crop", "data.augment")}, "--set")
+    for item in overrides:
+        key, _, text = item.partition("=")
         _set(cfg, key.strip(), _override_value(key.strip(), text))
     return check(cfg)
 
