@@ -102,6 +102,16 @@ def test_a_killed_improve_resumes_with_its_finished_runs(synth_root, tmp_path, m
     edited.write_text("\n".join(fixes.read_text().splitlines()[:2]) + "\n")
     with pytest.raises(UserError, match="other corrections"):
         im.improve(synth_root, edited, out, seeds=1, folds=3, overrides=SETS[1:], log=lambda s: None)
+    # the same corrections plus a row naming someone not in the data set the same labels: resumed, nothing
+    # retrained, the measured file kept as it was
+    measured = (out / "corrections.csv").read_text()
+    extra = tmp_path / "extra.csv"
+    extra.write_text(fixes.read_text().rstrip("\n") + "\nnobody_here,gender,*,,flip,,\n")
+    monkeypatch.setattr(ab, "train", lambda *a, **k: pytest.fail("retrained the same runs"))
+    said = []
+    im.improve(synth_root, extra, out, seeds=1, folds=3, overrides=SETS[1:], progress=False, log=said.append)
+    assert any("only in rows that change no label" in line for line in said), said
+    assert (out / "corrections.csv").read_text() == measured and len(pd.read_csv(out / "results.csv")) == 6
 
 
 def test_bad_input_is_refused_before_anything_is_written(synth_root, tmp_path, monkeypatch):
@@ -119,6 +129,11 @@ def test_bad_input_is_refused_before_anything_is_written(synth_root, tmp_path, m
     truth.iloc[1:].to_csv(short, index=False)
     with pytest.raises(UserError, match="does not fit the data: 1 of its"):
         im.improve(synth_root, fixes, out, folds=3, key=short, overrides=SETS[1:], log=lambda s: None)
+    # the data's own train.csv given as the key by mistake: both key formats are named, not only one
+    with pytest.raises(UserError, match=r"train.csv: neither an answer key \(columns person,image,mask,gender,age;"
+                                        r".* nor corrections \(columns person_id,field,image,from,to\); found id, "):
+        im.improve(synth_root, fixes, out, folds=3, key=synth_root / "train" / "train.csv", overrides=SETS[1:],
+                   log=lambda s: None)
     with pytest.raises(UserError, match="--set train.patience"):  # early stopping would watch the scored fold
         im.improve(synth_root, fixes, out, overrides=(*SETS[1:], "train.patience=2"), log=lambda s: None)
     with pytest.raises(UserError, match="--set data.folds"):

@@ -52,6 +52,19 @@ def merged_corrections(base: str, fixes: Path) -> str:
     return buf.getvalue()
 
 
+def _same_labels(data: str | Path, copy: Path, text: str, base) -> bool:
+    """Whether two corrections texts give DATA the same labels, photo by photo."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        other = Path(tmp) / "corrections.csv"
+        other.write_text(text)
+        a, _ = load_table(data, cutoffs=base.cutoffs, corrections=copy, allow_outside=base.data.allow_outside)
+        b, _ = load_table(data, cutoffs=base.cutoffs, corrections=other, allow_outside=base.data.allow_outside)
+    columns = ["path", "mask", "gender", "age"]
+    return a[columns].reset_index(drop=True).equals(b[columns].reset_index(drop=True))
+
+
 def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds: int = 3, folds: int = 3,
             key: str | Path | None = None, config: str | Path | None = "demo", overrides: tuple[str, ...] = (),
             launcher: Launcher | None = None, progress: bool = True,
@@ -90,8 +103,12 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
     text = merged_corrections(base.data.corrections, fixes)
     copy = out / "corrections.csv"
     if copy.is_file() and copy.read_text() != text:
-        raise UserError(f"{out} holds runs made with other corrections ({copy}); the comparison would mix them, "
-                        "so choose a new --out")
+        if not _same_labels(data, copy, text, base):
+            raise UserError(f"{out} holds runs made with other corrections ({copy}): they set other labels on "
+                            f"{data}; the comparison would mix them, so choose a new --out")
+        # Rows that change nothing here (people not in the data, say): the runs are the same runs.
+        log(f"{fixes.name} differs from {copy} only in rows that change no label of {data}; resuming with {copy}")
+        text = copy.read_text()
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
     fresh = not out.exists() or not any(out.iterdir())

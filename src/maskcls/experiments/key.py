@@ -54,11 +54,24 @@ class AnswerKey:
         return compute_metrics(truth, probs) | {f"chance_{k}": v for k, v in chance_metrics(truth).items()}
 
 
+def _header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return [c.strip() for c in fh.readline().strip().split(",")]
+
+
 def is_answer_key(path: Path) -> bool:
     """True when the CSV's header has the answer-key columns (a corrections CSV has person_id,field,to)."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        header = {c.strip() for c in fh.readline().strip().split(",")}
+    header = set(_header(path))
     return set(KEY_COLUMNS) <= header and "field" not in header
+
+
+def _refuse_neither(path: Path) -> None:
+    """A key file that is neither kind: say both formats, not only the corrections' columns."""
+    header = _header(path)
+    if not {"person_id", "field", "to"} <= set(header):
+        raise UserError(f"{path}: neither an answer key (columns {','.join(KEY_COLUMNS)}; demo-data writes "
+                        f"DATA/truth/train_truth.csv) nor corrections (columns person_id,field,image,from,to); "
+                        f"found {', '.join(header) or 'no header'}")
 
 
 def resolve_key(spec: str | Path, data, *, cutoffs: labels.AgeCutoffs, allow_outside: bool = False) -> AnswerKey:
@@ -71,6 +84,8 @@ def resolve_key(spec: str | Path, data, *, cutoffs: labels.AgeCutoffs, allow_out
         description = f"answer key {path.name}"
         content = path.read_bytes()
     else:
+        if spec_text not in corr_mod.BUILTIN and spec_text.lower() != "none" and path.is_file():
+            _refuse_neither(path)
         table, report = load_table(data, cutoffs=cutoffs, corrections=spec, allow_outside=allow_outside)
         described = "no corrections" if spec_text.lower() == "none" else \
             f"corrections {spec_text if spec_text in corr_mod.BUILTIN else path.name}"
