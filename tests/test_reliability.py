@@ -47,6 +47,21 @@ def test_a_second_training_on_the_same_folder_is_refused_and_a_stale_lock_taken_
     with run_lock(run):
         assert (tmp_path / ".run.lock").read_text().startswith(str(os.getpid()))
     assert not (tmp_path / ".run.lock").exists()
+    # One lock type for runs and review servers (fileio.PidLock): a lock of another machine is refused (a
+    # shared disk: whether that process lives cannot be told), a torn one (empty, its writer killed while
+    # writing) is taken over, but not while it may be being written this instant.
+    lock = tmp_path / ".run.lock"
+    lock.write_text("12345 some-other-host")
+    with pytest.raises(UserError, match="12345 on some-other-host"):
+        with run_lock(run):
+            pass
+    lock.write_text("")
+    with pytest.raises(UserError, match="being written by another"):
+        with run_lock(run):
+            pass
+    os.utime(lock, (0, 0))  # the same empty lock, long ago
+    with run_lock(run):
+        assert lock.read_text() == f"{os.getpid()} {socket.gethostname()}"
 
 
 # 2. A stop during epoch 1 leaves nothing to clean up ---------------------------------------------

@@ -8,7 +8,9 @@ import errno
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -94,6 +96,59 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+class PidLock:
+    """A lock file holding "pid host" of its owner: one writer per folder (a training run, a review
+    server). A lock whose process is gone (kill -9) is taken over; one held by a live process, or by a
+    process on another machine (a shared disk: we cannot tell whether it lives), is refused with
+    ``busy(pid, host)``'s message."""
+
+    def __init__(self, path: str | Path, busy) -> None:
+        self.path = Path(path)
+        self.busy = busy
+        self.me = f"{os.getpid()} {socket.gethostname()}"
+        self.held = False
+
+    def owner(self) -> tuple[int | None, str]:
+        """(pid, host) written in the lock; (None, "") when unreadable or torn (its writer died first)."""
+        try:
+            pid_text, _, host = self.path.read_text().strip().partition(" ")
+            return int(pid_text), host.strip() or socket.gethostname()  # a lock without a host is from here
+        except (OSError, ValueError):
+            return None, ""
+
+    def acquire(self) -> None:
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid, host = self.owner()
+                if pid is None and self._young():  # being written this instant by its taker, not torn
+                    raise UserError(self.busy("?", socket.gethostname())) from None
+                if pid is not None and (host != socket.gethostname() or pid_alive(pid)):
+                    raise UserError(self.busy(pid, host)) from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(self.me)
+            self.held = True
+            return
+        raise UserError(f"{self.path}: could not take the lock (another process taking it at the same time?)")
+
+    def _young(self) -> bool:
+        try:
+            return time.time() - self.path.stat().st_mtime < 5
+        except OSError:
+            return False
+
+    def release(self) -> None:
+        try:
+            if self.held and self.path.read_text() == self.me:
+                self.path.unlink()
+        except OSError:
+            pass
+        self.held = False
 
 
 def _remove_stale_dirs(path: Path) -> None:

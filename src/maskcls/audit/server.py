@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
-from ..fileio import pid_alive, write_csv
+from ..fileio import PidLock, write_csv
 from . import decisions as dec
 
 LOCK_NAME = ".review.lock"
@@ -60,42 +60,6 @@ def read_page(audit: Path) -> dict:
     return data
 
 
-class Lock:
-    """AUDIT/.review.lock holding this process's pid: one review server per audit."""
-
-    def __init__(self, audit: Path):
-        self.path = audit / LOCK_NAME
-        self.held = False
-
-    def acquire(self) -> None:
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                pid = self._owner()
-                if pid is not None and pid_alive(pid):  # this process too: a second Review here
-                    raise UserError(f"{self.path.parent}: another maskcls review (pid {pid}) is serving this audit; "
-                                    f"use that one or stop it (if none runs, delete {self.path})") from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone (killed, crashed)
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()}\n")
-            self.held = True
-            return
-        raise UserError(f"{self.path}: could not take the review lock (another review starting at the same time?)")
-
-    def _owner(self) -> int | None:
-        try:
-            return int(self.path.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None  # unreadable or torn: its writer died before finishing it
-
-    def release(self) -> None:
-        if self.held and self._owner() == os.getpid():
-            self.path.unlink(missing_ok=True)
-        self.held = False
-
-
 class Review:
     """The state of one review: the page's cards, the decisions log, and the lock. Thread-safe."""
 
@@ -109,7 +73,11 @@ class Review:
         self.accepted_path = self.audit / dec.ACCEPTED_NAME
         self._mutex = threading.Lock()
         self.closed = False
-        self.lock = Lock(self.audit)
+        # One review server per audit; a lock whose process is gone (killed, crashed) is taken over.
+        self.lock = PidLock(self.audit / LOCK_NAME,
+                            lambda pid, host: f"{self.audit}: another maskcls review (pid {pid} on {host}) is serving "
+                                              f"this audit; use that one or stop it (if none runs, delete "
+                                              f"{self.audit / LOCK_NAME})")
         self.lock.acquire()
         try:
             # Checked before anything is written: a log of other data is refused, not repaired.

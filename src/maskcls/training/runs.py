@@ -13,7 +13,6 @@ import contextlib
 import os
 import pickle
 import shutil
-import socket
 import sys
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -27,7 +26,7 @@ from .. import config as config_mod
 from .. import labels
 from ..config import Config
 from ..errors import UserError
-from ..fileio import atomic_path, pid_alive
+from ..fileio import PidLock, atomic_path
 from .model import MaskNet, build_model
 
 
@@ -65,38 +64,19 @@ def run_lock(out: str | Path) -> Iterator[None]:
     refused, naming the first one's process; a lock left by a dead process (kill -9) is taken over.
     The lock sits beside the folder so that nothing appears inside it before the first epoch ends."""
     out = Path(out)
-    lock = out.parent / f".{out.name}.lock"
-    me = f"{os.getpid()} {socket.gethostname()}"
+    lock = PidLock(out.parent / f".{out.name}.lock",
+                   lambda pid, host: f"{out} is being written by another maskcls process ({pid} on {host}); wait "
+                                     f"for it to finish, or choose another folder (remove "
+                                     f"{out.parent / f'.{out.name}.lock'} if that process is gone)")
     # Folders made here only to hold the lock are removed again if the run writes nothing into them
     # (a refused --folds or a failed ablation run leaves no empty folder behind).
     made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid_text, _, host = lock.read_text().partition(" ")
-                pid = int(pid_text)
-            except (OSError, ValueError):
-                pid, host = -1, ""
-            if host.strip() != socket.gethostname() or (pid > 0 and pid_alive(pid)):
-                raise UserError(f"{out} is being written by another maskcls process ({pid} on {host.strip() or '?'}); "
-                                f"wait for it to finish, or choose another folder (remove {lock} if that "
-                                "process is gone)") from None
-            lock.unlink(missing_ok=True)  # stale: its process is dead
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(me)
-        break
+    lock.acquire()
     try:
         yield
     finally:
-        try:
-            if lock.read_text() == me:
-                lock.unlink()
-        except OSError:
-            pass
+        lock.release()
         for folder in made:  # deepest first; a folder that holds anything stays
             try:
                 folder.rmdir()
