@@ -33,12 +33,13 @@ def audited(synth_root, tmp_path_factory):
 
 def test_a_one_epoch_audit_proposes_nothing_and_says_why(synth_root, audited, tmp_path):
     out, printed = audited
-    assert "precision" in printed and f"maskcls review {out}" in printed and "Review them before any training" in printed
-    assert "train with --corrections" not in printed
+    assert "precision" in printed and "train with --corrections" not in printed
+    # no field passes the gate, so there is nothing to review, and the audit says so instead of pointing there
+    assert "nothing to review" in printed and "Review them before any training" not in printed
     # the gate: one line per field, balanced accuracy next to chance, and a 1-epoch model passes none
     for field in ("gender", "mask", "age"):
         line = next(x for x in printed.splitlines() if x.startswith(f"{field}: "))
-        assert "balanced accuracy" in line and "chance" in line and "not audited" in line
+        assert "balanced accuracy" in line and "chance" in line and "not audited: read below the bar" in line
     files = {p.name for p in out.iterdir()}
     assert {"label_issues.csv", "proposed_corrections.csv", "review.html", "summary.json", "precision_recall.png",
             "cv", "field_quality.csv"} <= files
@@ -53,8 +54,11 @@ def test_a_one_epoch_audit_proposes_nothing_and_says_why(synth_root, audited, tm
     # the bar at its lowest, the fields the models read at all are audited, and only issues past the
     # score threshold are proposed.
     again = tmp_path / "again"
-    assert main(["--quiet", "audit", str(synth_root), "--out", str(again), "--run", str(out / "cv"),
-                 "--min-quality", "0", "--propose-quality", "0"]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["--quiet", "audit", str(synth_root), "--out", str(again), "--run", str(out / "cv"),
+                     "--min-quality", "0", "--propose-quality", "0"]) == 0
+    assert f"maskcls review {again}" in printed.getvalue() and "Review them before any training" in printed.getvalue()
     summary = json.loads((again / "summary.json").read_text())
     assert summary["min_quality"] == 0 and summary["propose_quality"] == 0
     fields = {f for f, v in summary["fields"].items() if v["audited"]}
@@ -115,10 +119,27 @@ def test_the_proposal_bar_holds_back_a_field_read_too_weakly(synth_root, audited
     assert "not proposed, listed for review only: 3 issue(s)" in printed
     fixes = corrections.read(tmp_path / "default" / "proposed_corrections.csv")
     assert not {c.person for c in fixes} & set(people[:3])
+    _, _, printed = audit(tmp_path / "gate", "--min-quality", "0.6", "--propose-quality", "0.3")
+    assert "in fields read at quality >= 0.6 proposed" in printed
     summary, gender, _ = audit(tmp_path / "lower", "--propose-quality", "0.7")
     assert set(gender.loc[gender["proposed"] == "yes", "person"]) == set(people[:3])
     fixes = corrections.read(tmp_path / "lower" / "proposed_corrections.csv")
     assert {c.person for c in fixes if c.field == "gender"} == set(people[:3])
+
+
+def test_options_that_shape_training_are_refused_with_run_and_bad_data_before_any_announcement(
+        synth_root, audited, tmp_path, capsys):
+    for extra, says in ((["--repeats", "2"], "--repeats: it shapes"), (["--folds", "3"], "--folds: it shapes"),
+                        (["--folds", "3", "--jobs", "2"], "--jobs/--devices/--launcher, --folds: these shape")):
+        assert main(["--quiet", "audit", str(synth_root), "--out", str(tmp_path / "a"), "--run",
+                     str(audited[0] / "cv"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "with --run nothing is trained" in err, err
+    assert not (tmp_path / "a").exists()
+    assert main(["--quiet", "audit", str(tmp_path / "nothing"), "--out", str(tmp_path / "a"), *TINY]) == 2
+    captured = capsys.readouterr()
+    assert "no such file or folder" in captured.err and "audit: training" not in captured.out
+    assert not (tmp_path / "a").exists()
 
 
 def test_audit_rejects_a_bad_bar(synth_root, tmp_path, capsys):

@@ -274,7 +274,10 @@ def test_swa_averages_the_last_epochs_and_recomputes_batchnorm(synth_root, tmp_p
     train(cfg, synth_root, run, progress=False, log=lambda s: None, stop_after_epoch=2)
     second = load_checkpoint(run / "last.pt")["model"]
     shutil.copy(run / "last.pt", tmp_path / "epoch2.pt")
-    summary = train(cfg, synth_root, run, progress=False, log=lambda s: None, resume=True)
+    said = []
+    summary = train(cfg, synth_root, run, progress=False, log=said.append, resume=True)
+    # the last line names what it scored: the average, not "best epoch 3" (epoch 3's own line differs)
+    assert said[-1].startswith("the SWA average of epochs 2-3 of 3: macro_f1") and "best epoch" not in said[-1]
     third = load_checkpoint(run / "last.pt")["model"]
     best = load_checkpoint(run / "best.pt")
     assert summary["averaged"] == "swa: epochs 2-3" and best["swa_epochs"] == [2, 3]

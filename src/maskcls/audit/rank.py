@@ -420,8 +420,8 @@ def field_quality(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
             head = (f"{f}: balanced accuracy {ba:.2f} vs chance {chance:.2f} over {len(y)} {unit} "
                     f"(quality {quality:.2f}, bar {min_quality:.2f})")
             row["reason"] = head + ("; audited" if passed else
-                                    "; not audited: the models do not read it clearly better than chance, so "
-                                    "their disagreements with the labels are mostly their own errors")
+                                    f"; not audited: read below the bar (--min-quality {min_quality:g}), so the "
+                                    "models' disagreements with the labels would mostly be their own errors")
         rows.append(row)
     return pd.DataFrame(rows, columns=["field", "units", "classes", "balanced_accuracy", "chance", "quality",
                                        "passed", "reason"])

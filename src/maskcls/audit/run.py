@@ -28,7 +28,7 @@ from ..config import load_config
 from ..data.corrections import FIELDS
 from ..data.fingerprint import refuse_other_data
 from ..data.prepare import prepare
-from ..data.table import refuse_output_inside
+from ..data.table import load_table, refuse_output_inside
 from ..errors import UserError
 from ..fileio import read_csv, write_csv, write_json
 from ..reports.figures import plot_precision_recall
@@ -80,6 +80,8 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         trained = 0.0
     else:
         cfg = load_config(config, [*overrides, f"data.folds={folds}"])
+        # DATA is read (and a mistake in it named) before anything is announced or trained.
+        load_table(data, cutoffs=cfg.cutoffs, corrections=cfg.data.corrections, allow_outside=cfg.data.allow_outside)
         runs = [out / ("cv" if r == 0 else f"cv-{r}") for r in range(repeats)]
         for r, folder in enumerate(runs):
             run_cfg = load_config(config, [*overrides, f"data.folds={folds}",
@@ -105,13 +107,15 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         log(line)
     data_id = data_fingerprint(prepared.table)
     issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
+    # A field below the gate has no issues at all, so the bar proposals effectively meet is the higher one.
+    bar = max(min_quality, propose_quality)
     verdicts = proposal_verdicts(issues, quality=quality, layout=layout_people(oof), min_quality=propose_quality)
     issues["proposed"] = verdicts.map(lambda v: "yes" if not v else f"no: {v}")
     proposed = issues[(verdicts == "").to_numpy(dtype=bool)].reset_index(drop=True)
     withheld = verdicts[(verdicts != "") & ~verdicts.str.startswith("score below")].value_counts()
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "field_quality.csv", quality.round(4))
-    write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS + (["reviewed"] if earlier else [])])
+    write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS + (["reviewed"] if earlier else [])].round({"score": 4}))
     write_csv(out / "proposed_corrections.csv", to_corrections(proposed))
     photos: dict[str, list[tuple[str, str]]] = {}
     for person, image, path in zip(prepared.table["person"], prepared.table["image"], prepared.table["path"]):
@@ -143,8 +147,11 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     write_json(out / "summary.json", summary)
     for reason, n in withheld.items():
         log(f"not proposed, listed for review only: {n} issue(s) with score >= {PROPOSE_MIN_SCORE}: {reason}")
+    if issues.empty:
+        log(f"no suspect labels in the audited fields ({out / 'label_issues.csv'} is empty); nothing to review")
+        return summary
     log(f"{len(issues)} suspect label(s) ranked in {out / 'label_issues.csv'}; {len(proposed)} with score >= "
-        f"{PROPOSE_MIN_SCORE} in fields read at quality >= {propose_quality:g} proposed in "
+        f"{PROPOSE_MIN_SCORE} in fields read at quality >= {bar:g} proposed in "
         f"{out / 'proposed_corrections.csv'}. Review them before any training: "
         f"`maskcls review {out}` (saves each decision to disk; or open {out / 'review.html'}), and train only on "
         f"the corrections you accepted ({out / 'accepted_corrections.csv'})")

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--folds", type=at_least(2), default=None, metavar="K", help=FOLDS_HELP + " (when no --run is given)")
     p.add_argument("--repeats", type=at_least(1), default=1, metavar="R",
                    help="train this many --fold all runs, each with other fold draws (data.split_seed + r), and "
-                        "average their out-of-fold evidence: steadier ranks for R times the training (default 1)")
+                        "average their out-of-fold evidence: R times the training (default 1; not with --run)")
     p.add_argument("--min-quality", type=float, default=None, metavar="Q",
                    help="the gate: a field (gender, mask, age) is audited (its issues listed) only when its "
                         "out-of-fold models read it with (balanced accuracy - chance) / (1 - chance) >= Q, chance being 1 / classes "
@@ -50,8 +50,13 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..experiments.launch import open_launcher
 
-    if args.run is not None and launch_asked(args):
-        raise UserError("--jobs/--devices/--launcher train the folds; with --run nothing is trained: drop them")
+    if args.run is not None:
+        trains = [flag for flag, given in (("--jobs/--devices/--launcher", launch_asked(args)),
+                                           ("--folds", args.folds is not None), ("--repeats", args.repeats != 1)) if given]
+        if trains:
+            raise UserError(f"{', '.join(trains)}: {'these shape' if len(trains) > 1 else 'it shapes'} the training "
+                            "of the folds; with --run nothing is trained (the run's own folds are used): drop "
+                            f"{'them' if len(trains) > 1 else 'it'}")
     args.set = [*args.set, *setting_flags(args)]
     cfg = resolve_config(args, announce=args.run is None)  # with --run nothing is trained
     with open_launcher(**launch_options(args)) as launcher:

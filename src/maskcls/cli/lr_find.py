@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     result = lr_find(cfg, args.data, args.out, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps,
                      force=args.force, progress=not args.quiet)
     stop = "; stopped early when the loss blew up" if result["stopped_early"] else ""
-    print(f"wrote {result['files'][1]} ({result['steps']} steps{stop}); lowest loss at {result['min_loss_lr']:.2g}")
+    print(f"wrote {' and '.join(str(f) for f in result['files'])} ({result['steps']} steps{stop}); lowest loss at "
+          f"{result['min_loss_lr']:.2g}")
     print(f"suggested train.lr={result['suggested_lr']:.2g}")
     return 0

@@ -376,7 +376,10 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
         plot_confusion(confusion(targets, probs), names, out / "confusion.png",
                        title=f"{cfg.model.name}, validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
     write_json(out / "summary.json", summary)
-    log(f"best epoch {best_epoch} of {len(history)}: {format_scores(summary)}; run in {out}")
+    # The SWA average is no epoch of the run: say what was scored, not an epoch whose own line differs.
+    what = (f"the SWA average of epochs {cfg.train.swa}-{best_epoch} of {len(history)}" if "swa" in
+            summary.get("averaged", "") else f"best epoch {best_epoch} of {len(history)}")
+    log(f"{what}: {format_scores(summary)}; run in {out}")
     return summary
 
 
