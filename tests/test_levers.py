@@ -216,6 +216,7 @@ def test_lr_find_command(synth_root, tmp_path, capsys):
     suggested = float(out.strip().splitlines()[-1].split("train.lr=")[1])
     files = {p.name for p in (tmp_path / "lr").iterdir()}
     assert files == {"lr_find.png", "lr_find.csv"}  # no checkpoints kept
+    assert all(str(tmp_path / "lr" / name) in out for name in files)  # both named where they are said written
     curve = pd.read_csv(tmp_path / "lr" / "lr_find.csv")
     assert curve["lr"].iloc[0] == pytest.approx(1e-5)
     ratios = curve["lr"].values[1:] / curve["lr"].values[:-1]
