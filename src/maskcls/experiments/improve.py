@@ -97,9 +97,7 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
         raise UserError(f"{data}: {people} people are too few for {folds} person-level folds (each fold must "
                         f"train on some and score others); use fewer --folds or more people")
     splits.assign_folds(recorded, k=folds, seed=base.data.split_seed)  # strata too small: refused here
-    log(f"{report.summary()}")
-    if report.unmatched:
-        log(f"not applied: {len(report.unmatched)} correction(s) in {fixes.name} name people not in the data")
+    log(f"{report.summary()}")  # it counts the corrections naming people not in the data
     text = merged_corrections(base.data.corrections, fixes)
     copy = out / "corrections.csv"
     if copy.is_file() and copy.read_text() != text:
