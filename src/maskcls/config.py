@@ -316,7 +316,8 @@ def apply_dict(cfg: Config, values: dict[str, Any], source: str) -> Config:
                 raise UserError(f"{source}: {section}: is a section and holds settings, one per line below it "
                                 f"(e.g. `{section}:` then `  {_first_setting(str(section))}: ...`), got {entries!r}")
             _set(cfg, str(section), entries)  # raises: a top-level key is never a setting
-        _one_crop(entries, source) if str(section) == "data" else None
+        if str(section) == "data":
+            _one_crop(entries, source)
         for name, value in entries.items():
             _set(cfg, f"{section}.{name}", value)
     return cfg

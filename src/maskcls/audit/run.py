@@ -112,7 +112,8 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     verdicts = proposal_verdicts(issues, quality=quality, layout=layout_people(oof), min_quality=propose_quality)
     issues["proposed"] = verdicts.map(lambda v: "yes" if not v else f"no: {v}")
     proposed = issues[(verdicts == "").to_numpy(dtype=bool)].reset_index(drop=True)
-    withheld = verdicts[(verdicts != "") & ~verdicts.str.startswith("score below")].value_counts()
+    strong = (issues["score"].astype(float) >= PROPOSE_MIN_SCORE).to_numpy(dtype=bool)
+    withheld = verdicts[(verdicts != "").to_numpy(dtype=bool) & strong].value_counts()  # held back by a bar, not the score
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "field_quality.csv", quality.round(4))
     write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS + (["reviewed"] if earlier else [])].round({"score": 4}))
