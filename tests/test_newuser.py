@@ -108,6 +108,19 @@ def test_ablate_refuses_foreign_folders_and_other_settings_on_rerun(synth_root, 
     assert "sets data.fold" in capsys.readouterr().err
 
 
+def test_ablate_folds_given_twice(synth_root, tmp_path, capsys):
+    """--folds K with --set data.folds=K shows it once on the config line; another value is refused."""
+    missing = str(tmp_path / "no-data")  # fails after the config line, before anything trains
+    assert main(["ablate", missing, "--out", str(tmp_path / "a"), "--variants", "hflip", "--folds", "3",
+                 "--set", "data.folds=3"]) == 2
+    config_line = capsys.readouterr().out.splitlines()[0]
+    assert config_line.count("data.folds=3") == 1, config_line
+    assert main(["ablate", str(synth_root), "--out", str(tmp_path / "b"), "--variants", "hflip", "--folds", "3",
+                 "--set", "data.folds=5"]) == 2
+    assert "--folds 3 and --set data.folds=5 disagree" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 def test_string_settings_are_taken_as_written():
     with pytest.raises(UserError, match="size 0x30 out of range"):
         load_config("demo", ["data.size=0x30"])  # YAML alone would have read the hex number 48
