@@ -46,8 +46,10 @@ def test_ablate_writes_its_files_and_a_second_call_trains_nothing(synth_root, tm
 
     sets = tuple(TINY) + ("train.epochs=1", "train.tensorboard=false", "data.folds=3")
     out = tmp_path / "abl"
+    lines: list[str] = []
     ab.ablate(synth_root, out, ["none", "hflip+vflip"], seeds=1, folds=1, overrides=sets,
-                        progress=False, log=lambda s: None)
+              progress=False, log=lines.append)
+    assert lines[-1].startswith(f"wrote {out / 'results.csv'}")
     assert {p.name for p in out.iterdir()} >= {"results.csv", "table.md", "ablation.png", "runs"}
     on_disk = pd.read_csv(out / "results.csv")
     assert on_disk[["variant", "seed", "fold", "status"]].values.tolist() == [["none", 0, 0, "ok"],
@@ -59,9 +61,14 @@ def test_ablate_writes_its_files_and_a_second_call_trains_nothing(synth_root, tm
     table = (out / "table.md").read_text()
     assert "`none`" in table and "`hflip+vflip`" in table
     monkeypatch.setattr(ab, "train", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    written = (out / "results.csv").stat().st_mtime_ns
+    lines.clear()
     again = ab.ablate(synth_root, out, ["none", "hflip+vflip"], seeds=1, folds=1, overrides=sets,
-                      progress=False, log=lambda s: None)
+                      progress=False, log=lines.append)
     assert len(again) == 2
+    # Nothing trained, so results.csv is as it was, and the closing line does not claim to have written it.
+    assert (out / "results.csv").stat().st_mtime_ns == written
+    assert lines[-1].startswith("nothing left to train") and "results.csv unchanged" in lines[-1]
 
 
 @pytest.mark.slow

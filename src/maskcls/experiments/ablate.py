@@ -177,6 +177,7 @@ def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: in
     if len(set(variants)) != len(variants):
         raise UserError(f"a variant is listed twice: {', '.join(variants)}")
     arms = {v: parse_variant(v) for v in variants}
+    before = stamp(Path(out) / "results.csv")
     results, scored_on = run_grid(data, out, arms, seeds=seeds, folds=folds, config=config, overrides=overrides,
                                   key=key, own_files=ABLATION_FILES, settings_name="ablation.json",
                                   launcher=launcher, progress=progress, log=log)
@@ -185,8 +186,22 @@ def _ablate(data: str | Path, out: str | Path, variants: list[str], *, seeds: in
     n_folds = load_config(config, list(overrides)).data.folds if folds is None else folds
     write_text(out / "table.md", to_markdown(table, metric="macro_f1") + scoring_note(scored_on))
     plot_ablation(table, out / "ablation.png", title=f"{seeds} seed(s) x {n_folds} fold(s)")
-    log(f"wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'ablation.png'}")
+    log(wrote_line(out, "ablation.png", results_written=stamp(out / "results.csv") != before))
     return results
+
+
+def stamp(path: Path) -> int | None:
+    """A file's modification time (ns), or None: whether a call rewrote it."""
+    return path.stat().st_mtime_ns if path.is_file() else None
+
+
+def wrote_line(out: Path, plot: str, *, results_written: bool) -> str:
+    """The closing line: which files this call wrote. A rerun with every run finished trains nothing
+    and leaves results.csv as it was; only the table and the plot are drawn again from it."""
+    if results_written:
+        return f"wrote {out / 'results.csv'}, {out / 'table.md'} and {out / plot}"
+    return (f"nothing left to train: {out / 'results.csv'} unchanged; {out / 'table.md'} and {out / plot} "
+            "drawn again from it")
 
 
 def scoring_note(key: AnswerKey) -> str:

@@ -34,7 +34,7 @@ from ..metrics import METRIC_KEYS
 from ..reports.figures import plot_gain
 from ..training.runspec import Launcher
 from ..training.trackers import parent_run
-from .ablate import _fmt, run_grid, scoring_note, summarize
+from .ablate import _fmt, run_grid, scoring_note, stamp, summarize, wrote_line
 
 IMPROVE_FILES = {"results.csv", "table.md", "improve.png", "runs", "improve.json", "people.csv", "corrections.csv"}
 ARMS = ("without", "with")
@@ -116,6 +116,7 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
     write_text(copy, text)
     arms = {"without": [], "with": [f"data.corrections={copy.resolve()}"]}
     # With train.trackers=mlflow the comparison is one MLflow parent run, each training a child.
+    before = stamp(out / "results.csv")
     with parent_run(base, f"improve {out.name}", out, kind="improve"):
         try:
             results, answer = run_grid(data, out, arms, seeds=seeds, folds=folds, config=config,
@@ -130,7 +131,7 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
         write_text(out / "table.md", gain_markdown(table, seeds=seeds, folds=folds) + scoring_note(answer))
         plot_gain(table, out / "improve.png", title=f"gain from {fixes.name}: {seeds} seed(s) x {folds} fold(s), "
                                                      f"scored on {answer.description}")
-    log(f"wrote {out / 'table.md'}, {out / 'results.csv'} and {out / 'improve.png'}")
+    log(wrote_line(out, "improve.png", results_written=stamp(out / "results.csv") != before))
     return table
 
 
