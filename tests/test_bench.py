@@ -89,3 +89,36 @@ def test_audit_benchmark_measures_what_repeats_add(tmp_path):
     summary = json.loads((tmp_path / "o" / "audit-0" / "summary.json").read_text())
     assert [p.rsplit("/", 1)[-1] for p in summary["runs"]] == ["cv", "cv-1"]
     assert "proposed" in done.stdout and "seed 0: gate quality" in done.stdout
+    assert "seed 0: top " in done.stdout and "have hair unlike their gender" in done.stdout
+
+
+def test_audit_benchmark_explains_gender_suspects_by_hidden_hair(monkeypatch):
+    """hair_line counts, among the gender ranking's top k, the clean people whose hidden hair is unlike
+    their gender, and among the planted people it missed, those whose hair matches the recorded gender."""
+    import pandas as pd
+
+    from maskcls.data.synth import person_id, train_people
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from audit_noise import hair_line
+
+    people = train_people(40, seed=0)[0]
+    name = {p.index: f"{person_id(p.index)}_{'female' if p.gender else 'male'}_Asian_{p.age}" for p in people}
+    typical = [p for p in people if p.long_hair == bool(p.gender)]
+    odd = [p for p in people if p.long_hair != bool(p.gender)]
+    assert len(typical) >= 3 and len(odd) >= 2, "seed 0 must draw both kinds"
+
+    def flipped(p):  # the folder name of p with the gender recorded wrong
+        return f"{person_id(p.index)}_{'male' if p.gender else 'female'}_Asian_{p.age}"
+
+    # Planted: one typical person (flipped: now their hair is unlike the recorded gender) and one odd
+    # person (flipped: their hair now matches the recorded gender, so a hair reader misses them).
+    planted = [flipped(typical[0]), flipped(odd[0])]
+    noise = pd.DataFrame({"person": planted, "field": "gender", "image": "*", "recorded": "", "true": ""})
+    ranking = [planted[0], name[odd[1].index], planted[1], name[typical[1].index]]
+    assert hair_line(ranking, noise, 40, 0) == ("top 2: 1 planted; 1 of the 1 clean people have hair unlike their "
+                                                "gender; 1 of the 1 planted people missed have hair like the "
+                                                "gender recorded")
+    ranking = [name[typical[1].index], name[typical[2].index], *planted]
+    assert hair_line(ranking, noise, 40, 0).startswith("top 2: 0 planted; 0 of the 2 clean people")
+    assert "1 of the 2 planted people missed" in hair_line(ranking, noise, 40, 0)

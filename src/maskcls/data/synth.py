@@ -92,6 +92,14 @@ def sample_people(n: int, rng: np.random.Generator, *, first_index: int = 0) -> 
     return people
 
 
+def train_people(people: int, seed: int) -> tuple[list[Person], np.random.Generator]:
+    """The training people ``make_dataset(people=people, seed=seed)`` draws, with their hidden traits
+    (hair, beard, face width: what a benchmark needs to explain what a model got wrong), and the
+    generator it goes on to draw the rest of the dataset from."""
+    rng = np.random.default_rng(seed)
+    return sample_people(people, rng), rng
+
+
 def person_id(index: int) -> str:
     """The id of the synthetic person with 0-based ``index``: ``s000001`` for index 0."""
     return f"{ID_PREFIX}{index + 1:06d}"
@@ -330,8 +338,7 @@ def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: already exists and is not empty; choose a new folder")
     workers = workers or min(4, os.cpu_count() or 1)
-    rng = np.random.default_rng(seed)
-    train_people = sample_people(people, rng)
+    train_pop, rng = train_people(people, seed)
     eval_pop = sample_people(eval_people, rng, first_index=people)
     order = rng.permutation(people)
     n_noisy = int(round(noise * people))
@@ -340,7 +347,7 @@ def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800
     race = "Asian"
     with atomic_dir(out) as tmp:
         train_rows, truth_rows, noise_rows, jobs = [], [], [], []
-        for p in train_people:
+        for p in train_pop:
             recorded_gender = 1 - p.gender if p.index in gender_noise else p.gender
             pid = person_id(p.index)
             folder = f"{pid}_{labels.GENDER_NAMES[recorded_gender]}_{race}_{p.age}"
