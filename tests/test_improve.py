@@ -112,6 +112,10 @@ def test_a_killed_improve_resumes_with_its_finished_runs(synth_root, tmp_path, m
     im.improve(synth_root, extra, out, seeds=1, folds=3, overrides=SETS[1:], progress=False, log=said.append)
     assert any("only in rows that change no label" in line for line in said), said
     assert (out / "corrections.csv").read_text() == measured and len(pd.read_csv(out / "results.csv")) == 6
+    # other settings: refused, naming what a rerun with the same ones could add (improve has no variants)
+    with pytest.raises(UserError, match=r"rerun with those settings to add seeds, or choose a new --out"):
+        im.improve(synth_root, fixes, out, seeds=1, folds=3, overrides=(*SETS[1:], "train.lr=0.5"),
+                   log=lambda s: None)
 
 
 def test_bad_input_is_refused_before_anything_is_written(synth_root, tmp_path, monkeypatch):

@@ -286,7 +286,8 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
         if not same:
             raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
                             f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
-                            "variants or seeds, or choose a new --out")
+                            f"{'variants or seeds' if settings_name == 'ablation.json' else 'seeds'}, or choose a "
+                            "new --out")
         if before.get("scoring") != SCORING:
             raise UserError(f"{out} holds runs scored on the checkpoint their own validation fold chose (before "
                             "held-out scoring); they cannot be paired with held-out runs, so choose a new --out")
