@@ -117,7 +117,11 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
         resumable_only = ("optimizer", "scheduler", "scaler", "train_model", "swa")
         save_checkpoint(out / "best.pt", {k: v for k, v in ckpt.items() if k not in resumable_only})
     if ckpt:
-        log(f"resuming {out} after epoch {start_epoch} (best macro F1 so far {best_score:.4f} at epoch {best_epoch})")
+        # With SWA the run's result is the average, not this best single epoch: say so, or the line misleads.
+        swa = (f"; best.pt becomes the SWA average of epochs {cfg.train.swa}-{cfg.train.epochs} when training ends"
+               if cfg.train.swa else "")
+        log(f"resuming {out} after epoch {start_epoch} (best single epoch so far: macro F1 {best_score:.4f} at "
+            f"epoch {best_epoch}{swa})")
     tracker: trackers.Trackers | None = None
     best_state = None  # best.pt's weights, kept in memory so that no process has to read them back
     main = is_main()
