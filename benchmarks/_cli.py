@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from maskcls.cli import at_least
+from maskcls.cli.common import CommandParser
 from maskcls.config import Config, flat
 from maskcls.errors import UserError
 
@@ -22,7 +23,8 @@ positive = at_least(1)  # argparse type: a whole number >= 1, as maskcls's own c
 
 def parser_for(doc: str, *, people: int, folds: int, epochs: int, what: str) -> argparse.ArgumentParser:
     """The options both k-fold benchmarks take: people, folds, epochs, config, --set and --out."""
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0].replace("\n", " "))
+    # maskcls's own parser: a bad value (--seeds 0) is one line, the usage only for a misshapen command line
+    parser = CommandParser(description=doc.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--people", type=positive, default=people, help="synthetic training people (default: %(default)s)")
     parser.add_argument("--folds", type=positive, default=folds, help=f"k: {what} (at least 2; default: %(default)s)")
     parser.add_argument("--epochs", type=positive, default=epochs, help="epochs per fold model (default: %(default)s)")
@@ -35,6 +37,8 @@ def parser_for(doc: str, *, people: int, folds: int, epochs: int, what: str) -> 
 
 
 def check_folds(args: argparse.Namespace) -> None:
+    if any(s.partition("=")[0].strip() == "data.folds" for s in args.set):
+        raise UserError("--set data.folds: the benchmark sets it from --folds")
     if args.folds < 2:
         raise UserError(f"--folds must be at least 2, got {args.folds}")
     if args.people < 2 * args.folds:
@@ -75,7 +79,7 @@ def run(main: Callable[[], None]) -> None:
     try:
         main()
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -182,9 +182,9 @@ def hair_line(persons: list[str], noise: pd.DataFrame, people: int, seed: int) -
 
     clean = [p for p in top if p not in planted]
     missed = [p for p in planted if p not in top]
-    return (f"top {k}: {k - len(clean)} planted; {sum(map(unlike, clean))} of the {len(clean)} clean people "
-            f"have hair unlike their gender; {sum(not unlike(p) for p in missed)} of the {len(missed)} planted "
-            "people missed have hair like the gender recorded")
+    return (f"top {k}: {k - len(clean)} planted; clean people with hair unlike their gender: "
+            f"{sum(map(unlike, clean))} of {len(clean)}; planted people missed whose hair is like the gender "
+            f"recorded: {sum(not unlike(p) for p in missed)} of {len(missed)}")
 
 
 def at_k(persons: list[str], planted: set[str]) -> tuple[float, float]:

@@ -33,6 +33,8 @@ BENCHMARKS = __import__("pathlib").Path(__file__).resolve().parents[1] / "benchm
     (["--config", "nosuch"], "no such file or built-in config"),
     (["--set", "data.sise=96x128"], "did you mean data.size"),
     (["--people", "-3"], "must be at least 1"),
+    (["--epochs", "0"], "must be at least 1"),
+    (["--folds", "2", "--set", "data.folds=3"], "the benchmark sets it from --folds"),
 ])
 def test_benchmark_scripts_end_a_mistake_in_one_line(tmp_path, args, message):
     import subprocess
@@ -43,6 +45,7 @@ def test_benchmark_scripts_end_a_mistake_in_one_line(tmp_path, args, message):
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, (script, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr
+        assert done.stderr.startswith(f"{script}: error:") and len(done.stderr.splitlines()) == 1, done.stderr
         assert not (tmp_path / "o").exists()  # refused before any data was drawn
 
 
@@ -89,7 +92,7 @@ def test_audit_benchmark_measures_what_repeats_add(tmp_path):
     summary = json.loads((tmp_path / "o" / "audit-0" / "summary.json").read_text())
     assert [p.rsplit("/", 1)[-1] for p in summary["runs"]] == ["cv", "cv-1"]
     assert "proposed" in done.stdout and "seed 0: gate quality" in done.stdout
-    assert "seed 0: top " in done.stdout and "have hair unlike their gender" in done.stdout
+    assert "seed 0: top " in done.stdout and "clean people with hair unlike their gender" in done.stdout
 
 
 def test_audit_benchmark_explains_gender_suspects_by_hidden_hair(monkeypatch):
@@ -116,9 +119,10 @@ def test_audit_benchmark_explains_gender_suspects_by_hidden_hair(monkeypatch):
     planted = [flipped(typical[0]), flipped(odd[0])]
     noise = pd.DataFrame({"person": planted, "field": "gender", "image": "*", "recorded": "", "true": ""})
     ranking = [planted[0], name[odd[1].index], planted[1], name[typical[1].index]]
-    assert hair_line(ranking, noise, 40, 0) == ("top 2: 1 planted; 1 of the 1 clean people have hair unlike their "
-                                                "gender; 1 of the 1 planted people missed have hair like the "
-                                                "gender recorded")
+    assert hair_line(ranking, noise, 40, 0) == ("top 2: 1 planted; clean people with hair unlike their gender: "
+                                                "1 of 1; planted people missed whose hair is like the gender "
+                                                "recorded: 1 of 1")
     ranking = [name[typical[1].index], name[typical[2].index], *planted]
-    assert hair_line(ranking, noise, 40, 0).startswith("top 2: 0 planted; 0 of the 2 clean people")
-    assert "1 of the 2 planted people missed" in hair_line(ranking, noise, 40, 0)
+    assert hair_line(ranking, noise, 40, 0).startswith("top 2: 0 planted; clean people with hair unlike their "
+                                                       "gender: 0 of 2;")
+    assert hair_line(ranking, noise, 40, 0).endswith("gender recorded: 1 of 2")

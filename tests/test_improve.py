@@ -1,5 +1,6 @@
 """`maskcls improve`: both arms scored on one answer key, held-out scoring, resume, and bad input."""
 
+import json
 import shutil
 
 import numpy as np
@@ -40,8 +41,10 @@ def test_both_arms_are_scored_on_one_key(synth_root, tmp_path, monkeypatch):
     monkeypatch.setattr(ab, "score_run", spy)
     fixes = synth_root / "truth" / "corrections.csv"
     out = tmp_path / "imp"
+    # --set data.folds=3 agrees with --folds 3: accepted (as ablate accepts it), and said once
     table = im.improve(synth_root, fixes, out, seeds=1, folds=3, key=synth_root / "truth" / "train_truth.csv",
-                       overrides=SETS[1:], progress=False, log=lambda s: None).set_index("metric")
+                       overrides=(*SETS[1:], "data.folds=3"), progress=False, log=lambda s: None).set_index("metric")
+    assert json.loads((out / "improve.json").read_text())["set"].count("data.folds=3") == 1
     assert {p.name for p in out.iterdir()} >= {"table.md", "results.csv", "improve.png", "people.csv", "corrections.csv"}
     # the arms trained on different labels ...
     assert {c[0] for c in calls} == {"none", str((out / "corrections.csv").resolve())}
@@ -185,8 +188,12 @@ def test_real_runs_keep_the_last_epoch_even_when_an_earlier_one_scored_better(sy
     sets = tuple(t for t in TINY if not t.startswith(("data.folds", "train.epochs"))) + \
         ("train.epochs=2", "train.tensorboard=false")
     out = tmp_path / "imp"
+    said: list[str] = []
     im.improve(synth_root, synth_root / "truth" / "corrections.csv", out, seeds=1, folds=3, overrides=sets,
-               progress=False, log=lambda s: None)
+               progress=False, log=said.append)
+    # the log speaks of the kept epoch as the last one, never as a "best" the scored fold chose
+    assert sum("last epoch 2 of 2:" in line for line in said) == 6, said
+    assert not any("*best" in line or "best epoch" in line for line in said), said
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 6 and (results["status"] == "ok").all()
     assert (results["best_epoch"] == 2).all() and (results["epochs"] == 2).all()

@@ -206,8 +206,8 @@ def wrote_line(out: Path, plot: str, *, results_written: bool) -> str:
 
 def scoring_note(key: AnswerKey) -> str:
     """The line under every comparison table: what the runs were scored on, and with which checkpoint."""
-    return (f"\nScored on one answer key: {key.description}. Each run keeps its last epoch (a fixed budget: "
-            "no checkpoint is chosen on anyone) and is scored on the people of its held-out fold, whom it "
+    return (f"\nEvery run is scored on one key, the same for all: {key.description}. Each run keeps its last "
+            "epoch (a fixed budget: no checkpoint is chosen on anyone) and is scored on the people of its held-out fold, whom it "
             "never trained on (results.csv: scored_fold; people.csv: who is in each fold).\n")
 
 

@@ -75,8 +75,13 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
     out = Path(out)
     if folds < 2:
         raise UserError(f"--folds must be at least 2 (every person is scored once per seed), got {folds}")
-    if "data.folds" in [o.partition("=")[0].strip() for o in overrides]:
-        raise UserError("--set data.folds: improve sets it from --folds")
+    # --folds is data.folds: the same value given again is fine (the line ablate's README command uses),
+    # another one would be silently overridden, so it is refused.
+    given = [v.strip() for k, _, v in (o.partition("=") for o in overrides) if k.strip() == "data.folds"]
+    if any(v != str(folds) for v in given):
+        raise UserError(f"--set data.folds={given[-1]} and --folds {folds} disagree: improve sets data.folds from "
+                        "--folds; give --folds alone")
+    overrides = tuple(o for o in overrides if o.partition("=")[0].strip() != "data.folds")
     fixes = corr_mod.resolve(corrections)
     if fixes is None:
         raise UserError("--corrections none: give the corrections to measure (a CSV, e.g. an audit's "

@@ -160,7 +160,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             tracker.log_epoch(row, epoch + 1)
             shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("train_loss", "val_loss", *METRIC_KEYS) if row[k] is not None)
             log(f"epoch {epoch + 1}/{cfg.train.epochs}  {shown}  {row['images_per_s']:.0f} img/s"
-                + ("  *best" if improved else ""))
+                + ("  *best" if improved and cfg.train.select != "last" else ""))
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs:
                 return {"stopped_after_epoch": epoch + 1}
         if isinstance(s.average, Swa):
@@ -382,7 +382,8 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     write_json(out / "summary.json", summary)
     # The SWA average is no epoch of the run: say what was scored, not an epoch whose own line differs.
     what = (f"the SWA average of epochs {cfg.train.swa}-{best_epoch} of {len(history)}" if "swa" in
-            summary.get("averaged", "") else f"best epoch {best_epoch} of {len(history)}")
+            summary.get("averaged", "") else f"last epoch {best_epoch} of {len(history)}" if cfg.train.select == "last"
+            else f"best epoch {best_epoch} of {len(history)}")
     log(f"{what}: {format_scores(summary)}; run in {out}")
     return summary
 
