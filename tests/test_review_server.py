@@ -93,7 +93,14 @@ def _press(driver, keys: str) -> None:
 
 def _reload(driver) -> None:
     """Reload the page; the old page's marker is cleared first, so a wait on the marker below waits for
-    the new page (on a loaded machine the old one may still answer right after refresh())."""
+    the new page (on a loaded machine the old one may still answer right after refresh()).
+
+    The pause first: Chromium passes a page's localStorage writes to its storage service
+    asynchronously, and a reload in the same instant may start the page in a new renderer that reads
+    the service before the old renderer's writes arrive (seen once, on a machine busy with training:
+    every decision of the page opened from disk gone). A person never reloads within milliseconds of a
+    key press; this is the browser's delivery, not the page's bookkeeping, which the test is about."""
+    time.sleep(1.0)
     driver.execute_script("document.body.dataset.mode = 'reloading'")
     driver.refresh()
 
