@@ -12,7 +12,7 @@ from typing import Callable
 
 from maskcls.cli import at_least
 from maskcls.cli.common import CommandParser
-from maskcls.config import Config, flat
+from maskcls.config import Config, flat, set_values
 from maskcls.errors import UserError
 
 STAMP = "benchmark.json"
@@ -37,7 +37,7 @@ def parser_for(doc: str, *, people: int, folds: int, epochs: int, what: str) -> 
 
 
 def check_folds(args: argparse.Namespace) -> None:
-    if any(s.partition("=")[0].strip() == "data.folds" for s in args.set):
+    if set_values(args.set, "data.folds"):
         raise UserError("--set data.folds: the benchmark sets it from --folds")
     if args.folds < 2:
         raise UserError(f"--folds must be at least 2, got {args.folds}")

@@ -418,6 +418,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return check(cfg)
 
 
+def set_values(overrides: Sequence[str], key: str) -> list[str]:
+    """The values ``--set KEY=...`` gives ``key`` in ``overrides``, in order (the commands that also take
+    an option for the same setting, like ``--folds`` for data.folds, compare them with it)."""
+    return [v.strip() for k, _, v in (o.partition("=") for o in overrides) if k.strip() == key]
+
+
 def train_config(out: str | Path, *, config: str | Path | None = None, overrides: Sequence[str] = (),
                  corrections: str | None = None, fold: int | str | None = None, resume: bool = False) -> Config:
     """The settings of a training into run folder ``out`` (what `maskcls train` runs with).

@@ -60,7 +60,9 @@ def _folds_setting(args: argparse.Namespace) -> list[str]:
     it twice); a --set data.folds with another value is refused rather than silently overridden."""
     if not args.folds:
         return []
-    given = [v.strip() for k, _, v in (s.partition("=") for s in args.set) if k.strip() == "data.folds"]
+    from ..config import set_values
+
+    given = set_values(args.set, "data.folds")
     if any(v != str(args.folds) for v in given):
         raise UserError(f"--folds {args.folds} and --set data.folds={given[-1]} disagree; give one of them")
     return [] if given else [f"data.folds={args.folds}"]

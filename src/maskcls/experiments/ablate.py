@@ -207,8 +207,8 @@ def wrote_line(out: Path, plot: str, *, results_written: bool) -> str:
 def scoring_note(key: AnswerKey) -> str:
     """The line under every comparison table: what the runs were scored on, and with which checkpoint."""
     return (f"\nEvery run is scored on one key, the same for all: {key.description}. Each run keeps its last "
-            "epoch (a fixed budget: no checkpoint is chosen on anyone) and is scored on the people of its held-out fold, whom it "
-            "never trained on (results.csv: scored_fold; people.csv: who is in each fold).\n")
+            "epoch (a fixed budget: no checkpoint is chosen on anyone) and is scored on the people of its "
+            "held-out fold, whom it never trained on (results.csv: scored_fold; people.csv: who is in each fold).\n")
 
 
 def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, seeds: int, folds: int | None,

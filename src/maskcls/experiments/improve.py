@@ -24,7 +24,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..config import load_config
+from ..config import load_config, set_values
 from ..data import corrections as corr_mod
 from ..data import splits
 from ..data.table import load_table
@@ -77,11 +77,11 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
         raise UserError(f"--folds must be at least 2 (every person is scored once per seed), got {folds}")
     # --folds is data.folds: the same value given again is fine (the line ablate's README command uses),
     # another one would be silently overridden, so it is refused.
-    given = [v.strip() for k, _, v in (o.partition("=") for o in overrides) if k.strip() == "data.folds"]
+    given = set_values(overrides, "data.folds")
     if any(v != str(folds) for v in given):
         raise UserError(f"--set data.folds={given[-1]} and --folds {folds} disagree: improve sets data.folds from "
                         "--folds; give --folds alone")
-    overrides = tuple(o for o in overrides if o.partition("=")[0].strip() != "data.folds")
+    overrides = tuple(o for o in overrides if not set_values([o], "data.folds"))
     fixes = corr_mod.resolve(corrections)
     if fixes is None:
         raise UserError("--corrections none: give the corrections to measure (a CSV, e.g. an audit's "
