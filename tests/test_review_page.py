@@ -74,6 +74,20 @@ def _states(driver) -> list[str]:
     return driver.execute_script("return [...document.querySelectorAll('.card')].map(c => c.dataset.state)")
 
 
+def _states_become(driver, expected: list[str], timeout: float = 10.0) -> None:
+    """Wait until the cards show ``expected``; on a timeout, say what localStorage held, so a failure
+    tells a page that lost its decisions from a browser that had not yet delivered them."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if _states(driver) == expected:
+            return
+        time.sleep(0.05)
+    stored = driver.execute_script("return JSON.stringify(Object.entries(window.localStorage))")
+    raise AssertionError(f"cards {_states(driver)} != {expected}; localStorage: {stored}")
+
+
 def _count(driver, name: str) -> int:
     from selenium.webdriver.common.by import By
 
@@ -139,7 +153,7 @@ def test_review_page_end_to_end(browser, tmp_path):
 
     # Decisions survive a reload.
     driver.refresh()
-    assert _states(driver) == ["accept", "reject", "accept", "skip"]
+    _states_become(driver, ["accept", "reject", "accept", "skip"])
     assert (_count(driver, "accepted"), _count(driver, "rejected"), _count(driver, "pending")) == (2, 1, 1)
 
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
@@ -150,6 +164,21 @@ def test_review_page_end_to_end(browser, tmp_path):
     driver.get(other.as_uri())
     assert _states(driver) == ["pending", "pending"]
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_two_tabs_of_the_page_follow_each_other(browser, tmp_path):
+    """Opened from disk in two tabs, a decision made in one shows in the other (the storage event)."""
+    driver, _ = browser
+    page = write_review(_issues(), {}, tmp_path / "audit")
+    driver.get(page.as_uri())
+    first = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(page.as_uri())
+    driver.execute_script("document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'a', bubbles: true}))")
+    driver.execute_script("document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'r', bubbles: true}))")
+    assert _states(driver) == ["accept", "reject", "pending", "pending"]
+    driver.switch_to.window(first)
+    _states_become(driver, ["accept", "reject", "pending", "pending"])
 
 
 def test_review_page_without_issues_or_photos(tmp_path):

@@ -5,7 +5,8 @@ as a corrections CSV (the format ``maskcls.data.corrections.read`` takes).
 The issues travel into the page as JSON, each with its corrections-CSV row already made by
 ``rank.to_corrections``, so the page only filters and quotes rows and cannot drift from the format.
 Opened from disk, decisions live in the browser's localStorage under a key derived from this audit's
-issues and output folder, so a reload keeps them and two audits never share them. Served by
+issues and output folder, so a reload keeps them, two tabs of the same page follow each other and
+two audits never share them. Served by
 ``maskcls review`` (``server.py``), the page sends every decision to the server, which writes it to
 AUDIT/decisions.csv at once; the server's state is then the page's. Either way ``u`` undoes the
 last decision made, wherever the cursor is, and a card accepted in an earlier review (the issues'
@@ -390,6 +391,15 @@ _PAGE = r"""<!doctype html>
     else if (e.key in acts) { if (current < 0) focusCard(0); decide(current, acts[e.key]); }
     else return;
     e.preventDefault();
+  });
+  // Opened from disk in two tabs (or reloaded while the browser still delivers the last writes), the
+  // page follows what the other document stored: the browser tells every other page of the origin.
+  window.addEventListener("storage", function (e) {
+    if (server || e.key !== storeKey) return;
+    var s = load();
+    decisions = s.decisions;
+    history = s.history;
+    repaint();
   });
   var ready = false;
   function start(mode) {
