@@ -419,9 +419,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 
 def set_values(overrides: Sequence[str], key: str) -> list[str]:
-    """The values ``--set KEY=...`` gives ``key`` in ``overrides``, in order (the commands that also take
-    an option for the same setting, like ``--folds`` for data.folds, compare them with it)."""
+    """The values ``--set KEY=...`` gives ``key`` in ``overrides``, in order."""
     return [v.strip() for k, _, v in (o.partition("=") for o in overrides) if k.strip() == key]
+
+
+def with_option(overrides: Sequence[str], key: str, value: object, option: str) -> list[str]:
+    """``overrides`` with ``key=value``, for a command option that is that setting (``--folds K`` is
+    data.folds=K): a --set of the same value is kept as it is (so the config line says it once), one of
+    another value is refused rather than silently overridden."""
+    given = set_values(overrides, key)
+    if any(v != str(value) for v in given):
+        raise UserError(f"{option} {value} and --set {key}={given[-1]} disagree; give one of them")
+    return list(overrides) if given else [*overrides, f"{key}={value}"]
 
 
 def train_config(out: str | Path, *, config: str | Path | None = None, overrides: Sequence[str] = (),

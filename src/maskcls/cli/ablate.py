@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UserError
 from .common import DATA_HELP, FOLDS_HELP, at_least, config_args, launch_args, launch_options, resolve_config, setting_args, setting_flags
 from .improve import KEY_HELP
 
@@ -40,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments.launch import open_launcher
 
     variants = parse_variants(args.variants)
-    args.set = [*args.set, *setting_flags(args), *_folds_setting(args)]
+    args.set = [*args.set, *setting_flags(args)]
+    if args.folds:
+        from ..config import with_option
+
+        args.set = with_option(args.set, "data.folds", args.folds, "--folds")
     resolve_config(args)
     with open_launcher(**launch_options(args)) as launcher:
         results = ablate(args.data, args.out, variants, seeds=args.seeds, folds=args.run_folds,
@@ -54,15 +57,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-def _folds_setting(args: argparse.Namespace) -> list[str]:
-    """--folds K as the setting data.folds=K, unless --set already says so (the config line would show
-    it twice); a --set data.folds with another value is refused rather than silently overridden."""
-    if not args.folds:
-        return []
-    from ..config import set_values
-
-    given = set_values(args.set, "data.folds")
-    if any(v != str(args.folds) for v in given):
-        raise UserError(f"--folds {args.folds} and --set data.folds={given[-1]} disagree; give one of them")
-    return [] if given else [f"data.folds={args.folds}"]

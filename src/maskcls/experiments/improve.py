@@ -24,7 +24,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..config import load_config, set_values
+from ..config import load_config, with_option
 from ..data import corrections as corr_mod
 from ..data import splits
 from ..data.table import load_table
@@ -75,19 +75,12 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
     out = Path(out)
     if folds < 2:
         raise UserError(f"--folds must be at least 2 (every person is scored once per seed), got {folds}")
-    # --folds is data.folds: the same value given again is fine (the line ablate's README command uses),
-    # another one would be silently overridden, so it is refused.
-    given = set_values(overrides, "data.folds")
-    if any(v != str(folds) for v in given):
-        raise UserError(f"--set data.folds={given[-1]} and --folds {folds} disagree: improve sets data.folds from "
-                        "--folds; give --folds alone")
-    overrides = tuple(o for o in overrides if not set_values([o], "data.folds"))
+    overrides = tuple(with_option(overrides, "data.folds", folds, "--folds"))  # --folds is data.folds
     fixes = corr_mod.resolve(corrections)
     if fixes is None:
         raise UserError("--corrections none: give the corrections to measure (a CSV, e.g. an audit's "
                         "accepted_corrections.csv)")
     corr_mod.read(fixes)  # a bad line is named now, before anything trains
-    overrides = (*overrides, f"data.folds={folds}")
     base = load_config(config, list(overrides))
     # FILE must change something in DATA; corrections naming people not in the data are counted, as
     # `train --corrections` does, but a FILE that changes no label has nothing to measure.

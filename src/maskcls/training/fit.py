@@ -381,9 +381,11 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
                        title=f"{cfg.model.name}, validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
     write_json(out / "summary.json", summary)
     # The SWA average is no epoch of the run: say what was scored, not an epoch whose own line differs.
-    what = (f"the SWA average of epochs {cfg.train.swa}-{best_epoch} of {len(history)}" if "swa" in
-            summary.get("averaged", "") else f"last epoch {best_epoch} of {len(history)}" if cfg.train.select == "last"
-            else f"best epoch {best_epoch} of {len(history)}")
+    if "swa" in summary.get("averaged", ""):
+        what = f"the SWA average of epochs {cfg.train.swa}-{best_epoch}"
+    else:  # train.select=last keeps the last epoch: no epoch was chosen as "best"
+        what = f"{'last' if cfg.train.select == 'last' else 'best'} epoch {best_epoch}"
+    what += f" of {len(history)}"
     log(f"{what}: {format_scores(summary)}; run in {out}")
     return summary
 
