@@ -75,7 +75,11 @@ class DataConfig(_Strict):
     augment: str = _f("hflip+vflip", "random training transforms joined by + (see `maskcls augment-preview --help`)")
     face_margin: float = _f(0.5, "data.crop=face: the face box grows by this share of its size (more above: hair)",
                             lo=0, hi=3)
-    cache_dir: str = _f("", "on-disk caches (face boxes); empty: $MASKCLS_CACHE or ~/.cache/maskcls")
+    cache_dir: str = _f("", "on-disk caches (faces, preprocessed photos); empty: $MASKCLS_CACHE or ~/.cache/maskcls")
+    face_detectors: str = _f("hog+haar", "the face detector cascade of `maskcls faces` and data.crop=face, tried in "
+                                         "order, joined by +: hog, haar, cnn (see `maskcls faces --help`)")
+    face_groups: bool = _f(True, "person-level folds keep person ids whose faces match (one person filed twice) in "
+                                 "one fold, when the face cache holds the data's faces (`maskcls faces DATA`)")
     corrections: str = _f("known", "label corrections: known | none | path to a corrections CSV")
     allow_outside: bool = _f(False, "accept manifest paths outside the manifest's folder (.. or absolute)")
     age_young: int = _f(30, "first age of the middle group, for training", lo=1, hi=100)
@@ -533,6 +537,12 @@ def check(cfg: Config) -> Config:
                         "(early stopping on the validation people) must be 0")
     _check_averaging(cfg)
     parse_trackers(cfg.train.trackers)  # raises a UserError naming the unknown tracker
+    from .faces.detect import check_cascade
+
+    try:
+        check_cascade(cfg.data.face_detectors)
+    except ValueError as exc:
+        raise UserError(f"config data.face_detectors: {exc}") from None
     if cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg

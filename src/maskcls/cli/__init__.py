@@ -15,7 +15,7 @@ from ..errors import UserError, user_message
 from .common import QUIET_HELP, CommandParser, at_least  # noqa: F401 (at_least: benchmarks/_cli.py uses it)
 
 # The modules of the commands, in the order `maskcls --help` lists them.
-COMMANDS = ("config", "demo", "demo_data", "validate", "eda", "summary", "train", "evaluate", "predict", "classify",
+COMMANDS = ("config", "demo", "demo_data", "validate", "faces", "eda", "summary", "train", "evaluate", "predict", "classify",
             "score", "audit", "review", "interpret", "augment_preview", "export", "bench", "ablate", "lr_find",
             "improve")
 

@@ -181,7 +181,8 @@ def data_settings(args: argparse.Namespace):
     return load_config(None, [*sets, *setting_flags(args)])
 
 
-DATA_KEYS = ("data.age_young", "data.age_old", "data.allow_outside")
+DATA_KEYS = ("data.age_young", "data.age_old", "data.allow_outside", "data.cache_dir", "data.face_detectors",
+             "data.face_groups")
 FOLDS_HELP = "K person-level folds, every one trained (the same as --set data.folds=K; default: the config's data.folds)"
 
 

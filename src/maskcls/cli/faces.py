@@ -1,0 +1,46 @@
+"""maskcls faces: every photo's face box, landmarks and descriptor, cached by photo content."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import DATA_HELP, data_setting_args, data_settings, workers_arg
+
+
+def add_parser(sub) -> None:
+    from ..faces.detect import DEFAULT_CASCADE, DETECTORS
+
+    detectors = "; ".join(f"{k}: {v}" for k, v in DETECTORS.items())
+    p = sub.add_parser(
+        "faces", help="find, align and describe every photo's face with a pretrained face model (cached)",
+        description="Run dlib's pretrained face model over DATA: detect each photo's face (the cascade "
+                    f"data.face_detectors, default {'+'.join(DEFAULT_CASCADE)}; {detectors}), align it on 5 "
+                    "landmarks and compute its 128-d ResNet descriptor. Results are cached by photo content in "
+                    "data.cache_dir (default $MASKCLS_CACHE or ~/.cache/maskcls), never in DATA; a rerun, or any "
+                    "command that needs faces (audit, validate, summary, eda, the folds), computes only photos "
+                    "not cached yet, and a killed run resumes. The descriptor was trained for identity, not "
+                    "gender or age: see the README's 'Face model'.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    workers_arg(p, help="processes that compute faces (default: the machine's cores, at most 8; 0: this process)")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON instead of a line")
+    data_setting_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.table import load_table
+    from ..faces.compute import compute_faces
+
+    cfg = data_settings(args)
+    table, _ = load_table(args.data, cutoffs=cfg.cutoffs, corrections="none", allow_outside=cfg.data.allow_outside)
+    faces = compute_faces(table["path"].tolist(), cache_dir=cfg.data.cache_dir or None,
+                          cascade=cfg.data.face_detectors, workers=args.workers,
+                          log=lambda s: None)
+    if args.json:
+        print(json.dumps({"photos": len(table), "found": int(faces.found.sum()), "per_detector": faces.per_detector,
+                          "cached": faces.cached, "computed": faces.computed, "seconds": round(faces.seconds, 2),
+                          "cascade": faces.cascade, "cache": str(faces.cache_path)}, indent=2))
+    else:
+        print(faces.summary())
+    return 0

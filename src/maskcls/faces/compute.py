@@ -1,0 +1,156 @@
+"""`maskcls faces`: detect, align and describe every photo's face once, through the cache.
+
+Photos are keyed by content (cache.content_key); only those the cache lacks are computed, in worker
+processes (dlib and OpenCV hold the GIL for much of their work, so threads would not help), and the
+results are committed in batches of BATCH photos as they come, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..progress import bar as progress_bar
+from .cache import FaceCache, FaceRecord, content_key
+from .describe import DESCRIPTOR_SIZE, describe
+from .detect import DEFAULT_CASCADE, check_cascade, detect
+
+BATCH = 16  # photos per commit: a kill loses at most this many photos' work
+MIN_PER_WORKER = 8  # below this many photos per worker process, starting the process costs more than it saves
+
+
+@dataclass
+class Faces:
+    """Every photo's face, in the order of the paths asked for.
+
+    ``table``: path, key (content), width, height, detector (None: no face), score, x, y, w, h.
+    ``descriptors``: (N, 128) float32, NaN rows where no face was found. ``landmarks``: (N, 5, 2).
+    """
+
+    table: pd.DataFrame
+    descriptors: np.ndarray
+    landmarks: np.ndarray
+    cascade: str
+    cache_path: Path
+    cached: int = 0  # photos found in the cache
+    computed: int = 0  # photos computed by this call
+    seconds: float = 0.0  # time spent computing
+    per_detector: dict = field(default_factory=dict)
+
+    @property
+    def found(self) -> np.ndarray:
+        return self.table["detector"].notna().to_numpy()
+
+    def summary(self) -> str:
+        n = len(self.table)
+        found = int(self.found.sum())
+        by = ", ".join(f"{k} {v}" for k, v in self.per_detector.items()) or "none"
+        rate = f" in {self.seconds:.1f} s ({self.computed / self.seconds:.1f} photos/s)" if self.computed else ""
+        return (f"faces: {found} of {n} photos have a face ({by}; no face in {n - found}); {self.cached} from the "
+                f"cache, {self.computed} computed{rate}; cache {self.cache_path}")
+
+
+def _analyse(path: str, cascade: tuple[str, ...]) -> FaceRecord:
+    from ..data.images import read_rgb
+
+    image = read_rgb(path)
+    h, w = image.shape[:2]
+    face = detect(image, cascade)
+    if face is None:
+        return FaceRecord(w, h)
+    points, vector = describe(image, face)
+    return FaceRecord(w, h, face.detector, face.score, face.box, points, vector)
+
+
+def _work(args: tuple[str, tuple[str, ...]]) -> FaceRecord:
+    return _analyse(*args)
+
+
+def _init_worker() -> None:
+    # One thread per worker process: the processes are the parallelism (oversubscribed BLAS threads
+    # on 2 cores slow every process down).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None = None,
+                  cascade: str | Sequence[str] = DEFAULT_CASCADE, workers: int | None = None,
+                  progress: bool = True, log: Callable[[str], None] = print) -> Faces:
+    """Faces of ``paths`` (photo files), computed where the cache lacks them and stored there.
+
+    workers: processes that compute (None: the machine's cores, at most 8; 0 or 1: this process).
+    Raises UserError (data.images.PhotoError) naming a photo that does not decode; what was computed
+    before it stays cached.
+    """
+    names = check_cascade(cascade)
+    spelled = "+".join(names)
+    paths = [str(p) for p in paths]
+    keys = [content_key(p) for p in paths]
+    records: dict[str, FaceRecord] = {}
+    with FaceCache(cache_dir) as cache:
+        records.update(cache.get(keys, spelled))
+        todo: dict[str, str] = {}
+        for path, key in zip(paths, keys):
+            if key not in records and key not in todo:
+                todo[key] = path
+        cached = len(paths) - sum(1 for k in keys if k in todo)
+        start = time.perf_counter()
+        if todo:
+            n_workers = min(os.cpu_count() or 1, 8) if workers is None else workers
+            n_workers = max(1, min(n_workers, len(todo) // MIN_PER_WORKER))
+            items = list(todo.items())
+            jobs = [(p, names) for _, p in items]
+            pending: list[tuple[str, FaceRecord]] = []
+            with progress_bar(total=len(items), desc="faces", unit="photo", disable=not progress) as bar:
+                if n_workers <= 1:
+                    results = map(_work, jobs)
+                    pool = None
+                else:
+                    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=_init_worker)
+                    results = pool.map(_work, jobs, chunksize=4)
+                try:
+                    for (key, _), record in zip(items, results):
+                        records[key] = record
+                        pending.append((key, record))
+                        bar.update(1)
+                        if len(pending) >= BATCH:
+                            cache.put(pending, spelled)
+                            pending = []
+                finally:
+                    if pending:
+                        cache.put(pending, spelled)  # keep what is done, also when a photo failed
+                    if pool is not None:
+                        pool.shutdown(cancel_futures=True)
+        seconds = time.perf_counter() - start
+        cache_path = cache.path
+    return _assemble(paths, keys, records, spelled, cache_path, cached, len(todo), seconds)
+
+
+def _assemble(paths, keys, records, cascade, cache_path, cached, computed, seconds) -> Faces:
+    n = len(paths)
+    descriptors = np.full((n, DESCRIPTOR_SIZE), np.nan, np.float32)
+    landmarks = np.full((n, 5, 2), np.nan, np.float32)
+    rows = []
+    for i, (path, key) in enumerate(zip(paths, keys)):
+        r = records[key]
+        box = r.box or (None, None, None, None)
+        rows.append((path, key, r.width, r.height, r.detector, r.score, *box))
+        if r.found:
+            descriptors[i] = r.descriptor
+            landmarks[i] = r.landmarks
+    table = pd.DataFrame(rows, columns=["path", "key", "width", "height", "detector", "score", "x", "y", "w", "h"])
+    per = table["detector"].value_counts()
+    return Faces(table, descriptors, landmarks, cascade, cache_path, cached, computed, seconds,
+                 {k: int(per[k]) for k in per.index})
