@@ -356,6 +356,54 @@ def _pool_margin(margins: np.ndarray | None, idx: np.ndarray) -> float:
     return float(m.mean()) if len(m) else np.nan
 
 
+def issue_evidence(issues: pd.DataFrame, oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
+                   signals: Iterable[str] | dict[str, Iterable[str]] | None = None) -> pd.Series:
+    """What one source of probabilities (``oof``, find_issues' input) says of each issue, as text for
+    a reader: the probability it gives the suggested answer, pooled over the person's photos as the
+    ranking pools them ("female 0.93"; a swap: "swap 0.88"), or "no opinion" where it has none
+    (``oof`` lacks the photos or the field's columns, or its probabilities are missing there)."""
+    out = []
+    rows = {p: i for i, p in enumerate(zip(oof["person"].astype(str), oof["image"].astype(str)))} if len(oof) else {}
+    persons = oof["person"].astype(str).to_numpy() if len(oof) else np.array([], str)
+    by_person = pd.Series(range(len(persons))).groupby(persons, sort=False).indices if len(oof) else {}
+    cache: dict[str, np.ndarray | None] = {}
+    for issue in issues.itertuples(index=False):
+        field = issue.field
+        if field not in cache:
+            task = _TASKS[field]
+            cols = labels.task_prob_columns(task)
+            if not len(oof) or not all(c in oof.columns for c in cols):
+                cache[field] = None
+            else:
+                values = oof[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+                ok = ~np.isnan(values).any(axis=1)
+                probs = np.full_like(values, np.nan)
+                if ok.any():
+                    probs[ok] = _evidence_probs(oof.loc[ok], field, _signals(signals, (field,))[field])
+                cache[field] = probs
+        probs = cache[field]
+        names = _TASKS[field].names(cutoffs)
+        text = "no opinion"
+        if probs is not None and issue.photos == "*":
+            idx = by_person.get(str(issue.person))
+            if idx is not None:
+                p = probs[idx]
+                p = p[~np.isnan(p).any(axis=1)]
+                if len(p) and issue.suggested in names:
+                    text = f"{issue.suggested} {_pool(p)[names.index(issue.suggested)]:.2f}"
+        elif probs is not None and issue.suggested == "swap":
+            a, b = str(issue.photos).split("+", 1)
+            i, j = rows.get((str(issue.person), a)), rows.get((str(issue.person), b))
+            if i is not None and j is not None and not np.isnan(probs[[i, j]]).any():
+                text = f"swap {np.sqrt(probs[i, _MASK_NORMAL] * probs[j, _MASK_INCORRECT]):.2f}"
+        elif probs is not None:
+            i = rows.get((str(issue.person), str(issue.photos)))
+            if i is not None and not np.isnan(probs[i]).any() and issue.suggested in names:
+                text = f"{issue.suggested} {probs[i, names.index(issue.suggested)]:.2f}"
+        out.append(text)
+    return pd.Series(out, index=issues.index, dtype=object)
+
+
 # ---------------------------------------------------------------- the gate
 
 

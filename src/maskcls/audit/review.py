@@ -28,6 +28,7 @@ from ..fileio import atomic_open, write_text
 from .decisions import card_id, issue_key
 from .rank import CORRECTION_COLUMNS, to_corrections
 
+SOURCES = (("networks trained here", "networks_say"), ("face model", "face_model_says"))
 _NEEDED = ["person", "photos", "field", "given", "suggested", "score", "rank", "fix_image", "fix_from", "fix_to"]
 JPEG_QUALITY = 82
 
@@ -64,6 +65,8 @@ def write_review(issues: pd.DataFrame, photo_paths: dict[str, list[tuple[str, st
             "field": str(rec["field"]), "photos": photos, "given": _cell(rec["given"]),
             "suggested": _cell(rec["suggested"]), "fix": f"{fix['from']} \u2192 {fix['to']}".strip(),
             "note": _cell(rec.get("note", "")),
+            # What each source says of the suggestion (audit.run: the networks and the face model).
+            "sources": [[name, _cell(rec.get(col, ""))] for name, col in SOURCES if _cell(rec.get(col, ""))],
             "thumbs": [[str(stem), thumbs.get((person, str(stem), str(path))), marked is None or str(stem) in marked]
                        for stem, path in photo_paths.get(person, [])],
             "correction": [fix[c] for c in CORRECTION_COLUMNS],
@@ -150,6 +153,8 @@ _PAGE = r"""<!doctype html>
   figure img, figure .missing { display: block; background: #e4e5ea; }
   figure .missing { display: flex; align-items: center; justify-content: center; font-size: 10px; }
   .note { color: #667; font-size: 12px; }
+  .sources { font-size: 12px; color: #334; margin: 4px 0; }
+  .source { margin-right: 16px; }
   .actions button { margin-right: 6px; }
   button { font: inherit; padding: 3px 10px; border-radius: 4px; border: 1px solid #99a; background: #fff; cursor: pointer; }
   button.primary { background: #2a6ef0; color: #fff; border-color: #2a6ef0; }
@@ -248,6 +253,13 @@ _PAGE = r"""<!doctype html>
       strip.appendChild(fig);
     });
     card.appendChild(strip);
+    if (issue.sources && issue.sources.length) {
+      var says = el("div", "sources");
+      issue.sources.forEach(function (s) {
+        says.appendChild(el("span", "source", s[0] + ": " + s[1]));
+      });
+      card.appendChild(says);
+    }
     if (issue.note) card.appendChild(el("div", "note", issue.note));
     if (issue.earlier) card.appendChild(el("div", "earlier", "accepted in an earlier review"));
     var actions = el("div", "actions");

@@ -6,7 +6,8 @@ DIR/label_issues.csv          person, photos, field, given, suggested, score, ra
 DIR/proposed_corrections.csv  the corrections format, only issues with score >= rank.PROPOSE_MIN_SCORE in
                               fields read at quality >= --propose-quality that keep the competition's
                               7-photo layout (rank.proposal_verdicts); review them before training on any
-DIR/field_quality.csv         the gate: per field, balanced accuracy of the out-of-fold models vs chance
+DIR/field_quality.csv         the gate: per field, balanced accuracy of the out-of-fold models vs chance, for
+                              the networks, the face model and their blend (the blend decides)
 DIR/review.html + thumbs/     accept / reject / skip per card; saves the accepted ones as a corrections CSV
 DIR/decisions.csv             written by `maskcls review DIR`; read back here (or --decisions FILE)
 DIR/summary.json              counts, timings and (with --truth) precision and recall per kind
@@ -36,27 +37,33 @@ from ..training.folds import fold_identity, train_folds
 from ..training.runs import FOLD_PREFIX, read_probs, read_run_config
 from ..training.runspec import Launcher
 from .decisions import apply_earlier, data_fingerprint, read_decisions, read_log
-from .rank import (DEFAULT_MIN_QUALITY, ISSUE_COLUMNS, PROPOSE_MIN_QUALITY, PROPOSE_MIN_SCORE, field_quality,
-                   find_issues, layout_people, precision_recall_curve, proposal_verdicts, score_against_truth,
-                   to_corrections)
+from .rank import (DEFAULT_MIN_QUALITY, FIELDS, ISSUE_COLUMNS, PROPOSE_MIN_QUALITY, PROPOSE_MIN_SCORE,
+                   field_quality, find_issues, issue_evidence, layout_people, precision_recall_curve,
+                   proposal_verdicts, score_against_truth, to_corrections)
+from .signals import BLENDS, DEFAULT_BLEND, blend, blend_weight, face_opinion, face_view
 from .review import write_review
 
 OURS = {"label_issues.csv", "proposed_corrections.csv", "review.html", "thumbs", "summary.json",
         "precision_recall.png", "cv", "field_quality.csv", "decisions.csv", "accepted_corrections.csv"}
-REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank", "proposed"]
+REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank", "proposed", "networks_say",
+                  "face_model_says"]
+FACES_CHOICES = ("auto", "off")
 
 
 def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, folds: int = 5,
           config: str | Path | None = "demo", overrides: tuple[str, ...] = (), truth: str | Path | None = None,
           min_quality: float = DEFAULT_MIN_QUALITY, propose_quality: float = PROPOSE_MIN_QUALITY,
-          repeats: int = 1, decisions: str | Path | None = None,
-          launcher: Launcher | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+          repeats: int = 1, decisions: str | Path | None = None, faces: str = "auto",
+          blend_rule: str = DEFAULT_BLEND, launcher: Launcher | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Audit DATA's labels into OUT; returns summary.json's content.
 
     min_quality: the gate (``rank.field_quality``); propose_quality: the stricter bar a field's quality
     must reach for its issues to be proposed (``rank.proposal_verdicts``); repeats: how many `--fold all` runs to train,
     each with other fold draws, whose out-of-fold evidence is averaged (ignored with ``run``);
-    ``launcher`` (experiments.launch) trains the folds at once when no ``run`` is given."""
+    ``launcher`` (experiments.launch) trains the folds at once when no ``run`` is given; faces: "auto" adds
+    the face model's second opinion (signals.face_opinion, computing the faces the cache lacks) when dlib
+    loads here, "off" leaves it out; blend_rule: how the two sources' probabilities are combined
+    (signals.BLENDS)."""
     out = Path(out)
     if not 0 <= min_quality <= 1:
         raise UserError(f"--min-quality must be between 0 and 1, got {min_quality}")
@@ -64,6 +71,10 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         raise UserError(f"--propose-quality must be between 0 and 1, got {propose_quality}")
     if repeats < 1:
         raise UserError(f"--repeats must be at least 1, got {repeats}")
+    if faces not in FACES_CHOICES:
+        raise UserError(f"--faces must be one of {', '.join(FACES_CHOICES)}, got {faces!r}")
+    if blend_rule not in BLENDS:
+        raise UserError(f"--blend must be one of {', '.join(BLENDS)}, got {blend_rule!r}")
     refuse_output_inside(data, out)
     if out.exists() and (not out.is_dir() or any(p.name not in OURS and not _is_repeat(p.name)
                                                  and not p.name.startswith(".") for p in out.iterdir())):
@@ -82,6 +93,10 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         cfg = load_config(config, [*overrides, f"data.folds={folds}"])
         # DATA is read (and a mistake in it named) before anything is announced or trained.
         load_table(data, cutoffs=cfg.cutoffs, corrections=cfg.data.corrections, allow_outside=cfg.data.allow_outside)
+    # The faces come before any training: the folds keep person ids whose faces match together
+    # (data.face_groups), and the networks and the face model must be judged on the same folds.
+    face_set = _faces(cfg, data, progress=progress, log=log) if faces == "auto" else None
+    if run is None:
         runs = [out / ("cv" if r == 0 else f"cv-{r}") for r in range(repeats)]
         for r, folder in enumerate(runs):
             run_cfg = load_config(config, [*overrides, f"data.folds={folds}",
@@ -98,12 +113,25 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         for folder in sorted(Path(run).glob(f"{FOLD_PREFIX}*")):
             refuse_other_data(str(run), fold_identity(folder), prepared.identity(), data)
     try:
-        quality = field_quality(oof, cutoffs=cfg.cutoffs, min_quality=min_quality)
+        opinion = None if face_set is None else face_evidence(face_set, prepared, oof)
+        sources = source_qualities(oof, opinion, cfg, min_quality, blend_rule)
+        evidence = oof if opinion is None else blend(oof, opinion, sources["weights"])
+        quality = field_quality(evidence, cutoffs=cfg.cutoffs, min_quality=min_quality)
         audited = [f for f, ok in zip(quality["field"], quality["passed"]) if ok]
-        issues = find_issues(oof, cutoffs=cfg.cutoffs, fields=audited)
+        issues = find_issues(evidence, cutoffs=cfg.cutoffs, fields=audited)
+        issues["networks_say"] = issue_evidence(issues, oof, cutoffs=cfg.cutoffs)
+        issues["face_model_says"] = ("face model off" if opinion is None else
+                                     _face_says(issues, oof, opinion, cfg))
     except ValueError as exc:
         raise UserError(f"{oof_path}: {exc}") from None
-    for line in quality["reason"]:
+    quality["quality_networks"] = quality["field"].map(sources["networks"])
+    quality["quality_face"] = quality["field"].map(sources["face"])
+    quality["face_weight"] = quality["field"].map(sources["weights"]).fillna(0.0)
+    for line, field in zip(quality["reason"], quality["field"]):
+        if opinion is not None:
+            log(f"{field}: networks quality {_fmt(sources['networks'].get(field))}, face model quality "
+                f"{_fmt(sources['face'].get(field))}{sources['face_units'].get(field, '')}; blend "
+                f"({blend_rule}, face weight {sources['weights'].get(field, 0.0):.2f}) decides:")
         log(line)
     data_id = data_fingerprint(prepared.table)
     issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
@@ -121,15 +149,21 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     photos: dict[str, list[tuple[str, str]]] = {}
     for person, image, path in zip(prepared.table["person"], prepared.table["image"], prepared.table["path"]):
         photos.setdefault(str(person), []).append((str(image), str(path)))
-    write_review(issues[[c for c in [*ISSUE_COLUMNS, "reviewed"] if c in issues.columns]], photos, out,
+    write_review(issues[[c for c in [*ISSUE_COLUMNS, "networks_say", "face_model_says", "reviewed"]
+                         if c in issues.columns]], photos, out,
                  data_id=data_id)
     summary = {"photos": len(oof), "people": int(oof["person"].nunique()), "issues": len(issues),
                "issues_per_field": {k: int(v) for k, v in issues["field"].value_counts().items()},
                "proposed": len(proposed), "propose_min_score": PROPOSE_MIN_SCORE, "min_quality": min_quality,
                "propose_quality": propose_quality, "withheld": {k: int(v) for k, v in withheld.items()},
                "fields": {r["field"]: {"balanced_accuracy": _num(r["balanced_accuracy"]), "chance": _num(r["chance"]),
-                                       "quality": _num(r["quality"]), "audited": bool(r["passed"])}
+                                       "quality": _num(r["quality"]), "audited": bool(r["passed"]),
+                                       "quality_networks": _num(r["quality_networks"]),
+                                       "quality_face": _num(r["quality_face"]), "face_weight": _num(r["face_weight"])}
                           for r in quality.to_dict("records")},
+               "face_model": ({"used": False} if face_set is None else
+                              {"used": True, "blend": blend_rule, "photos_with_face": int(face_set.found.sum()),
+                               "cascade": face_set.cascade, "cache": str(face_set.cache_path)}),
                "runs": [str(r) for r in runs],
                "run": str(runs[0]), "train_seconds": round(trained, 1),
                "seconds": round(time.perf_counter() - start, 1)}
@@ -157,6 +191,68 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         f"`maskcls review {out}` (saves each decision to disk; or open {out / 'review.html'}), and train only on "
         f"the corrections you accepted ({out / 'accepted_corrections.csv'})")
     return summary
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:.2f}"
+
+
+def _faces(cfg, data, *, progress: bool, log: Callable[[str], None]):
+    """Every photo's face through the cache (faces.compute), or None when the face model cannot load
+    here (said once: the audit goes on with the networks alone)."""
+    from ..faces.compute import compute_faces
+    from ..faces.models import available
+
+    why = available()
+    if why is not None:
+        log(f"audit: no face model second opinion: {why}")
+        return None
+    table, _ = load_table(data, cutoffs=cfg.cutoffs, corrections="none", allow_outside=cfg.data.allow_outside)
+    found = compute_faces(table["path"].tolist(), cache_dir=cfg.data.cache_dir or None,
+                          cascade=cfg.data.face_detectors, progress=progress)
+    log(found.summary())
+    return found
+
+
+def face_evidence(face_set, prepared, oof: pd.DataFrame) -> pd.DataFrame:
+    """The face model's out-of-fold probabilities on the folds the networks' table records."""
+    table = prepared.table
+    at = {p: i for i, p in enumerate(face_set.table["path"])}
+    descriptors = face_set.descriptors[[at[p] for p in table["path"]]]
+    fold_of = dict(zip(oof["path"], oof["fold"])) if "fold" in oof.columns else {}
+    folds = (table["path"].map(fold_of).to_numpy() if fold_of else prepared.folds)
+    return face_opinion(table, folds.astype(int), descriptors)
+
+
+def source_qualities(oof: pd.DataFrame, opinion: pd.DataFrame | None, cfg, min_quality: float, rule: str) -> dict:
+    """Per field: each source's quality (the gate's figure), how many units the face model covers, and
+    the face model's weight in the blend."""
+    q_net = field_quality(oof, cutoffs=cfg.cutoffs, min_quality=min_quality)
+    out = {"networks": dict(zip(q_net["field"], q_net["quality"])), "face": {}, "face_units": {}, "weights": {}}
+    if opinion is None:
+        return out
+    for field in FIELDS:
+        view = face_view(oof, opinion, field)
+        if view.empty:
+            continue
+        q = field_quality(view, cutoffs=cfg.cutoffs, fields=(field,), min_quality=min_quality).iloc[0]
+        if pd.isna(q["quality"]):
+            continue
+        out["face"][field] = float(q["quality"])
+        unit = "people" if field != "mask" else "photos"
+        out["face_units"][field] = f" (over {int(q['units'])} {unit} with a face)"
+        out["weights"][field] = blend_weight(rule, field, out["networks"].get(field), float(q["quality"]))
+    return out
+
+
+def _face_says(issues: pd.DataFrame, oof: pd.DataFrame, opinion: pd.DataFrame, cfg) -> pd.Series:
+    says = pd.Series("no face found", index=issues.index, dtype=object)
+    for field in FIELDS:
+        rows = issues["field"] == field
+        if rows.any():
+            view = face_view(oof, opinion, field)
+            says[rows] = issue_evidence(issues[rows], view, cutoffs=cfg.cutoffs).replace("no opinion", "no face found")
+    return says
 
 
 def _is_repeat(name: str) -> bool:

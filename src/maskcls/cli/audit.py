@@ -41,6 +41,14 @@ def add_parser(sub) -> None:
     p.add_argument("--decisions", default=None, metavar="FILE",
                    help="a review's decisions.csv (default DIR/decisions.csv when it exists): suggestions "
                         "rejected there are not raised again, accepted ones are marked as accepted")
+    p.add_argument("--faces", default="auto", choices=("auto", "off"),
+                   help="auto (default): add the pretrained face model's second opinion (a logistic regression on "
+                        "dlib's face descriptors, fitted on the same folds; faces computed as `maskcls faces` does, "
+                        "cached) and rank issues on the blend of both sources; off: the networks alone")
+    p.add_argument("--blend", default="quality", choices=("quality", "mean", "face", "cnn"),
+                   help="how the networks' and the face model's probabilities are combined, per field: quality "
+                        "(default: weights proportional to each source's gate quality), mean, face (the face model "
+                        "alone where it found a face), cnn (the networks alone; the cards still show the face model)")
     launch_args(p)
     p.set_defaults(func=run)
 
@@ -64,5 +72,5 @@ def run(args: argparse.Namespace) -> int:
               overrides=tuple(args.set), truth=args.truth, decisions=args.decisions, launcher=launcher,
               repeats=args.repeats, **({} if args.min_quality is None else {"min_quality": args.min_quality}),
               **({} if args.propose_quality is None else {"propose_quality": args.propose_quality}),
-              progress=not args.quiet)
+              faces=args.faces, blend_rule=args.blend, progress=not args.quiet)
     return 0

@@ -1,0 +1,172 @@
+"""The face model's second opinion: out-of-fold probabilities from a logistic regression on dlib's
+face descriptors, on the same person-level folds as the audit's networks, and the blend of the two.
+
+Pure: arrays and tables in, tables out. The descriptor was trained for identity, on millions of
+faces; a linear model on it reads gender and age far better than a network trained from scratch on a
+few thousand of the user's photos (README, "Face model"). It is a second opinion, not a replacement:
+where no face was found it has nothing to say, and masks (which an identity model is built to look
+past) it reads no better than the networks.
+
+Gender and age belong to a person: the model is fitted on one pooled descriptor per person (the mean
+of their photos' unit descriptors, renormalised) with the person's majority given label, and a
+person's probabilities go to all their photos. The mask is fitted and predicted per photo.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .. import labels
+
+# Fewer labelled faces than this in a fold's training part (or one class only): no opinion there.
+MIN_FIT = 20
+# The blend rules benchmarks/real_photos.py compares (README, "Face model"); the first is the default.
+BLENDS: dict[str, str] = {
+    "quality": "weights proportional to each source's quality on the field (its gate figure), face 0 where it "
+               "reads the field no better than chance",
+    "mean": "the mean of the two sources' probabilities",
+    "face": "the face model alone where it has a face, the networks elsewhere",
+    "cnn": "the networks alone (the face model shown on the cards, not used in the scores)",
+}
+DEFAULT_BLEND = "quality"
+
+
+def prob_columns(task: labels.Task, prefix: str = "p_face_") -> list[str]:
+    return [f"{prefix}{task.name}_{k}" for k in range(task.size)]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
+
+
+def _fit_predict(x_fit: np.ndarray, y_fit: np.ndarray, x_new: np.ndarray, k: int) -> np.ndarray | None:
+    """(n_new, k) probabilities from a standardised logistic regression, or None when the fit part is
+    too small or holds one class. Classes weighted by inverse frequency: the gate scores balanced
+    accuracy, and the rare 60+ group must not vanish."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(y_fit) < MIN_FIT or len(np.unique(y_fit)) < 2 or not len(x_new):
+        return None
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter on tiny folds
+        model.fit(x_fit, y_fit)
+    out = np.zeros((len(x_new), k))
+    out[:, model.classes_] = model.predict_proba(x_new)
+    return out
+
+
+def face_opinion(table: pd.DataFrame, folds: np.ndarray, descriptors: np.ndarray, *,
+                 fields: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Out-of-fold face-model probabilities for every photo of ``table``.
+
+    table : N rows with ``path``, ``person`` and each task's given answer (labels.TASKS' ``column``,
+        NaN unknown), as data.table builds it.
+    folds : (N,) person-level fold per row (the audit's folds: no person is fitted and predicted).
+    descriptors : (N, 128), NaN rows where no face was found.
+    Returns a table with ``path`` and ``p_face_<task>_<k>`` per task (NaN where the face model has no
+    opinion: no face, or too few faces to fit that fold).
+    """
+    tasks = [t for t in labels.TASKS if fields is None or t.field in fields]
+    n = len(table)
+    has = ~np.isnan(descriptors).any(axis=1)
+    unit = np.zeros_like(descriptors, dtype=float)
+    unit[has] = _unit(descriptors[has].astype(float))
+    out = pd.DataFrame({"path": table["path"].to_numpy()})
+    persons = table["person"].astype(str).to_numpy()
+    for task in tasks:
+        given = pd.to_numeric(table[task.column], errors="coerce").to_numpy(dtype=float)
+        probs = np.full((n, task.size), np.nan)
+        if task.per_person:
+            groups = pd.Series(range(n)).groupby(persons, sort=True).indices
+            names = list(groups)
+            idx = [groups[p] for p in names]
+            p_has = np.array([has[i].any() for i in idx])
+            p_vec = np.zeros((len(names), descriptors.shape[1]))
+            for j, i in enumerate(idx):
+                if p_has[j]:
+                    p_vec[j] = unit[i][has[i]].mean(axis=0)
+            p_vec[p_has] = _unit(p_vec[p_has])
+            p_lab = np.full(len(names), np.nan)
+            for j, i in enumerate(idx):
+                lab = given[i][~np.isnan(given[i])].astype(int)
+                if len(lab):
+                    p_lab[j] = np.bincount(lab).argmax()
+            p_fold = np.array([folds[i[0]] for i in idx])
+            for f in np.unique(folds):
+                fit = p_has & ~np.isnan(p_lab) & (p_fold != f)
+                new = p_has & (p_fold == f)
+                pred = _fit_predict(p_vec[fit], p_lab[fit].astype(int), p_vec[new], task.size)
+                if pred is None:
+                    continue
+                for j, row in zip(np.flatnonzero(new), pred):
+                    probs[idx[j]] = row
+        else:
+            for f in np.unique(folds):
+                fit = has & ~np.isnan(given) & (folds != f)
+                new = has & (folds == f)
+                pred = _fit_predict(unit[fit], given[fit].astype(int), unit[new], task.size)
+                if pred is not None:
+                    probs[new] = pred
+        for k, col in enumerate(prob_columns(task)):
+            out[col] = probs[:, k]
+    return out
+
+
+def blend_weight(rule: str, field: str, quality_cnn: float | None, quality_face: float | None) -> float:
+    """The face model's weight in the blend of ``field`` (the networks get 1 - it)."""
+    if rule not in BLENDS:
+        raise ValueError(f"unknown blend {rule!r}; expected one of {', '.join(BLENDS)}")
+    if quality_face is None or not np.isfinite(quality_face):
+        return 0.0
+    if rule == "cnn":
+        return 0.0
+    if rule == "face":
+        return 1.0
+    if rule == "mean":
+        return 0.5
+    qc = max(0.0, quality_cnn) if quality_cnn is not None and np.isfinite(quality_cnn) else 0.0
+    qf = max(0.0, quality_face)
+    return qf / (qc + qf) if qc + qf > 0 else 0.0
+
+
+def blend(oof: pd.DataFrame, face: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+    """``oof`` (the networks' table, rank.find_issues' input) with each field's probabilities, and their
+    mirror-image columns, replaced by (1 - w) * networks + w * face wherever the face model has an
+    opinion. Linear, so rank's average of a photo and its mirror image stays the same average."""
+    merged = oof.merge(face, on="path", how="left")
+    out = oof.copy()
+    for task in labels.TASKS:
+        w = weights.get(task.field, 0.0)
+        cols = prob_columns(task)
+        if w <= 0 or not all(c in merged.columns for c in cols):
+            continue
+        f = merged[cols].to_numpy(dtype=float)
+        ok = ~np.isnan(f).any(axis=1)
+        for prefix in ("p_", "hflip_"):
+            own = [f"{prefix}{task.name}_{k}" for k in range(task.size)]
+            if not all(c in out.columns for c in own):
+                continue
+            values = out[own].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+            values[ok] = (1 - w) * values[ok] + w * f[ok]
+            out[own] = values
+    return out
+
+
+def face_view(oof: pd.DataFrame, face: pd.DataFrame, field: str) -> pd.DataFrame:
+    """The rows of ``oof`` where the face model has an opinion on ``field``, with its probabilities in
+    place of the networks' (mirror images and margins dropped): ``rank.field_quality`` of the face
+    model alone. Empty when it has no opinion anywhere."""
+    task = next(t for t in labels.TASKS if t.field == field)
+    cols, own = prob_columns(task), labels.task_prob_columns(task)
+    base = oof.drop(columns=[c for c in oof.columns if c.startswith(("hflip_", "margin_"))])
+    merged = base.merge(face[["path", *cols]], on="path", how="left")
+    ok = ~merged[cols].isna().any(axis=1).to_numpy()
+    merged[own] = merged[cols].to_numpy(dtype=float)
+    return merged.loc[ok, list(base.columns)].reset_index(drop=True)
