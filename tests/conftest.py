@@ -103,3 +103,16 @@ def broken_images(driver) -> list[str]:
           .then(() => done());""")
     return driver.execute_script(
         "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'))")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache(tmp_path_factory):
+    """Every test's caches (faces, preprocessed photos) in a folder of the session, never ~/.cache."""
+    folder = tmp_path_factory.mktemp("maskcls-cache")
+    before = os.environ.get("MASKCLS_CACHE")
+    os.environ["MASKCLS_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("MASKCLS_CACHE", None)
+    else:
+        os.environ["MASKCLS_CACHE"] = before

@@ -19,6 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder to create (must not exist or be empty)")
     p.add_argument("--corrections", default="none", help=CORR_HELP + " (default none)")
     workers_arg(p, help="decoding threads (default: the machine's cores, at most 8)")
+    p.add_argument("--faces", default="cached", choices=("cached", "compute", "off"),
+                   help="the identity section (pretrained face model): cached (default) uses the faces `maskcls "
+                        "faces DATA` stored, compute computes the missing ones first, off leaves it out")
     p.add_argument("--dup-threshold", type=int, default=8,
                    help="near-duplicate distance in bits of a 256-bit perceptual hash (default 8)")
     p.add_argument("--allow-outside", action="store_true", default=None,
@@ -33,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = data_settings(args)
     info = make_report(args.data, args.out, corrections=args.corrections, cutoffs=cfg.cutoffs,
                        workers=max(1, workers_value(args)), dup_threshold=args.dup_threshold,
-                       allow_outside=cfg.data.allow_outside,
+                       allow_outside=cfg.data.allow_outside, faces=args.faces,
+                       cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors,
                        progress=not args.quiet)
     print(f"wrote {Path(args.out) / 'report.html'} ({info.get('people', '?')} people, {info.get('photos', '?')} photos); "
           f"open it in a browser")

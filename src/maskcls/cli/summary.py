@@ -10,7 +10,9 @@ from .common import CORR_HELP, DATA_HELP, data_setting_args, data_settings
 
 def add_parser(sub) -> None:
     p = sub.add_parser("summary", help="count people, photos and labels",
-                       description="People, photos and counts per mask, gender, age group and class.")
+                       description="People, photos and counts per mask, gender, age group and class; with faces "
+                                   "cached by `maskcls faces DATA`, the identity checks too (photos whose face is "
+                                   "not their person's, ids with one face).")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--corrections", default="none", help=CORR_HELP + " (default none)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -28,6 +30,12 @@ def run(args: argparse.Namespace) -> int:
     table, report = load_table(args.data, cutoffs=ages, corrections=args.corrections,
                                allow_outside=cfg.data.allow_outside)
     info = summarize(table, ages)
+    from ..faces.checks import face_checks
+
+    # The identity checks on the faces the cache holds (`maskcls faces DATA`); nothing is computed here.
+    checks = face_checks(table, cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors)
+    if checks is not None:
+        info["identity"] = checks.summary()
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -36,4 +44,7 @@ def run(args: argparse.Namespace) -> int:
             for line in report.lines(verbose=args.verbose):
                 print(f"correction: {line}")
         print(format_summary(info))
+        if checks is not None:
+            for line in checks.lines():
+                print(line)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import CORR_HELP, DATA_HELP
+from .common import CORR_HELP, DATA_HELP, data_setting_args, data_settings
 
 
 def add_parser(sub) -> None:
@@ -16,15 +16,29 @@ def add_parser(sub) -> None:
     p.add_argument("--corrections", default=None, help=CORR_HELP + "; lists what would change")
     p.add_argument("--no-decode", action="store_true", help="skip decoding the photos (fast structural check)")
     p.add_argument("--verbose", action="store_true", help="list every correction naming a person not in the data")
+    p.add_argument("--faces", default="cached", choices=("cached", "compute", "off"),
+                   help="identity checks from the pretrained face model: photos whose face is not their person's, "
+                        "and ids with one face (one person filed twice). cached (default): on the faces `maskcls "
+                        "faces DATA` stored; compute: compute the missing ones first; off. Findings are listed as "
+                        "'identity:' lines to look at and never change the exit status")
+    data_setting_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data.validate import validate
 
-    result = validate(args.data, corrections=args.corrections, decode=not args.no_decode)
+    cfg = data_settings(args)
+    result = validate(args.data, corrections=args.corrections, decode=not args.no_decode, faces=args.faces,
+                      cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors)
     for problem in result.problems:
         print(problem)
+    if result.identity is not None:
+        for line in result.identity.lines():
+            print(line)
+    elif args.faces == "cached" and not result.problems:
+        print("identity: no faces cached for this data; `maskcls faces DATA` (or --faces compute) adds the "
+              "face model's identity checks")
     if result.corrections is not None:
         for line in result.corrections.lines(verbose=args.verbose):
             print(f"correction: {line}")

@@ -47,6 +47,8 @@ class Prepared:
     _disk: dict = field(init=False, default_factory=dict)
     _digests: np.ndarray | None = field(init=False, default=None)
     _identity: dict | None = field(init=False, default=None)
+    # data.face_groups: how many person ids matched another id's face and were kept in one fold with it
+    face_grouped: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.targets = targets(self.table)
@@ -134,7 +136,8 @@ def prepare_key(cfg) -> dict:
     return {"data.corrections": cfg.data.corrections, "data.age_young": cfg.data.age_young,
             "data.age_old": cfg.data.age_old, "data.score_age_young": cfg.data.score_age_young,
             "data.score_age_old": cfg.data.score_age_old, "data.folds": cfg.data.folds,
-            "data.split_seed": cfg.data.split_seed, "data.allow_outside": cfg.data.allow_outside}
+            "data.split_seed": cfg.data.split_seed, "data.allow_outside": cfg.data.allow_outside,
+            "data.face_groups": cfg.data.face_groups}
 
 
 def prepare(cfg, data: str | Path | pd.DataFrame, *, store: PhotoStore | None = None,
@@ -163,7 +166,27 @@ def prepare(cfg, data: str | Path | pd.DataFrame, *, store: PhotoStore | None = 
         if cfg.data.corrections != "none" or cfg.cutoffs != cfg.score_cutoffs:
             recorded, _ = load_table(data, cutoffs=cfg.score_cutoffs, corrections="none",
                                      allow_outside=cfg.data.allow_outside)
-        fold_of = splits.assign_folds(recorded, k=cfg.data.folds, seed=cfg.data.split_seed)
+        groups, grouped = _face_groups(cfg, recorded, log)
+        fold_of = splits.assign_folds(recorded, k=cfg.data.folds, seed=cfg.data.split_seed, groups=groups)
     if store is None or store.paths != table["path"].tolist():
         store = PhotoStore(table["path"].tolist())
-    return Prepared(describe(data), table, report, fold_of, prepare_key(cfg), store)
+    prepared = Prepared(describe(data), table, report, fold_of, prepare_key(cfg), store)
+    prepared.face_grouped = grouped if folds else {}
+    return prepared
+
+
+def _face_groups(cfg, table: pd.DataFrame, log: Callable[[str], None]) -> tuple[np.ndarray | None, dict]:
+    """data.face_groups: the identity groups of the cached faces (faces.checks; nothing is computed
+    here), so one person filed under two ids never sits on both sides of a split. (None, {}) when off,
+    when the cache holds none of these photos, or when no two ids share a face."""
+    if not cfg.data.face_groups:
+        return None, {}
+    from ..faces.checks import face_checks
+
+    checks = face_checks(table, cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors)
+    if checks is None or checks.matches.empty:
+        return None, {}
+    grouped = {"ids": checks.grouped_ids, "groups": checks.n_groups}
+    log(f"folds: {grouped['ids']} person ids whose faces match another id's are kept together in "
+        f"{grouped['groups']} group(s) (data.face_groups; the pairs: `maskcls validate`)")
+    return checks.groups, grouped

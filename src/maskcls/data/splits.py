@@ -26,8 +26,12 @@ def _strata(table: pd.DataFrame) -> np.ndarray:
     return np.array(out)
 
 
-def assign_folds(table: pd.DataFrame, *, k: int = 5, seed: int = 0) -> np.ndarray:
-    """Fold index (0..k-1) for each row of ``table``; deterministic for a given table and seed."""
+def assign_folds(table: pd.DataFrame, *, k: int = 5, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
+    """Fold index (0..k-1) for each row of ``table``; deterministic for a given table and seed.
+
+    groups: (N,) what must share a fold; default the person. Identity groups (faces.identity) keep
+    person ids whose faces match in one fold too. Without such matches they equal the persons, and
+    the folds are those of the default."""
     if k < 2:
         raise UserError(f"folds must be at least 2, got {k}")
     n_people = table["person"].nunique()
@@ -35,7 +39,7 @@ def assign_folds(table: pd.DataFrame, *, k: int = 5, seed: int = 0) -> np.ndarra
         raise UserError(f"cannot split {n_people} people into {k} folds; use fewer folds or more people")
     folds = np.full(len(table), -1, dtype=np.int64)
     cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    groups = table["person"].to_numpy()
+    groups = table["person"].to_numpy() if groups is None else np.asarray(groups)
     with warnings.catch_warnings():
         # Rare strata (the 60+ classes in a small set) have fewer members than folds; sklearn warns,
         # and spreading them as evenly as possible is exactly what we want anyway.

@@ -28,11 +28,17 @@ class Validation:
     corrections: corr_mod.CorrectionReport | None = None
     photos: int = 0
     eval_photos: int = 0
+    identity: object | None = None  # faces.checks.FaceChecks: findings to look at, not problems
 
 
 def validate(data: str | Path, *, corrections: str | Path | None = None, decode: bool = True,
-             progress: bool = True) -> Validation:
-    """Every problem in DATA (and its eval folder, if any), plus what ``corrections`` would change."""
+             progress: bool = True, faces: str = "cached", cache_dir: str | None = None,
+             cascade: str = "hog+haar") -> Validation:
+    """Every problem in DATA (and its eval folder, if any), plus what ``corrections`` would change.
+
+    faces: the identity checks (faces.checks) on the faces the cache holds ("cached"), on all photos
+    with the missing ones computed ("compute"), or none ("off"). They run only when every photo
+    decodes, and their findings are questions, not problems: they never change the exit status."""
     result = scan(data)
     out = Validation(problems=list(result.problems), photos=len(result.table))
     if result.table.empty:
@@ -48,6 +54,11 @@ def validate(data: str | Path, *, corrections: str | Path | None = None, decode:
         paths += found
     if decode:
         out.problems += decode_problems(paths, progress=progress)
+    if faces != "off" and not out.problems and not result.table.empty:
+        from ..faces.checks import face_checks
+
+        out.identity = face_checks(result.table, cache_dir=cache_dir, cascade=cascade, compute=faces == "compute",
+                                   progress=progress)
     corr_path = corr_mod.resolve(corrections)
     if corr_path is not None:
         _, out.corrections = corr_mod.apply(result.table, corr_mod.read(corr_path))

@@ -7,10 +7,11 @@ shorter one. Results are committed in small batches as they come: a run killed a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,16 @@ class FaceCache:
         except sqlite3.DatabaseError as exc:
             raise UserError(f"{self.path}: the face cache cannot be opened ({exc}); move it away and run again "
                             "(the faces are computed anew)") from None
+
+    @classmethod
+    @contextlib.contextmanager
+    def if_exists(cls, folder: str | Path | None = None) -> Iterator["FaceCache | None"]:
+        """The cache when its file exists (opened), else None; nothing is created."""
+        if not (Path(folder or default_cache_dir()) / CACHE_NAME).is_file():
+            yield None
+            return
+        with cls(folder) as cache:
+            yield cache
 
     def close(self) -> None:
         self._db.close()

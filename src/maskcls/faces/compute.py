@@ -45,6 +45,7 @@ class Faces:
     computed: int = 0  # photos computed by this call
     seconds: float = 0.0  # time spent computing
     per_detector: dict = field(default_factory=dict)
+    missing: int = 0  # photos the cache lacked (cached_faces only: they count as no face)
 
     @property
     def found(self) -> np.ndarray:
@@ -136,6 +137,29 @@ def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None =
         seconds = time.perf_counter() - start
         cache_path = cache.path
     return _assemble(paths, keys, records, spelled, cache_path, cached, len(todo), seconds)
+
+
+def cached_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None = None,
+                 cascade: str | Sequence[str] = DEFAULT_CASCADE) -> Faces | None:
+    """The faces the cache already holds for ``paths`` (nothing is computed; a photo the cache lacks
+    counts as no face, and ``missing`` says how many), or None when the cache holds none of them. No
+    cache file: None at once, without reading the photos."""
+    names = "+".join(check_cascade(cascade))
+    with FaceCache.if_exists(cache_dir) as cache:
+        if cache is None:
+            return None
+        paths = [str(p) for p in paths]
+        keys = [content_key(p) for p in paths]
+        records = cache.get(keys, names)
+        cache_path = cache.path
+    if not records:
+        return None
+    missing = [k for k in keys if k not in records]
+    for key in missing:
+        records[key] = FaceRecord(0, 0)
+    faces = _assemble(paths, keys, records, names, cache_path, len(paths) - len(missing), 0, 0.0)
+    faces.missing = len(missing)
+    return faces
 
 
 def _assemble(paths, keys, records, cascade, cache_path, cached, computed, seconds) -> Faces:

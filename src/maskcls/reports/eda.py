@@ -426,7 +426,8 @@ def _load(data, corrections: str | Path | None, cutoffs: labels.AgeCutoffs,
 
 def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections: str | Path | None = "none",
                 cutoffs: labels.AgeCutoffs = labels.AgeCutoffs(), workers: int = 4, progress: bool = True,
-                dup_threshold: int = DUP_THRESHOLD, samples_per_class: int = 6, allow_outside: bool = False) -> dict:
+                dup_threshold: int = DUP_THRESHOLD, samples_per_class: int = 6, allow_outside: bool = False,
+                faces: str = "cached", cache_dir: str | None = None, cascade: str = "hog+haar") -> dict:
     """Write the EDA report of DATA into the new folder ``out`` and return summary.json's content.
 
     out/report.html (self-contained: inline style, no script, images by relative path), the PNG plots
@@ -440,6 +441,8 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
         rescaled or brightened copies) and no pair of different people of the 18,900-photo demo set,
         whose closest such pair is 10 apart.
     workers : threads decoding photos.
+    faces : the identity section (faces.checks): "cached" uses the faces `maskcls faces` stored,
+        "compute" computes the missing ones first, "off" leaves the section out.
     """
     from . import eda_page  # figures and HTML; matplotlib is loaded only when a report is made
 
@@ -460,6 +463,12 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
     pairs, total = near_duplicate_pairs(photos.hashes[ok], person_codes[ok], threshold=dup_threshold)
     pairs[:, :2] = ok[pairs[:, :2]]  # back to table rows
 
+    checks = None
+    if faces != "off":
+        from ..faces.checks import face_checks
+
+        checks = face_checks(table, cache_dir=cache_dir, cascade=cascade, compute=faces == "compute",
+                             progress=progress)
     counts = summarize(table, cutoffs)
     summary: dict = {
         "data": describe(data),
@@ -475,6 +484,7 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
                                         threshold=dup_threshold),
         "corrections": None,
         "data_problems": problems,
+        "identity": None if checks is None else checks.summary(),
     }
     if corr_report is not None:
         summary["corrections"] = {
@@ -488,7 +498,8 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
 
     samples = pick_samples(table, photos.decoded, per_class=samples_per_class)
     dup_rows = {i for p in pairs[: eda_page.MAX_DUP_PAIRS_SHOWN].tolist() for i in p[:2]}
-    shown = sorted(dup_rows | {i for rows in samples.values() for i in rows})
+    face_rows = eda_page.identity_rows(checks, table)
+    shown = sorted(dup_rows | face_rows | {i for rows in samples.values() for i in rows})
     with atomic_dir(out) as tmp:
         thumbs = _write_thumbs(tmp / "thumbs", {i: photos.records[i].thumb for i in shown})
         plots = eda_page.write_plots(tmp, summary, mean_faces(photos.face_sums, photos.face_counts),
@@ -496,7 +507,7 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
         summary["files"] = {"report": "report.html", "summary": "summary.json", "plots": plots,
                             "thumbs": len(thumbs)}
         page = eda_page.render(summary, table=table, pairs=pairs, samples=samples, thumbs=thumbs,
-                               cutoffs=cutoffs, plots=plots)
+                               cutoffs=cutoffs, plots=plots, checks=checks)
         write_text(tmp / "report.html", page)
         write_json(tmp / "summary.json", summary)
     return summary

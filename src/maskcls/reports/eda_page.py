@@ -242,6 +242,56 @@ def _duplicates(s: dict, table: pd.DataFrame, pairs: np.ndarray, thumbs: dict[in
                     intro + people + f'<h3>Closest photo pairs</h3><div class="pairs">{"".join(cards)}</div>' + more)
 
 
+MAX_IDENTITY_SHOWN = 60  # findings of each kind shown with thumbnails (summary.json lists all)
+
+
+def identity_rows(checks, table: pd.DataFrame) -> set[int]:
+    """The table rows whose thumbnails the identity section shows."""
+    if checks is None:
+        return set()
+    rows: set[int] = set()
+    at = {p: i for i, p in enumerate(table["path"])}
+    persons = table["person"].astype(str).to_numpy()
+    for r in checks.mismatches.head(MAX_IDENTITY_SHOWN).itertuples():
+        rows |= {i for i in np.flatnonzero(persons == r.person)[:7]} | {at[r.path]}
+    for r in checks.matches.head(MAX_IDENTITY_SHOWN).itertuples():
+        for person in (r.person_a, r.person_b):
+            rows |= set(np.flatnonzero(persons == person)[:7].tolist())
+    return {int(i) for i in rows}
+
+
+def _identity(checks, table: pd.DataFrame, thumbs: dict[int, str]) -> str:
+    if checks is None:
+        return _section("identity", "Identity (face model)",
+                        "<p>No faces cached for this data: run <code>maskcls faces DATA</code> (or "
+                        "<code>maskcls eda --faces compute</code>) to check, with the pretrained face model, for "
+                        "photos whose face is not their person's and for one person filed under two ids.</p>")
+    from ..faces.describe import SAME_PERSON_DISTANCE
+    from ..faces.identity import MATCH_DISTANCE
+
+    f = checks.faces
+    persons = table["person"].astype(str).to_numpy()
+
+    def strip(person: str, mark: str | None = None) -> str:
+        return "".join(_thumb(thumbs.get(int(i)), str(table.at[int(i), "image"]) + (" (this one)" if mark and
+                              table.at[int(i), "path"] == mark else ""), str(table.at[int(i), "path"]))
+                       for i in np.flatnonzero(persons == person)[:7])
+
+    intro = (f"<p>dlib's face descriptor on the {int(f.found.sum())} of {len(f.table)} photos with a face found"
+             + (f" ({f.missing} not in the face cache)" if f.missing else "") + ". "
+             f"<b>{len(checks.mismatches)}</b> photo(s) lie farther than {SAME_PERSON_DISTANCE} (dlib's same-person "
+             f"threshold) from their person's other faces; <b>{len(checks.matches)}</b> pair(s) of ids have one face "
+             f"(median distance below {MATCH_DISTANCE}): one person filed twice, whom the folds keep together "
+             "(data.face_groups). Questions to look at, not verdicts: masks hide half the face.</p>")
+    cards = [f'<div class="pair"><p><b>{_e(r.person)}</b>: {_e(r.image)} is {r.distance:.2f} from the others</p>'
+             f'<div class="thumbs">{strip(r.person, r.path)}</div></div>'
+             for r in checks.mismatches.head(MAX_IDENTITY_SHOWN).itertuples()]
+    cards += [f'<div class="pair"><p><b>{_e(r.person_a)}</b> and <b>{_e(r.person_b)}</b>: distance {r.distance:.2f}'
+              f'</p><div class="thumbs">{strip(r.person_a)}{strip(r.person_b)}</div></div>'
+              for r in checks.matches.head(MAX_IDENTITY_SHOWN).itertuples()]
+    return _section("identity", "Identity (face model)", intro + f'<div class="pairs">{"".join(cards)}</div>')
+
+
 def _samples(samples: dict[int, list[int]], table: pd.DataFrame, thumbs: dict[int, str], cutoffs: labels.AgeCutoffs,
              plots: dict) -> str:
     names = labels.class_names(cutoffs)
@@ -294,13 +344,13 @@ def _section(anchor: str, title: str, body: str) -> str:
 
 
 def render(summary: dict, *, table: pd.DataFrame, pairs: np.ndarray, samples: dict[int, list[int]],
-           thumbs: dict[int, str], cutoffs: labels.AgeCutoffs, plots: dict[str, str]) -> str:
+           thumbs: dict[int, str], cutoffs: labels.AgeCutoffs, plots: dict[str, str], checks=None) -> str:
     """The whole page as one string. ``thumbs`` maps table rows to thumbnail paths relative to the page."""
     sections = [_overview(summary), _classes(summary, plots), _ages(summary, plots), _crosstabs(summary),
-                _images(summary), _duplicates(summary, table, pairs, thumbs),
+                _images(summary), _duplicates(summary, table, pairs, thumbs), _identity(checks, table, thumbs),
                 _samples(samples, table, thumbs, cutoffs, plots), _corrections(summary), _problems(summary)]
     links = [("overview", "overview"), ("classes", "classes"), ("ages", "ages"), ("crosstabs", "gender x age"),
-             ("images", "image files"), ("duplicates", "duplicates"), ("samples", "samples")]
+             ("images", "image files"), ("duplicates", "duplicates"), ("identity", "identity"), ("samples", "samples")]
     if summary["corrections"] is not None:
         links.append(("corrections", "corrections"))
     if summary["data_problems"]:

@@ -105,7 +105,9 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
         log(f"data.crop=face: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
     n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
     log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
-        f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds})")
+        f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds}"
+        + (f"; {prepared.face_grouped['ids']} ids with a matching face kept in {prepared.face_grouped['groups']} "
+           "group(s)" if prepared.face_grouped else "") + ")")
     # The fingerprints of the photos this run learns from travel in its checkpoints: evaluate uses them
     # to refuse scoring those photos again, whatever path or copy they come back under.
     train_photos = torch.from_numpy(prepared.photo_digests()[prepared.split(cfg.data.fold)[0]])
