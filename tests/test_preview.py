@@ -20,7 +20,7 @@ def test_augment_preview_with_facecrop_reports_fallbacks(synth_root, tmp_path, c
     assert main(["augment-preview", str(synth_root), "--preset", "facecrop", "--out", str(tmp_path / "f.png"),
                  "--people", "2"]) == 0
     assert "no face found in" in capsys.readouterr().out
-    assert (tmp_path / "cache" / "faceboxes-v1.json").is_file()
+    assert (tmp_path / "cache" / "faces-v1.sqlite").is_file()  # the face cache every command shares
 
 
 def test_augment_preview_takes_the_crop_from_the_config(synth_root, tmp_path, capsys, monkeypatch):

@@ -90,44 +90,48 @@ def test_centercrop_crops_in_training_and_inference_alike(photo):
     assert not np.array_equal(eval_transform((96, 128))(photo), expected)  # the crop is not the default
 
 
-def test_facecrop_finds_a_synthetic_face_and_falls_back_on_a_blank_photo(tmp_path):
-    from maskcls.data import faces
-    from maskcls.data.synth import render, sample_people
-
-    rng = np.random.default_rng(0)
-    found = None
-    for person in sample_people(12, rng):
-        img = render(person, 2, "none", np.random.default_rng(1), (384, 512))[..., ::-1].copy()  # BGR -> RGB; unmasked
-        box = faces.detect_face(img)
-        if box is not None:
-            found = (img, box)
-            break
-    assert found is not None, "the Haar cascades found no face in 12 unmasked synthetic people"
-    img, (x, y, w, h) = found
-    assert 80 < x + w / 2 < 300 and 60 < y + h / 2 < 400  # a face in the middle of the portrait
-    grown = faces.grow_box((x, y, w, h), (384, 512), margin=0.5, aspect=0.75)
-    assert grown[0] <= x and grown[1] < y and grown[2] >= x + w and grown[3] > y + h  # hair and chin kept
-    assert grown[1] >= 0 and grown[3] <= 512
-    assert faces.detect_face(np.full((512, 384, 3), 200, np.uint8)) is None
-
-
-def test_face_boxes_are_cached_on_disk_by_content(tmp_path):
+def test_facecrop_finds_the_astronaut_and_falls_back_on_a_blank_photo(tmp_path):
+    """data.crop=face on the face model's cascade: a real portrait's face, grown to keep hair and chin."""
+    pytest.importorskip("dlib")
+    skdata = pytest.importorskip("skimage.data")
     import cv2
 
     from maskcls.data import faces
+
+    img = cv2.resize(skdata.astronaut()[20:420, 80:380], (384, 512), interpolation=cv2.INTER_AREA)
+    boxes = faces.FaceBoxes(margin=0.5, size=(96, 128))
+    x0, y0, x1, y1 = boxes.box_of(img)
+    found = faces.detect(img, boxes.cascade)
+    x, y, w, h = found.box
+    assert 100 < x + w / 2 < 300 and 80 < y + h / 2 < 320  # the face in the upper middle of the portrait
+    assert x0 <= x and y0 < y and x1 >= x + w and y1 > y + h  # hair and chin kept
+    assert y0 >= 0 and y1 <= 512 and abs((x1 - x0) / (y1 - y0) - 0.75) < 0.02  # the model's aspect
+    assert boxes.box_of(np.full((512, 384, 3), 200, np.uint8)) is None
+
+
+def test_face_boxes_come_from_the_shared_face_cache(tmp_path):
+    """The crop's boxes and `maskcls faces` share one cache: boxes computed for the crop are there for
+    every other command, another margin reuses them, and changed content is computed again."""
+    pytest.importorskip("dlib")
+    import cv2
+
+    from maskcls.data import faces
+    from maskcls.faces.compute import cached_faces
 
     paths = []
     for i in range(2):
         p = tmp_path / f"{i}.png"
         cv2.imwrite(str(p), np.full((64, 48, 3), 100 + i, np.uint8))
         paths.append(str(p))
-    first = faces.FaceBoxes(margin=0.5, size=(48, 64), cache_dir=tmp_path / "cache")
+    first = faces.FaceBoxes(margin=0.5, size=(48, 64), cache_dir=tmp_path / "cache", workers=0)
     assert first.boxes(paths, progress=False) == {p: None for p in paths}
-    assert first.detected == 2 and first.fallbacks == 2 and (tmp_path / "cache" / faces.CACHE_NAME).is_file()
-    again = faces.FaceBoxes(margin=0.3, size=(48, 64), cache_dir=tmp_path / "cache")
+    assert first.detected == 2 and first.fallbacks == 2
+    shared = cached_faces(paths, cache_dir=tmp_path / "cache")
+    assert shared is not None and shared.missing == 0 and not shared.found.any()
+    again = faces.FaceBoxes(margin=0.3, size=(48, 64), cache_dir=tmp_path / "cache", workers=0)
     again.boxes(paths, progress=False)
     assert again.detected == 0  # another margin, same photos: nothing detected again
     cv2.imwrite(paths[1], np.full((64, 48, 3), 7, np.uint8))  # changed content -> detected again
-    third = faces.FaceBoxes(margin=0.5, size=(48, 64), cache_dir=tmp_path / "cache")
+    third = faces.FaceBoxes(margin=0.5, size=(48, 64), cache_dir=tmp_path / "cache", workers=0)
     third.boxes(paths, progress=False)
     assert third.detected == 1

@@ -14,8 +14,8 @@ import sys
 CROPS: dict[str, str] = {
     "none": "the whole photo, resized to data.size",
     "center": "the common baseline's centre crop (256x320 of 384x512, width x height)",
-    "face": "the face found by OpenCV's Haar cascades, grown by data.face_margin (hair and chin kept); "
-            "no face found -> the centre crop",
+    "face": "the face found by the face model's detector cascade (data.face_detectors, cached as `maskcls faces` "
+            "caches it), grown by data.face_margin (hair and chin kept); no face found -> the centre crop",
 }
 
 # The preset names that spelled a crop inside data.augment before data.crop existed.

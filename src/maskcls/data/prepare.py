@@ -20,7 +20,8 @@ from ..errors import UserError
 from . import corrections as corr_mod
 from . import splits
 from .diskcache import DiskCache
-from .faces import FaceBoxes, default_cache_dir
+from ..faces.cache import default_cache_dir
+from .faces import FaceBoxes
 from .fingerprint import data_identity, photo_digests
 from .images import PhotoDataset, PhotoStore
 from .table import describe, load_table, targets
@@ -90,9 +91,10 @@ class Prepared:
         when data.crop is not the face crop."""
         if cfg.data.crop != "face":
             return None
-        key = (cfg.data.face_margin, cfg.size, cfg.data.cache_dir)
+        key = (cfg.data.face_margin, cfg.size, cfg.data.cache_dir, cfg.data.face_detectors)
         if key not in self._faces:
-            faces = FaceBoxes(margin=cfg.data.face_margin, size=cfg.size, cache_dir=cfg.data.cache_dir or None)
+            faces = FaceBoxes(margin=cfg.data.face_margin, size=cfg.size, cache_dir=cfg.data.cache_dir or None,
+                              cascade=cfg.data.face_detectors)
             faces.table = faces.boxes(self.table["path"].tolist(), progress=progress)
             self._faces[key] = faces
         return self._faces[key]
@@ -126,10 +128,12 @@ class Prepared:
 
 
 def preprocess_key(cfg) -> tuple:
-    """The settings that shape a preprocessed photo (size, crop, face margin): the photo caches' key.
-    No crop is None, as in the caches written before data.crop, so those stay valid."""
+    """The settings that shape a preprocessed photo (size, crop, face margin and detectors): the photo
+    caches' key. No crop is None, as in the caches written before data.crop, so those stay valid."""
     crop = None if cfg.data.crop == "none" else cfg.data.crop
-    return cfg.size, crop, cfg.data.face_margin if crop == "face" else None
+    if crop == "face":
+        return cfg.size, crop, cfg.data.face_margin, cfg.data.face_detectors
+    return cfg.size, crop, None
 
 
 def prepare_key(cfg) -> dict:

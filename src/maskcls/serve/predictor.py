@@ -18,7 +18,8 @@ from .. import labels
 from ..config import Config
 from ..data.images import ArrayDataset, PhotoDataset, read_rgb
 from ..data.diskcache import DiskCache
-from ..data.faces import FaceBoxes, default_cache_dir
+from ..data.faces import FaceBoxes
+from ..faces.cache import default_cache_dir
 from ..data.prepare import preprocess_key
 from ..data.transforms import eval_transform
 from ..errors import UserError
@@ -101,7 +102,8 @@ class Predictor:
         """The run's own preprocessing: its crop (face boxes from the shared disk cache) and size."""
         if cfg.data.crop != "face":
             return eval_transform(cfg.size, cfg.data.crop)
-        faces = FaceBoxes(margin=cfg.data.face_margin, size=cfg.size, cache_dir=cfg.data.cache_dir or None)
+        faces = FaceBoxes(margin=cfg.data.face_margin, size=cfg.size, cache_dir=cfg.data.cache_dir or None,
+                          cascade=cfg.data.face_detectors)
         paths = [str(x) for x in items if isinstance(x, (str, Path))]
         boxes = faces.boxes(paths, progress=progress) if paths else {}
         return eval_transform(cfg.size, cfg.data.crop, boxes=boxes, detector=faces)
