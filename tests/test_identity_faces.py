@@ -36,11 +36,14 @@ def test_a_photo_of_someone_else_is_found():
     assert found["distance"].iloc[0] > 0.6
 
 
-def test_two_faces_alone_cannot_tell_the_odd_one():
+def test_two_faces_that_differ_are_both_listed():
     rng = np.random.default_rng(1)
     persons, d = faces_of(3, 2, rng)
-    d[1] = d[3]
-    assert photo_mismatches(persons, d).empty
+    d[1] = d[3]  # p00's second photo is p01's face: which of p00's two is odd cannot be told
+    found = photo_mismatches(persons, d)
+    assert sorted(found["row"].tolist()) == [0, 1] and set(found["others"]) == {1}
+    d[5] = np.nan  # one face alone is never listed
+    assert set(photo_mismatches(persons, d)["person"]) == {"p00"}
 
 
 def test_one_person_under_two_ids_is_matched_and_grouped():
@@ -85,6 +88,29 @@ def test_folds_keep_grouped_ids_together():
                                   assign_folds(table, k=4, seed=0))
 
 
+def test_masked_photos_are_left_out_of_the_identity_checks(tmp_path):
+    """Masked faces look alike to an identity model: photos recorded as mask worn take no part."""
+    from maskcls.faces.checks import face_checks
+    from maskcls.faces.compute import Faces
+
+    rng = np.random.default_rng(6)
+    persons, d = faces_of(4, 2, rng)
+    d[2:4] = d[0:2] + 0.01  # p01 looks like p00 ...
+    table = pd.DataFrame({"path": [f"x{i}.jpg" for i in range(8)], "person": persons, "image": "a",
+                          "mask": [0, 0, 0, 0, 2, 2, 2, 2]})  # ... but only in masked photos
+    import maskcls.faces.checks as checks_mod
+
+    faces = Faces(pd.DataFrame({"path": table["path"], "detector": "hog"}), d, np.zeros((8, 5, 2)), "hog", tmp_path)
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(checks_mod, "cached_faces", lambda *a, **k: faces)
+    try:
+        assert face_checks(table).matches.empty
+        table["mask"] = 2
+        assert len(face_checks(table).matches) == 1  # the same faces unmasked: matched
+    finally:
+        monkey.undo()
+
+
 @pytest.fixture()
 def twice(tmp_path):
     """A manifest of 12 people, 3 photos each, whose faces are cached by hand: s09 is s02 again, and
@@ -98,7 +124,7 @@ def twice(tmp_path):
     items = []
     for i, (p, vec) in enumerate(zip(persons, d)):
         path = write_photo(root / f"{p}_{i % 3}.png", colour=(7 * i) % 250 + 1)
-        rows.append(f"{path.name},s{p[1:]},{['wear', 'normal', 'incorrect'][i % 3]},{['male', 'female'][i // 3 % 2]},"
+        rows.append(f"{path.name},s{p[1:]},{['normal', 'normal', 'incorrect'][i % 3]},{['male', 'female'][i // 3 % 2]},"
                     f"{20 + i}")
         items.append((content_key(path), FaceRecord(24, 32, "hog", 1.0, (2, 2, 20, 20), np.zeros((5, 2)), vec)))
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")

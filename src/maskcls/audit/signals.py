@@ -153,7 +153,7 @@ def blend(oof: pd.DataFrame, face: pd.DataFrame, weights: dict[str, float]) -> p
             own = [f"{prefix}{task.name}_{k}" for k in range(task.size)]
             if not all(c in out.columns for c in own):
                 continue
-            values = out[own].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+            values = np.array(out[own].apply(pd.to_numeric, errors="coerce"), dtype=float)  # a writable copy
             values[ok] = (1 - w) * values[ok] + w * f[ok]
             out[own] = values
     return out

@@ -32,7 +32,8 @@ def _faces_by_person(persons: np.ndarray, descriptors: np.ndarray) -> dict[str, 
 
 def photo_mismatches(persons, descriptors: np.ndarray, *, threshold: float = SAME_PERSON_DISTANCE) -> pd.DataFrame:
     """Photos whose face is not their person's: the median distance to the person's other faces is
-    above ``threshold``. Needs at least 3 faces of the person (with 2, neither can be told the odd one).
+    above ``threshold``. A person with 2 faces farther apart than that has both photos listed (which
+    one is odd cannot be told); one face alone is never listed.
 
     persons : (N,) person of each photo; descriptors : (N, 128), NaN rows where no face was found.
     Returns rows (row, person, distance, others), ``row`` indexing the inputs, farthest first.
@@ -40,7 +41,7 @@ def photo_mismatches(persons, descriptors: np.ndarray, *, threshold: float = SAM
     persons = np.asarray(persons).astype(str)
     rows = []
     for person, idx in _faces_by_person(persons, descriptors).items():
-        if len(idx) < 3:
+        if len(idx) < 2:
             continue
         d = descriptors[idx].astype(float)
         dist = np.sqrt(((d[:, None, :] - d[None, :, :]) ** 2).sum(-1))
