@@ -36,6 +36,8 @@ def test_a_one_epoch_audit_proposes_nothing_and_says_why(synth_root, audited, tm
     assert "precision" in printed and "train with --corrections" not in printed
     # no field passes the gate, so there is nothing to review, and the audit says so instead of pointing there
     assert "nothing to review" in printed and "Review them before any training" not in printed
+    # the drawn demo faces are rarely found, so the face model has no opinion, and says so once
+    assert "face model: no opinion on any field" in printed
     # the gate: one line per field, balanced accuracy next to chance, and a 1-epoch model passes none
     for field in ("gender", "mask", "age"):
         line = next(x for x in printed.splitlines() if x.startswith(f"{field}: "))
@@ -64,7 +66,8 @@ def test_a_one_epoch_audit_proposes_nothing_and_says_why(synth_root, audited, tm
     fields = {f for f, v in summary["fields"].items() if v["audited"]}
     assert fields == {f for f, v in summary["fields"].items() if v["quality"] is not None and v["quality"] >= 0}
     issues = pd.read_csv(again / "label_issues.csv", keep_default_na=False)
-    assert list(issues.columns) == ["person", "photos", "field", "given", "suggested", "score", "rank", "proposed"]
+    assert list(issues.columns) == ["person", "photos", "field", "given", "suggested", "score", "rank", "proposed",
+                                    "networks_say", "face_model_says"]
     assert set(issues["field"]) <= fields
     assert issues["rank"].tolist() == sorted(issues["rank"]) and issues["score"].is_monotonic_decreasing
     fixes = corrections.read(again / "proposed_corrections.csv")
@@ -189,3 +192,73 @@ def test_evidence_of_repeated_runs_is_averaged_with_their_signals(synth_root, tm
     assert oof["image"].notna().all()  # stems and ages come from the table
     one = load_evidence(runs[:1], prepared, synth_root)
     assert one["p_gender_1"].to_numpy() == pytest.approx(0.9)
+
+
+def _cache_faces_that_know_gender(synth_root, cache, *, rng_seed=0):
+    """Fill a face cache by hand: every training photo gets a descriptor that encodes its person's TRUE
+    gender (as dlib's descriptor does on real faces, and the drawn demo faces cannot show)."""
+    import numpy as np
+
+    from maskcls.faces.cache import FaceCache, FaceRecord, content_key
+
+    truth = pd.read_csv(synth_root / "truth" / "train_truth.csv")
+    rng = np.random.default_rng(rng_seed)
+    centre = {p: rng.normal(size=128) * 0.05 for p in truth["person"].unique()}
+    items = []
+    for rec in truth.itertuples():
+        vec = centre[rec.person] + rng.normal(size=128) * 0.01
+        vec[:8] += 0.3 if rec.gender == 1 else -0.3
+        items.append((content_key(synth_root / rec.path),
+                      FaceRecord(48, 64, "hog", 1.0, (4, 4, 40, 40), np.zeros((5, 2)), vec)))
+    with FaceCache(cache) as c:
+        c.put(items, "hog+haar")
+
+
+def test_the_face_model_gives_a_second_opinion_that_the_gate_and_cards_show(synth_root, audited, tmp_path):
+    """With faces that read gender (cached by hand), the audit reports each source's quality, the face
+    model reads gender better than 1-epoch networks, the blend decides the gate, and each issue says what
+    both sources think; --faces off and --blend cnn leave the networks' ranking as it was."""
+    out, _ = audited
+    cache = tmp_path / "cache"
+    _cache_faces_that_know_gender(synth_root, cache)
+    runs = {}
+    for name, extra in (("blend", []), ("off", ["--faces", "off"]), ("cnn", ["--blend", "cnn"])):
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main(["--quiet", "audit", str(synth_root), "--out", str(tmp_path / name), "--run", str(out / "cv"),
+                         "--min-quality", "0", "--propose-quality", "0", "--set", f"data.cache_dir={cache}",
+                         *extra]) == 0
+        runs[name] = (printed.getvalue(), json.loads((tmp_path / name / "summary.json").read_text()),
+                      pd.read_csv(tmp_path / name / "label_issues.csv", keep_default_na=False),
+                      pd.read_csv(tmp_path / name / "field_quality.csv"))
+    printed, summary, issues, quality = runs["blend"]
+    gender = summary["fields"]["gender"]
+    assert summary["face_model"]["used"] and summary["face_model"]["blend"] == "quality"
+    # judged against the given labels, planted flips included: perfect reading scores below 1
+    assert gender["quality_face"] > 0.6 and gender["quality_face"] > gender["quality_networks"]
+    q_n, q_f = max(gender["quality_networks"], 0), gender["quality_face"]
+    assert gender["face_weight"] == pytest.approx(q_f / (q_n + q_f), abs=1e-3) and gender["face_weight"] > 0.5
+    assert gender["quality"] > gender["quality_networks"]
+    assert "gender by source: networks quality" in printed and "face model quality" in printed
+    assert "the gate judged their blend (--blend quality" in printed
+    assert {"quality_networks", "quality_face", "face_weight"} <= set(quality.columns)
+    # every gender issue says what the face model thinks, as a probability of the suggestion
+    says = issues.loc[issues["field"] == "gender", "face_model_says"]
+    assert len(says) and says.str.fullmatch(r"(male|female) \d\.\d\d").all()
+    # the planted gender flips are ranked higher with the face model than without
+    truth = pd.read_csv(synth_root / "truth" / "injected_noise.csv")
+    flipped = set(truth.loc[truth["field"] == "gender", "person"])
+
+    def top_hits(frame):
+        g = frame[frame["field"] == "gender"].sort_values("rank").head(len(flipped))
+        return len(set(g["person"]) & flipped)
+
+    assert top_hits(issues) == len(flipped) and top_hits(issues) > top_hits(runs["off"][2])
+    # off: no face model anywhere; cnn: the face model is shown but the scores are the networks'
+    assert not runs["off"][1]["face_model"]["used"] and set(runs["off"][2]["face_model_says"]) <= {"face model off"}
+    assert runs["cnn"][1]["fields"]["gender"]["face_weight"] == 0
+    pd.testing.assert_series_equal(runs["cnn"][2]["score"], runs["off"][2]["score"])
+    assert (runs["cnn"][2]["face_model_says"] != "face model off").all()
+    # the review page carries both opinions to the cards
+    page = (tmp_path / "blend" / "review.html").read_text()
+    assert "face model" in page and "networks trained here" in page

@@ -25,7 +25,8 @@ from typing import Callable
 
 import pandas as pd
 
-from ..config import load_config
+from .. import config as config_mod
+from ..config import load_config, set_values
 from ..data.corrections import FIELDS
 from ..data.fingerprint import refuse_other_data
 from ..data.prepare import prepare
@@ -95,7 +96,14 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         load_table(data, cutoffs=cfg.cutoffs, corrections=cfg.data.corrections, allow_outside=cfg.data.allow_outside)
     # The faces come before any training: the folds keep person ids whose faces match together
     # (data.face_groups), and the networks and the face model must be judged on the same folds.
-    face_set = _faces(cfg, data, progress=progress, log=log) if faces == "auto" else None
+    face_cfg = cfg
+    if run is not None:  # the run's config, but where faces are cached is this machine's: --set may say
+        face_cfg = config_mod.from_dict(cfg.to_dict())
+        for key in ("cache_dir", "face_detectors"):
+            given = set_values(overrides, f"data.{key}")
+            if given:
+                setattr(face_cfg.data, key, getattr(load_config(None, [f"data.{key}={given[-1]}"]).data, key))
+    face_set = _faces(face_cfg, data, progress=progress, log=log) if faces == "auto" else None
     if run is None:
         runs = [out / ("cv" if r == 0 else f"cv-{r}") for r in range(repeats)]
         for r, folder in enumerate(runs):
@@ -128,11 +136,14 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     quality["quality_face"] = quality["field"].map(sources["face"])
     quality["face_weight"] = quality["field"].map(sources["weights"]).fillna(0.0)
     for line, field in zip(quality["reason"], quality["field"]):
-        if opinion is not None:
-            log(f"{field}: networks quality {_fmt(sources['networks'].get(field))}, face model quality "
-                f"{_fmt(sources['face'].get(field))}{sources['face_units'].get(field, '')}; blend "
-                f"({blend_rule}, face weight {sources['weights'].get(field, 0.0):.2f}) decides:")
         log(line)
+        if field in sources["face"]:
+            log(f"  {field} by source: networks quality {_fmt(sources['networks'].get(field))}, face model quality "
+                f"{_fmt(sources['face'][field])}{sources['face_units'][field]}; the gate judged their blend "
+                f"(--blend {blend_rule}: face weight {sources['weights'][field]:.2f})")
+    if opinion is not None and not sources["face"]:
+        log(f"face model: no opinion on any field ({int(face_set.found.sum())} of {len(face_set.table)} photos have "
+            "a face found; too few to fit on every fold): the networks alone decide")
     data_id = data_fingerprint(prepared.table)
     issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
     # A field below the gate has no issues at all, so the bar proposals effectively meet is the higher one.

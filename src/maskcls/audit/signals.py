@@ -21,8 +21,10 @@ import pandas as pd
 
 from .. import labels
 
-# Fewer labelled faces than this in a fold's training part (or one class only): no opinion there.
-MIN_FIT = 20
+# Fewer labelled faces (people, for gender and age) than this in a fold's training part, or one class
+# only: no opinion there. A regularised linear model on a descriptor that separates the classes well
+# needs few examples; fewer than 10 would let one odd face decide.
+MIN_FIT = 10
 # The blend rules benchmarks/real_photos.py compares (README, "Face model"); the first is the default.
 BLENDS: dict[str, str] = {
     "quality": "weights proportional to each source's quality on the field (its gate figure), face 0 where it "
