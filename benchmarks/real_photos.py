@@ -36,9 +36,9 @@ import pandas as pd
 
 from _cli import run
 from maskcls import labels
-from maskcls.audit.rank import FIELDS, LIST_MIN_SCORE, field_quality, find_issues
+from maskcls.audit.rank import field_quality, find_issues
 from maskcls.audit.run import face_evidence, load_evidence, source_qualities
-from maskcls.audit.signals import BLENDS, blend, blend_weight, face_view
+from maskcls.audit.signals import blend, blend_weight, face_view
 from maskcls.cli.common import CommandParser
 from maskcls.config import load_config
 from maskcls.data.prepare import prepare
@@ -123,7 +123,7 @@ def cleanlab_scores(evidence: pd.DataFrame, truth: pd.DataFrame, field: str) -> 
 
 def detectors(manifest: pd.DataFrame, root: Path, every: int) -> pd.DataFrame:
     """Faces found by each detector alone, per mask state, on every ``every``-th photo."""
-    from maskcls.data.images import read_rgb
+    from maskcls.photos import read_rgb
     from maskcls.faces.detect import _RUN
 
     rows = []

@@ -38,7 +38,7 @@ from ..training.folds import fold_identity, train_folds
 from ..training.runs import FOLD_PREFIX, read_probs, read_run_config
 from ..training.runspec import Launcher
 from .decisions import apply_earlier, data_fingerprint, read_decisions, read_log
-from .rank import (DEFAULT_MIN_QUALITY, FIELDS, ISSUE_COLUMNS, PROPOSE_MIN_QUALITY, PROPOSE_MIN_SCORE,
+from .rank import (DEFAULT_MIN_QUALITY, ISSUE_COLUMNS, PROPOSE_MIN_QUALITY, PROPOSE_MIN_SCORE,
                    field_quality, find_issues, issue_evidence, layout_people, precision_recall_curve,
                    proposal_verdicts, score_against_truth, to_corrections)
 from .signals import BLENDS, DEFAULT_BLEND, blend, blend_weight, face_opinion, face_view

@@ -1,13 +1,5 @@
-"""The one decoder, the decoded-photo cache and the dataset every training and prediction reads from.
-
-``read_rgb`` is the only function that turns a photo file into pixels: ``validate`` calls it too, so
-"validate is clean" means "training can read every photo".
-
-Policy for broken files: a photo that does not decode completely is an error naming the file. That
-includes a truncated JPEG, which libjpeg would otherwise decode "successfully" with grey rows at the
-bottom and a warning that names no file: a model should not train on half a face without anyone
-knowing. Photos with more than ``MAX_PIXELS`` pixels are refused before decoding (decompression bombs).
-"""
+"""The decoded-photo cache and the datasets every training and prediction reads from. Photos are
+decoded by the one decoder, ``maskcls.photos.read_rgb`` (its names are importable from here too)."""
 
 from __future__ import annotations
 
@@ -18,73 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+
 from torch.utils.data import Dataset
 
 from .. import labels
 from ..errors import UserError
+from ..photos import MAX_PIXELS, VALIDATE_HINT, PhotoError, decode_error, pil_to_rgb, read_rgb  # noqa: F401
 from ..progress import bar as progress_bar
-
-# 40 megapixels: 200x the competition's photos; larger ones are refused unread.
-MAX_PIXELS = 40_000_000
-
-
-class PhotoError(UserError):
-    """A photo that cannot be used; the message names the file."""
-
-
-def pil_to_rgb(im: Image.Image) -> np.ndarray:
-    """A decoded PIL image as (H, W, 3) uint8 RGB: the EXIF orientation applied, greyscale, RGBA
-    (alpha dropped), palette, CMYK and 16-bit modes converted, as every photo read from disk is."""
-    im = ImageOps.exif_transpose(im)
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.uint32)
-        scale = 257 if arr.max() > 255 else 1  # 16-bit range down to 8 bits
-        im = Image.fromarray((arr // scale).clip(0, 255).astype(np.uint8), "L")
-    if im.mode != "RGB":
-        im = im.convert("RGB")
-    return np.asarray(im, dtype=np.uint8).copy()
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode a photo completely as (H, W, 3) uint8 RGB, or raise ``PhotoError`` naming the file.
-
-    Greyscale, RGBA, palette, CMYK and 16-bit photos come back as 8-bit RGB; the EXIF orientation
-    is applied (as a phone's gallery shows the photo).
-    """
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise PhotoError(f"{path}: photo is {w}x{h} pixels, over the {MAX_PIXELS:,}-pixel limit "
-                                 "(refused before decoding; resize it first)")
-            im.load()  # full decode: a truncated JPEG raises here instead of coming back half grey
-            return pil_to_rgb(im)
-    except PhotoError:
-        raise
-    except FileNotFoundError:
-        raise PhotoError(f"{path}: photo not found") from None
-    except UnidentifiedImageError:
-        raise PhotoError(f"{path}: photo does not decode (not a JPEG, PNG or other image file){VALIDATE_HINT}") from None
-    except Exception as exc:  # PIL raises many types for broken files; each means "not a usable photo"
-        raise PhotoError(f"{path}: photo does not decode ({exc}){VALIDATE_HINT}") from None
-
-
-# Said where a broken photo stops another command; `maskcls validate` itself lists it without the hint.
-VALIDATE_HINT = "; run `maskcls validate` on the data"
-
-
-def decode_error(path: str | Path) -> str | None:
-    """What is wrong with a photo (``read_rgb``'s message without the path and the hint to validate),
-    or None if it decodes."""
-    try:
-        read_rgb(path)
-    except PhotoError as exc:
-        text = str(exc)
-        prefix = f"{path}: "
-        return (text[len(prefix):] if text.startswith(prefix) else text).removesuffix(VALIDATE_HINT)
-    return None
-
 
 def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize to (width, height) with INTER_AREA, as every cached and uncached path does."""

@@ -61,7 +61,7 @@ class Faces:
 
 
 def _analyse(path: str, cascade: tuple[str, ...]) -> FaceRecord:
-    from ..data.images import read_rgb
+    from ..photos import read_rgb
 
     image = read_rgb(path)
     h, w = image.shape[:2]
@@ -91,7 +91,7 @@ def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None =
     """Faces of ``paths`` (photo files), computed where the cache lacks them and stored there.
 
     workers: processes that compute (None: the machine's cores, at most 8; 0 or 1: this process).
-    Raises UserError (data.images.PhotoError) naming a photo that does not decode; what was computed
+    Raises UserError (photos.PhotoError) naming a photo that does not decode; what was computed
     before it stays cached.
     """
     names = check_cascade(cascade)
