@@ -54,7 +54,9 @@ def test_every_mode_comes_back_as_8bit_rgb(tmp_path, mode):
 def test_decompression_bomb_is_refused_before_decoding(tmp_path, monkeypatch):
     path = tmp_path / "big.png"
     Image.new("RGB", (300, 300)).save(path)
-    monkeypatch.setattr(images, "MAX_PIXELS", 200 * 200)
+    from maskcls import photos
+
+    monkeypatch.setattr(photos, "MAX_PIXELS", 200 * 200)  # the decoder's home (data.images hands its names on)
     with pytest.raises(PhotoError, match="300x300 pixels, over the"):
         read_rgb(path)
 
