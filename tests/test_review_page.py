@@ -187,3 +187,23 @@ def test_review_page_without_issues_or_photos(tmp_path):
     page = write_review(_issues(), {}, tmp_path / "nophotos")  # cards without photos
     text = page.read_text()
     assert "</script><script>alert" not in text
+
+
+def test_cards_show_what_each_source_says(browser, tmp_path):
+    """The audit's two opinions (networks_say, face_model_says) on each card, as text; a card whose
+    issue has neither shows no source line."""
+    from selenium.webdriver.common.by import By
+
+    driver, _ = browser
+    issues = _issues()
+    issues["networks_say"] = ["male 0.61", "swap 0.88", "<30 0.55", ""]
+    issues["face_model_says"] = ["male 0.97", "no face found", EVIL, ""]
+    page = write_review(issues, {}, tmp_path / "audit")
+    driver.get(page.as_uri())
+    cards = driver.find_elements(By.CSS_SELECTOR, ".card")
+    lines = [[s.text for s in c.find_elements(By.CSS_SELECTOR, ".source")] for c in cards]
+    assert lines[0] == ["networks trained here: male 0.61", "face model: male 0.97"]
+    assert lines[1] == ["networks trained here: swap 0.88", "face model: no face found"]
+    assert lines[2][1] == f"face model: {EVIL}"  # text, not markup
+    assert lines[3] == [] and not cards[3].find_elements(By.CSS_SELECTOR, ".sources")
+    assert driver.execute_script("return document.scripts.length") == 2
