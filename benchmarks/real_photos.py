@@ -71,7 +71,7 @@ def plant(manifest: pd.DataFrame, fields: tuple[str, ...], rate: float, rng: np.
                 old = int(row["age"])
                 group = 0 if old < 30 else 1 if old < 60 else 2
                 new = int(rng.choice(OTHER_AGE[group]))
-            noisy.iloc[i, noisy.columns.get_loc(field)] = new
+            noisy.iloc[i, noisy.columns.get_loc(field)] = str(new)  # the manifest is read as text
             truth.append({"person": row["person_id"], "field": field,
                           "image": Path(row["path"]).stem if field == "mask" else "*",
                           "recorded": new, "true": old})
@@ -212,6 +212,10 @@ def main() -> None:
                     cl = cleanlab_scores(evidence, truth, field)
                     row.update({f"cleanlab {k}": v for k, v in cl.items()})
                 tables.append(row)
+                print(f"{part} {field} {name}: quality {q['quality']:.2f}, top-k {ours['topk']:.2f}, "
+                      f"P {ours['precision']:.2f} R {ours['recall']:.2f}"
+                      + (f"; cleanlab top-k {row['cleanlab topk']:.2f} P {row['cleanlab precision']:.2f} "
+                         f"R {row['cleanlab recall']:.2f}" if "cleanlab topk" in row else ""), flush=True)
         if part == "facemask":
             det = detectors(manifest, Path("/"), args.detector_every)
             counts = det.groupby("mask")[["haar", "hog", "cnn", "hog+haar", "hog+haar+cnn"]].agg(["sum", "count"])
@@ -219,6 +223,7 @@ def main() -> None:
                                         for d in ("haar", "hog", "cnn", "hog+haar", "hog+haar+cnn")}
                                     for m in counts.index}
             results["detector_seconds"] = {d: round(float(det[f"{d}_s"].mean()), 4) for d in ("haar", "hog", "cnn")}
+            print(results["detectors"], results["detector_seconds"], flush=True)
     frame = pd.DataFrame(tables)
     results["table"] = frame.to_dict("records")
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")

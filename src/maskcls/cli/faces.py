@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import DATA_HELP, data_setting_args, data_settings, workers_arg
+from .common import DATA_HELP, data_settings, workers_arg
 
 
 def add_parser(sub) -> None:
@@ -20,11 +20,13 @@ def add_parser(sub) -> None:
                     "data.cache_dir (default $MASKCLS_CACHE or ~/.cache/maskcls), never in DATA; a rerun, or any "
                     "command that needs faces (audit, validate, summary, eda, the folds), computes only photos "
                     "not cached yet, and a killed run resumes. The descriptor was trained for identity, not "
-                    "gender or age: see the README's 'Face model'.")
+                    "gender or age: see the README's 'A pretrained face model'.")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     workers_arg(p, help="processes that compute faces (default: the machine's cores, at most 8; 0: this process)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON instead of a line")
-    data_setting_args(p)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="data.face_detectors (hog, haar, cnn joined by +), data.cache_dir (where the cache lives) or "
+                        "data.allow_outside (manifest paths outside its folder)")
     p.set_defaults(func=run)
 
 
