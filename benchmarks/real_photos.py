@@ -38,7 +38,7 @@ from _cli import run
 from maskcls import labels
 from maskcls.audit.rank import field_quality, find_issues
 from maskcls.audit.run import face_evidence, load_evidence, source_qualities
-from maskcls.audit.signals import blend, blend_weight, face_view
+from maskcls.audit.signals import blend, blend_weight, face_view, tempering
 from maskcls.cli.common import CommandParser
 from maskcls.config import load_config
 from maskcls.data.prepare import prepare
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12, help="epochs per fold network (default 12)")
     parser.add_argument("--size", default="112x112", help="network input size (default 112x112)")
     parser.add_argument("--detector-every", type=int, default=3,
-                        help="the detector table uses every N-th facemask photo (default 3: the CNN is slow)")
+                        help="the detector table uses every N-th facemask photo (default 3: the CNN is slow; 0: no table)")
     parser.add_argument("--parts", default="facemask,utkface", help="which parts (default both)")
     args = parser.parse_args()
     dev, out = Path(args.dev), Path(args.out)
@@ -199,9 +199,9 @@ def main() -> None:
         for field in PARTS[part]:
             planted = int((truth["field"] == field).sum())
             views = {"networks": oof, "face": face_view(oof, opinion, field)}
-            for rule in ("quality", "mean", "face"):
+            for rule in ("quality", "tempered", "mean", "face"):
                 w = blend_weight(rule, field, src_q["networks"].get(field), src_q["face"].get(field))
-                views[f"blend {rule}"] = blend(oof, opinion, {field: w})
+                views[f"blend {rule}"] = blend(oof, opinion, {field: w}, tempering(rule, src_q["tempers"]))
             for name, evidence in views.items():
                 q = field_quality(evidence, cutoffs=cfg.cutoffs, fields=(field,)).iloc[0]
                 issues = find_issues(evidence, cutoffs=cfg.cutoffs, fields=(field,))
@@ -216,7 +216,7 @@ def main() -> None:
                       f"P {ours['precision']:.2f} R {ours['recall']:.2f}"
                       + (f"; cleanlab top-k {row['cleanlab topk']:.2f} P {row['cleanlab precision']:.2f} "
                          f"R {row['cleanlab recall']:.2f}" if "cleanlab topk" in row else ""), flush=True)
-        if part == "facemask":
+        if part == "facemask" and args.detector_every > 0:
             det = detectors(manifest, Path("/"), args.detector_every)
             counts = det.groupby("mask")[["haar", "hog", "cnn", "hog+haar", "hog+haar+cnn"]].agg(["sum", "count"])
             results["detectors"] = {m: {d: f"{int(counts.loc[m, (d, 'sum')])}/{int(counts.loc[m, (d, 'count')])}"

@@ -29,6 +29,8 @@ MIN_FIT = 10
 BLENDS: dict[str, str] = {
     "quality": "weights proportional to each source's quality on the field (its gate figure), face 0 where it "
                "reads the field no better than chance",
+    "tempered": "as quality, after each source's probabilities are shrunk toward uniform by its quality (p -> q p + "
+                "(1 - q) / K), photos without a face included: a weakly read source speaks less surely",
     "mean": "the mean of the two sources' probabilities",
     "face": "the face model alone where it has a face, the networks elsewhere",
     "cnn": "the networks alone (the face model shown on the cards, not used in the scores)",
@@ -138,27 +140,45 @@ def blend_weight(rule: str, field: str, quality_cnn: float | None, quality_face:
     return qf / (qc + qf) if qc + qf > 0 else 0.0
 
 
-def blend(oof: pd.DataFrame, face: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+def _shrink(p: np.ndarray, quality: float) -> np.ndarray:
+    q = min(max(quality, 0.0), 1.0)
+    return q * p + (1 - q) / p.shape[1]
+
+
+def blend(oof: pd.DataFrame, face: pd.DataFrame, weights: dict[str, float],
+          temper: dict[str, tuple[float, float]] | None = None) -> pd.DataFrame:
     """``oof`` (the networks' table, rank.find_issues' input) with each field's probabilities, and their
     mirror-image columns, replaced by (1 - w) * networks + w * face wherever the face model has an
-    opinion. Linear, so rank's average of a photo and its mirror image stays the same average."""
+    opinion. Linear, so rank's average of a photo and its mirror image stays the same average.
+    ``temper`` (field -> (networks' quality, face model's quality)) first shrinks each source's
+    probabilities toward uniform by its quality, on every photo (the "tempered" rule)."""
     merged = oof.merge(face, on="path", how="left")
     out = oof.copy()
     for task in labels.TASKS:
         w = weights.get(task.field, 0.0)
         cols = prob_columns(task)
-        if w <= 0 or not all(c in merged.columns for c in cols):
+        tq = (temper or {}).get(task.field)
+        if (w <= 0 and tq is None) or not all(c in merged.columns for c in cols):
             continue
         f = merged[cols].to_numpy(dtype=float)
         ok = ~np.isnan(f).any(axis=1)
+        if tq is not None:
+            f = _shrink(f, tq[1])
         for prefix in ("p_", "hflip_"):
             own = [f"{prefix}{task.name}_{k}" for k in range(task.size)]
             if not all(c in out.columns for c in own):
                 continue
             values = np.array(out[own].apply(pd.to_numeric, errors="coerce"), dtype=float)  # a writable copy
+            if tq is not None:
+                values = _shrink(values, tq[0])
             values[ok] = (1 - w) * values[ok] + w * f[ok]
             out[own] = values
     return out
+
+
+def tempering(rule: str, qualities: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]] | None:
+    """The ``temper`` argument of ``blend`` for ``rule``: the sources' qualities, or None."""
+    return qualities if rule == "tempered" else None
 
 
 def face_view(oof: pd.DataFrame, face: pd.DataFrame, field: str) -> pd.DataFrame:
