@@ -145,6 +145,12 @@ def test_options_that_shape_training_are_refused_with_run_and_bad_data_before_an
     assert not (tmp_path / "a").exists()
 
 
+def test_audit_refuses_a_blend_without_the_face_model(synth_root, tmp_path, capsys):
+    assert main(["audit", str(synth_root), "--out", str(tmp_path / "a"), "--faces", "off", "--blend", "face"]) == 2
+    assert "--faces off leaves the face model out" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
 def test_audit_rejects_a_bad_bar(synth_root, tmp_path, capsys):
     assert main(["--quiet", "audit", str(synth_root), "--out", str(tmp_path / "a"), "--min-quality", "1.5"]) == 2
     assert "--min-quality" in capsys.readouterr().err and not (tmp_path / "a").exists()

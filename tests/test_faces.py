@@ -162,8 +162,92 @@ def test_cli_faces_line_and_errors(tmp_path, astronaut, capsys, monkeypatch):
     # an unknown detector is one line, exit 2
     assert main(["faces", str(photos / "m.csv"), "--set", "data.face_detectors=hog+retina"]) == 2
     assert "unknown face detector(s) retina" in capsys.readouterr().err
-    # a photo that does not decode: one line naming it; the faces before it stay cached
+    # a photo that does not decode: named in one line, exit 2, and every other photo is computed and cached
     (photos / "c.jpg").write_bytes(b"not a photo")
-    (photos / "m2.csv").write_text("path,person_id,mask,gender,age\na.jpg,a,normal,female,38\nc.jpg,c,,female,\n")
+    save(photos / "d.jpg", astronaut[:, ::-1].copy())
+    (photos / "m2.csv").write_text("path,person_id,mask,gender,age\na.jpg,a,normal,female,38\nc.jpg,c,,female,\n"
+                                   "d.jpg,d,normal,female,38\n")
     assert main(["faces", str(photos / "m2.csv"), "--workers", "0", "-q"]) == 2
-    assert "c.jpg" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "c.jpg: photo does not decode" in captured.err and "1 photo(s) could not be read" in captured.err
+    assert "2 of 3 photos have a face" in captured.out and "1 from the cache, 1 computed" in captured.out
+    # the cache folder is a file: one line
+    (tmp_path / "afile").write_text("x")
+    assert main(["faces", str(photos / "m.csv"), "--set", f"data.cache_dir={tmp_path / 'afile'}"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    # a setting faces does not take is refused, naming the ones it does
+    assert main(["faces", str(photos / "m.csv"), "--set", "data.age_old=50"]) == 2
+    assert "takes only data.face_detectors" in capsys.readouterr().err
+
+
+def test_a_damaged_cache_is_one_line_and_lookups_go_on_without_it(tmp_path, astronaut, capsys):
+    """Garbage written into the middle of the cache file: faces says so in one line (exit 2); validate and
+    summary, which only look faces up, say the identity checks were skipped and finish."""
+    photos = tmp_path / "data"
+    rows = ["path,person_id,mask,gender,age"]
+    for i in range(40):
+        save(photos / f"p{i}.jpg", np.roll(astronaut, 2 * i, axis=1))
+        rows.append(f"p{i}.jpg,p{i},normal,female,38")
+    (photos / "m.csv").write_text("\n".join(rows) + "\n")
+    cache = tmp_path / "cache"
+    assert main(["faces", str(photos / "m.csv"), "--workers", "0", "-q", "--set", f"data.cache_dir={cache}"]) == 0
+    capsys.readouterr()
+    with FaceCache(cache) as c:  # fold the WAL into the main file, so the damage below hits the records
+        c._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db = cache / CACHE_NAME
+    data = bytearray(db.read_bytes())
+    assert len(data) > 12000
+    data[4096:len(data) - 100] = np.random.default_rng(0).integers(0, 256, len(data) - 4196, dtype=np.uint8).tobytes()
+    db.write_bytes(bytes(data))
+    assert main(["faces", str(photos / "m.csv"), "--workers", "0", "-q", "--set", f"data.cache_dir={cache}"]) == 2
+    err = capsys.readouterr().err
+    assert "the face cache is damaged" in err and "move it away" in err and "Traceback" not in err
+    assert main(["validate", str(photos / "m.csv"), "--no-decode", "--set", f"data.cache_dir={cache}"]) == 0
+    out = capsys.readouterr().out
+    assert "identity checks skipped" in out and "damaged" in out
+    assert main(["summary", str(photos / "m.csv"), "--set", f"data.cache_dir={cache}"]) == 0
+    assert "identity checks skipped" in capsys.readouterr().err
+
+
+def _marked(mark: str) -> list[int]:
+    """Live processes whose environment carries ``mark``."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if mark.encode() in (proc / "environ").read_bytes():
+                    out.append(int(proc.name))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc (Linux) to find the workers")
+def test_workers_leave_when_their_parent_is_killed(tmp_path, astronaut):
+    """kill -9 of `maskcls faces` must not leave its worker processes waiting for ever."""
+    import uuid
+
+    photos = tmp_path / "data"
+    rows = ["path,person_id,mask,gender,age"]
+    for i in range(120):
+        save(photos / f"p{i}.jpg", np.roll(astronaut, i, axis=1))
+        rows.append(f"p{i}.jpg,p{i},normal,female,38")
+    (photos / "manifest.csv").write_text("\n".join(rows) + "\n")
+    mark = f"MASKCLS_TEST_MARK={uuid.uuid4().hex}"
+    env = {**os.environ, "MASKCLS_CACHE": str(tmp_path / "cache"), mark.split("=")[0]: mark.split("=")[1]}
+    proc = subprocess.Popen([sys.executable, "-m", "maskcls", "faces", str(photos / "manifest.csv"), "--workers", "2",
+                             "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_marked(mark)) < 3 and proc.poll() is None:
+        time.sleep(0.2)  # the parent and its two workers are up
+    time.sleep(2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and _marked(mark):
+        time.sleep(0.2)
+    left = _marked(mark)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} worker process(es) outlived their killed parent"

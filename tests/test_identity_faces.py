@@ -176,3 +176,27 @@ def test_validate_summary_and_eda_list_the_findings(twice, tmp_path, capsys):
 
     for src in re.findall(r'src="(thumbs/[^"]+)"', page):
         assert (report / src).is_file()
+
+
+def test_faces_that_all_look_alike_are_not_matched(tmp_path):
+    """Drawn faces (the demo's) all lie close together for the face model: nothing is matched, the
+    folds stay as they were, and the checks say why."""
+    from maskcls.faces.checks import face_checks
+    from maskcls.faces.compute import Faces
+    import maskcls.faces.checks as checks_mod
+
+    rng = np.random.default_rng(7)
+    persons, d = faces_of(10, 2, rng, spread=0.02)
+    d = d * 0.3  # every id within ~0.3 of every other: closer than one person's own photos should be
+    table = pd.DataFrame({"path": [f"x{i}.jpg" for i in range(20)], "person": persons, "image": "a", "mask": 2})
+    faces = Faces(pd.DataFrame({"path": table["path"], "detector": "haar"}), d, np.zeros((20, 5, 2)), "hog+haar",
+                  tmp_path)
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(checks_mod, "cached_faces", lambda *a, **k: faces)
+    try:
+        checks = face_checks(table)
+    finally:
+        monkey.undo()
+    assert checks.matches.empty and checks.mismatches.empty
+    assert "cannot tell these people apart" in checks.note and any("cannot tell" in x for x in checks.lines())
+    assert len(set(checks.groups)) == 10  # every person its own group: the folds are unchanged

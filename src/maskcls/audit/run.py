@@ -49,6 +49,9 @@ OURS = {"label_issues.csv", "proposed_corrections.csv", "review.html", "thumbs",
 REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank", "proposed", "networks_say",
                   "face_model_says"]
 FACES_CHOICES = ("auto", "off")
+# The face model's opinion on a field counts only when it covers this many people (gender, age) or
+# photos (mask): its quality, which weighs it in the blend, is not measured on fewer.
+MIN_FACE_UNITS = 20
 
 
 def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, folds: int = 5,
@@ -76,6 +79,9 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         raise UserError(f"--faces must be one of {', '.join(FACES_CHOICES)}, got {faces!r}")
     if blend_rule not in BLENDS:
         raise UserError(f"--blend must be one of {', '.join(BLENDS)}, got {blend_rule!r}")
+    if faces == "off" and blend_rule != DEFAULT_BLEND:
+        raise UserError(f"--blend {blend_rule} combines the face model's opinion with the networks', and --faces off "
+                        "leaves the face model out; drop one of them")
     refuse_output_inside(data, out)
     if out.exists() and (not out.is_dir() or any(p.name not in OURS and not _is_repeat(p.name)
                                                  and not p.name.startswith(".") for p in out.iterdir())):
@@ -249,8 +255,8 @@ def source_qualities(oof: pd.DataFrame, opinion: pd.DataFrame | None, cfg, min_q
         if view.empty:
             continue
         q = field_quality(view, cutoffs=cfg.cutoffs, fields=(field,), min_quality=min_quality).iloc[0]
-        if pd.isna(q["quality"]):
-            continue
+        if pd.isna(q["quality"]) or q["units"] < MIN_FACE_UNITS:
+            continue  # a quality measured on a handful of faces would decide the blend on noise
         out["face"][field] = float(q["quality"])
         unit = "people" if field != "mask" else "photos"
         out["face_units"][field] = f" (over {int(q['units'])} {unit} with a face)"

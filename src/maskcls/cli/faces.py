@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from .common import DATA_HELP, data_settings, workers_arg
+
+
+FACES_KEYS = ("data.face_detectors", "data.cache_dir", "data.allow_outside")
 
 
 def add_parser(sub) -> None:
@@ -34,15 +38,27 @@ def run(args: argparse.Namespace) -> int:
     from ..data.table import load_table
     from ..faces.compute import compute_faces
 
+    from ..errors import UserError
+
+    for item in args.set:
+        if item.partition("=")[0].strip() not in FACES_KEYS:
+            raise UserError(f"--set {item}: `maskcls faces` takes only {', '.join(FACES_KEYS)}")
     cfg = data_settings(args)
     table, _ = load_table(args.data, cutoffs=cfg.cutoffs, corrections="none", allow_outside=cfg.data.allow_outside)
     faces = compute_faces(table["path"].tolist(), cache_dir=cfg.data.cache_dir or None,
                           cascade=cfg.data.face_detectors, workers=args.workers,
                           log=lambda s: None)
     if args.json:
-        print(json.dumps({"photos": len(table), "found": int(faces.found.sum()), "per_detector": faces.per_detector,
+        print(json.dumps({"photos": len(table), "failed": len(faces.failed), "found": int(faces.found.sum()), "per_detector": faces.per_detector,
                           "cached": faces.cached, "computed": faces.computed, "seconds": round(faces.seconds, 2),
                           "cascade": faces.cascade, "cache": str(faces.cache_path)}, indent=2))
     else:
         print(faces.summary())
+    for path, why in list(faces.failed.items())[:10]:
+        print(f"maskcls faces: error: {why}", file=sys.stderr)
+    if faces.failed:
+        more = f" ({len(faces.failed) - 10} more not shown)" if len(faces.failed) > 10 else ""
+        print(f"maskcls faces: {len(faces.failed)} photo(s) could not be read{more}; every other photo's face is "
+              "cached. `maskcls validate DATA` lists every problem", file=sys.stderr)
+        return 2
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from .common import CORR_HELP, DATA_HELP, data_setting_args, data_settings
 
@@ -30,10 +31,11 @@ def run(args: argparse.Namespace) -> int:
     table, report = load_table(args.data, cutoffs=ages, corrections=args.corrections,
                                allow_outside=cfg.data.allow_outside)
     info = summarize(table, ages)
-    from ..faces.checks import face_checks
+    from ..faces.checks import checks_or_note
 
     # The identity checks on the faces the cache holds (`maskcls faces DATA`); nothing is computed here.
-    checks = face_checks(table, cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors)
+    checks = checks_or_note(table, cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors,
+                            note=lambda line: print(f"identity: {line}", file=sys.stderr))
     if checks is not None:
         info["identity"] = checks.summary()
     if args.json:

@@ -33,10 +33,12 @@ def run(args: argparse.Namespace) -> int:
                       cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors)
     for problem in result.problems:
         print(problem)
+    for line in result.identity_notes:
+        print(f"identity: {line}" if not line.startswith("identity") else line)
     if result.identity is not None:
         for line in result.identity.lines():
             print(line)
-    elif args.faces == "cached" and not result.problems:
+    elif args.faces == "cached" and not result.problems and not result.identity_notes:
         print("identity: no faces cached for this data; `maskcls faces DATA` (or --faces compute) adds the "
               "face model's identity checks")
     if result.corrections is not None:

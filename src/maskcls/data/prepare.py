@@ -185,9 +185,10 @@ def _face_groups(cfg, table: pd.DataFrame, log: Callable[[str], None]) -> tuple[
     when the cache holds none of these photos, or when no two ids share a face."""
     if not cfg.data.face_groups:
         return None, {}
-    from ..faces.checks import face_checks
+    from ..faces.checks import checks_or_note
 
-    checks = face_checks(table, cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors)
+    checks = checks_or_note(table, cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors,
+                            note=lambda line: log(f"folds: {line}; ids are not grouped by face"))
     if checks is None or checks.matches.empty:
         return None, {}
     grouped = {"ids": checks.grouped_ids, "groups": checks.n_groups}

@@ -29,6 +29,7 @@ class Validation:
     photos: int = 0
     eval_photos: int = 0
     identity: object | None = None  # faces.checks.FaceChecks: findings to look at, not problems
+    identity_notes: list[str] = field(default_factory=list)  # why the identity checks were not made
 
 
 def validate(data: str | Path, *, corrections: str | Path | None = None, decode: bool = True,
@@ -55,10 +56,16 @@ def validate(data: str | Path, *, corrections: str | Path | None = None, decode:
     if decode:
         out.problems += decode_problems(paths, progress=progress)
     if faces != "off" and not out.problems and not result.table.empty:
-        from ..faces.checks import face_checks
+        from ..faces.checks import checks_or_note, face_checks
 
-        out.identity = face_checks(result.table, cache_dir=cache_dir, cascade=cascade, compute=faces == "compute",
-                                   progress=progress)
+        if faces == "compute":
+            out.identity = face_checks(result.table, cache_dir=cache_dir, cascade=cascade, compute=True,
+                                       progress=progress)
+        else:
+            out.identity = checks_or_note(result.table, cache_dir=cache_dir, cascade=cascade,
+                                          note=out.identity_notes.append)
+    elif faces != "off" and out.problems:
+        out.identity_notes.append("identity checks skipped: fix the problems above first")
     corr_path = corr_mod.resolve(corrections)
     if corr_path is not None:
         _, out.corrections = corr_mod.apply(result.table, corr_mod.read(corr_path))

@@ -57,17 +57,32 @@ class FaceRecord:
 class FaceCache:
     """Read and write face records; ``folder`` None means the default cache folder."""
 
-    def __init__(self, folder: str | Path | None = None) -> None:
+    def __init__(self, folder: str | Path | None = None, *, readonly: bool = False) -> None:
         self.path = Path(folder or default_cache_dir()) / CACHE_NAME
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise UserError(f"{self.path.parent}: the face cache folder (data.cache_dir or $MASKCLS_CACHE) is not a "
+                            "folder; give a folder")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=60)
-            self._db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-            self._db.execute(_SCHEMA)
-            self._db.commit()
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"{self.path}: the face cache cannot be opened ({exc}); move it away and run again "
-                            "(the faces are computed anew)") from None
+            if readonly:  # looking faces up (validate, summary, eda, the folds) never needs to write
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=60)
+                self._db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+                self._db.execute(_SCHEMA)
+                self._db.commit()
+            self._db.execute("SELECT COUNT(*) FROM faces LIMIT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: Exception) -> UserError:
+        """One line for a cache that cannot be used: damaged (move it away) or not writable (another folder)."""
+        text = str(exc)
+        if isinstance(exc, sqlite3.DatabaseError) and any(w in text for w in ("malformed", "not a database", "corrupt")):
+            return UserError(f"{self.path}: the face cache is damaged ({text}); move it away and run again (the faces "
+                             "are computed anew)")
+        return UserError(f"{self.path}: the face cache cannot be used ({text}); check that the folder is writable, or "
+                         "give another with --set data.cache_dir=DIR (or $MASKCLS_CACHE)")
 
     @classmethod
     @contextlib.contextmanager
@@ -76,7 +91,7 @@ class FaceCache:
         if not (Path(folder or default_cache_dir()) / CACHE_NAME).is_file():
             yield None
             return
-        with cls(folder) as cache:
+        with cls(folder, readonly=True) as cache:
             yield cache
 
     def close(self) -> None:
@@ -92,13 +107,16 @@ class FaceCache:
         """key -> record for the keys the cache holds with this cascade."""
         keys = list(dict.fromkeys(keys))
         out: dict[str, FaceRecord] = {}
-        for i in range(0, len(keys), 500):  # SQLite's limit on bound parameters
-            chunk = keys[i:i + 500]
-            rows = self._db.execute(
-                f"SELECT key, width, height, detector, score, x, y, w, h, landmarks, descriptor FROM faces "
-                f"WHERE cascade = ? AND key IN ({','.join('?' * len(chunk))})", [cascade, *chunk])
-            for key, *rest in rows:
-                out[key] = _record(*rest)
+        try:
+            for i in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+                chunk = keys[i:i + 500]
+                rows = self._db.execute(
+                    f"SELECT key, width, height, detector, score, x, y, w, h, landmarks, descriptor FROM faces "
+                    f"WHERE cascade = ? AND key IN ({','.join('?' * len(chunk))})", [cascade, *chunk]).fetchall()
+                for key, *rest in rows:
+                    out[key] = _record(*rest)
+        except (sqlite3.Error, ValueError) as exc:  # ValueError: a blob of the wrong size in a damaged file
+            raise self._error(exc if isinstance(exc, sqlite3.Error) else sqlite3.DatabaseError(f"malformed record: {exc}")) from None
         return out
 
     def put(self, items: Iterable[tuple[str, FaceRecord]], cascade: str) -> None:
@@ -109,11 +127,17 @@ class FaceCache:
             rows.append((key, cascade, r.width, r.height, r.detector, r.score, *box,
                          None if r.landmarks is None else np.asarray(r.landmarks, np.float32).tobytes(),
                          None if r.descriptor is None else np.asarray(r.descriptor, np.float32).tobytes()))
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO faces VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        try:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO faces VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        try:
+            return int(self._db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
 
 
 def _record(width, height, detector, score, x, y, w, h, landmarks, descriptor) -> FaceRecord:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .compute import Faces, cached_faces, compute_faces
 from .describe import SAME_PERSON_DISTANCE
-from .identity import MATCH_DISTANCE, identity_groups, matching_people, photo_mismatches
+from .identity import MATCH_DISTANCE, id_spread, identity_groups, matching_people, photo_mismatches
 
 
 @dataclass
@@ -28,6 +28,8 @@ class FaceChecks:
     matches: pd.DataFrame
     groups: np.ndarray
     persons: np.ndarray  # the person of every row
+    compared: int = 0  # photos with a face that took part (masked ones are left out)
+    note: str = ""  # why a check was not made
 
     @property
     def grouped_ids(self) -> int:
@@ -49,15 +51,17 @@ class FaceChecks:
                 f"{r.pairs} photo pair(s), below {MATCH_DISTANCE}): one person filed twice?"
                 for r in self.matches.itertuples()]
         f = self.faces
-        found = int(f.found.sum())
-        out.append(f"identity checks on {found} of {len(f.table)} photos with a face (those recorded with a mask worn "
-                   f"left out: a mask hides the face): {len(self.mismatches)} photo(s) "
-                   f"unlike their person, {len(self.matches)} pair(s) of ids with one face"
+        if self.note:
+            out.append(f"identity: {self.note}")
+        out.append(f"identity checks on {self.compared} photos with a face found ({int(f.found.sum())} of "
+                   f"{len(f.table)}; photos recorded with a mask worn take no part: a mask hides the face): "
+                   f"{len(self.mismatches)} photo(s) unlike their person, {len(self.matches)} pair(s) of ids with one face"
                    + (f"; {f.missing} photo(s) not in the face cache (run `maskcls faces`)" if f.missing else ""))
         return out
 
     def summary(self) -> dict:
-        return {"photos_with_face": int(self.faces.found.sum()), "photos_not_cached": int(self.faces.missing),
+        return {"photos_with_face": int(self.faces.found.sum()), "photos_compared": self.compared,
+                "photos_not_cached": int(self.faces.missing), "note": self.note,
                 "mismatched_photos": self.mismatches.to_dict("records"), "matching_ids": self.matches.to_dict("records")}
 
 
@@ -81,5 +85,30 @@ def face_checks(table: pd.DataFrame, *, cache_dir: str | Path | None = None, cas
     mism = photo_mismatches(persons, usable)
     mism.insert(0, "path", [paths[i] for i in mism["row"]])
     mism.insert(2, "image", [str(table["image"].iloc[i]) for i in mism["row"]])
-    matches = matching_people(persons, usable)
-    return FaceChecks(faces, mism.drop(columns="row"), matches, identity_groups(persons, matches), persons)
+    note = ""
+    spread = id_spread(persons, usable)
+    if spread is not None and spread < SAME_PERSON_DISTANCE:
+        # Strangers closer than one person's own photos: the model cannot tell these faces apart.
+        note = (f"ids not compared: the faces found lie {spread:.2f} apart between ids (median), closer than the "
+                f"same-person threshold {SAME_PERSON_DISTANCE}, so the face model cannot tell these people apart "
+                "(drawn faces do this)")
+        matches = pd.DataFrame(columns=["person_a", "person_b", "distance", "pairs"])
+        mism = mism.iloc[0:0]
+    else:
+        matches = matching_people(persons, usable)
+    compared = int((~np.isnan(usable).any(axis=1)).sum())
+    return FaceChecks(faces, mism.drop(columns="row"), matches, identity_groups(persons, matches), persons,
+                      compared, note)
+
+
+def checks_or_note(table: pd.DataFrame, *, cache_dir: str | Path | None, cascade: str,
+                   note) -> FaceChecks | None:
+    """The identity checks on the cached faces, or None after ``note(line)`` says why they could not be
+    made (a cache that cannot be read): looking faces up never stops the command that asked."""
+    from ..errors import UserError
+
+    try:
+        return face_checks(table, cache_dir=cache_dir, cascade=cascade)
+    except UserError as exc:
+        note(f"identity checks skipped: {exc}")
+        return None

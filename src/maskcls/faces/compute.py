@@ -46,6 +46,7 @@ class Faces:
     seconds: float = 0.0  # time spent computing
     per_detector: dict = field(default_factory=dict)
     missing: int = 0  # photos the cache lacked (cached_faces only: they count as no face)
+    failed: dict = field(default_factory=dict)  # path -> why it does not decode (not cached; counted as no face)
 
     @property
     def found(self) -> np.ndarray:
@@ -56,14 +57,19 @@ class Faces:
         found = int(self.found.sum())
         by = ", ".join(f"{k} {v}" for k, v in self.per_detector.items()) or "none"
         rate = f" in {self.seconds:.1f} s ({self.computed / self.seconds:.1f} photos/s)" if self.computed else ""
+        bad = f"; {len(self.failed)} photo(s) could not be read" if self.failed else ""
         return (f"faces: {found} of {n} photos have a face ({by}; no face in {n - found}); {self.cached} from the "
-                f"cache, {self.computed} computed{rate}; cache {self.cache_path}")
+                f"cache, {self.computed} computed{rate}{bad}; cache {self.cache_path}")
 
 
-def _analyse(path: str, cascade: tuple[str, ...]) -> FaceRecord:
-    from ..photos import read_rgb
+def _analyse(path: str, cascade: tuple[str, ...]) -> FaceRecord | str:
+    """The photo's face record, or the reason it does not decode (one bad photo must not stop the rest)."""
+    from ..photos import PhotoError, read_rgb
 
-    image = read_rgb(path)
+    try:
+        image = read_rgb(path)
+    except PhotoError as exc:
+        return str(exc)
     h, w = image.shape[:2]
     face = detect(image, cascade)
     if face is None:
@@ -72,17 +78,27 @@ def _analyse(path: str, cascade: tuple[str, ...]) -> FaceRecord:
     return FaceRecord(w, h, face.detector, face.score, face.box, points, vector)
 
 
-def _work(args: tuple[str, tuple[str, ...]]) -> FaceRecord:
+def _work(args: tuple[str, tuple[str, ...]]) -> FaceRecord | str:
     return _analyse(*args)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     # One thread per worker process: the processes are the parallelism (oversubscribed BLAS threads
     # on 2 cores slow every process down).
     os.environ["OMP_NUM_THREADS"] = "1"
     import cv2
 
     cv2.setNumThreads(1)
+    # A parent killed with kill -9 (or SIGTERM) cannot shut its pool down; its workers would wait on an
+    # empty queue for ever. Each one leaves as soon as its parent is gone.
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None = None,
@@ -91,21 +107,22 @@ def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None =
     """Faces of ``paths`` (photo files), computed where the cache lacks them and stored there.
 
     workers: processes that compute (None: the machine's cores, at most 8; 0 or 1: this process).
-    Raises UserError (photos.PhotoError) naming a photo that does not decode; what was computed
-    before it stays cached.
+    A photo that cannot be read or decoded counts as no face, is not cached, and is named in
+    ``Faces.failed``; the others are computed and cached all the same.
     """
     names = check_cascade(cascade)
     spelled = "+".join(names)
     paths = [str(p) for p in paths]
-    keys = [content_key(p) for p in paths]
+    keys = [_key_or_none(p) for p in paths]
+    failed = {p: f"{p}: photo not found" for p, k in zip(paths, keys) if k is None}
     records: dict[str, FaceRecord] = {}
     with FaceCache(cache_dir) as cache:
         records.update(cache.get(keys, spelled))
         todo: dict[str, str] = {}
         for path, key in zip(paths, keys):
-            if key not in records and key not in todo:
+            if key is not None and key not in records and key not in todo:
                 todo[key] = path
-        cached = len(paths) - sum(1 for k in keys if k in todo)
+        cached = sum(1 for k in keys if k is not None and k not in todo)
         start = time.perf_counter()
         if todo:
             n_workers = min(os.cpu_count() or 1, 8) if workers is None else workers
@@ -119,13 +136,16 @@ def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None =
                     pool = None
                 else:
                     pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"),
-                                               initializer=_init_worker)
+                                               initializer=_init_worker, initargs=(os.getpid(),))
                     results = pool.map(_work, jobs, chunksize=4)
                 try:
-                    for (key, _), record in zip(items, results):
+                    for (key, path), record in zip(items, results):
+                        bar.update(1)
+                        if isinstance(record, str):
+                            failed[path] = record
+                            continue
                         records[key] = record
                         pending.append((key, record))
-                        bar.update(1)
                         if len(pending) >= BATCH:
                             cache.put(pending, spelled)
                             pending = []
@@ -136,7 +156,20 @@ def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None =
                         pool.shutdown(cancel_futures=True)
         seconds = time.perf_counter() - start
         cache_path = cache.path
-    return _assemble(paths, keys, records, spelled, cache_path, cached, len(todo), seconds)
+    for path, key in zip(paths, keys):
+        if path in failed or key is None:
+            records.setdefault(key or path, FaceRecord(0, 0))  # no face, and nothing cached for it
+    faces = _assemble(paths, [k or p for p, k in zip(paths, keys)], records, spelled, cache_path, cached,
+                      len(todo) - len(failed), seconds)
+    faces.failed = failed
+    return faces
+
+
+def _key_or_none(path: str) -> str | None:
+    try:
+        return content_key(path)
+    except OSError:
+        return None
 
 
 def cached_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None = None,

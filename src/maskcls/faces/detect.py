@@ -18,7 +18,7 @@ from . import models
 DETECTORS: dict[str, str] = {
     "hog": "dlib's HOG + linear SVM frontal detector (fast; misses most masked faces)",
     "haar": "OpenCV's Haar cascades: frontal, frontal alt2, profile (catch many masked faces HOG misses)",
-    "cnn": "dlib's CNN (MMOD) detector on a copy at most 256 px wide (slow on a CPU: ~0.3 s a photo)",
+    "cnn": "dlib's CNN (MMOD) detector on a copy at most 256 px wide (slow on a CPU: ~0.4 s a photo)",
 }
 DEFAULT_CASCADE = ("hog", "haar")
 HOG_MAX_WIDTH = 400  # HOG on a copy at most this wide: a 384x512 photo's face is ~200 px, found at once

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -465,10 +466,13 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
 
     checks = None
     if faces != "off":
-        from ..faces.checks import face_checks
+        from ..faces.checks import checks_or_note, face_checks
 
-        checks = face_checks(table, cache_dir=cache_dir, cascade=cascade, compute=faces == "compute",
-                             progress=progress)
+        if faces == "compute":
+            checks = face_checks(table, cache_dir=cache_dir, cascade=cascade, compute=True, progress=progress)
+        else:
+            checks = checks_or_note(table, cache_dir=cache_dir, cascade=cascade,
+                                    note=lambda line: print(f"eda: {line}", file=sys.stderr))
     counts = summarize(table, cutoffs)
     summary: dict = {
         "data": describe(data),
