@@ -271,7 +271,7 @@ def test_page_renders_in_chromium(report, tmp_path):
         assert driver.execute_script("return document.images.length") >= 25
         assert driver.execute_script("return document.body.scrollHeight") > 1500
         sections = driver.execute_script("return [...document.querySelectorAll('section')].map(s => s.id)")
-        assert sections == ["overview", "classes", "ages", "crosstabs", "images", "duplicates", "samples"]
+        assert sections == ["overview", "classes", "ages", "crosstabs", "images", "duplicates", "identity", "samples"]
         shot = driver.get_screenshot_as_png()
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     finally:
