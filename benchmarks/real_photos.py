@@ -199,7 +199,7 @@ def main() -> None:
         for field in PARTS[part]:
             planted = int((truth["field"] == field).sum())
             views = {"networks": oof, "face": face_view(oof, opinion, field)}
-            for rule in ("quality", "tempered", "mean", "face"):
+            for rule in ("quality", "odds", "tempered", "mean", "face"):
                 w = blend_weight(rule, field, src_q["networks"].get(field), src_q["face"].get(field))
                 views[f"blend {rule}"] = blend(oof, opinion, {field: w}, tempering(rule, src_q["tempers"]))
             for name, evidence in views.items():

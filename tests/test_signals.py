@@ -75,7 +75,8 @@ def test_blend_weights():
     assert blend_weight("quality", "gender", 0.2, None) == 0.0  # no face opinion, no weight
     with pytest.raises(ValueError, match="unknown blend"):
         blend_weight("max", "gender", 0.2, 0.6)
-    assert set(BLENDS) == {"quality", "tempered", "mean", "face", "cnn"}
+    assert blend_weight("odds", "gender", 0.5, 0.8) == pytest.approx(4 / (4 + 1))  # odds 4 against 1
+    assert set(BLENDS) == {"quality", "odds", "tempered", "mean", "face", "cnn"}
 
 
 def test_face_view_keeps_only_photos_with_an_opinion():

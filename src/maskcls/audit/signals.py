@@ -29,6 +29,8 @@ MIN_FIT = 10
 BLENDS: dict[str, str] = {
     "quality": "weights proportional to each source's quality on the field (its gate figure), face 0 where it "
                "reads the field no better than chance",
+    "odds": "weights proportional to each source's quality odds, q / (1 - q): a source that reads a field nearly "
+            "perfectly outweighs a fair one by more than their qualities' ratio",
     "tempered": "as quality, after each source's probabilities are shrunk toward uniform by its quality (p -> q p + "
                 "(1 - q) / K), photos without a face included: a weakly read source speaks less surely",
     "mean": "the mean of the two sources' probabilities",
@@ -137,6 +139,8 @@ def blend_weight(rule: str, field: str, quality_cnn: float | None, quality_face:
         return 0.5
     qc = max(0.0, quality_cnn) if quality_cnn is not None and np.isfinite(quality_cnn) else 0.0
     qf = max(0.0, quality_face)
+    if rule == "odds":
+        qc, qf = (min(q, 0.99) / (1 - min(q, 0.99)) for q in (qc, qf))
     return qf / (qc + qf) if qc + qf > 0 else 0.0
 
 
