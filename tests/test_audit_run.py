@@ -239,14 +239,14 @@ def test_the_face_model_gives_a_second_opinion_that_the_gate_and_cards_show(synt
                       pd.read_csv(tmp_path / name / "field_quality.csv"))
     printed, summary, issues, quality = runs["blend"]
     gender = summary["fields"]["gender"]
-    assert summary["face_model"]["used"] and summary["face_model"]["blend"] == "quality"
+    assert summary["face_model"]["used"] and summary["face_model"]["blend"] == "tempered"
     # judged against the given labels, planted flips included: perfect reading scores below 1
     assert gender["quality_face"] > 0.6 and gender["quality_face"] > gender["quality_networks"]
     q_n, q_f = max(gender["quality_networks"], 0), gender["quality_face"]
     assert gender["face_weight"] == pytest.approx(q_f / (q_n + q_f), abs=1e-3) and gender["face_weight"] > 0.5
     assert gender["quality"] > gender["quality_networks"]
     assert "gender by source: networks quality" in printed and "face model quality" in printed
-    assert "the gate judged their blend (--blend quality" in printed
+    assert "the gate judged their blend (--blend tempered" in printed
     assert {"quality_networks", "quality_face", "face_weight"} <= set(quality.columns)
     # every gender issue says what the face model thinks, as a probability of the suggestion
     says = issues.loc[issues["field"] == "gender", "face_model_says"]

@@ -45,11 +45,12 @@ def add_parser(sub) -> None:
                    help="auto (default): add the pretrained face model's second opinion (a logistic regression on "
                         "dlib's face descriptors, fitted on the same folds; faces computed as `maskcls faces` does, "
                         "cached) and rank issues on the blend of both sources; off: the networks alone")
-    p.add_argument("--blend", default="quality", choices=("quality", "odds", "tempered", "mean", "face", "cnn"),
-                   help="how the networks' and the face model's probabilities are combined, per field: quality "
-                        "(default: weights proportional to each source's gate quality), odds (to its quality odds q / (1 - q)), tempered (the same after "
-                        "shrinking each source toward uniform by its quality), mean, face (the face model alone "
-                        "where it found a face), cnn (the networks alone; the cards still show the face model)")
+    p.add_argument("--blend", default="tempered", choices=("tempered", "quality", "odds", "mean", "face", "cnn"),
+                   help="how the networks' and the face model's probabilities are combined, per field: tempered "
+                        "(default: each source shrunk toward uniform by its gate quality, then weighted by it), "
+                        "quality (weighted by quality, not shrunk), odds (weighted by quality odds q / (1 - q)), "
+                        "mean, face (the face model alone where it found a face), cnn (the networks alone; the cards "
+                        "still show the face model). Measured on real photos: README, 'The face model's second opinion'")
     launch_args(p)
     p.set_defaults(func=run)
 
