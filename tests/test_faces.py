@@ -40,6 +40,16 @@ def save(path: Path, rgb: np.ndarray) -> Path:
     return path
 
 
+def portraits(folder: Path, n: int, astronaut: np.ndarray, *, step: int = 1) -> Path:
+    """A manifest of ``n`` distinct copies of the portrait (shifted by ``step`` pixels each), one person each."""
+    rows = ["path,person_id,mask,gender,age"]
+    for i in range(n):
+        save(folder / f"p{i}.jpg", np.roll(astronaut, step * i, axis=1))
+        rows.append(f"p{i}.jpg,p{i},normal,female,38")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return folder / "manifest.csv"
+
+
 def covered(rgb: np.ndarray) -> np.ndarray:
     """The whole head blacked out: no detector may find a face."""
     out = rgb.copy()
@@ -116,14 +126,10 @@ def test_worker_processes_give_the_same_faces(tmp_path, astronaut):
 def test_a_killed_run_resumes_from_what_it_committed(tmp_path, astronaut):
     """kill -9 mid-run: the cache file stays readable, its committed faces are reused, the rest computed."""
     photos = tmp_path / "data"
-    rows = ["path,person_id,mask,gender,age"]
-    for i in range(80):
-        save(photos / f"p{i}.jpg", np.roll(astronaut, i, axis=1))
-        rows.append(f"p{i}.jpg,p{i},normal,female,38")
-    (photos / "manifest.csv").write_text("\n".join(rows) + "\n")
+    manifest = portraits(photos, 80, astronaut)
     cache_dir = tmp_path / "cache"
     env = {**os.environ, "MASKCLS_CACHE": str(cache_dir)}
-    cmd = [sys.executable, "-m", "maskcls", "faces", str(photos / "manifest.csv"), "--workers", "0", "-q"]
+    cmd = [sys.executable, "-m", "maskcls", "faces", str(manifest), "--workers", "0", "-q"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     db = cache_dir / CACHE_NAME
     deadline = time.time() + 120
@@ -184,13 +190,9 @@ def test_a_damaged_cache_is_one_line_and_lookups_go_on_without_it(tmp_path, astr
     """Garbage written into the middle of the cache file: faces says so in one line (exit 2); validate and
     summary, which only look faces up, say the identity checks were skipped and finish."""
     photos = tmp_path / "data"
-    rows = ["path,person_id,mask,gender,age"]
-    for i in range(40):
-        save(photos / f"p{i}.jpg", np.roll(astronaut, 2 * i, axis=1))
-        rows.append(f"p{i}.jpg,p{i},normal,female,38")
-    (photos / "m.csv").write_text("\n".join(rows) + "\n")
+    manifest = portraits(photos, 40, astronaut, step=2)
     cache = tmp_path / "cache"
-    assert main(["faces", str(photos / "m.csv"), "--workers", "0", "-q", "--set", f"data.cache_dir={cache}"]) == 0
+    assert main(["faces", str(manifest), "--workers", "0", "-q", "--set", f"data.cache_dir={cache}"]) == 0
     capsys.readouterr()
     with FaceCache(cache) as c:  # fold the WAL into the main file, so the damage below hits the records
         c._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -199,13 +201,13 @@ def test_a_damaged_cache_is_one_line_and_lookups_go_on_without_it(tmp_path, astr
     assert len(data) > 12000
     data[4096:len(data) - 100] = np.random.default_rng(0).integers(0, 256, len(data) - 4196, dtype=np.uint8).tobytes()
     db.write_bytes(bytes(data))
-    assert main(["faces", str(photos / "m.csv"), "--workers", "0", "-q", "--set", f"data.cache_dir={cache}"]) == 2
+    assert main(["faces", str(manifest), "--workers", "0", "-q", "--set", f"data.cache_dir={cache}"]) == 2
     err = capsys.readouterr().err
     assert "the face cache is damaged" in err and "move it away" in err and "Traceback" not in err
-    assert main(["validate", str(photos / "m.csv"), "--no-decode", "--set", f"data.cache_dir={cache}"]) == 0
+    assert main(["validate", str(manifest), "--no-decode", "--set", f"data.cache_dir={cache}"]) == 0
     out = capsys.readouterr().out
     assert "identity checks skipped" in out and "damaged" in out
-    assert main(["summary", str(photos / "m.csv"), "--set", f"data.cache_dir={cache}"]) == 0
+    assert main(["summary", str(manifest), "--set", f"data.cache_dir={cache}"]) == 0
     assert "identity checks skipped" in capsys.readouterr().err
 
 
@@ -228,14 +230,10 @@ def test_workers_leave_when_their_parent_is_killed(tmp_path, astronaut):
     import uuid
 
     photos = tmp_path / "data"
-    rows = ["path,person_id,mask,gender,age"]
-    for i in range(120):
-        save(photos / f"p{i}.jpg", np.roll(astronaut, i, axis=1))
-        rows.append(f"p{i}.jpg,p{i},normal,female,38")
-    (photos / "manifest.csv").write_text("\n".join(rows) + "\n")
+    manifest = portraits(photos, 120, astronaut)
     mark = f"MASKCLS_TEST_MARK={uuid.uuid4().hex}"
     env = {**os.environ, "MASKCLS_CACHE": str(tmp_path / "cache"), mark.split("=")[0]: mark.split("=")[1]}
-    proc = subprocess.Popen([sys.executable, "-m", "maskcls", "faces", str(photos / "manifest.csv"), "--workers", "2",
+    proc = subprocess.Popen([sys.executable, "-m", "maskcls", "faces", str(manifest), "--workers", "2",
                              "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(_marked(mark)) < 3 and proc.poll() is None:
