@@ -177,6 +177,7 @@ def test_cli_faces_line_and_errors(tmp_path, astronaut, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert "c.jpg: photo does not decode" in captured.err and "1 photo(s) could not be read" in captured.err
     assert "2 of 3 photos have a face" in captured.out and "1 from the cache, 1 computed" in captured.out
+    assert "no face in 0" in captured.out  # the photo that could not be read is counted apart
     # the cache folder is a file: one line
     (tmp_path / "afile").write_text("x")
     assert main(["faces", str(photos / "m.csv"), "--set", f"data.cache_dir={tmp_path / 'afile'}"]) == 2
@@ -208,7 +209,12 @@ def test_a_damaged_cache_is_one_line_and_lookups_go_on_without_it(tmp_path, astr
     out = capsys.readouterr().out
     assert "identity checks skipped" in out and "damaged" in out
     assert main(["summary", str(manifest), "--set", f"data.cache_dir={cache}"]) == 0
-    assert "identity checks skipped" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "identity checks skipped" in err and "identity: identity" not in err
+    # the EDA page says why its identity section is empty (not "no faces cached")
+    assert main(["eda", str(manifest), "--out", str(tmp_path / "eda"), "-q", "--set", f"data.cache_dir={cache}"]) == 0
+    page = (tmp_path / "eda" / "report.html").read_text()
+    assert "identity checks skipped" in page and "damaged" in page and "No faces cached" not in page
 
 
 def _marked(mark: str) -> list[int]:

@@ -21,9 +21,10 @@ def add_parser(sub) -> None:
         description="Run dlib's pretrained face model over DATA: detect each photo's face (the cascade "
                     f"data.face_detectors, default {'+'.join(DEFAULT_CASCADE)}; {detectors}), align it on 5 "
                     "landmarks and compute its 128-d ResNet descriptor. Results are cached by photo content in "
-                    "data.cache_dir (default $MASKCLS_CACHE or ~/.cache/maskcls), never in DATA; a rerun, or any "
-                    "command that needs faces (audit, validate, summary, eda, the folds), computes only photos "
-                    "not cached yet, and a killed run resumes. The descriptor was trained for identity, not "
+                    "data.cache_dir (default $MASKCLS_CACHE or ~/.cache/maskcls), never in DATA; a rerun computes "
+                    "only photos not cached yet, and a killed run resumes. validate, summary, eda and the folds "
+                    "(data.face_groups) read this cache (validate and eda compute what it lacks with --faces "
+                    "compute); audit and data.crop=face compute what it lacks themselves. The descriptor was trained for identity, not "
                     "gender or age: see the README's 'A pretrained face model'.")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     workers_arg(p, help="processes that compute faces (default: the machine's cores, at most 8; 0: this process)")

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     # The identity checks on the faces the cache holds (`maskcls faces DATA`); nothing is computed here.
     checks = checks_or_note(table, cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors,
-                            note=lambda line: print(f"identity: {line}", file=sys.stderr))
+                            note=lambda line: print(line, file=sys.stderr))
     if checks is not None:
         info["identity"] = checks.summary()
     if args.json:

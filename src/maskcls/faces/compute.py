@@ -58,7 +58,8 @@ class Faces:
         by = ", ".join(f"{k} {v}" for k, v in self.per_detector.items()) or "none"
         rate = f" in {self.seconds:.1f} s ({self.computed / self.seconds:.1f} photos/s)" if self.computed else ""
         bad = f"; {len(self.failed)} photo(s) could not be read" if self.failed else ""
-        return (f"faces: {found} of {n} photos have a face ({by}; no face in {n - found}); {self.cached} from the "
+        return (f"faces: {found} of {n} photos have a face ({by}; no face in {n - found - len(self.failed)}); "
+                f"{self.cached} from the "
                 f"cache, {self.computed} computed{rate}{bad}; cache {self.cache_path}")
 
 

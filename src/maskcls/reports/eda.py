@@ -465,14 +465,16 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
     pairs[:, :2] = ok[pairs[:, :2]]  # back to table rows
 
     checks = None
+    notes: list[str] = []  # why the identity checks could not be made (a cache that cannot be read)
     if faces != "off":
         from ..faces.checks import checks_or_note, face_checks
 
         if faces == "compute":
             checks = face_checks(table, cache_dir=cache_dir, cascade=cascade, compute=True, progress=progress)
         else:
-            checks = checks_or_note(table, cache_dir=cache_dir, cascade=cascade,
-                                    note=lambda line: print(f"eda: {line}", file=sys.stderr))
+            checks = checks_or_note(table, cache_dir=cache_dir, cascade=cascade, note=notes.append)
+            for line in notes:
+                print(f"eda: {line}", file=sys.stderr)
     counts = summarize(table, cutoffs)
     summary: dict = {
         "data": describe(data),
@@ -489,6 +491,7 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
         "corrections": None,
         "data_problems": problems,
         "identity": None if checks is None else checks.summary(),
+        "identity_notes": notes,
     }
     if corr_report is not None:
         summary["corrections"] = {

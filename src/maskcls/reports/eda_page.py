@@ -260,7 +260,9 @@ def identity_rows(checks, table: pd.DataFrame) -> set[int]:
     return {int(i) for i in rows}
 
 
-def _identity(checks, table: pd.DataFrame, thumbs: dict[int, str]) -> str:
+def _identity(checks, table: pd.DataFrame, thumbs: dict[int, str], notes: list[str] = ()) -> str:
+    if checks is None and notes:
+        return _section("identity", "Identity (face model)", "".join(f"<p>{_e(n)}</p>" for n in notes))
     if checks is None:
         return _section("identity", "Identity (face model)",
                         "<p>No faces cached for this data: run <code>maskcls faces DATA</code> (or "
@@ -347,7 +349,8 @@ def render(summary: dict, *, table: pd.DataFrame, pairs: np.ndarray, samples: di
            thumbs: dict[int, str], cutoffs: labels.AgeCutoffs, plots: dict[str, str], checks=None) -> str:
     """The whole page as one string. ``thumbs`` maps table rows to thumbnail paths relative to the page."""
     sections = [_overview(summary), _classes(summary, plots), _ages(summary, plots), _crosstabs(summary),
-                _images(summary), _duplicates(summary, table, pairs, thumbs), _identity(checks, table, thumbs),
+                _images(summary), _duplicates(summary, table, pairs, thumbs),
+                _identity(checks, table, thumbs, summary.get("identity_notes", [])),
                 _samples(samples, table, thumbs, cutoffs, plots), _corrections(summary), _problems(summary)]
     links = [("overview", "overview"), ("classes", "classes"), ("ages", "ages"), ("crosstabs", "gender x age"),
              ("images", "image files"), ("duplicates", "duplicates"), ("identity", "identity"), ("samples", "samples")]
