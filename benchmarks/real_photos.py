@@ -201,7 +201,7 @@ def main() -> None:
             views = {"networks": oof, "face": face_view(oof, opinion, field)}
             for rule in ("quality", "odds", "tempered", "mean", "face"):
                 w = blend_weight(rule, field, src_q["networks"].get(field), src_q["face"].get(field))
-                views[f"blend {rule}"] = blend(oof, opinion, {field: w}, tempering(rule, src_q["tempers"]))
+                views[f"blend {rule}"] = blend(oof, opinion, {field: w}, tempering(rule, src_q["networks"], src_q["face"]))
             for name, evidence in views.items():
                 q = field_quality(evidence, cutoffs=cfg.cutoffs, fields=(field,)).iloc[0]
                 issues = find_issues(evidence, cutoffs=cfg.cutoffs, fields=(field,))

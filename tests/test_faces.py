@@ -113,6 +113,10 @@ def test_compute_caches_by_content_and_computes_only_new_photos(tmp_path, astron
     # another cascade is another key: "no face" from hog+haar is not reused for hog+haar+cnn
     longer = compute_faces([b], cache_dir=cache_dir, cascade="hog+haar+cnn", workers=0, progress=False)
     assert longer.computed == 1
+    # a photo that is gone is named in failed and counts neither as computed nor as cached
+    e = save(data / "e.jpg", astronaut[::-1].copy())
+    gone = compute_faces([data / "nowhere.jpg", e], cache_dir=cache_dir, workers=0, progress=False)
+    assert (gone.cached, gone.computed) == (0, 1) and list(gone.failed) == [str(data / "nowhere.jpg")]
 
 
 def test_worker_processes_give_the_same_faces(tmp_path, astronaut):

@@ -62,8 +62,9 @@ def test_blend_is_linear_and_tempered_shrinks_toward_uniform():
     t = blend(oof, face, {"gender": 0.5}, {"gender": (0.5, 1.0)})
     # networks shrunk by quality 0.5 on every photo, the face (quality 1) unchanged
     assert t["p_gender_0"].tolist() == pytest.approx([0.5 * (0.5 * 0.9 + 0.25) + 0.5 * 0.1, 0.5 * 0.2 + 0.25])
-    assert tempering("tempered", {"gender": (0.5, 1.0)}) == {"gender": (0.5, 1.0)}
-    assert tempering("quality", {"gender": (0.5, 1.0)}) is None
+    assert tempering("tempered", {"gender": 0.5, "mask": 0.7}, {"gender": 1.0}) == {"gender": (0.5, 1.0)}
+    assert tempering("tempered", {"gender": float("nan")}, {"gender": 1.0}) == {"gender": (0.0, 1.0)}
+    assert tempering("quality", {"gender": 0.5}, {"gender": 1.0}) is None
     assert oof["p_gender_0"].tolist() == [0.9, 0.2]  # the input is not changed
 
 

@@ -130,7 +130,7 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         opinion = None if face_set is None else face_evidence(face_set, prepared, oof)
         sources = source_qualities(oof, opinion, cfg, min_quality, blend_rule)
         evidence = oof if opinion is None else blend(oof, opinion, sources["weights"],
-                                                     tempering(blend_rule, sources["tempers"]))
+                                                     tempering(blend_rule, sources["networks"], sources["face"]))
         quality = field_quality(evidence, cutoffs=cfg.cutoffs, min_quality=min_quality)
         audited = [f for f, ok in zip(quality["field"], quality["passed"]) if ok]
         issues = find_issues(evidence, cutoffs=cfg.cutoffs, fields=audited)
@@ -246,8 +246,7 @@ def source_qualities(oof: pd.DataFrame, opinion: pd.DataFrame | None, cfg, min_q
     """Per field: each source's quality (the gate's figure), how many units the face model covers, and
     the face model's weight in the blend."""
     q_net = field_quality(oof, cutoffs=cfg.cutoffs, min_quality=min_quality)
-    out = {"networks": dict(zip(q_net["field"], q_net["quality"])), "face": {}, "face_units": {}, "weights": {},
-           "tempers": {}}
+    out = {"networks": dict(zip(q_net["field"], q_net["quality"])), "face": {}, "face_units": {}, "weights": {}}
     if opinion is None:
         return out
     for field in FIELDS:
@@ -261,8 +260,6 @@ def source_qualities(oof: pd.DataFrame, opinion: pd.DataFrame | None, cfg, min_q
         unit = "people" if field != "mask" else "photos"
         out["face_units"][field] = f" (over {int(q['units'])} {unit} with a face)"
         out["weights"][field] = blend_weight(rule, field, out["networks"].get(field), float(q["quality"]))
-        q_n = out["networks"].get(field)
-        out["tempers"][field] = (0.0 if q_n is None or pd.isna(q_n) else float(q_n), float(q["quality"]))
     return out
 
 

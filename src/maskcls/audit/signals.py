@@ -90,26 +90,25 @@ def face_opinion(table: pd.DataFrame, folds: np.ndarray, descriptors: np.ndarray
     unit = np.zeros_like(descriptors, dtype=float)
     unit[has] = _unit(descriptors[has].astype(float))
     out = pd.DataFrame({"path": table["path"].to_numpy()})
-    persons = table["person"].astype(str).to_numpy()
+    # One pooled descriptor per person, shared by every per-person task (gender, age).
+    groups = pd.Series(range(n)).groupby(table["person"].astype(str).to_numpy(), sort=True).indices
+    idx = list(groups.values())
+    p_has = np.array([has[i].any() for i in idx])
+    p_vec = np.zeros((len(idx), descriptors.shape[1]))
+    for j, i in enumerate(idx):
+        if p_has[j]:
+            p_vec[j] = unit[i][has[i]].mean(axis=0)
+    p_vec[p_has] = _unit(p_vec[p_has])
+    p_fold = np.array([folds[i[0]] for i in idx])
     for task in tasks:
         given = pd.to_numeric(table[task.column], errors="coerce").to_numpy(dtype=float)
         probs = np.full((n, task.size), np.nan)
         if task.per_person:
-            groups = pd.Series(range(n)).groupby(persons, sort=True).indices
-            names = list(groups)
-            idx = [groups[p] for p in names]
-            p_has = np.array([has[i].any() for i in idx])
-            p_vec = np.zeros((len(names), descriptors.shape[1]))
-            for j, i in enumerate(idx):
-                if p_has[j]:
-                    p_vec[j] = unit[i][has[i]].mean(axis=0)
-            p_vec[p_has] = _unit(p_vec[p_has])
-            p_lab = np.full(len(names), np.nan)
+            p_lab = np.full(len(idx), np.nan)
             for j, i in enumerate(idx):
                 lab = given[i][~np.isnan(given[i])].astype(int)
                 if len(lab):
                     p_lab[j] = np.bincount(lab).argmax()
-            p_fold = np.array([folds[i[0]] for i in idx])
             for f in np.unique(folds):
                 fit = p_has & ~np.isnan(p_lab) & (p_fold != f)
                 new = p_has & (p_fold == f)
@@ -174,7 +173,7 @@ def blend(oof: pd.DataFrame, face: pd.DataFrame, weights: dict[str, float],
         if tq is not None:
             f = _shrink(f, tq[1])
         for prefix in ("p_", "hflip_"):
-            own = [f"{prefix}{task.name}_{k}" for k in range(task.size)]
+            own = prob_columns(task, prefix)
             if not all(c in out.columns for c in own):
                 continue
             values = np.array(out[own].apply(pd.to_numeric, errors="coerce"), dtype=float)  # a writable copy
@@ -185,9 +184,12 @@ def blend(oof: pd.DataFrame, face: pd.DataFrame, weights: dict[str, float],
     return out
 
 
-def tempering(rule: str, qualities: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]] | None:
-    """The ``temper`` argument of ``blend`` for ``rule``: the sources' qualities, or None."""
-    return qualities if rule == "tempered" else None
+def tempering(rule: str, networks: dict[str, float], face: dict[str, float]) -> dict[str, tuple[float, float]] | None:
+    """The ``temper`` argument of ``blend`` for ``rule``: per field where the face model has a quality,
+    (the networks' quality, 0 when unknown; the face model's), or None for a rule that does not temper."""
+    if rule != "tempered":
+        return None
+    return {f: (0.0 if pd.isna(networks.get(f)) else float(networks[f]), float(q)) for f, q in face.items()}
 
 
 def face_view(oof: pd.DataFrame, face: pd.DataFrame, field: str) -> pd.DataFrame:

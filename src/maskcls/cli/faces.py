@@ -47,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = data_settings(args)
     table, _ = load_table(args.data, cutoffs=cfg.cutoffs, corrections="none", allow_outside=cfg.data.allow_outside)
     faces = compute_faces(table["path"].tolist(), cache_dir=cfg.data.cache_dir or None,
-                          cascade=cfg.data.face_detectors, workers=args.workers,
-                          log=lambda s: None)
+                          cascade=cfg.data.face_detectors, workers=args.workers)
     if args.json:
         print(json.dumps({"photos": len(table), "failed": len(faces.failed), "found": int(faces.found.sum()), "per_detector": faces.per_detector,
                           "cached": faces.cached, "computed": faces.computed, "seconds": round(faces.seconds, 2),

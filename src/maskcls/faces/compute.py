@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -104,7 +103,7 @@ def _init_worker(parent: int) -> None:
 
 def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None = None,
                   cascade: str | Sequence[str] = DEFAULT_CASCADE, workers: int | None = None,
-                  progress: bool = True, log: Callable[[str], None] = print) -> Faces:
+                  progress: bool = True) -> Faces:
     """Faces of ``paths`` (photo files), computed where the cache lacks them and stored there.
 
     workers: processes that compute (None: the machine's cores, at most 8; 0 or 1: this process).
@@ -118,7 +117,7 @@ def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None =
     failed = {p: f"{p}: photo not found" for p, k in zip(paths, keys) if k is None}
     records: dict[str, FaceRecord] = {}
     with FaceCache(cache_dir) as cache:
-        records.update(cache.get(keys, spelled))
+        records.update(cache.get([k for k in keys if k is not None], spelled))
         todo: dict[str, str] = {}
         for path, key in zip(paths, keys):
             if key is not None and key not in records and key not in todo:
@@ -157,11 +156,12 @@ def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None =
                         pool.shutdown(cancel_futures=True)
         seconds = time.perf_counter() - start
         cache_path = cache.path
+    computed = sum(1 for key in todo if key in records)  # the photos of todo that decoded
     for path, key in zip(paths, keys):
         if path in failed or key is None:
             records.setdefault(key or path, FaceRecord(0, 0))  # no face, and nothing cached for it
     faces = _assemble(paths, [k or p for p, k in zip(paths, keys)], records, spelled, cache_path, cached,
-                      len(todo) - len(failed), seconds)
+                      computed, seconds)
     faces.failed = failed
     return faces
 
