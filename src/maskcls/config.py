@@ -57,13 +57,17 @@ class _Strict:
 
 @dataclass
 class ModelConfig(_Strict):
-    name: str = _f("resnet50", "a torchvision model name, or any timm name ('timm:' forces timm)")
+    name: str = _f("resnet50", "a torchvision model name, or any timm name ('timm:' forces timm); face-descriptor: "
+                               "no CNN, the three heads on the face model's descriptor alone (seconds on a CPU)")
     heads: str = _f("multi", "multi: mask 3 + gender 2 + age 3 heads; single: one 18-way head",
                      choices=("multi", "single"))
     weights: str = _f("imagenet", "imagenet | none | path to a .pth / .safetensors file")
     freeze_epochs: int = _f(1, "train only the heads for this many epochs first", lo=0)
     backbone_lr_mult: float = _f(0.1, "backbone learning rate = train.lr * this", lo=0)
     drop_rate: float = _f(0.2, "dropout before the heads", lo=0, hi=1, hi_open=True)
+    face_features: bool = _f(False, "the gender and age heads also read the face model's 128-d descriptor (`maskcls "
+                                    "faces`; standardized, frozen), beside the CNN's pooled features (README, Face "
+                                    "features)")
 
 
 @dataclass
@@ -536,6 +540,7 @@ def check(cfg: Config) -> Config:
         raise UserError("config train.select=last scores the last epoch of a fixed budget; train.patience "
                         "(early stopping on the validation people) must be 0")
     _check_averaging(cfg)
+    _check_face_features(cfg)
     parse_trackers(cfg.train.trackers)  # raises a UserError naming the unknown tracker
     from .faces.detect import check_cascade
 
@@ -546,6 +551,18 @@ def check(cfg: Config) -> Config:
     if cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg
+
+
+FACE_MODEL = "face-descriptor"  # model.name of the heads on the descriptor alone
+
+
+def _check_face_features(cfg: Config) -> None:
+    if cfg.model.name == FACE_MODEL:
+        cfg.model.face_features = True  # the model is the face features: there is nothing else to read
+    if cfg.model.face_features and (cfg.train.mixup or cfg.train.cutmix):
+        # a blend of two photos has no one face: the descriptor of neither describes it
+        raise UserError("config model.face_features reads one face per photo; train.mixup and train.cutmix blend "
+                        "two photos into one, whose face is neither's: set them to 0, or model.face_features=false")
 
 
 def _check_averaging(cfg: Config) -> None:

@@ -11,7 +11,10 @@ def add_parser(sub) -> None:
                        description="Write an ONNX model: uint8 images (N, 3, H, W) at the run's size in, the 18 "
                                    "class probabilities and the per-task ones out, normalisation inside, dynamic "
                                    "batch; checked against PyTorch with onnxruntime (the max abs difference is "
-                                   "printed). predict and classify run it with --backend onnx.")
+                                   "printed). A run trained with face features (model.face_features) takes a "
+                                   "second input, faces (N, 128) float32: the face model's descriptor, NaN rows for "
+                                   "no face (--info says how it is computed). predict and classify run it with "
+                                   "--backend onnx, computing the descriptor as training did.")
     p.add_argument("run", metavar="RUN", nargs="?", help="a run folder or a --fold all run (exported as one averaged graph)")
     p.add_argument("--info", default=None, metavar="FILE",
                    help="print what an exported FILE holds (input, class names, task encoding, preprocessing) "
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     info = export_run(args.run, args.out, force=args.force)
     models = f"the mean of {info['models']} models, " if info["models"] > 1 else ""
     shape = " x ".join(str(v) for v in info["input"])
-    print(f"wrote {info['out']} ({models}uint8 RGB images {shape} (N x channels x height x width) in, "
+    faces = " and faces N x 128 (the face descriptor, NaN rows for no face)" if info["faces"] else ""
+    print(f"wrote {info['out']} ({models}uint8 RGB images {shape} (N x channels x height x width){faces} in, "
           f"probs/mask/gender/age out); max abs difference to PyTorch {info['max_abs_diff']:.2e}; "
           f"`maskcls export --info {info['out']}` shows its metadata")
     return 0

@@ -94,19 +94,35 @@ class PhotoStore:
         return out
 
 
+# model.name=face-descriptor reads no pixels: its samples carry this placeholder instead of a decoded photo
+NO_IMAGE = torch.zeros((3, 1, 1), dtype=torch.uint8)
+
+
+def _sample(image: torch.Tensor, faces: np.ndarray | None, i: int):
+    """What the model takes for one photo: the image, or with face features the image and its descriptor
+    (training.model.Inputs; the default collate batches both)."""
+    if faces is None:
+        return image
+    return {"images": image, "faces": torch.from_numpy(faces[i])}
+
+
 class PhotoDataset(Dataset):
     """Photos (from files or a decoded array) -> (uint8 CHW tensor, (len(TASKS),) int64 targets).
 
     Each sample's augmentation is seeded from (epoch seed, index), so results do not depend on the
-    number of workers or on whether the run was resumed.
+    number of workers or on whether the run was resumed. With ``faces`` ((N, 128) descriptors, NaN rows
+    for no face) a sample's first element is {"images", "faces"}; ``images=False`` (a model without a
+    CNN) skips decoding and carries ``NO_IMAGE``.
     """
 
     def __init__(self, paths: list[str], targets: np.ndarray, transform, *,
-                 cache: np.ndarray | None = None) -> None:
+                 cache: np.ndarray | None = None, faces: np.ndarray | None = None, images: bool = True) -> None:
         self.paths = list(paths)
         self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.int64)
         self.transform = transform
         self.cache = cache
+        self.faces = None if faces is None else np.asarray(faces, dtype=np.float32)
+        self.images = images
         self.epoch_seed = 0
 
     def set_epoch_seed(self, seed: int) -> None:
@@ -115,25 +131,34 @@ class PhotoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple:
         seed = (self.epoch_seed * 1_000_003 + i) % (2**32)
+        if not self.images:
+            return _sample(NO_IMAGE, self.faces, i), self.targets[i]
         if self.cache is not None:  # already cropped and resized
             img = self.transform(self.cache[i], seed=seed, preprocessed=True)
         else:
             img = self.transform(read_rgb(self.paths[i]), seed=seed, key=self.paths[i])
-        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), self.targets[i]
+        image = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        return _sample(image, self.faces, i), self.targets[i]
 
 
 class ArrayDataset(Dataset):
     """In-memory RGB uint8 arrays (any sizes) -> the same samples as ``PhotoDataset`` (for the API)."""
 
-    def __init__(self, images: list[np.ndarray], transform) -> None:
+    def __init__(self, images: list[np.ndarray], transform, *, faces: np.ndarray | None = None,
+                 decode: bool = True) -> None:
         self.images = images
         self.transform = transform
+        self.faces = None if faces is None else np.asarray(faces, dtype=np.float32)
+        self.decode = decode
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple:
+        if not self.decode:
+            return _sample(NO_IMAGE, self.faces, i), torch.full((len(labels.TASKS),), -1)
         img = self.transform(self.images[i], seed=0)
-        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), torch.full((len(labels.TASKS),), -1)
+        image = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        return _sample(image, self.faces, i), torch.full((len(labels.TASKS),), -1)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import labels
-from ..config import unknown_choice
+from ..config import FACE_MODEL, unknown_choice
 from ..errors import UserError
 from . import corrections as corr_mod
 from . import splits
@@ -99,10 +99,33 @@ class Prepared:
             self._faces[key] = faces
         return self._faces[key]
 
+    def face_descriptors(self, cfg, *, progress: bool = True) -> np.ndarray | None:
+        """model.face_features: every row's face descriptor (N, 128), NaN rows for no face, through the
+        cache of `maskcls faces` (computed once per cascade, shared by folds and variants); else None."""
+        if not cfg.model.face_features:
+            return None
+        key = ("descriptors", cfg.data.cache_dir, cfg.data.face_detectors)
+        if key not in self._faces:
+            from ..faces.features import face_descriptors, require_face_model
+
+            require_face_model("model.face_features")
+            self._faces[key] = face_descriptors(self.table["path"].tolist(), cache_dir=cfg.data.cache_dir or None,
+                                                cascade=cfg.data.face_detectors, progress=progress)
+        return self._faces[key]
+
     def datasets(self, cfg, fold: int, *, progress: bool = True) -> tuple[PhotoDataset, PhotoDataset]:
         """(training, validation) datasets for ``fold`` with the config's crop, augmentation and size.
-        With ``data.cache`` they index the shared decoded (and cropped) arrays; nothing is decoded twice."""
+        With ``data.cache`` they index the shared decoded (and cropped) arrays; nothing is decoded twice.
+        With model.face_features the samples carry the face descriptor too; model.name=face-descriptor
+        decodes no photo at all."""
         train_idx, val_idx = self.split(fold)
+        descriptors = self.face_descriptors(cfg, progress=progress)
+        if cfg.model.name == FACE_MODEL:
+            def bare(idx: np.ndarray) -> PhotoDataset:
+                return PhotoDataset([self.table["path"].iloc[i] for i in idx], self.targets[idx], None,
+                                    faces=descriptors[idx], images=False)
+
+            return bare(train_idx), bare(val_idx)
         faces = self.face_boxes(cfg, progress=progress)
         boxes = faces.table if faces else None
         train_tf = train_transform(cfg.data.augment, cfg.size, crop=cfg.data.crop, boxes=boxes, detector=faces)
@@ -122,7 +145,8 @@ class Prepared:
 
         def subset(idx: np.ndarray, transform) -> PhotoDataset:
             return PhotoDataset([paths[i] for i in idx], self.targets[idx], transform,
-                                cache=None if cache is None else cache[idx])
+                                cache=None if cache is None else cache[idx],
+                                faces=None if descriptors is None else descriptors[idx])
 
         return subset(train_idx, train_tf), subset(val_idx, val_tf)
 

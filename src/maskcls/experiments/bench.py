@@ -93,6 +93,11 @@ def bench(cfg: Config, data: str | Path, *, steps: int = 20, repeats: int = 3, p
     """Throughputs (images/s) and ratios for ``cfg`` (model, size, batch, device, AMP) on DATA's photos."""
     if steps < 1 or repeats < 1:
         raise UserError("--steps and --repeats must be at least 1")
+    if cfg.model.face_features:
+        # its time goes to the face model (`maskcls faces` prints photos/s), not to this pipeline
+        raise UserError("maskcls bench times the photo pipeline and the CNN; model.face_features and "
+                        "model.name=face-descriptor read the face model too: time that with `maskcls faces`, and "
+                        "bench the CNN with --set model.face_features=false")
     runtime = Runtime.from_settings(device=cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     batch = cfg.train.batch_size
     images = steps * batch

@@ -18,7 +18,7 @@ from torch import nn
 
 from .. import labels
 from ..errors import UserError
-from ..training.model import MaskNet, class_log_probs
+from ..training.model import FACE_SIZE, MaskNet, class_log_probs
 
 # Column of each (task, answer) in TaskLogProbs' output: mask 0-2, gender 3-4, age 5-7.
 TASK_OFFSET = dict(zip((t.name for t in labels.TASKS), np.cumsum([0] + [t.size for t in labels.TASKS[:-1]]).tolist()))
@@ -30,9 +30,10 @@ class TaskLogProbs(nn.Module):
     def __init__(self, model: MaskNet) -> None:
         super().__init__()
         self.model = model
+        self.faces: torch.Tensor | None = None  # with face features: the descriptors of the batch explained
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logp = class_log_probs(self.model(images))
+        logp = class_log_probs(self.model(images if self.faces is None else {"images": images, "faces": self.faces}))
         cols = [torch.logsumexp(logp[:, np.asarray(t.of_class) == k], dim=1)
                 for t in labels.TASKS for k in range(t.size)]
         return torch.stack(cols, dim=1)
@@ -75,7 +76,8 @@ def _blank_forward(model: MaskNet, size: tuple[int, int]) -> None:
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 3, size[1], size[0]))
+            blank = torch.zeros(1, 3, size[1], size[0])
+            model(blank if model.face is None else {"images": blank, "faces": torch.full((1, FACE_SIZE), float("nan"))})
     finally:
         model.train(was_training)
 
@@ -117,12 +119,13 @@ def find_cam_layer(model: MaskNet, size: tuple[int, int], layer: str | None = No
 
 
 def activation_maps(model: MaskNet, images: torch.Tensor, columns: list[np.ndarray], layer: str, *,
-                    batch_size: int = 16) -> np.ndarray:
+                    batch_size: int = 16, faces: torch.Tensor | None = None) -> np.ndarray:
     """Grad-CAM maps: (len(columns), N, H, W) floats in 0..1, one map per photo for each entry of columns.
 
     images: (N, 3, H, W) uint8 or float 0..255 (what the model's loader gives). columns: arrays of (N,)
     TaskLogProbs column indices (see TASK_OFFSET), e.g. every photo's predicted mask answer. Each map is
-    scaled to its own maximum, as Grad-CAM maps are.
+    scaled to its own maximum, as Grad-CAM maps are. faces: the photos' descriptors (N, 128) for a model
+    with face features: the answers explained are the ones it gives with them.
     """
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -134,6 +137,7 @@ def activation_maps(model: MaskNet, images: torch.Tensor, columns: list[np.ndarr
     with torch.enable_grad(), GradCAM(model=wrapper, target_layers=[module]) as cam:
         for start in range(0, n, batch_size):
             batch = images[start:start + batch_size].float()
+            wrapper.faces = None if faces is None else faces[start:start + batch_size].to(batch.device)
             for j, col in enumerate(columns):
                 targets = [ClassifierOutputTarget(int(c)) for c in col[start:start + batch_size]]
                 out[j, start:start + len(batch)] = cam(input_tensor=batch, targets=targets)

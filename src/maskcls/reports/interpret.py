@@ -20,10 +20,12 @@ import pandas as pd
 import torch
 
 from .. import labels
+from ..config import FACE_MODEL
 from ..data.images import read_rgb
 from ..data.prepare import prepare
 from ..data.table import describe, refuse_output_inside
 from ..errors import UserError
+from ..faces.features import face_descriptors
 from ..fileio import atomic_dir, atomic_open, write_json, write_text
 from ..labels import task_probs
 from ..metrics import per_class_f1
@@ -144,6 +146,9 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
         data = trained_on
     if isinstance(data, (str, Path)):
         refuse_output_inside(data, out)
+    if cfg.model.name == FACE_MODEL:
+        raise UserError(f"{run} is model.name={FACE_MODEL}: heads on the face descriptor, with no CNN whose "
+                        "activation maps interpret could show; score it with `maskcls evaluate`")
     # The layer first: a --layer that names nothing fails before any photo is read or predicted.
     layer_name = cam.find_cam_layer(members[0].model, cfg.size, layer)
     same = describe(data) == trained_on
@@ -205,7 +210,12 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
             given = targets[idx, j]
             cols.append(cam.TASK_OFFSET[t.name] + pred_task[t.name][idx])
             cols.append(cam.TASK_OFFSET[t.name] + np.where(given >= 0, given, pred_task[t.name][idx]))
-        heat = cam.activation_maps(model, batch, cols, layer_name)
+        faces = None
+        if members[k].config.model.face_features:  # the descriptors the model answered with
+            mcfg = members[k].config
+            faces = torch.from_numpy(face_descriptors([paths[i] for i in idx], cache_dir=mcfg.data.cache_dir or None,
+                                                      cascade=mcfg.data.face_detectors))
+        heat = cam.activation_maps(model, batch, cols, layer_name, faces=faces)
         for n, i in enumerate(idx):
             maps[i] = {f"{t.name}_{kind}": heat[2 * j + (kind == "given"), n]
                        for j, t in enumerate(labels.TASKS) for kind in ("pred", "given")}

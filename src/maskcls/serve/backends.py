@@ -48,7 +48,8 @@ class Member(Protocol):
     n_models: int
 
     def probs(self, images: Any) -> np.ndarray:
-        """uint8 (N, 3, H, W) array or tensor -> (N, 18) float32 class probabilities."""
+        """uint8 (N, 3, H, W) array or tensor (with face features: {"images": that, "faces": (N, 128)
+        float32, NaN rows for no face}) -> (N, 18) float32 class probabilities."""
         ...
 
 
@@ -96,8 +97,10 @@ class TorchMember:
 
         from ..training.model import class_log_probs
 
+        inputs = ({k: torch.as_tensor(v) for k, v in images.items()} if isinstance(images, dict)
+                  else torch.as_tensor(images))
         with torch.no_grad(), self.runtime.autocast():
-            out = class_log_probs(self.model(self.runtime.images(torch.as_tensor(images)))).exp()
+            out = class_log_probs(self.model(self.runtime.images(inputs))).exp()
         return out.float().cpu().numpy()
 
 
@@ -144,8 +147,14 @@ class OnnxMember:
     def probs(self, images: Any) -> np.ndarray:
         import numpy as np
 
-        images = images.numpy() if hasattr(images, "numpy") else images
-        return self.session.run(["probs"], {"images": np.ascontiguousarray(images, dtype=np.uint8)})[0]
+        def array(x, dtype):
+            return np.ascontiguousarray(x.numpy() if hasattr(x, "numpy") else x, dtype=dtype)
+
+        if isinstance(images, dict):  # face features: the descriptor is the graph's second input
+            feed = {"images": array(images["images"], np.uint8), "faces": array(images["faces"], np.float32)}
+        else:
+            feed = {"images": array(images, np.uint8)}
+        return self.session.run(["probs"], feed)[0]
 
 
 def load_onnx(runs: Runs, device: torch.device) -> list[Member]:

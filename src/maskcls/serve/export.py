@@ -1,7 +1,9 @@
 """`maskcls export RUN --out model.onnx`: the trained model (or a k-fold run's ensemble) as ONNX.
 
 The graph takes uint8 images (N, 3, H, W) at the run's size after the run's preprocessing (crop and
-resize, which ``predict --backend onnx`` does exactly as for PyTorch); normalisation is inside. It
+resize, which ``predict --backend onnx`` does exactly as for PyTorch); normalisation is inside. A run
+trained with face features takes a second input, ``faces`` (N, 128) float32: dlib's descriptor of each
+photo's face (NaN rows for no face; the standardization is inside), which `export --info` documents. It
 returns ``probs`` (N, 18) and the per-task ``mask`` (N, 3), ``gender`` (N, 2), ``age`` (N, 3), the
 marginals of ``probs``. The run's resolved config, the data it trained on and its training photos'
 fingerprints travel in the file's metadata, so the file alone is enough to serve (``serve.backends``
@@ -22,7 +24,8 @@ from .. import __version__, labels
 from ..config import Config
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable
-from ..training.model import class_log_probs
+from ..config import FACE_MODEL
+from ..training.model import FACE_SIZE, class_log_probs
 from .backends import BACKENDS, TorchMember
 
 OUTPUTS = ("probs", *(t.name for t in labels.TASKS))
@@ -39,8 +42,9 @@ class _Exported(nn.Module):
             onehot[torch.arange(labels.NUM_CLASSES), torch.as_tensor(t.of_class)] = 1.0
             self.register_buffer(f"to_{t.name}", onehot)
 
-    def forward(self, images: torch.Tensor):
-        probs = torch.stack([class_log_probs(m(images)).exp() for m in self.members]).mean(0)
+    def forward(self, images: torch.Tensor, faces: torch.Tensor | None = None):
+        inputs = images if faces is None else {"images": images, "faces": faces}
+        probs = torch.stack([class_log_probs(m(inputs)).exp() for m in self.members]).mean(0)
         return (probs, *(probs @ getattr(self, f"to_{t.name}") for t in labels.TASKS))
 
 
@@ -58,18 +62,18 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
     check_replaceable(out, force=force)
     members: list[TorchMember] = BACKENDS["torch"].load(run, torch.device("cpu"))
     if len({(m.config.data.size, m.config.data.crop, m.config.data.face_margin if m.config.data.crop == "face" else None,
-             m.config.cutoffs) for m in members}) > 1:
-        raise UserError("the runs use different sizes, crops or age cut-offs; export them one by one")
+             m.config.cutoffs, m.config.model.face_features and m.config.data.face_detectors) for m in members}) > 1:
+        raise UserError("the runs use different sizes, crops, age cut-offs or face features; export them one by one")
     cfg: Config = members[0].config
     module = _Exported([m.model for m in members]).eval()
-    width, height = cfg.size
-    example = torch.randint(0, 256, (2, 3, height, width), dtype=torch.uint8)
+    names = input_names(cfg)
+    example = example_inputs(cfg, 2)
     with atomic_path(out) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
         # The TorchScript-based exporter: it needs no extra package (the torch.export-based one needs
         # onnxscript) and handles these static CNN graphs well.
-        torch.onnx.export(module, (example,), str(tmp), input_names=["images"], output_names=list(OUTPUTS),
-                          dynamic_axes={"images": {0: "batch"}, **{k: {0: "batch"} for k in OUTPUTS}},
+        torch.onnx.export(module, example, str(tmp), input_names=names, output_names=list(OUTPUTS),
+                          dynamic_axes={**{k: {0: "batch"} for k in names}, **{k: {0: "batch"} for k in OUTPUTS}},
                           opset_version=opset, dynamo=False)
         model = onnx.load(str(tmp))
         meta = {"maskcls_version": __version__, "config": json.dumps(cfg.to_dict()),
@@ -84,17 +88,38 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        check = torch.randint(0, 256, (3, 3, height, width), dtype=torch.uint8)
+        check = example_inputs(cfg, 3)
         with torch.no_grad():
-            expected = [t.numpy() for t in module(check)]
-        got = session.run(list(OUTPUTS), {"images": check.numpy()})
+            expected = [t.numpy() for t in module(*check)]
+        got = session.run(list(OUTPUTS), {k: v.numpy() for k, v in zip(names, check)})
         diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
     return {"out": str(out), "max_abs_diff": diff, "models": len(members), "size": cfg.data.size,
-            "input": input_shape(cfg)}
+            "input": input_shape(cfg), "faces": cfg.model.face_features}
+
+
+def input_names(cfg: Config) -> list[str]:
+    """The graph's inputs: images, and with face features the face descriptor."""
+    return ["images", "faces"] if cfg.model.face_features else ["images"]
+
+
+def example_inputs(cfg: Config, n: int) -> tuple[torch.Tensor, ...]:
+    """Random inputs of the graph's shapes (the export's trace and its check); one descriptor row is
+    NaN, so the no-face path is traced and checked too."""
+    width, height = cfg.size
+    if cfg.model.name == FACE_MODEL:
+        width = height = 1
+    images = torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8)
+    if not cfg.model.face_features:
+        return (images,)
+    faces = torch.randn(n, FACE_SIZE) * 0.1
+    faces[-1] = float("nan")
+    return images, faces
 
 
 def input_shape(cfg: Config) -> list[int | str]:
     """The graph's input, batch first: ["N", 3, height, width] (the size setting is width x height)."""
+    if cfg.model.name == FACE_MODEL:  # no CNN: a 1x1 placeholder for the images (serve.images.NO_IMAGE)
+        return ["N", 3, 1, 1]
     width, height = cfg.size
     return ["N", 3, height, width]
 
@@ -106,6 +131,11 @@ def describe_model(cfg: Config) -> dict:
     return {
         "input": {"name": "images", "shape": input_shape(cfg), "dtype": "uint8", "channels": "RGB",
                   "size": f"{width}x{height} (width x height)"},
+        **({"faces": {"name": "faces", "shape": ["N", FACE_SIZE], "dtype": "float32",
+                      "what": "dlib's face descriptor (dlib_face_recognition_resnet_model_v1 on the face found by "
+                              f"the detectors {cfg.data.face_detectors}, aligned on the 5 landmarks): `maskcls faces` "
+                              "computes it; a row of NaN where no face was found",
+                      "images_read": cfg.model.name != FACE_MODEL}} if cfg.model.face_features else {}),
         "class_names": labels.class_names(cfg.cutoffs),
         "tasks": {t.name: {"names": list(t.names(cfg.cutoffs)), "of_class": list(t.of_class)} for t in labels.TASKS},
         "encoding": "class = mask * 6 + gender * 3 + age group; outputs probs (N, 18) and each task's marginals",
@@ -116,7 +146,7 @@ def describe_model(cfg: Config) -> dict:
     }
 
 
-INFO_KEYS = ("maskcls_version", "input", "class_names", "tasks", "encoding", "preprocessing", "runs", "data")
+INFO_KEYS = ("maskcls_version", "input", "faces", "class_names", "tasks", "encoding", "preprocessing", "runs", "data")
 
 
 def onnx_info(path: str | Path) -> dict:

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .. import labels
-from ..config import Config
+from ..config import FACE_MODEL, Config
 from ..data.images import ArrayDataset, PhotoDataset, read_rgb
 from ..data.diskcache import DiskCache
 from ..data.faces import FaceBoxes
@@ -23,8 +23,10 @@ from ..faces.cache import default_cache_dir
 from ..data.prepare import preprocess_key
 from ..data.transforms import eval_transform
 from ..errors import UserError
+from ..faces.features import face_descriptors, require_face_model
 from ..progress import bar as progress_bar
 from ..training.loaders import make_loader
+from ..training.model import mirrored
 from ..training.runtime import resolve_device
 from .backends import Member, backend as backend_spec, check_tta
 from .inputs import normalise_items
@@ -59,6 +61,9 @@ class Predictor:
                             "their classes do not mean the same")
         self.config = self.members[0].config
         self.cutoffs = self.config.cutoffs
+        if any(m.config.model.face_features for m in self.members):
+            require_face_model(f"{self.members[0].source if len(self.members) == 1 else 'this ensemble'} was trained "
+                               "with face features (model.face_features) and")
 
     @property
     def n_models(self) -> int:
@@ -70,18 +75,28 @@ class Predictor:
         ``items``: what ``serve.inputs.normalise_items`` accepts (paths, PIL images, arrays, a batch)."""
         items, _ = normalise_items(items)
         out = []
+        descriptors: dict[str, np.ndarray] = {}  # per detector cascade, shared by the members that read faces
         for i, member in enumerate(self.members):
             cfg = member.config
-            transform = self._transform(cfg, items, progress=progress)
+            faces = None
+            if cfg.model.face_features:
+                if cfg.data.face_detectors not in descriptors:
+                    descriptors[cfg.data.face_detectors] = face_descriptors(
+                        items, cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors, progress=progress)
+                faces = descriptors[cfg.data.face_detectors]
+            pixels = cfg.model.name != FACE_MODEL  # the descriptor-only heads read no pixels
+            transform = self._transform(cfg, items, progress=progress) if pixels else None
             if all(isinstance(x, (str, Path)) for x in items):
                 paths = [str(x) for x in items]
                 cache = None
-                if cfg.data.cache == "disk":  # the same preprocessed photos training used, if cached
+                if cfg.data.cache == "disk" and pixels:  # the same preprocessed photos training used, if cached
                     cache = DiskCache(cfg.data.cache_dir or default_cache_dir()).rows(
                         paths, transform.preprocess, preprocess_key(cfg), progress=progress)
-                ds = PhotoDataset(paths, np.full((len(items), len(labels.TASKS)), -1), transform, cache=cache)
+                ds = PhotoDataset(paths, np.full((len(items), len(labels.TASKS)), -1), transform, cache=cache,
+                                  faces=faces, images=pixels)
             else:
-                ds = ArrayDataset([read_rgb(x) if isinstance(x, (str, Path)) else x for x in items], transform)
+                ds = ArrayDataset([read_rgb(x) if isinstance(x, (str, Path)) and pixels else x for x in items],
+                                  transform, faces=faces, decode=pixels)
             loader = make_loader(ds, batch_size=self.batch_size or cfg.train.batch_size, workers=self.workers,
                                  device=self.device, train=False, pin_memory=cfg.data.pin_memory)
             desc = "predict" if len(self.members) == 1 else f"model {i + 1}/{len(self.members)}"
@@ -94,7 +109,7 @@ class Predictor:
         for images, _ in progress_bar(loader, desc=desc, unit="batch", disable=not progress, leave=False):
             probs = member.probs(images)
             if self.tta == "hflip":
-                probs = (probs + member.probs(images.flip(3))) / 2
+                probs = (probs + member.probs(mirrored(images))) / 2
             chunks.append(np.asarray(probs, dtype=np.float32))
         return np.concatenate(chunks) if chunks else np.zeros((0, labels.NUM_CLASSES), np.float32)
 

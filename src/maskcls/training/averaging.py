@@ -63,7 +63,7 @@ class Swa:
     def finalize(self, loader: DataLoader, device: torch.device) -> MaskNet:
         """The averaged model with BatchNorm statistics recomputed by one pass over ``loader`` (an
         average of weights has no statistics of its own: the averaged ones would not match it)."""
-        update_bn(_images_only(loader), self.module, device=device)
+        update_bn(_inputs_on(loader, device), self.module)
         return self.module
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -73,9 +73,13 @@ class Swa:
         self.averaged.load_state_dict(state)
 
 
-def _images_only(loader: DataLoader):
+def _inputs_on(loader: DataLoader, device: torch.device):
+    """The model inputs of every batch, on ``device`` (update_bn would move a tensor, not face features' dict)."""
     for images, _ in loader:
-        yield images
+        if isinstance(images, dict):
+            yield {k: v.to(device) for k, v in images.items()}
+        else:
+            yield images.to(device)
 
 
 def build_averaging(cfg, model: MaskNet) -> Ema | Swa | None:

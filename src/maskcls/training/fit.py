@@ -22,12 +22,13 @@ from torch.utils.data import DataLoader
 
 from .. import config as config_mod
 from .. import labels
-from ..config import Config
+from ..config import FACE_MODEL, Config
 from ..data.images import PhotoDataset
 from ..data.fingerprint import refuse_other_data
 from ..data.prepare import Prepared, prepare
 from ..data.table import refuse_output_inside
 from ..errors import UserError
+from ..faces.features import no_face_count
 from ..fileio import write_csv, write_json, write_text
 from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, macro_classes, per_class_f1,
                        selection_score, with_chance)
@@ -38,7 +39,7 @@ from .mixing import Mixer, build_mixer
 from .loop import predict_proba, train_one_epoch
 from .margins import Indexed, MarginTracker
 from .losses import build_loss
-from .model import MaskNet, build_model
+from .model import MaskNet, model_for
 from .optim import build_optimizer, build_scheduler
 from .runs import check_run_folder, load_checkpoint, probs_frame, run_lock, save_checkpoint
 from .loaders import eval_rows
@@ -103,6 +104,8 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     faces = prepared.face_boxes(cfg, progress=progress)
     if faces is not None:
         log(f"data.crop=face: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
+    if s.model.face is not None:
+        log(face_features_line(cfg, s.train_ds.faces, s.val_ds.faces))
     n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
     log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
         f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds}"
@@ -188,6 +191,15 @@ def _silent(_: str) -> None:
     return None
 
 
+def face_features_line(cfg: Config, train_faces: np.ndarray, val_faces: np.ndarray) -> str:
+    """The log line that counts the photos without a face, which the heads read as zeros plus the flag."""
+    what = "the heads read the face descriptor alone" if cfg.model.name == FACE_MODEL else \
+        "the gender and age heads read the face descriptor beside the CNN"
+    return (f"face features ({cfg.data.face_detectors}): {what}; no face found in {no_face_count(train_faces)} of "
+            f"{len(train_faces)} training and {no_face_count(val_faces)} of {len(val_faces)} validation photos "
+            "(they read a zero descriptor and the no-face flag)")
+
+
 def _resume_checkpoint(out: Path, cfg: Config, prepared: Prepared) -> dict:
     """last.pt, after checking that the resumed run keeps its data and its settings."""
     ckpt = load_checkpoint(out / "last.pt")
@@ -214,12 +226,13 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
                         "use model.heads=multi")
     torch.manual_seed(cfg.train.seed)
     # On resume the weights come from last.pt: never fetch pretrained ones again.
-    model = build_model(cfg.model.name, cfg.model.heads, "none" if ckpt else cfg.model.weights,
-                        drop_rate=cfg.model.drop_rate, mean=cfg.data.mean, std=cfg.data.std).to(runtime.device)
+    model = model_for(cfg, "none" if ckpt else None).to(runtime.device)
     # Write the normalisation actually used (the backbone's pretrained config unless overridden),
     # so config.yaml is the fully resolved setting, not "whatever the model said".
     cfg.data.mean = cfg.data.mean or [round(v / 255, 6) for v in model.mean.flatten().tolist()]
     cfg.data.std = cfg.data.std or [round(v / 255, 6) for v in model.std.flatten().tolist()]
+    if model.face is not None and not ckpt:  # on resume the standardization comes back with the weights
+        model.face.fit(train_ds.faces)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)
@@ -363,6 +376,9 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     faces = prepared.face_boxes(cfg, progress=False)
     if faces is not None:
         summary["face_fallbacks"] = faces.fallbacks
+    if s.model.face is not None:
+        summary["face_features"] = {"no_face_train": no_face_count(s.train_ds.faces),
+                                    "no_face_val": no_face_count(s.val_ds.faces), "cascade": cfg.data.face_detectors}
     margins = s.margins.reduced()  # every process takes part in the reduction
     if not is_main():
         return summary

@@ -34,6 +34,7 @@ from . import trackers
 from .fit import train
 from .loaders import eval_rows, loader_for
 from .loop import predict_proba
+from .model import mirrored
 from .margins import MARGIN_COLUMNS
 from .runs import FOLD_PREFIX, fold_dir, load_checkpoint, load_run, read_probs, read_run_config, run_lock
 from .runspec import Launcher, RunSpec, failure_line, spec_data
@@ -238,5 +239,5 @@ class _Mirrored(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor):
-        return self.model(images.flip(3))
+    def forward(self, images):
+        return self.model(mirrored(images))

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from .. import labels
 from ..progress import bar as progress_bar
 from .losses import MultiTaskLoss
-from .model import MaskNet, class_log_probs
+from .model import MaskNet, batch_size_of, class_log_probs
 from .optim import set_backbone_frozen, unwrap
 from .runtime import Runtime
 
@@ -52,7 +52,7 @@ def train_one_epoch(model: MaskNet, loader: DataLoader, optimizer: torch.optim.O
         if ema is not None:
             ema.update(unwrap(model), step=scheduler.last_epoch)  # last_epoch counts steps, resumes included
         running += loss.detach()
-        seen += images.shape[0]
+        seen += batch_size_of(images)
         steps += 1
         if steps % log_every == 0 or steps == 1:
             # the first step too: a short epoch (fewer steps than log_every) still shows its running loss.

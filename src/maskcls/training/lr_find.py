@@ -26,7 +26,7 @@ from ..progress import bar as progress_bar
 from .loaders import loader_for
 from .losses import build_loss
 from .mixing import build_mixer
-from .model import build_model
+from .model import model_for
 from .optim import build_optimizer, set_backbone_frozen
 from .runtime import Runtime
 
@@ -85,8 +85,7 @@ def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | 
                         f"train.batch_size={cfg.train.batch_size}; lower train.batch_size or use more data")
     runtime = Runtime.from_settings(device=cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model.name, cfg.model.heads, cfg.model.weights, drop_rate=cfg.model.drop_rate,
-                        mean=cfg.data.mean, std=cfg.data.std).to(runtime.device)
+    model = model_for(cfg).to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)

@@ -2,6 +2,13 @@
 
 The model owns its input normalisation (mean/std buffers), so loaders hand it uint8 images and a
 checkpoint carries everything inference needs.
+
+With face features (model.face_features) the model's input is {"images": uint8 (N, 3, H, W), "faces":
+float32 (N, 128)}: dlib's descriptor of each photo's face, a NaN row where no face was found. The
+descriptor is late-fused: z-scored by the training photos' mean and std (buffers, so checkpoints and
+ONNX files carry them), zero where no face was found plus a no-face flag, then concatenated with the
+CNN's pooled features before the gender and age heads (and the 18-way head); the mask head reads the
+CNN alone. ``model.name=face-descriptor`` has no CNN: all heads read the descriptor.
 """
 
 from __future__ import annotations
@@ -12,15 +19,21 @@ import socket
 import urllib.parse
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import labels
+from ..config import FACE_MODEL  # model.name of the heads on the face descriptor alone
 from ..errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+FACE_SIZE = 128  # faces.describe.DESCRIPTOR_SIZE (not imported: this module must not need dlib)
+Inputs = torch.Tensor | dict[str, torch.Tensor]  # images, or {"images", "faces"} for face features
 
 
 def head_sizes(heads: str) -> dict[str, int]:
@@ -31,24 +44,87 @@ def head_sizes(heads: str) -> dict[str, int]:
     raise UserError(f"heads must be 'multi' or 'single', got {heads!r}")
 
 
+class FaceInput(nn.Module):
+    """dlib's descriptor -> the heads' face features (N, 129): each of the 128 numbers z-scored with the
+    training photos' mean and std, 0 where no face was found, then a no-face flag (1.0 / 0.0).
+
+    Zero plus a flag rather than a learned "no face" embedding: for a linear head the two are the same
+    function (the flag's weights are that embedding's projection), and this one exports to ONNX as two
+    plain operations. The descriptor is frozen: dlib computes it outside the graph."""
+
+    width = FACE_SIZE + 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(FACE_SIZE))
+        self.register_buffer("std", torch.ones(FACE_SIZE))
+
+    def fit(self, descriptors: np.ndarray) -> int:
+        """Set the standardization from the training photos' descriptors (NaN rows skipped); returns
+        how many faces it was fitted on. With fewer than two faces it stays at (0, 1)."""
+        found = descriptors[~np.isnan(descriptors).any(1)]
+        if len(found) >= 2:
+            self.mean.copy_(torch.as_tensor(found.mean(0), dtype=torch.float32))
+            # a floor keeps a dimension that barely varies from turning noise into large inputs
+            self.std.copy_(torch.as_tensor(np.maximum(found.std(0), 1e-3), dtype=torch.float32))
+        return len(found)
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        faces = faces.float()
+        missing = torch.isnan(faces)
+        z = torch.where(missing, torch.zeros_like(faces), (faces - self.mean) / self.std)
+        return torch.cat([z, missing.any(1, keepdim=True).float()], 1)
+
+
+class NoImage(nn.Module):
+    """The backbone of model.name=face-descriptor: no CNN, no image features (N, 0)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros((x.shape[0], 0))
+
+
 class MaskNet(nn.Module):
-    """Backbone features -> dropout -> one linear head per task (or one 18-way head)."""
+    """Backbone features (+ face features) -> dropout -> one linear head per task (or one 18-way head)."""
 
     def __init__(self, backbone: nn.Module, num_features: int, heads: str,
-                 mean: tuple[float, ...], std: tuple[float, ...], drop_rate: float = 0.0) -> None:
+                 mean: tuple[float, ...], std: tuple[float, ...], drop_rate: float = 0.0, *,
+                 face_features: bool = False) -> None:
         super().__init__()
         self.backbone = backbone
         self.head_layout = heads
         self.dropout = nn.Dropout(drop_rate)
-        self.heads = nn.ModuleDict({k: nn.Linear(num_features, n) for k, n in head_sizes(heads).items()})
+        self.face = FaceInput() if face_features else None
+        # Gender and age are what the face model reads well; the mask hides most of the face from it, so
+        # the mask head keeps the CNN's view (without a CNN every head reads the face).
+        self.face_heads = (set() if self.face is None else set(head_sizes(heads)) if isinstance(backbone, NoImage)
+                           else {"gender", "age", "class"})
+        face_width = FaceInput.width if self.face is not None else 0
+        self.heads = nn.ModuleDict({k: nn.Linear(num_features + (face_width if k in self.face_heads else 0), n)
+                                    for k, n in head_sizes(heads).items()})
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """images: (N, 3, H, W) uint8 or float in 0..255. Returns logits per head."""
+    @property
+    def uses_faces(self) -> bool:
+        return self.face is not None
+
+    @property
+    def uses_images(self) -> bool:
+        return not isinstance(self.backbone, NoImage)
+
+    def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
+        """inputs: images (N, 3, H, W) uint8 or float in 0..255, or with face features {"images": ...,
+        "faces": (N, 128) float, NaN rows for no face}. Returns logits per head."""
+        images = inputs["images"] if isinstance(inputs, dict) else inputs
         x = (images.float() - self.mean) / self.std
-        feats = self.dropout(self.backbone(x))
-        return {k: head(feats) for k, head in self.heads.items()}
+        feats = self.backbone(x)
+        fused = feats
+        if self.face is not None:
+            if not isinstance(inputs, dict) or "faces" not in inputs:
+                raise ValueError("this model reads face descriptors: give {'images': ..., 'faces': ...}")
+            fused = self.dropout(torch.cat([feats, self.face(inputs["faces"])], 1))
+        feats = self.dropout(feats)
+        return {k: head(fused if k in self.face_heads else feats) for k, head in self.heads.items()}
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         return list(self.backbone.parameters())
@@ -205,16 +281,22 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> dict[str, in
 
 def build_model(name: str = "resnet50", heads: str = "multi", weights: str = "imagenet", *,
                 drop_rate: float = 0.0, mean: tuple[float, ...] | None = None,
-                std: tuple[float, ...] | None = None) -> MaskNet:
+                std: tuple[float, ...] | None = None, face_features: bool = False) -> MaskNet:
     """Create ``name`` (torchvision first, then timm; prefix ``timm:`` to force timm) with ``heads``.
 
     weights: ``imagenet`` (the library's pretrained weights, from its download cache), ``none``, or a
     path to a local .pth/.safetensors file (a backbone state dict or a maskcls checkpoint).
-    mean/std default to the backbone's pretrained data config.
+    mean/std default to the backbone's pretrained data config. face_features: the heads also read the
+    face descriptor (module docstring); ``name="face-descriptor"`` has no CNN and implies them.
     """
     import torchvision
 
     head_sizes(heads)  # validate before building anything
+    if name == FACE_MODEL:
+        if weights not in ("imagenet", "none"):
+            raise UserError(f"model.name={FACE_MODEL} has no CNN to load {weights} into; use model.weights=none")
+        return MaskNet(NoImage(), 0, heads, tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), drop_rate,
+                       face_features=True)
     pretrained = weights == "imagenet"
     if name.startswith("timm:"):
         backbone, nf, m, s = _timm_backbone(name[5:], pretrained)
@@ -224,4 +306,23 @@ def build_model(name: str = "resnet50", heads: str = "multi", weights: str = "im
         backbone, nf, m, s = _timm_backbone(name, pretrained)
     if weights not in ("imagenet", "none"):
         load_backbone_weights(backbone, weights)
-    return MaskNet(backbone, nf, heads, tuple(mean or m), tuple(std or s), drop_rate)
+    return MaskNet(backbone, nf, heads, tuple(mean or m), tuple(std or s), drop_rate, face_features=face_features)
+
+
+def model_for(cfg, weights: str | None = None) -> MaskNet:
+    """build_model with a config's model settings and normalisation (weights: cfg.model.weights unless given)."""
+    return build_model(cfg.model.name, cfg.model.heads, cfg.model.weights if weights is None else weights,
+                       drop_rate=cfg.model.drop_rate, mean=cfg.data.mean, std=cfg.data.std,
+                       face_features=cfg.model.face_features)
+
+
+def mirrored(inputs: Inputs) -> Inputs:
+    """The batch's photos mirrored left to right (hflip TTA); a face's descriptor stays as it is: the face
+    model aligns the face on its landmarks, so a mirror image describes the same person."""
+    if isinstance(inputs, dict):
+        return {**inputs, "images": inputs["images"].flip(3)}
+    return inputs.flip(3)
+
+
+def batch_size_of(inputs: Inputs) -> int:
+    return (inputs["images"] if isinstance(inputs, dict) else inputs).shape[0]

@@ -27,7 +27,7 @@ from .. import labels
 from ..config import Config
 from ..errors import UserError
 from ..fileio import PidLock, atomic_path
-from .model import MaskNet, build_model
+from .model import MaskNet, model_for
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -183,8 +183,7 @@ def load_run(run: str | Path, device: torch.device | None = None) -> tuple[MaskN
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise UserError(f"{path}: not a maskcls checkpoint (no model weights and config inside)")
     cfg = config_mod.from_dict(ckpt["config"])
-    model = build_model(cfg.model.name, cfg.model.heads, "none", drop_rate=cfg.model.drop_rate,
-                        mean=cfg.data.mean, std=cfg.data.std)
+    model = model_for(cfg, "none")
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:

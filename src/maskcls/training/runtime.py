@@ -59,8 +59,11 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
 
-    def images(self, images: torch.Tensor) -> torch.Tensor:
-        """Move a uint8 batch to the device (non-blocking) in the memory format the model expects."""
+    def images(self, images):
+        """Move a uint8 batch to the device (non-blocking) in the memory format the model expects; with
+        face features ({"images", "faces"}, training.model.Inputs) both parts."""
+        if isinstance(images, dict):
+            return {"images": self.images(images["images"]), "faces": images["faces"].to(self.device, non_blocking=True)}
         images = images.to(self.device, non_blocking=True)
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
