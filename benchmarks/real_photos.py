@@ -4,6 +4,10 @@ faces each detector finds per mask state. Prints markdown tables (never asserts)
 
     python benchmarks/real_photos.py DEV --out DIR [--noise 0.05] [--seed 0] [--folds 3] [--epochs 12]
                                      [--size 112x112] [--detector-every 3]
+    python benchmarks/real_photos.py DEV --out DIR --recipes all [--seeds 0,1,2]
+
+The second form is the real-photo recipe table (benchmarks/_recipes.py): the CNN alone with each crop,
+the CNN with face features and the descriptor-only heads, trained `--fold all` on DEV/combined.csv.
 
 DEV is the development set `../shared/realdata/build_dev.py` builds (DEV/facemask: mask state + gender,
 one photo per person; DEV/utkface: gender + age). Never point this at the half build_dev.py leaves out.
@@ -35,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from _cli import run
+from _recipes import RECIPES, recipes
 from maskcls import labels
 from maskcls.audit.rank import field_quality, find_issues
 from maskcls.audit.run import face_evidence, load_evidence, source_qualities
@@ -162,8 +167,21 @@ def main() -> None:
     parser.add_argument("--detector-every", type=int, default=3,
                         help="the detector table uses every N-th facemask photo (default 3: the CNN is slow; 0: no table)")
     parser.add_argument("--parts", default="facemask,utkface", help="which parts (default both)")
+    parser.add_argument("--recipes", default=None, metavar="NAMES",
+                        help="instead of the audit study: the recipe table on DEV/combined.csv for these recipes, "
+                             f"joined by commas ({', '.join(RECIPES)}; 'all': every one)")
+    parser.add_argument("--seeds", default="0,1,2", help="--recipes: the seeds, each its own split (default 0,1,2)")
+    parser.add_argument("--draws", type=int, default=1000, help="--recipes: bootstrap draws (default 1000)")
     args = parser.parse_args()
     dev, out = Path(args.dev), Path(args.out)
+    if args.recipes is not None:
+        names = list(RECIPES) if args.recipes == "all" else args.recipes.split(",")
+        try:
+            seeds = [int(s) for s in args.seeds.split(",")]
+        except ValueError:
+            raise UserError(f"--seeds: whole numbers joined by commas, got {args.seeds!r}") from None
+        recipes(dev, out, names, seeds, draws=args.draws)
+        return
     if not 0 < args.noise < 0.5:
         raise UserError(f"--noise must be between 0 and 0.5, got {args.noise}")
     results = {"settings": {k: v for k, v in vars(args).items()}}

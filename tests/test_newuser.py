@@ -170,7 +170,7 @@ def test_config_file_slips_get_a_message_that_says_what_to_do(tmp_path):
         load_config("")
     with pytest.raises(UserError, match="a folder, not a YAML file"):
         load_config(tmp_path)
-    with pytest.raises(UserError, match=r"built-in: default, demo, gpu-resnet50, plain"):
+    with pytest.raises(UserError, match=r"built-in: default, demo, gpu-resnet50, plain, real-cpu"):
         load_config("nosuch")
     with pytest.raises(UserError, match="data.age_old: 1000 is out of range"):
         load_config(None, ["data.age_old=1000"])

@@ -69,7 +69,7 @@ nonneg = at_least(0)
 
 
 def config_args(p: argparse.ArgumentParser, *, help: str = "YAML file or built-in name (default, demo, plain, "
-                "gpu-resnet50)", set_help: str = "override a setting, e.g. --set train.epochs=5") -> None:
+                "gpu-resnet50, real-cpu)", set_help: str = "override a setting, e.g. --set train.epochs=5") -> None:
     """--config (a YAML file or built-in name; one default rule for every command) and repeatable
     --set KEY=VALUE, as load_config takes them."""
     from ..config import DEFAULT_CONFIG_RULE

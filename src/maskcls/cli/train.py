@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
 
     p.add_argument("--config", default=None,
                    help="YAML file or built-in name: default (ResNet50 GPU recipe), demo (CPU-sized), plain (the "
-                        f"common baseline loop, for comparisons), gpu-resnet50. With --resume: RUN's own; otherwise "
+                        f"common baseline loop, for comparisons), gpu-resnet50, real-cpu (real face photos on a CPU: "
+                        f"the demo's budget with face features). With --resume: RUN's own; otherwise "
                         f"the {DEFAULT_CONFIG_RULE}")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set train.epochs=5 --set model.name=convnext_tiny")
