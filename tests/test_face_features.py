@@ -160,7 +160,7 @@ def test_a_face_features_run_refuses_to_predict_without_the_face_model(cnn_run, 
 
     manifest, _ = noisy
     monkeypatch.setattr(models, "available", lambda: "dlib cannot be imported (no module named dlib); install it")
-    with pytest.raises(UserError, match="face features.*cannot load here: dlib cannot be imported"):
+    with pytest.raises(UserError, match="trained with model.face_features and reads.*cannot load here: dlib cannot be"):
         Predictor(cnn_run)
     photo = str(next((manifest.parent / "photos").glob("*.png")))
     assert main(["classify", str(cnn_run), photo]) == 2
@@ -189,6 +189,7 @@ def test_interpret_explains_a_face_features_run_and_refuses_the_descriptor_heads
     monkeypatch.setenv("MASKCLS_CACHE", str(cache))
     summary = interpret(cnn_run, manifest, tmp_path / "page", top=4, per_state=2, progress=False, log=lambda s: None)
     assert (tmp_path / "page" / "interpret.html").is_file() and summary["n_photos"] == 16  # the validation fold
+    assert summary["face_features"] and "whose share no map can show" in (tmp_path / "page" / "interpret.html").read_text()
     run = tmp_path / "desc"
     train(cfg_for(cache, "model.name=face-descriptor", "train.epochs=1"), manifest, run)
     with pytest.raises(UserError, match="no CNN"):
@@ -196,9 +197,34 @@ def test_interpret_explains_a_face_features_run_and_refuses_the_descriptor_heads
 
 
 def test_settings_that_cannot_go_with_face_features_are_refused():
-    with pytest.raises(UserError, match="mixup and train.cutmix"):
+    with pytest.raises(UserError, match="model.face_features reads one face.*or use model.face_features=false"):
         config_mod.load_config("demo", ["model.face_features=true", "train.mixup=0.2"])
+    # the descriptor heads read faces whatever model.face_features says: the message names the model
+    with pytest.raises(UserError, match="model.name=face-descriptor reads one face.*another model.name"):
+        config_mod.load_config("demo", ["model.name=face-descriptor", "model.face_features=false", "train.cutmix=1"])
     with pytest.raises(UserError, match="no CNN to load"):
         build_model("face-descriptor", "multi", "/some/weights.pth")
     # the model reads face features only when asked: a plain model's input stays the images
     assert build_model("test_resnet", "multi", "none").face is None
+
+
+def test_export_info_of_the_descriptor_heads_says_the_image_input_is_a_placeholder(noisy, tmp_path, capsys, monkeypatch):
+    manifest, cache = noisy
+    monkeypatch.setenv("MASKCLS_CACHE", str(cache))
+    run = tmp_path / "desc"
+    train(cfg_for(cache, "model.name=face-descriptor", "train.epochs=3"), manifest, run)
+    assert main(["export", str(run), "--out", str(tmp_path / "d.onnx")]) == 0
+    capsys.readouterr()
+    assert main(["export", "--info", str(tmp_path / "d.onnx")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["input"]["shape"] == ["N", 3, 1, 1] and "placeholder" in info["input"]["what"]
+    assert "size" not in info["input"] and "crop" not in info["preprocessing"]
+    import onnxruntime as ort
+
+    paths = [str(p) for p in sorted((manifest.parent / "photos").glob("*.png"))[:6]]
+    from maskcls.faces.features import face_descriptors
+
+    faces = face_descriptors(paths, cache_dir=cache)
+    session = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(["probs"], {"images": np.zeros((6, 3, 1, 1), np.uint8), "faces": faces})[0]
+    assert np.abs(got - Predictor(run).predict_proba(paths)).max() < 1e-4

@@ -556,13 +556,19 @@ def check(cfg: Config) -> Config:
 FACE_MODEL = "face-descriptor"  # model.name of the heads on the descriptor alone
 
 
+def face_setting(cfg: Config) -> str:
+    """The setting that makes a model read the face descriptor, as messages name it."""
+    return f"model.name={FACE_MODEL}" if cfg.model.name == FACE_MODEL else "model.face_features"
+
+
 def _check_face_features(cfg: Config) -> None:
     if cfg.model.name == FACE_MODEL:
         cfg.model.face_features = True  # the model is the face features: there is nothing else to read
     if cfg.model.face_features and (cfg.train.mixup or cfg.train.cutmix):
         # a blend of two photos has no one face: the descriptor of neither describes it
-        raise UserError("config model.face_features reads one face per photo; train.mixup and train.cutmix blend "
-                        "two photos into one, whose face is neither's: set them to 0, or model.face_features=false")
+        way_out = "another model.name" if cfg.model.name == FACE_MODEL else "model.face_features=false"
+        raise UserError(f"config {face_setting(cfg)} reads one face per photo; train.mixup and train.cutmix blend "
+                        f"two photos into one, whose face is neither's: set them to 0, or use {way_out}")
 
 
 def _check_averaging(cfg: Config) -> None:

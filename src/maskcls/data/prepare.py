@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import labels
-from ..config import FACE_MODEL, unknown_choice
+from ..config import FACE_MODEL, face_setting, unknown_choice
 from ..errors import UserError
 from . import corrections as corr_mod
 from . import splits
@@ -108,7 +108,7 @@ class Prepared:
         if key not in self._faces:
             from ..faces.features import face_descriptors, require_face_model
 
-            require_face_model("model.face_features")
+            require_face_model(face_setting(cfg))
             self._faces[key] = face_descriptors(self.table["path"].tolist(), cache_dir=cfg.data.cache_dir or None,
                                                 cascade=cfg.data.face_detectors, progress=progress)
         return self._faces[key]

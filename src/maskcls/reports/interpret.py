@@ -234,7 +234,11 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
 
     summary = {"run": str(run), "data": describe(data), "photos": what, "n_photos": len(rows),
                "model": cfg.model.name, "heads": cfg.model.heads, "size": cfg.data.size, "layer": layer_name,
-               "method": "Grad-CAM (grad-cam library) of each task answer's log-probability",
+               "method": "Grad-CAM (grad-cam library) of each task answer's log-probability"
+                         + ("; the gender and age answers also read the face descriptor (model.face_features), "
+                            "whose share no map can show: the maps show where the CNN's share looked"
+                            if cfg.model.face_features else ""),
+               "face_features": cfg.model.face_features,
                "ece": {k: v["ece"] for k, v in calibration.items()},
                "top_losses": [{"path": paths[i], "loss": round(float(losses[i]), 4),
                                "given": names[given_class[i]] if given_class[i] >= 0 else None,

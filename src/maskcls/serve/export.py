@@ -128,21 +128,29 @@ def describe_model(cfg: Config) -> dict:
     """What a user of the file alone needs: the input, the class names, how tasks combine into
     classes, and the preprocessing done before the graph (crop, resize) and inside it (normalisation)."""
     width, height = cfg.size
+    if cfg.model.name == FACE_MODEL:  # no CNN: the image input is a placeholder, and nothing is preprocessed
+        images = {"name": "images", "shape": input_shape(cfg), "dtype": "uint8",
+                  "what": "a placeholder the graph does not read (model.name=face-descriptor has no CNN): feed zeros "
+                          "of this shape, one per photo; the answers come from the faces input"}
+        preprocessing = {"photos": "none: only the face descriptor is read"}
+    else:
+        images = {"name": "images", "shape": input_shape(cfg), "dtype": "uint8", "channels": "RGB",
+                  "size": f"{width}x{height} (width x height)"}
+        preprocessing = {"crop": cfg.data.crop, "face_margin": cfg.data.face_margin if cfg.data.crop == "face" else None,
+                         "resize": f"to {width}x{height}, area interpolation, after the crop",
+                         "normalisation": {"mean": cfg.data.mean, "std": cfg.data.std, "scale": "pixel / 255",
+                                           "where": "inside the graph: feed uint8 pixels"}}
     return {
-        "input": {"name": "images", "shape": input_shape(cfg), "dtype": "uint8", "channels": "RGB",
-                  "size": f"{width}x{height} (width x height)"},
+        "input": images,
         **({"faces": {"name": "faces", "shape": ["N", FACE_SIZE], "dtype": "float32",
                       "what": "dlib's face descriptor (dlib_face_recognition_resnet_model_v1 on the face found by "
                               f"the detectors {cfg.data.face_detectors}, aligned on the 5 landmarks): `maskcls faces` "
-                              "computes it; a row of NaN where no face was found",
-                      "images_read": cfg.model.name != FACE_MODEL}} if cfg.model.face_features else {}),
+                              "computes it; a row of NaN where no face was found; standardized inside the graph"}}
+           if cfg.model.face_features else {}),
         "class_names": labels.class_names(cfg.cutoffs),
         "tasks": {t.name: {"names": list(t.names(cfg.cutoffs)), "of_class": list(t.of_class)} for t in labels.TASKS},
         "encoding": "class = mask * 6 + gender * 3 + age group; outputs probs (N, 18) and each task's marginals",
-        "preprocessing": {"crop": cfg.data.crop, "face_margin": cfg.data.face_margin if cfg.data.crop == "face" else None,
-                          "resize": f"to {width}x{height}, area interpolation, after the crop",
-                          "normalisation": {"mean": cfg.data.mean, "std": cfg.data.std, "scale": "pixel / 255",
-                                            "where": "inside the graph: feed uint8 pixels"}},
+        "preprocessing": preprocessing,
     }
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .. import labels
-from ..config import FACE_MODEL, Config
+from ..config import FACE_MODEL, Config, face_setting
 from ..data.images import ArrayDataset, PhotoDataset, read_rgb
 from ..data.diskcache import DiskCache
 from ..data.faces import FaceBoxes
@@ -61,9 +61,9 @@ class Predictor:
                             "their classes do not mean the same")
         self.config = self.members[0].config
         self.cutoffs = self.config.cutoffs
-        if any(m.config.model.face_features for m in self.members):
-            require_face_model(f"{self.members[0].source if len(self.members) == 1 else 'this ensemble'} was trained "
-                               "with face features (model.face_features) and")
+        readers = [m for m in self.members if m.config.model.face_features]
+        if readers:
+            require_face_model(f"{readers[0].source} was trained with {face_setting(readers[0].config)} and")
 
     @property
     def n_models(self) -> int:

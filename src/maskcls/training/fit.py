@@ -193,8 +193,9 @@ def _silent(_: str) -> None:
 
 def face_features_line(cfg: Config, train_faces: np.ndarray, val_faces: np.ndarray) -> str:
     """The log line that counts the photos without a face, which the heads read as zeros plus the flag."""
-    what = "the heads read the face descriptor alone" if cfg.model.name == FACE_MODEL else \
-        "the gender and age heads read the face descriptor beside the CNN"
+    what = ("the heads read the face descriptor alone" if cfg.model.name == FACE_MODEL else
+            "the 18-way head reads the face descriptor beside the CNN" if cfg.model.heads == "single" else
+            "the gender and age heads read the face descriptor beside the CNN")
     return (f"face features ({cfg.data.face_detectors}): {what}; no face found in {no_face_count(train_faces)} of "
             f"{len(train_faces)} training and {no_face_count(val_faces)} of {len(val_faces)} validation photos "
             "(they read a zero descriptor and the no-face flag)")
