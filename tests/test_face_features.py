@@ -204,6 +204,12 @@ def test_settings_that_cannot_go_with_face_features_are_refused():
         config_mod.load_config("demo", ["model.name=face-descriptor", "model.face_features=false", "train.cutmix=1"])
     with pytest.raises(UserError, match="no CNN to load"):
         build_model("face-descriptor", "multi", "/some/weights.pth")
+    # the first line of a training says what reads what
+    descriptor = config_mod.load_config("demo", ["model.name=face-descriptor"])
+    assert "-> face-descriptor (no CNN: heads on the face descriptor), 12 epochs" in config_mod.describe_config(
+        "demo", [], descriptor)
+    fused = config_mod.load_config("demo", ["model.face_features=true"])
+    assert "-> regnetx_002 at 96x128 + face features," in config_mod.describe_config("demo", [], fused)
     # the model reads face features only when asked: a plain model's input stays the images
     assert build_model("test_resnet", "multi", "none").face is None
 

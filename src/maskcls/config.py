@@ -388,7 +388,9 @@ def describe_config(name: str | Path, overrides: Sequence[str], cfg: Config, *, 
     """The first line of a command that trains: which config, what it sets, and why it was chosen."""
     why = " (no --config: the default for this machine)" if chosen else ""
     sets = "".join(f" --set {o}" for o in overrides)
-    return (f"config: {name}{why}{sets} -> {cfg.model.name} at {cfg.data.size}, {cfg.train.epochs} epochs, "
+    model = (f"{FACE_MODEL} (no CNN: heads on the face descriptor)" if cfg.model.name == FACE_MODEL else
+             f"{cfg.model.name} at {cfg.data.size}" + (" + face features" if cfg.model.face_features else ""))
+    return (f"config: {name}{why}{sets} -> {model}, {cfg.train.epochs} epochs, "
             f"batch {cfg.train.batch_size}, device {cfg.train.device}")
 
 
