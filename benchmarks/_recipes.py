@@ -31,6 +31,7 @@ RECIPES = {
     "cnn-center": ("CNN alone, centre crop", ["data.crop=center"]),
     "cnn-face": ("CNN alone, face crop (hog+haar)", ["data.crop=face"]),
     "cnn+features": ("CNN + face features", ["data.crop=none", "model.face_features=true"]),
+    "cnn-face+features": ("CNN + face features, face crop", ["data.crop=face", "model.face_features=true"]),
     "descriptor": ("heads on the face descriptor alone", ["model.name=face-descriptor"]),
 }
 BASE = ["data.size=112x112", "data.folds=3", "train.trackers=none"]
@@ -66,7 +67,8 @@ def train_recipe(dev: Path, out: Path, name: str, seed: int) -> Path:
 
 def last_epoch_oof(run: Path, dev: Path) -> pd.DataFrame:
     """The out-of-fold table of each fold's LAST epoch (last.pt), predicted here: no validation person
-    chose that checkpoint (best.pt is chosen on the fold it is scored on). Sorted by path."""
+    chose that checkpoint (best.pt is chosen on the fold it is scored on). Sorted by path; kept in
+    RUN/last_epoch_oof.csv."""
     import torch
 
     from maskcls import config as config_mod
@@ -77,6 +79,9 @@ def last_epoch_oof(run: Path, dev: Path) -> pd.DataFrame:
     from maskcls.training.runs import load_checkpoint, probs_frame
     from maskcls.training.runtime import Runtime
 
+    saved = run / "last_epoch_oof.csv"  # predicted once per run: reruns of the table only read it
+    if saved.is_file():
+        return pd.read_csv(saved, dtype={"person": str})
     cfg = load_config(str(run / "fold-0" / "config.yaml"))  # resolved: mean/std as trained
     prepared = prepare(cfg, dev / "combined.csv", log=lambda s: None)
     given = pd.read_csv(run / "oof_probs.csv", dtype={"person": str}).set_index("path")["fold"]
@@ -99,7 +104,9 @@ def last_epoch_oof(run: Path, dev: Path) -> pd.DataFrame:
                                                         runtime=runtime, progress=False)
     frame = probs_frame(prepared.table, probs)
     frame["path"] = paths
-    return frame.sort_values("path").reset_index(drop=True)
+    frame = frame.sort_values("path").reset_index(drop=True)
+    frame.to_csv(saved, index=False)
+    return frame
 
 
 def task_answers(oof: pd.DataFrame) -> dict[str, np.ndarray]:
