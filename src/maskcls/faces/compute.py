@@ -70,6 +70,11 @@ def _analyse(path: str, cascade: tuple[str, ...]) -> FaceRecord | str:
         image = read_rgb(path)
     except PhotoError as exc:
         return str(exc)
+    return analyse_image(image, cascade)
+
+
+def analyse_image(image: np.ndarray, cascade: tuple[str, ...]) -> FaceRecord:
+    """One decoded photo's face record: detect with the cascade, then align and describe (no face: sizes only)."""
     h, w = image.shape[:2]
     face = detect(image, cascade)
     if face is None:

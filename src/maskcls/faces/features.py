@@ -12,9 +12,9 @@ import numpy as np
 
 from ..errors import UserError
 from . import models
-from .compute import compute_faces
-from .describe import DESCRIPTOR_SIZE, describe
-from .detect import check_cascade, detect
+from .compute import analyse_image, compute_faces
+from .describe import DESCRIPTOR_SIZE
+from .detect import check_cascade
 
 
 def require_face_model(what: str) -> None:
@@ -38,10 +38,9 @@ def face_descriptors(items: Sequence[str | Path | np.ndarray], *, cache_dir: str
         out[[i for i, _ in paths]] = faces.descriptors
     for i, x in enumerate(items):
         if not isinstance(x, (str, Path)):
-            image = np.ascontiguousarray(x)
-            found = detect(image, names)
-            if found is not None:
-                out[i] = describe(image, found)[1]
+            record = analyse_image(np.ascontiguousarray(x), names)  # as a file's is computed, without the cache
+            if record.found:
+                out[i] = record.descriptor
     return out
 
 
