@@ -91,7 +91,8 @@ class DataConfig(_Strict):
     score_age_young: int = _f(30, "first age of the middle group, for scoring (the competition's 30)", lo=1, hi=100)
     score_age_old: int = _f(60, "first age of the old group, for scoring (the competition's 60)", lo=2, hi=100)
     folds: int = _f(5, "number of person-level folds", lo=2)
-    fold: int = _f(0, "which person-level fold is held out for validation", lo=0)
+    fold: int | None = _f(0, "which person-level fold is held out for validation; null (train --fold none): no one, "
+                             "every person trains and the last epoch is kept", lo=0)
     split_seed: int = _f(0, "decides which people fall in which fold; train.seed never moves people")
     cache: str = _f("none", "none: decode every epoch | ram: decode once into memory | disk: once, into a "
                             "memory-mapped file in data.cache_dir shared by runs and commands",
@@ -239,6 +240,8 @@ def _set(cfg: Config, key: str, value: Any) -> None:
         hint = f"did you mean {near[0]}? " if near else ""
         raise UserError(f"unknown config key {key!r}; {hint}`maskcls config` lists every setting")
     hints = typing.get_type_hints(type(section))
+    if key == "data.fold" and isinstance(value, str) and value.strip().lower() == "none":
+        value = None  # `train --fold none` spells null so
     if key == "data.cache" and isinstance(value, bool):
         value = "ram" if value else "none"  # configs written when the cache was on/off
     if key == "data.size" and isinstance(value, int) and not isinstance(value, bool):
@@ -443,6 +446,23 @@ def with_option(overrides: Sequence[str], key: str, value: object, option: str) 
     return list(overrides) if given else [*overrides, f"{key}={value}"]
 
 
+# What `--fold none` sets: no one held out, so no epoch is chosen and nothing stops early.
+NO_HOLDOUT = (("data.fold", "null"), ("train.select", "last"), ("train.patience", "0"))
+
+
+def no_holdout(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` plus NO_HOLDOUT; a --set that says otherwise is refused, not silently overridden."""
+    out = list(overrides)
+    for key, value in NO_HOLDOUT:
+        given = set_values(out, key)
+        if any(v.lower() not in {value, "none" if value == "null" else value} for v in given):
+            raise UserError(f"--fold none trains on every person and validates nothing, so it sets {key}={value}; "
+                            f"--set {key}={given[-1]} contradicts it: leave it out")
+        if not given:
+            out.append(f"{key}={value}")
+    return out
+
+
 def train_config(out: str | Path, *, config: str | Path | None = None, overrides: Sequence[str] = (),
                  corrections: str | None = None, fold: int | str | None = None, resume: bool = False) -> Config:
     """The settings of a training into run folder ``out`` (what `maskcls train` runs with).
@@ -450,14 +470,17 @@ def train_config(out: str | Path, *, config: str | Path | None = None, overrides
     ``config`` defaults to the run's own config.yaml when resuming (a resumed run keeps its settings
     unless told otherwise), else to ``default_config_name()``; ``overrides`` (key=value) come next, then
     ``corrections`` and ``fold`` when given. ``fold="all"`` (every fold) leaves data.fold alone and
-    cannot be combined with ``resume``: a --fold all run continues by itself."""
+    cannot be combined with ``resume``: a --fold all run continues by itself. ``fold="none"`` holds no one
+    out (``no_holdout``)."""
     saved = Path(out) / "config.yaml"
     if resume and config is None and saved.is_file():
         config = saved
     overrides = list(overrides)
     if corrections is not None:
         overrides.append(f"data.corrections={corrections}")
-    if fold is not None and fold != "all":
+    if fold == "none":
+        overrides = no_holdout(overrides)
+    elif fold is not None and fold != "all":
         overrides.append(f"data.fold={int(fold)}")
     cfg = load_config(config or default_config_name(), overrides)
     if fold == "all" and resume:
@@ -537,6 +560,7 @@ def check(cfg: Config) -> Config:
         if v is not None and not all(math.isfinite(x) and (0 < x <= 1 if key == "std" else 0 <= x <= 1) for x in v):
             raise UserError(f"config data.{key}: each of R, G, B must be in {'(0, 1]' if key == 'std' else '[0, 1]'} "
                             f"(pixel values scaled to 0..1), got {v}")
+    _check_no_holdout(cfg)
     if cfg.train.select == "last" and cfg.train.patience:
         # early stopping watches the validation people: the last epoch would be chosen on them after all
         raise UserError("config train.select=last scores the last epoch of a fixed budget; train.patience "
@@ -550,7 +574,7 @@ def check(cfg: Config) -> Config:
         check_cascade(cfg.data.face_detectors)
     except ValueError as exc:
         raise UserError(f"config data.face_detectors: {exc}") from None
-    if cfg.data.fold >= cfg.data.folds:
+    if cfg.data.fold is not None and cfg.data.fold >= cfg.data.folds:
         raise UserError(f"config data.fold must be between 0 and {cfg.data.folds - 1}, got {cfg.data.fold}")
     return cfg
 
@@ -571,6 +595,14 @@ def _check_face_features(cfg: Config) -> None:
         way_out = "another model.name" if cfg.model.name == FACE_MODEL else "model.face_features=false"
         raise UserError(f"config {face_setting(cfg)} reads one face per photo; train.mixup and train.cutmix blend "
                         f"two photos into one, whose face is neither's: set them to 0, or use {way_out}")
+
+
+def _check_no_holdout(cfg: Config) -> None:
+    if cfg.data.fold is None and (cfg.train.select != "last" or cfg.train.patience):
+        # with no one held out there is nothing to choose an epoch or stop early on
+        raise UserError("config data.fold=null trains on every person and validates nothing: train.select must be "
+                        f"last and train.patience 0 (got {cfg.train.select} and {cfg.train.patience}); "
+                        "`maskcls train --fold none` sets both")
 
 
 def _check_averaging(cfg: Config) -> None:

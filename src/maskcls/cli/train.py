@@ -9,13 +9,13 @@ from .common import CORR_HELP, DATA_HELP, launch_args, launch_asked, launch_opti
 
 
 def fold_arg(text: str) -> int | str:
-    """argparse type of --fold: a fold number or 'all'."""
-    if text == "all":
+    """argparse type of --fold: a fold number, 'all' or 'none'."""
+    if text in ("all", "none"):
         return text
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fold number or 'all', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a fold number, 'all' or 'none', got {text!r}") from None
 
 
 def add_parser(sub) -> None:
@@ -24,7 +24,9 @@ def add_parser(sub) -> None:
                                    "best.pt (best validation macro F1), last.pt, metrics.csv, summary.json, "
                                    "curves.png, per_class_f1.png, confusion.png, val_predictions.csv, val_probs.csv and "
                                    "tb/ (TensorBoard). --fold all trains every fold into RUN/fold-K and writes "
-                                   "RUN/oof_probs.csv and RUN/cv_summary.json.")
+                                   "RUN/oof_probs.csv and RUN/cv_summary.json. --fold none trains the submission model "
+                                   "on every person for a fixed budget (--epochs-from a --fold all run) and keeps "
+                                   "the last epoch.")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to create (or continue with --resume)")
     from ..config import DEFAULT_CONFIG_RULE
@@ -37,9 +39,16 @@ def add_parser(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set train.epochs=5 --set model.name=convnext_tiny")
     p.add_argument("--corrections", default=None, help=CORR_HELP + " (default: the config's, 'known')")
-    p.add_argument("--fold", default=None, type=fold_arg, metavar="K|all",
+    p.add_argument("--fold", default=None, type=fold_arg, metavar="K|all|none",
                    help="which person-level fold to hold out (default: data.fold, 0); 'all' trains every fold into "
-                        "RUN/fold-K and writes RUN/oof_probs.csv (out-of-fold probabilities) and RUN/cv_summary.json")
+                        "RUN/fold-K and writes RUN/oof_probs.csv (out-of-fold probabilities) and RUN/cv_summary.json; "
+                        "'none' holds no one out: every person trains for train.epochs, nothing is validated, the "
+                        "last epoch is kept (a final fit, for the submission)")
+    from ..training.budget import RULE
+
+    p.add_argument("--epochs-from", default=None, metavar="CV_RUN",
+                   help=f"with --fold none: train.epochs from a finished --fold all run, {RULE}; its settings "
+                        "are the recipe unless --config is given (which must then match them)")
     p.add_argument("--resume", action="store_true", help="continue RUN from last.pt")
     setting_args(p)
     launch_args(p)
@@ -56,14 +65,37 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--jobs/--devices/--launcher/--ray-address/--cpus-per-run train several runs at once: "
                         "use them with --fold all (one run on several GPUs is torchrun's job)")
     overrides = [*args.set, *setting_flags(args)]
-    cfg = train_config(args.out, config=args.config, overrides=overrides, corrections=args.corrections,
+    shown = list(overrides)  # what the user set, for the config line (--epochs-from's epochs has its own line)
+    budget, config = None, args.config
+    if args.epochs_from is not None:
+        if args.fold != "none":
+            raise UserError("--epochs-from sets the budget of a final fit on every person: use it with --fold none")
+        from ..config import set_values
+        from ..training.budget import epochs_from, recipe_config
+
+        budget = epochs_from(args.epochs_from)
+        if set_values(overrides, "train.epochs"):
+            raise UserError(f"--epochs-from {args.epochs_from} sets train.epochs ({budget.epochs}); "
+                            f"--set train.epochs={set_values(overrides, 'train.epochs')[-1]} contradicts it: give one")
+        overrides.append(f"train.epochs={budget.epochs}")
+        if config is None and not args.resume:
+            config = recipe_config(args.epochs_from)
+    cfg = train_config(args.out, config=config, overrides=overrides, corrections=args.corrections,
                        fold=args.fold, resume=args.resume)
+    if budget is not None:
+        from ..training.budget import check_same_recipe
+
+        check_same_recipe(args.epochs_from, cfg)
     saved = Path(args.out) / "config.yaml"
-    name = args.config or (saved if args.resume and saved.is_file() else default_config_name())
+    name = config or (saved if args.resume and saved.is_file() else default_config_name())
     from ..training.runtime import is_main
 
     if is_main():
-        print(describe_config(name, overrides, cfg, chosen=args.config is None and not args.resume), flush=True)
+        if args.fold == "none":  # the first line says that no one is held out and where the budget came from
+            from ..training.budget import Budget
+
+            print(no_holdout_line(args.data, budget or Budget(cfg.train.epochs, "config")), flush=True)
+        print(describe_config(name, shown, cfg, chosen=config is None and not args.resume), flush=True)
     from ..training.runtime import distributed_from_env
 
     try:
@@ -77,8 +109,14 @@ def run(args: argparse.Namespace) -> int:
             else:
                 from ..training.fit import train
 
-                train(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet, log=print)
+                train(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet, log=print,
+                      budget=budget)
     except KeyboardInterrupt:
         print(f"interrupted; continue with: maskcls train {args.data} --out {args.out} --resume", file=sys.stderr)
         return 130
     return 0
+
+
+def no_holdout_line(data: str, budget) -> str:
+    return (f"--fold none: every person of {data} trains and no one is held out, so nothing is validated; "
+            f"{budget.describe()}; the last epoch is kept")

@@ -60,8 +60,11 @@ class Prepared:
     def k(self) -> int:
         return int(self.key["data.folds"])
 
-    def split(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
-        """Row indices (training, validation) when person-level ``fold`` is held out."""
+    def split(self, fold: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices (training, validation) when person-level ``fold`` is held out; ``None`` (data.fold
+        null, `train --fold none`) holds no one out: every row trains, none validates."""
+        if fold is None:
+            return np.arange(len(self.table)), np.arange(0)
         if not 0 <= fold < self.k:
             raise UserError(f"fold must be between 0 and {self.k - 1}, got {fold}")
         return np.flatnonzero(self.folds != fold), np.flatnonzero(self.folds == fold)
@@ -113,7 +116,7 @@ class Prepared:
                                                 cascade=cfg.data.face_detectors, progress=progress)
         return self._faces[key]
 
-    def datasets(self, cfg, fold: int, *, progress: bool = True) -> tuple[PhotoDataset, PhotoDataset]:
+    def datasets(self, cfg, fold: int | None, *, progress: bool = True) -> tuple[PhotoDataset, PhotoDataset]:
         """(training, validation) datasets for ``fold`` with the config's crop, augmentation and size.
         With ``data.cache`` they index the shared decoded (and cropped) arrays; nothing is decoded twice.
         With model.face_features the samples carry the face descriptor too; model.name=face-descriptor

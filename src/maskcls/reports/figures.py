@@ -105,12 +105,19 @@ def _series(history: pd.DataFrame, column: str) -> pd.Series | None:
     return None if values.isna().all() else values
 
 
-def _curves_figure(history: pd.DataFrame, *, best_epoch: int, title: str = "") -> Figure:
+def _curves_figure(history: pd.DataFrame, *, best_epoch: int, title: str = "", validated: bool = True) -> Figure:
     epochs = (pd.to_numeric(history["epoch"], errors="coerce") if "epoch" in history.columns
               else pd.Series(np.arange(1, len(history) + 1)))
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    loss_ax, f1_ax = fig.subplots(1, 2)
-    for ax, series, ylabel in ((loss_ax, LOSS_SERIES, "loss"), (f1_ax, F1_SERIES, "F1")):
+    if not validated:  # a final fit: no one held out, so the training loss is all there is to draw
+        fig = Figure(figsize=(6, 4.2), layout="constrained")
+        loss_ax = fig.subplots(1, 1)
+        panels = ((loss_ax, LOSS_SERIES[:1], "loss"),)
+    else:
+        fig = Figure(figsize=(11, 4.2), layout="constrained")
+        loss_ax, f1_ax = fig.subplots(1, 2)
+        panels = ((loss_ax, LOSS_SERIES, "loss"), (f1_ax, F1_SERIES, "F1"))
+    axes = [ax for ax, *_ in panels]
+    for ax, series, ylabel in panels:
         drawn = 0
         for column, label in series:
             values = _series(history, column)
@@ -123,28 +130,34 @@ def _curves_figure(history: pd.DataFrame, *, best_epoch: int, title: str = "") -
         if not drawn:
             ax.text(0.5, 0.5, f"no {ylabel} recorded", transform=ax.transAxes, ha="center", va="center",
                     color="grey")
-        ax.axvline(best_epoch, color="black", linestyle="--", linewidth=1, label=f"best epoch {best_epoch}")
+        ax.axvline(best_epoch, color="black", linestyle="--", linewidth=1,
+                   label=f"best epoch {best_epoch}" if validated else f"kept: last epoch {best_epoch}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    f1_ax.set_ylim(0, 1.02)
     shown = pd.concat([epochs.dropna(), pd.Series([best_epoch])])
     if shown.max() - shown.min() < 2:
         # Autoscaling around a single epoch gives a hair-thin x range of fractional epochs.
-        for ax in (loss_ax, f1_ax):
+        for ax in axes:
             ax.set_xlim(shown.min() - 0.5, shown.max() + 0.5)
-    loss_ax.set_title("loss")
-    f1_ax.set_title("validation F1")
+    if validated:
+        loss_ax.set_title("loss")
+        f1_ax.set_ylim(0, 1.02)
+        f1_ax.set_title("validation F1")
+    else:
+        loss_ax.set_title("training loss (no one held out: nothing validated)")
     if title:
         fig.suptitle(title)
     return fig
 
 
-def plot_curves(history: pd.DataFrame, path: str | Path, *, best_epoch: int, title: str = "") -> None:
-    """Loss (train, validation) and F1 (macro, per task) per epoch side by side, best epoch marked."""
-    _save(_curves_figure(history, best_epoch=best_epoch, title=title), path)
+def plot_curves(history: pd.DataFrame, path: str | Path, *, best_epoch: int, title: str = "",
+                validated: bool = True) -> None:
+    """Loss (train, validation) and F1 (macro, per task) per epoch side by side, best epoch marked;
+    ``validated=False`` (a run that held no one out): the training loss alone, the kept last epoch marked."""
+    _save(_curves_figure(history, best_epoch=best_epoch, title=title, validated=validated), path)
 
 
 # --------------------------------------------------------------------------- per-class F1

@@ -152,6 +152,9 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
     # The layer first: a --layer that names nothing fails before any photo is read or predicted.
     layer_name = cam.find_cam_layer(members[0].model, cfg.size, layer)
     same = describe(data) == trained_on
+    if same and len(members) == 1 and cfg.data.fold is None:
+        raise UserError(f"{run} trained on every person of {trained_on} (--fold none): none of its photos is unseen; "
+                        "give other labelled DATA to look at")
     prepared = prepare(cfg, data, log=lambda s: None, folds=same)
     table = prepared.table
     if same:  # photos the models never trained on: the validation fold(s)

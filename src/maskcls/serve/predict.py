@@ -47,6 +47,12 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
     same = describe(data) in trained_on
     if split == "auto":
         split = "val" if same else "all"
+    everyone = [m for m in predictor.members if m.config.data.fold is None and describe(data) == m.data]
+    if everyone and split != "all":
+        # a final fit (--fold none) held no one out: on its own data there is no person it has not seen
+        raise UserError(f"{everyone[0].source} trained on every person of {data} (--fold none): no one is held out "
+                        "to score it on. Score it on other labelled people; the cross-validated estimate of its "
+                        "recipe is its --fold all run's (`maskcls evaluate CV_RUN DATA`)")
     if split == "val" and n_models > 1:
         raise UserError(f"{data}: an ensemble of {n_models} models has no validation fold of its own "
                         "(each photo trained some member); a --fold all run's cv_summary.json holds its out-of-fold "
@@ -89,9 +95,11 @@ def _refuse_training_photos(run: Runs, predictor: Predictor, digests: np.ndarray
         return
     seen = int(seen_before(digests, np.concatenate(known)).sum())
     if seen:
+        # a final fit (--fold none) has no validation fold to point to
+        val = ("" if any(m.config.data.fold is None for m in predictor.members) else
+               ", or a single run on its own validation fold with --split val and the data it was trained on")
         raise UserError(f"{seen} of the {len(digests)} photos to score are photos {_runs_text(run)} trained on (the same files, "
-                        "found by content); the figures would be inflated. Evaluate on other labelled data, or a "
-                        "single run on its own validation fold with --split val and the data it was trained on")
+                        f"found by content); the figures would be inflated. Evaluate on other labelled data{val}")
 
 
 def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta: str = "none",

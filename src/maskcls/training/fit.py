@@ -34,6 +34,7 @@ from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, l
                        selection_score, with_chance)
 from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
 from .averaging import Ema, Swa, build_averaging
+from .budget import Budget
 from .loaders import loader_for
 from .mixing import Mixer, build_mixer
 from .loop import predict_proba, train_one_epoch
@@ -68,8 +69,12 @@ class Session:
 
 
 def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, resume: bool = False,
-          stop_after_epoch: int | None = None, progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
+          stop_after_epoch: int | None = None, progress: bool = False, log: Callable[[str], None] | None = None,
+          budget: Budget | None = None) -> dict:
     """Train on DATA's training folds, validate on the held-out person fold ``data.fold``, write RUN/.
+
+    With data.fold null (``train --fold none``) every person trains, nothing is validated and the last
+    epoch is kept; ``budget`` says where train.epochs came from (default: the config), for summary.json.
 
     DATA is a path (competition folder or manifest), a DataFrame in the manifest columns, or a
     ``Prepared`` dataset shared with other trainings (nothing is scanned or decoded again).
@@ -84,13 +89,14 @@ def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Pa
     out = Path(out)
     if not is_main():  # under torchrun: rank 0 holds the lock, writes the files and talks
         return _train(cfg, data, out, resume=resume, stop_after_epoch=stop_after_epoch, progress=False,
-                      log=lambda _: None)
+                      log=lambda _: None, budget=budget)
     with run_lock(out):
-        return _train(cfg, data, out, resume=resume, stop_after_epoch=stop_after_epoch, progress=progress, log=log)
+        return _train(cfg, data, out, resume=resume, stop_after_epoch=stop_after_epoch, progress=progress, log=log,
+                      budget=budget)
 
 
 def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int | None, progress: bool,
-           log: Callable[[str], None]) -> dict:
+           log: Callable[[str], None], budget: Budget | None) -> dict:
     cfg = config_mod.from_dict(cfg.to_dict())  # a private copy: resolved values are filled in below
     if isinstance(data, (str, Path)):
         refuse_output_inside(data, out)
@@ -106,11 +112,19 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
         log(f"data.crop=face: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
     if s.model.face is not None:
         log(face_features_line(cfg, s.train_ds.faces, s.val_ds.faces))
-    n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
-    log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
-        f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds}"
-        + (f"; {prepared.face_grouped['ids']} ids with a matching face kept in {prepared.face_grouped['groups']} "
-           "group(s)" if prepared.face_grouped else "") + ")")
+    held_out = cfg.data.fold is not None
+    if held_out:
+        n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
+        log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
+            f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds}"
+            + (f"; {prepared.face_grouped['ids']} ids with a matching face kept in {prepared.face_grouped['groups']} "
+               "group(s)" if prepared.face_grouped else "") + ")")
+    else:
+        # a resumed final fit keeps the budget its first call recorded unless told again
+        budget = budget or (Budget(**_budget_fields(ckpt["budget"])) if ckpt and ckpt.get("budget") else
+                            Budget(cfg.train.epochs, "config"))
+        log(f"data: {len(s.train_ds)} training photos of {prepared.table['person'].nunique()} people, no one held out "
+            f"(data.fold=null): nothing is validated; {budget.describe()}; the last epoch is kept")
     # The fingerprints of the photos this run learns from travel in its checkpoints: evaluate uses them
     # to refuse scoring those photos again, whatever path or copy they come back under.
     train_photos = torch.from_numpy(prepared.photo_digests()[prepared.split(cfg.data.fold)[0]])
@@ -145,7 +159,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
                      "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
                      "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start,
                      "train_photos": train_photos, "data_identity": prepared.identity(),
-                     "margins": s.margins.reduced().state_dict()}
+                     "margins": s.margins.reduced().state_dict(), **({} if held_out else {"budget": budget.to_dict()})}
             if improved:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
             if not main:
@@ -172,8 +186,12 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             best_state, best_epoch = _finish_swa(s, cfg, out, prepared, history, train_photos, best_state, best_epoch,
                                                  log=log)
         barrier()  # rank 0's files are complete before any process moves on
-        summary = finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state,
-                             seconds=seconds_before + time.perf_counter() - run_start, log=log, progress=progress)
+        seconds = seconds_before + time.perf_counter() - run_start
+        if held_out:
+            summary = finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state, seconds=seconds,
+                                 log=log, progress=progress)
+        else:
+            summary = finish_final_fit(out, prepared, cfg, s, history, budget, seconds=seconds, log=log)
         if tracker is not None:
             tracker.log_summary(summary)
         return summary
@@ -191,14 +209,19 @@ def _silent(_: str) -> None:
     return None
 
 
+def _budget_fields(saved: dict) -> dict:
+    return {"epochs": int(saved["epochs"]), "source": str(saved["source"]),
+            "best_epochs": tuple(saved.get("best_epochs", ()))}
+
+
 def face_features_line(cfg: Config, train_faces: np.ndarray, val_faces: np.ndarray) -> str:
     """The log line that counts the photos without a face, which the heads read as zeros plus the flag."""
     what = ("the heads read the face descriptor alone" if cfg.model.name == FACE_MODEL else
             "the 18-way head reads the face descriptor beside the CNN" if cfg.model.heads == "single" else
             "the gender and age heads read the face descriptor beside the CNN")
+    val = f" and {no_face_count(val_faces)} of {len(val_faces)} validation" if cfg.data.fold is not None else ""
     return (f"face features ({cfg.data.face_detectors}): {what}; no face found in {no_face_count(train_faces)} of "
-            f"{len(train_faces)} training and {no_face_count(val_faces)} of {len(val_faces)} validation photos "
-            "(they read a zero descriptor and the no-face flag)")
+            f"{len(train_faces)} training{val} photos (they read a zero descriptor and the no-face flag)")
 
 
 def _resume_checkpoint(out: Path, cfg: Config, prepared: Prepared) -> dict:
@@ -290,15 +313,18 @@ def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
                             ema=s.average if isinstance(s.average, Ema) else None, record=s.margins.update)
     if isinstance(s.average, Swa):
         s.average.end_of_epoch(s.model, epoch + 1)
-    evaluated = s.average.module if isinstance(s.average, Ema) else s.model if s.runtime.world > 1 else s.net
-    probs = _validate(s, evaluated, desc="validate", progress=progress)
-    val_targets = s.val_targets
-    if not np.isfinite(stats["train_loss"]) or not np.isfinite(probs).all():
+    row = {"epoch": epoch + 1, "train_loss": all_mean(stats["train_loss"]), "val_loss": None,
+           **dict.fromkeys(METRIC_KEYS), "lr": s.optimizer.param_groups[-1]["lr"],
+           "images_per_s": stats["images_per_s"] * s.runtime.world, "seconds": stats["train_seconds"]}
+    probs = None
+    if cfg.data.fold is not None:  # --fold none: no one to validate on
+        evaluated = s.average.module if isinstance(s.average, Ema) else s.model if s.runtime.world > 1 else s.net
+        probs = _validate(s, evaluated, desc="validate", progress=progress)
+        row.update(val_loss=log_loss(s.val_targets, probs), **compute_metrics(s.val_targets, probs))
+    if not np.isfinite(stats["train_loss"]) or (probs is not None and not np.isfinite(probs).all()):
         raise UserError(f"training diverged in epoch {epoch + 1} (the loss is not a number); lower train.lr, check "
                         "data.mean/std, or use train.amp=none")
-    return {"epoch": epoch + 1, "train_loss": all_mean(stats["train_loss"]), "val_loss": log_loss(val_targets, probs),
-            **compute_metrics(val_targets, probs), "lr": s.optimizer.param_groups[-1]["lr"],
-            "images_per_s": stats["images_per_s"] * s.runtime.world, "seconds": stats["train_seconds"]}
+    return row
 
 
 def _evaluated(s: Session) -> torch.nn.Module:
@@ -349,6 +375,40 @@ def _validate(s: Session, model: torch.nn.Module, *, desc: str, progress: bool) 
     probs = predict_proba(model, s.val_loader, runtime=s.runtime, desc=desc, progress=progress)
     rows = eval_rows(len(s.val_ds), s.runtime.rank, s.runtime.world)
     return gather_rows(rows, probs, len(s.val_ds))
+
+
+def finish_final_fit(out: Path, prepared: Prepared, cfg: Config, s: Session, history: list[dict], budget: Budget, *,
+                     seconds: float, log: Callable[[str], None]) -> dict:
+    """A run that held no one out: summary.json says so and where its epochs came from, the curves show
+    the training loss alone; there is no score to write (evaluate it on other labelled people)."""
+    last = len(history)
+    summary = {"held_out": "none", "kept": "last_epoch", "best_epoch": last, "epochs": last,
+               "planned_epochs": cfg.train.epochs, "epochs_from": budget.to_dict(), "selected_by": "last_epoch",
+               "fold": None, "folds": cfg.data.folds, "train_photos": len(s.train_ds),
+               "train_people": int(prepared.table["person"].nunique()), "val_photos": 0, "val_people": 0,
+               "model": cfg.model.name, "heads": cfg.model.heads, "device": s.runtime.device.type,
+               "processes": s.runtime.world, "seconds": round(seconds, 1),
+               "seconds_per_epoch": round(seconds / max(1, last), 2), "train_loss": history[-1]["train_loss"]}
+    if isinstance(s.average, Swa) and s.average.count:
+        summary["averaged"] = f"swa: epochs {cfg.train.swa}-{last}"
+    elif isinstance(s.average, Ema):
+        summary["averaged"] = f"ema: decay {cfg.train.ema:g}"
+    faces = prepared.face_boxes(cfg, progress=False)
+    if faces is not None:
+        summary["face_fallbacks"] = faces.fallbacks
+    if s.model.face is not None:
+        summary["face_features"] = {"no_face_train": no_face_count(s.train_ds.faces), "cascade": cfg.data.face_detectors}
+    margins = s.margins.reduced()  # every process takes part in the reduction
+    if not is_main():
+        return summary
+    write_csv(out / "train_margins.csv", margins.frame(prepared.table["path"].tolist()))
+    plot_curves(pd.DataFrame(history), out / "curves.png", best_epoch=last,
+                title=f"{cfg.model.name}, every person (no one held out)", validated=False)
+    write_json(out / "summary.json", summary)
+    kept = f"the SWA average of epochs {cfg.train.swa}-{last}" if "swa" in summary.get("averaged", "") else f"epoch {last}"
+    log(f"kept {kept} of {last}, trained on all {summary['train_people']} people (no one held out, so no score here: "
+        f"`maskcls evaluate {out} OTHER_DATA` scores it on other labelled people); run in {out}")
+    return summary
 
 
 def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: list[dict], best_epoch: int, *,
