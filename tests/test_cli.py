@@ -209,7 +209,7 @@ def test_choices_come_from_the_library():
 
 def test_bad_option_values_are_one_message(tmp_path, capsys):
     for argv, message in ((["train", str(tmp_path), "--out", str(tmp_path / "r"), "--fold", "two"],
-                           "argument --fold: expected a fold number or 'all', got 'two'"),
+                           "argument --fold: expected a fold number, 'all' or 'none', got 'two'"),
                           (["evaluate", "r", str(tmp_path), "--split", "test"], "argument --split: invalid choice"),
                           (["predict", "r", str(tmp_path), "--out", "s.csv", "--tta", "vflip"],
                            "argument --tta: invalid choice")):

@@ -10,16 +10,16 @@ steps: more data for the same number of passes, as a fold model's best epoch was
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from .. import config as config_mod
 from ..config import Config
 from ..errors import UserError
-from ..fileio import read_json
-from .runs import fold_dir, read_run_config
+
+# `maskcls train --help` reads RULE: this module stays free of torch and pandas (training.runs and fileio
+# are imported where used).
 
 RULE = "the median of its folds' best epochs, rounded half up"
 
@@ -50,11 +50,14 @@ class Budget:
 
 def median_epoch(best_epochs: list[int]) -> int:
     """The rule, on its own: median, rounded half up (8 and 9 give 9)."""
-    return int(math.floor(float(np.median(best_epochs)) + 0.5))
+    return int(math.floor(statistics.median(best_epochs) + 0.5))
 
 
 def epochs_from(run: str | Path) -> Budget:
     """The budget a finished `--fold all` run chose. Refuses a run that is not one, or not finished."""
+    from ..fileio import read_json
+    from .runs import fold_dir
+
     run = Path(run)
     if not run.is_dir():
         raise UserError(f"--epochs-from {run}: no such folder; give a finished `maskcls train DATA --out RUN "
@@ -77,12 +80,16 @@ def epochs_from(run: str | Path) -> Budget:
 def recipe_config(run: str | Path) -> Path:
     """The config file of the cross-validated recipe (its fold 0's): what a final fit trains with unless
     told otherwise."""
+    from .runs import fold_dir
+
     return fold_dir(run, 0) / "config.yaml"
 
 
 def check_same_recipe(run: str | Path, cfg: Config) -> None:
     """A budget chosen for one recipe says nothing about another: refuse settings that differ from the
     run's, other than those a final fit sets itself (FREE). mean/std count only where cfg sets them."""
+    from .runs import read_run_config
+
     chosen = read_run_config(run)
     old, new = config_mod.flat(chosen), config_mod.flat(cfg)
     changed = [f"{k} ({old.get(k)} -> {v})" for k, v in new.items()
