@@ -384,10 +384,11 @@ def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800
             for job, rows in zip(ejobs, eresults):
                 p = job.person
                 for name, state in rows:
-                    eval_truth.append((name, state, p.gender, p.age, _true_label(state, p)))
+                    eval_truth.append((name, state, p.gender, p.age, _true_label(state, p), person_id(p.index)))
             eval_truth = [eval_truth[i] for i in rng.permutation(len(eval_truth))]  # the real info.csv is unordered
             pd.DataFrame({"ImageID": [r[0] for r in eval_truth], "ans": 0}).to_csv(tmp / "eval" / "info.csv", index=False)
-            pd.DataFrame(eval_truth, columns=["ImageID", "mask", "gender", "age", "label"]).to_csv(
+            # person: whose photo it is, so that a study can resample eval people (their 7 photos together)
+            pd.DataFrame(eval_truth, columns=["ImageID", "mask", "gender", "age", "label", "person"]).to_csv(
                 tmp / "truth" / "eval_truth.csv", index=False)
     return {"out": str(out), "people": people, "photos": people * 7, "eval_people": eval_people,
             "eval_photos": eval_people * 7, "noisy_people": n_noisy, "size": f"{size[0]}x{size[1]}", "seed": seed}
