@@ -19,3 +19,17 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo" / "submission-no-tta.csv").is_file()
     assert 0 <= result["eval"]["macro_f1"] <= 1 and result["eval"]["photos"] == 21
     assert (tmp_path / "demo" / "run" / "best.pt").is_file()
+    # the closing lines' stronger submission runs as printed (shrunk by the same settings)
+    commands = [line.strip() for line in out.splitlines() if line.startswith("    maskcls ")]
+    assert [c.split()[1] for c in commands] == ["train", "train", "predict"]
+    import shlex
+
+    from maskcls.cli import main
+
+    tiny = [a for s in ("model.name=test_resnet", "data.size=48x64", "train.epochs=1", "train.trackers=none")
+            for a in ("--set", s)]
+    for command in commands:
+        args = shlex.split(command)[1:]
+        assert main(["--quiet", *args, *(tiny if "all" in args else [])]) == 0, command
+    final = pd.read_csv(tmp_path / "demo" / "submission-final.csv")
+    assert final["ImageID"].tolist() == info["ImageID"].tolist()
