@@ -14,7 +14,10 @@ Per seed (train.seed = data.split_seed = seed, so each seed also draws other fol
   k-fold ensemble       `--fold all`: the mean of the k fold models (their best epochs)
 Deltas are paired with fold-0's best epoch on the same seed: a t interval over the seeds, and a bootstrap
 over eval people (a person's 7 photos together, the seeds averaged). Compute is each model's training
-time over fold-0's; the from-CV fit also needs the k-fold run that chose its epochs.
+passes (photos x epochs, i.e. steps: every model is the same network at the same size) over fold-0's,
+and in minutes at the median training throughput of all the benchmark's epochs (validation left out; the
+median, as another job on the machine slows some epochs, not the work); the from-CV fit also needs the
+k-fold run that chose its epochs.
 """
 
 from __future__ import annotations
@@ -110,13 +113,23 @@ def seed_probs(runs: dict[str, Path], paths: list[str], tta: str) -> dict[str, n
     return out
 
 
-def compute(runs: dict[str, Path]) -> dict[str, float]:
-    """Training seconds of each row's model."""
-    cv = json.loads((runs["cv"] / "cv_summary.json").read_text())
-    fold0 = cv["per_fold"][0]["seconds"]
-    final = {k: json.loads((runs[k] / "summary.json").read_text())["seconds"] for k in ("config", "cv-epochs")}
-    return {ROWS[0]: fold0, ROWS[1]: fold0, ROWS[2]: final["config"], ROWS[3]: final["cv-epochs"],
-            ROWS[4]: sum(f["seconds"] for f in cv["per_fold"])}
+def photo_passes(run: Path) -> tuple[int, np.ndarray]:
+    """(photos trained on x epochs, the run's training throughput per epoch in photos/s) from its
+    summary.json and metrics.csv."""
+    summary = json.loads((run / "summary.json").read_text())
+    metrics = pd.read_csv(run / "metrics.csv")
+    return int(summary["train_photos"]) * len(metrics), metrics["images_per_s"].to_numpy(dtype=float)
+
+
+def compute(runs: dict[str, Path]) -> tuple[dict[str, int], np.ndarray]:
+    """Training compute of each row's model as photo passes (photos x epochs: every row trains the same
+    network at the same size, so passes are steps), and every epoch's measured throughput."""
+    folds = sorted(runs["cv"].glob("fold-*"), key=lambda p: int(p.name.split("-")[1]))
+    measured = {name: photo_passes(run) for name, run in
+                [*((f.name, f) for f in folds), ("config", runs["config"]), ("cv-epochs", runs["cv-epochs"])]}
+    passes = {ROWS[0]: measured["fold-0"][0], ROWS[1]: measured["fold-0"][0], ROWS[2]: measured["config"][0],
+              ROWS[3]: measured["cv-epochs"][0], ROWS[4]: sum(measured[f.name][0] for f in folds)}
+    return passes, np.concatenate([m[1] for m in measured.values()])
 
 
 def bootstrap(truth: np.ndarray, person: np.ndarray, preds: list[dict[str, np.ndarray]], *, draws: int,
@@ -168,20 +181,25 @@ def main() -> None:
         truth_table = pd.read_csv(data / "truth" / "eval_truth.csv").set_index("ImageID").loc[frame["ImageID"]]
         truth, person = truth_table["label"].to_numpy(), truth_table["person"].to_numpy()
         paths = frame[PHOTO_COL].tolist()
-        preds, seconds, epochs = [], [], []
+        preds, seconds, epochs, throughput = [], [], [], []
         for seed in seeds:
             cfg = load_config(args.config, [*args.set, f"data.folds={args.folds}", f"train.seed={seed}",
                                             f"data.split_seed={seed}"])
             runs = train_seed(cfg, data, root / f"seed-{seed}", seed)
             preds.append(seed_probs(runs, paths, args.tta))
-            seconds.append(compute(runs))
+            passes, speeds = compute(runs)
+            seconds.append(passes)
+            throughput.append(speeds)
             epochs.append(epochs_from(runs["cv"]))
         scores = pd.DataFrame([{r: macro_f1(truth, p[r].argmax(1)) for r in ROWS} for p in preds], index=seeds)
         boot = bootstrap(truth, person, [{r: p[r].argmax(1) for r in ROWS} for p in preds], draws=args.draws)
-    cost = pd.DataFrame(seconds, index=seeds)
+    cost = pd.DataFrame(seconds, index=seeds)  # photo passes
     ratio = cost.div(cost[ROWS[0]], axis=0)
+    speed = float(np.median(np.concatenate(throughput)))
+    cost = cost / speed  # seconds at the median throughput
     print(f"\n{args.people} training people, {args.eval_people} eval people ({len(truth)} photos) scored against the "
-          f"truth, TTA {args.tta}; {args.config} config {' '.join(args.set)}; seeds {', '.join(map(str, seeds))}")
+          f"truth, TTA {args.tta}; {args.config} config {' '.join(args.set)}; seeds {', '.join(map(str, seeds))}; "
+          f"training throughput {speed:.0f} photos/s (median epoch)")
     print("epochs from CV (median of the folds' best): " + "; ".join(
         f"seed {s}: {b.epochs} (folds {', '.join(map(str, b.best_epochs))})" for s, b in zip(seeds, epochs)))
     print("\n| model | eval macro F1 (mean ± sd over seeds) | paired delta to fold-0 best [95% t over seeds] "

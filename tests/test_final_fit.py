@@ -2,6 +2,7 @@
 what it writes, and every command that uses a run working on it (evaluate refusing its own people)."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,7 @@ def test_final_fit_trains_every_person_for_the_budget_the_folds_chose(synth_root
     out = _train_final(synth_root, cv, final, capsys)
     first = out.splitlines()[0]
     assert first.startswith("--fold none:") and "no one is held out" in first
-    assert f"1 epochs from {cv}" in first and "(1, 2, 1)" in first
+    assert f"1 epoch from {cv}" in first and "(1, 2, 1)" in first
     summary = json.loads((final / "summary.json").read_text())
     assert summary["held_out"] == "none" and summary["fold"] is None and summary["val_people"] == 0
     assert summary["epochs_from"] == {"epochs": 1, "source": str(cv), "rule": summary["epochs_from"]["rule"],
@@ -107,6 +108,12 @@ def test_every_command_that_uses_a_run_works_on_a_final_fit(synth_root, cv_and_f
     assert "--fold none" in capsys.readouterr().err
     assert main(["--quiet", "interpret", str(final), str(other), "--out", str(tmp_path / "i2"), "--top", "2"]) == 0
     assert (tmp_path / "i2" / "interpret.html").is_file()
+    # a copy of its data is its data, found by content: interpret refuses it as evaluate does
+    copy = tmp_path / "copy"
+    shutil.copytree(synth_root, copy)
+    assert main(["--quiet", "interpret", str(final), str(copy), "--out", str(tmp_path / "i3")]) == 2
+    err = capsys.readouterr().err
+    assert "found by content" in err and "validation fold" not in err and not (tmp_path / "i3").exists()
 
 
 @pytest.mark.slow
@@ -118,9 +125,16 @@ def test_a_final_fit_resumes_with_its_budget(synth_root, tmp_path):
 
     budget = Budget(2, "cv-somewhere", (2, 2, 1))
     assert train(cfg, synth_root, tmp_path / "r", stop_after_epoch=1, budget=budget, **quiet) == {"stopped_after_epoch": 1}
-    summary = train(cfg, synth_root, tmp_path / "r", resume=True, **quiet)  # budget not given again
+    lines = []
+    summary = train(cfg, synth_root, tmp_path / "r", resume=True, progress=False, log=lines.append)  # no budget given
     assert summary["epochs"] == 2 and summary["epochs_from"]["source"] == "cv-somewhere"
     assert summary["epochs_from"]["best_epochs"] == [2, 2, 1]
+    assert any("resuming" in line and "no one held out" in line for line in lines)
+    assert not any("macro F1" in line for line in lines)
+    # more epochs on resume: the budget is then the config's, not the one recorded for 2
+    cfg.train.epochs = 3
+    summary = train(cfg, synth_root, tmp_path / "r", resume=True, **quiet)
+    assert summary["epochs"] == 3 and summary["epochs_from"] == {"epochs": 3, "source": "config"}
 
 
 def test_curves_of_a_final_fit_draw_the_training_loss_alone():
@@ -143,6 +157,8 @@ def test_a_config_that_holds_no_one_out_must_keep_the_last_epoch():
 @pytest.mark.parametrize("args, message", [
     (["--epochs-from", "CV"], "use it with --fold none"),
     (["--fold", "none", "--epochs-from", "NOWHERE"], "no such folder"),
+    (["--fold", "none", "--epochs-from", "FILE"], "a file, not a run folder"),
+    (["--fold", "none", "--epochs-from", "CV", "--resume"], "nothing to resume"),
     (["--fold", "none", "--epochs-from", "HALF"], "folds left to train"),
     (["--fold", "none", "--set", "train.patience=3"], "contradicts it"),
     (["--fold", "none", "--set", "train.select=best"], "contradicts it"),
@@ -157,7 +173,8 @@ def test_final_fit_refusals_are_one_line(synth_root, tmp_path, capsys, args, mes
     (cv / "fold-0" / "config.yaml").write_text(__import__("yaml").safe_dump(cfg.to_dict()))
     (cv / "cv_summary.json").write_text(json.dumps({"per_fold": [{"best_epoch": 2}] * 4}))
     (tmp_path / "half" / "fold-0").mkdir(parents=True)
-    args = [{"CV": str(cv), "NOWHERE": str(tmp_path / "x"), "HALF": str(tmp_path / "half")}.get(a, a) for a in args]
+    args = [{"CV": str(cv), "NOWHERE": str(tmp_path / "x"), "HALF": str(tmp_path / "half"),
+             "FILE": str(cv / "cv_summary.json")}.get(a, a) for a in args]
     assert main(["--quiet", "train", str(synth_root), "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -172,3 +189,22 @@ def test_epochs_from_reads_a_finished_cv_run(tmp_path):
     (tmp_path / "cv" / "cv_summary.json").write_text("{}")
     with pytest.raises(UserError, match="not a cv_summary.json"):
         epochs_from(tmp_path / "cv")
+
+
+@pytest.mark.slow
+def test_an_agreeing_epochs_setting_is_accepted_and_a_held_out_run_does_not_resume_as_a_final_fit(
+        synth_root, tmp_path, capsys):
+    cv = tmp_path / "cv"
+    (cv / "fold-0").mkdir(parents=True)
+    cfg = load_config("demo", [*TINY, "train.trackers=none"])
+    (cv / "fold-0" / "config.yaml").write_text(__import__("yaml").safe_dump(cfg.to_dict()))
+    (cv / "cv_summary.json").write_text(json.dumps({"per_fold": [{"best_epoch": 1}] * 4}))
+    assert main(["--quiet", "train", str(synth_root), "--out", str(tmp_path / "f"), "--fold", "none",
+                 "--epochs-from", str(cv), "--set", "train.epochs=1"]) == 0
+    assert json.loads((tmp_path / "f" / "summary.json").read_text())["epochs_from"]["epochs"] == 1
+    held = tmp_path / "held"
+    assert main(["--quiet", "train", str(synth_root), "--out", str(held), "--config", "demo",
+                 *[a for s in [*TINY, "train.epochs=1", "train.trackers=none"] for a in ("--set", s)]]) == 0
+    capsys.readouterr()
+    assert main(["--quiet", "train", str(synth_root), "--out", str(held), "--fold", "none", "--resume"]) == 2
+    assert "data.fold (0 -> null)" in capsys.readouterr().err

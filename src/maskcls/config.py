@@ -632,8 +632,13 @@ def resume_conflicts(saved: Config, new: Config) -> list[str]:
         if key in RESUMABLE_CHANGES or (key in ("data.mean", "data.std") and value is None):
             continue
         if old.get(key) != value:
-            out.append(f"{key} ({old.get(key)} -> {value})")
+            out.append(f"{key} ({shown(old.get(key))} -> {shown(value)})")
     return out
+
+
+def shown(value: Any) -> str:
+    """A setting's value as messages write it: as in a config file (null, not None)."""
+    return "null" if value is None else str(value)
 
 
 def dump(cfg: Config) -> str:

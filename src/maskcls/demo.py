@@ -59,18 +59,23 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
     print(f"  without TTA: macro F1 {scored_plain['macro_f1']:.4f}, accuracy {scored_plain['accuracy']:.4f}  "
           f"(`maskcls score {submission} {truth}` shows every figure)")
     print(f"  submission: {submission}   run: {run_dir}")
-    print(stronger_submission(data_dir, out))
+    print(stronger_submission(data_dir, out, tuple(overrides), cfg.data.folds))
     return {"summary": summary, "eval": scored, "eval_no_tta": scored_plain, "submission": str(submission),
             "run": str(run_dir)}
 
 
-def stronger_submission(data_dir: Path, out: Path) -> str:
-    """The demo's closing lines: its model learnt from 4/5 of the people; how to make the stronger
-    submission (README, The submission model), as commands on the demo's own data."""
+def stronger_submission(data_dir: Path, out: Path, overrides: tuple[str, ...] = (), folds: int = 5) -> str:
+    """The demo's closing lines: its model learnt from (k-1)/k of the people; how to make the stronger
+    submission (README, The submission model), as commands on the demo's own data and settings."""
+    import shlex
+
+    q = lambda p: shlex.quote(str(p))  # noqa: E731 - paths with spaces still paste
     cv, final = out / "cv", out / "final"
-    return ("  a stronger submission: this model learnt from 4/5 of the people and chose its epoch on the other "
-            "1/5. Train every fold (5x this training), then one model on every person (1.25x):\n"
-            f"    maskcls train {data_dir} --out {cv} --config demo --fold all\n"
-            f"    maskcls train {data_dir} --out {final} --fold none --epochs-from {cv}\n"
-            f"    maskcls predict {final} {data_dir / 'eval'} --out {out / 'submission-final.csv'} --tta hflip\n"
-            f"  (or predict with {cv} itself: the 5-fold ensemble; README, The submission model)")
+    sets = "".join(f" --set {q(o)}" for o in overrides)
+    return (f"  a stronger submission: this model learnt from {folds - 1}/{folds} of the people and chose its epoch on "
+            f"the other 1/{folds}. Train every fold ({folds}x this training), then one model on every person (at most "
+            f"{folds / (folds - 1):.2f}x: the median of the folds' best epochs, on {folds}/{folds - 1} the photos):\n"
+            f"    maskcls train {q(data_dir)} --out {q(cv)} --config demo{sets} --fold all\n"
+            f"    maskcls train {q(data_dir)} --out {q(final)} --fold none --epochs-from {q(cv)}\n"
+            f"    maskcls predict {q(final)} {q(data_dir / 'eval')} --out {q(out / 'submission-final.csv')} --tta hflip\n"
+            f"  (or predict with {q(cv)} itself: the {folds}-fold ensemble; README, The submission model)")

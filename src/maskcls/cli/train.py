@@ -74,11 +74,12 @@ def run(args: argparse.Namespace) -> int:
         from ..training.budget import epochs_from, recipe_config
 
         budget = epochs_from(args.epochs_from)
-        if set_values(overrides, "train.epochs"):
+        given = set_values(overrides, "train.epochs")
+        if any(v != str(budget.epochs) for v in given):
             raise UserError(f"--epochs-from {args.epochs_from} sets train.epochs ({budget.epochs}); "
-                            f"--set train.epochs={set_values(overrides, 'train.epochs')[-1]} contradicts it: give one")
-        overrides.append(f"train.epochs={budget.epochs}")
-        if config is None and not args.resume:
+                            f"--set train.epochs={given[-1]} contradicts it: give one")
+        overrides += [] if given else [f"train.epochs={budget.epochs}"]
+        if config is None and not (args.resume and (Path(args.out) / "config.yaml").is_file()):
             config = recipe_config(args.epochs_from)
     cfg = train_config(args.out, config=config, overrides=overrides, corrections=args.corrections,
                        fold=args.fold, resume=args.resume)

@@ -21,6 +21,7 @@ import torch
 
 from .. import labels
 from ..config import FACE_MODEL
+from ..data.fingerprint import seen_before
 from ..data.images import read_rgb
 from ..data.prepare import prepare
 from ..data.table import describe, refuse_output_inside
@@ -122,6 +123,19 @@ def _check_out(out: Path, force: bool) -> None:
                             + (" (--force replaces only a previous interpret page)" if force else ""))
 
 
+def _refuse_training_photos(run: Path, members: list, digests: np.ndarray, trained_on: str) -> None:
+    """Other DATA that holds photos the run learnt from (a copy of its data, by content) would show the
+    model at its best on what it memorised: refused, as evaluate refuses to score them."""
+    known = [m.train_photos for m in members if m.train_photos is not None]
+    seen = int(seen_before(digests, np.concatenate(known)).sum()) if known else 0
+    if seen:
+        own = ("" if any(m.config.data.fold is None for m in members) else
+               f", or the data it trained on by its own path ({trained_on}) to look at its validation fold")
+        raise UserError(f"{seen} of the {len(digests)} labelled photos are photos {run} trained on (the same files, "
+                        f"found by content); interpret looks at photos the model has not seen: give other labelled "
+                        f"DATA{own}")
+
+
 def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, layer: str | None = None,
               top: int = TOP_LOSSES, per_state: int = PER_STATE, device: str = "cpu", force: bool = False,
               progress: bool = True, log: Callable[[str], None] = print) -> dict:
@@ -164,6 +178,7 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
                 else f"out-of-fold predictions of {len(members)} fold models on {trained_on}")
     else:
         rows = np.flatnonzero((prepared.score_targets >= 0).any(1))
+        _refuse_training_photos(run, members, prepared.photo_digests()[rows], trained_on)
         member_of = np.zeros(len(rows), int)
         what = f"every labelled photo of {describe(data)}" + (f" (mean of {len(members)} models)" if len(members) > 1 else "")
     if not len(rows):

@@ -37,9 +37,10 @@ class Budget:
     best_epochs: tuple[int, ...] = ()
 
     def describe(self) -> str:
+        epochs = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
         if self.source == "config":
-            return f"{self.epochs} epochs from the config (train.epochs)"
-        return (f"{self.epochs} epochs from {self.source}: {RULE} ({', '.join(map(str, self.best_epochs))})")
+            return f"{epochs} from the config (train.epochs)"
+        return f"{epochs} from {self.source}: {RULE} ({', '.join(map(str, self.best_epochs))})"
 
     def to_dict(self) -> dict:
         out = {"epochs": self.epochs, "source": self.source}
@@ -60,8 +61,8 @@ def epochs_from(run: str | Path) -> Budget:
 
     run = Path(run)
     if not run.is_dir():
-        raise UserError(f"--epochs-from {run}: no such folder; give a finished `maskcls train DATA --out RUN "
-                        "--fold all` run")
+        what = "a file, not a run folder" if run.exists() else "no such folder"
+        raise UserError(f"--epochs-from {run}: {what}; give a finished `maskcls train DATA --out RUN --fold all` run")
     cv_path = run / "cv_summary.json"
     if not cv_path.is_file():
         what = ("a run with folds left to train (rerun its --fold all command to finish it)"
@@ -92,9 +93,9 @@ def check_same_recipe(run: str | Path, cfg: Config) -> None:
 
     chosen = read_run_config(run)
     old, new = config_mod.flat(chosen), config_mod.flat(cfg)
-    changed = [f"{k} ({old.get(k)} -> {v})" for k, v in new.items()
+    changed = [f"{k} ({config_mod.shown(old.get(k))} -> {config_mod.shown(v)})" for k, v in new.items()
                if k not in FREE and old.get(k) != v and not (k in ("data.mean", "data.std") and v is None)]
     if changed:
         raise UserError(f"--epochs-from {run} chose the epochs for its own settings, and these differ: "
-                        f"{', '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}; leave out --config and "
-                        "--set to train its recipe, or cross-validate this one first")
+                        f"{', '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}; leave out --config, --set and "
+                        "the options that change them to train its recipe, or cross-validate this one first")

@@ -113,18 +113,11 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     if s.model.face is not None:
         log(face_features_line(cfg, s.train_ds.faces, s.val_ds.faces))
     held_out = cfg.data.fold is not None
-    if held_out:
-        n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
-        log(f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos "
-            f"({n_val_people} people held out, fold {cfg.data.fold} of {cfg.data.folds}"
-            + (f"; {prepared.face_grouped['ids']} ids with a matching face kept in {prepared.face_grouped['groups']} "
-               "group(s)" if prepared.face_grouped else "") + ")")
-    else:
-        # a resumed final fit keeps the budget its first call recorded unless told again
-        budget = budget or (Budget(**_budget_fields(ckpt["budget"])) if ckpt and ckpt.get("budget") else
-                            Budget(cfg.train.epochs, "config"))
-        log(f"data: {len(s.train_ds)} training photos of {prepared.table['person'].nunique()} people, no one held out "
-            f"(data.fold=null): nothing is validated; {budget.describe()}; the last epoch is kept")
+    if not held_out:
+        # a resumed final fit keeps the budget its first call recorded, unless told another or its epochs changed
+        saved = Budget(**_budget_fields(ckpt["budget"])) if ckpt and ckpt.get("budget") else None
+        budget = budget or (saved if saved and saved.epochs == cfg.train.epochs else Budget(cfg.train.epochs, "config"))
+    log(_data_line(cfg, prepared, s, budget))
     # The fingerprints of the photos this run learns from travel in its checkpoints: evaluate uses them
     # to refuse scoring those photos again, whatever path or copy they come back under.
     train_photos = torch.from_numpy(prepared.photo_digests()[prepared.split(cfg.data.fold)[0]])
@@ -139,8 +132,9 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
         # With SWA the run's result is the average, not this best single epoch: say so, or the line misleads.
         swa = (f"; best.pt becomes the SWA average of epochs {cfg.train.swa}-{cfg.train.epochs} when training ends"
                if cfg.train.swa else "")
-        log(f"resuming {out} after epoch {start_epoch} (best single epoch so far: macro F1 {best_score:.4f} at "
-            f"epoch {best_epoch}{swa})")
+        log(f"resuming {out} after epoch {start_epoch} " + (
+            f"(best single epoch so far: macro F1 {best_score:.4f} at epoch {best_epoch}{swa})" if held_out else
+            "(no one held out: nothing validated, the last epoch is kept)"))
     tracker: trackers.Trackers | None = None
     best_state = None  # best.pt's weights, kept in memory so that no process has to read them back
     main = is_main()
@@ -207,6 +201,18 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
 
 def _silent(_: str) -> None:
     return None
+
+
+def _data_line(cfg: Config, prepared: Prepared, s: Session, budget: Budget | None) -> str:
+    """The log line that says who trains and who is held out (no one, for a final fit)."""
+    if cfg.data.fold is None:
+        return (f"data: {len(s.train_ds)} training photos of {prepared.table['person'].nunique()} people, no one held "
+                f"out (data.fold=null): nothing is validated; {budget.describe()}; the last epoch is kept")
+    n_val_people = prepared.table.iloc[prepared.split(cfg.data.fold)[1]]["person"].nunique()
+    grouped = (f"; {prepared.face_grouped['ids']} ids with a matching face kept in {prepared.face_grouped['groups']} "
+               "group(s)" if prepared.face_grouped else "")
+    return (f"data: {len(s.train_ds)} training photos, {len(s.val_ds)} validation photos ({n_val_people} people "
+            f"held out, fold {cfg.data.fold} of {cfg.data.folds}{grouped})")
 
 
 def _budget_fields(saved: dict) -> dict:
