@@ -383,6 +383,23 @@ def _validate(s: Session, model: torch.nn.Module, *, desc: str, progress: bool) 
     return gather_rows(rows, probs, len(s.val_ds))
 
 
+def _summary_extras(cfg: Config, prepared: Prepared, s: Session, last: int) -> dict:
+    """summary.json's entries for what a run may use: weight averaging, the face crop, face features."""
+    extras: dict = {}
+    if isinstance(s.average, Swa) and s.average.count:
+        extras["averaged"] = f"swa: epochs {cfg.train.swa}-{last}"
+    elif isinstance(s.average, Ema):
+        extras["averaged"] = f"ema: decay {cfg.train.ema:g}"
+    faces = prepared.face_boxes(cfg, progress=False)
+    if faces is not None:
+        extras["face_fallbacks"] = faces.fallbacks
+    if s.model.face is not None:
+        extras["face_features"] = {"no_face_train": no_face_count(s.train_ds.faces), "cascade": cfg.data.face_detectors}
+        if cfg.data.fold is not None:
+            extras["face_features"]["no_face_val"] = no_face_count(s.val_ds.faces)
+    return extras
+
+
 def finish_final_fit(out: Path, prepared: Prepared, cfg: Config, s: Session, history: list[dict], budget: Budget, *,
                      seconds: float, log: Callable[[str], None]) -> dict:
     """A run that held no one out: summary.json says so and where its epochs came from, the curves show
@@ -394,16 +411,8 @@ def finish_final_fit(out: Path, prepared: Prepared, cfg: Config, s: Session, his
                "train_people": int(prepared.table["person"].nunique()), "val_photos": 0, "val_people": 0,
                "model": cfg.model.name, "heads": cfg.model.heads, "device": s.runtime.device.type,
                "processes": s.runtime.world, "seconds": round(seconds, 1),
-               "seconds_per_epoch": round(seconds / max(1, last), 2), "train_loss": history[-1]["train_loss"]}
-    if isinstance(s.average, Swa) and s.average.count:
-        summary["averaged"] = f"swa: epochs {cfg.train.swa}-{last}"
-    elif isinstance(s.average, Ema):
-        summary["averaged"] = f"ema: decay {cfg.train.ema:g}"
-    faces = prepared.face_boxes(cfg, progress=False)
-    if faces is not None:
-        summary["face_fallbacks"] = faces.fallbacks
-    if s.model.face is not None:
-        summary["face_features"] = {"no_face_train": no_face_count(s.train_ds.faces), "cascade": cfg.data.face_detectors}
+               "seconds_per_epoch": round(seconds / max(1, last), 2), "train_loss": history[-1]["train_loss"],
+               **_summary_extras(cfg, prepared, s, last)}
     margins = s.margins.reduced()  # every process takes part in the reduction
     if not is_main():
         return summary
@@ -435,17 +444,8 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
                "val_photos": len(val), "val_people": int(val["person"].nunique()),
                "model": cfg.model.name, "heads": cfg.model.heads, "device": s.runtime.device.type,
                "processes": s.runtime.world,
-               "seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / max(1, len(history)), 2)}
-    if isinstance(s.average, Swa) and s.average.count:
-        summary["averaged"] = f"swa: epochs {cfg.train.swa}-{best_epoch}"  # best_epoch is then the last
-    elif isinstance(s.average, Ema):
-        summary["averaged"] = f"ema: decay {cfg.train.ema:g}"
-    faces = prepared.face_boxes(cfg, progress=False)
-    if faces is not None:
-        summary["face_fallbacks"] = faces.fallbacks
-    if s.model.face is not None:
-        summary["face_features"] = {"no_face_train": no_face_count(s.train_ds.faces),
-                                    "no_face_val": no_face_count(s.val_ds.faces), "cascade": cfg.data.face_detectors}
+               "seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / max(1, len(history)), 2),
+               **_summary_extras(cfg, prepared, s, best_epoch)}  # with SWA best_epoch is the last
     margins = s.margins.reduced()  # every process takes part in the reduction
     if not is_main():
         return summary
