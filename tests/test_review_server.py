@@ -426,3 +426,95 @@ def test_a_server_that_cannot_start_writes_nothing(tmp_path, capsys):
     assert code == 2 and "is in use" in err
     assert not (audit / dec.FILE_NAME).exists() and not (audit / dec.ACCEPTED_NAME).exists()
     assert not (audit / LOCK_NAME).exists()
+
+
+# ---------------------------------------------------------------- an attacker's and a full disk's requests
+
+
+def _raw(url: str, path: str, *, body: bytes | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url + path, data=body,
+                                 headers={"Content-Type": "application/json"} if body is not None else {})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_a_link_in_thumbs_pointing_outside_the_audit_is_not_served(tmp_path, running):
+    """`ln -s /etc/passwd AUDIT/thumbs/<20 hex>.jpg` served /etc/passwd as image/jpeg."""
+    audit = _audit(tmp_path, photos=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    real = sorted((audit / "thumbs").glob("*.jpg"))[0]
+    (audit / "thumbs" / ("a" * 20 + ".jpg")).symlink_to(secret)
+    (audit / "thumbs" / ("b" * 20 + ".jpg")).symlink_to(real)  # a link inside AUDIT is fine
+    (audit / "thumbs" / ("c" * 20 + ".jpg")).symlink_to(audit / "thumbs" / ("c" * 20 + ".jpg"))  # a loop
+    server = running(audit)
+    status, body = _raw(server.url, f"thumbs/{'a' * 20}.jpg")
+    assert status == 404 and b"root:x" not in body
+    assert _raw(server.url, f"thumbs/{'c' * 20}.jpg")[0] == 404
+    assert _raw(server.url, f"thumbs/{'b' * 20}.jpg") == (200, real.read_bytes())
+    assert _raw(server.url, f"thumbs/{real.name}") == (200, real.read_bytes())
+
+
+def test_deeply_nested_json_gets_a_400_and_the_server_answers_on(tmp_path, running):
+    """60,000 '[' to /api/decide raised an uncaught RecursionError: no reply."""
+    server = running(_audit(tmp_path))
+    status, body = _raw(server.url, "api/decide", body=b"[" * 60_000)
+    assert status == 400 and "nested too deeply" in json.loads(body)["error"]
+    assert _raw(server.url, "api/state")[0] == 200
+
+
+def test_a_full_disk_during_review_answers_not_saved_and_saves_nothing_half(tmp_path, running, monkeypatch):
+    """The decision line reached decisions.csv, then rewriting accepted_corrections.csv raised: a
+    traceback and no reply, and a retry after freeing space logged the decision twice."""
+    import errno as errno_mod
+
+    from maskcls import fileio
+
+    audit = _audit(tmp_path)
+    server = running(audit)
+    cards = list(server.server.review.cards)
+    server.post("api/decide", {"id": cards[0], "decision": "accept"})
+    log_before = (audit / dec.FILE_NAME).read_bytes()
+    accepted_before = (audit / dec.ACCEPTED_NAME).read_bytes()
+
+    real_mkstemp = fileio.tempfile.mkstemp
+
+    def full(*args, **kwargs):
+        raise OSError(errno_mod.ENOSPC, os.strerror(errno_mod.ENOSPC))
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", full)
+    for path, body in (("api/decide", {"id": cards[1], "decision": "accept"}), ("api/undo", {})):
+        status, answer = _raw(server.url, path, body=json.dumps(body).encode())
+        assert status == 500 and "No space left" in json.loads(answer)["error"]
+        assert (audit / dec.FILE_NAME).read_bytes() == log_before  # no half-saved decision
+        assert (audit / dec.ACCEPTED_NAME).read_bytes() == accepted_before
+        assert json.loads(_raw(server.url, "api/state")[1])["decisions"] == {cards[0]: "accept"}
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", real_mkstemp)  # space freed: the retry logs it once
+    server.post("api/decide", {"id": cards[1], "decision": "accept"})
+    assert _log(audit) == [(cards[0][:6], "accept"), (cards[1][:6], "accept")]
+    assert len(_accepted(audit)) == 2
+
+
+@pytest.mark.parametrize("content", ["random", "huge field"])
+def test_a_decisions_file_csv_cannot_read_is_one_line(tmp_path, capsys, content):
+    """A decisions.csv of random bytes, or with a 200 KB field, ended `review` and `audit --decisions`
+    in a _csv.Error traceback."""
+    audit = _audit(tmp_path)
+    if content == "random":
+        raw = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+        raw = b",".join(dec.COLUMNS[i].encode() for i in range(len(dec.COLUMNS))) + b"\n" + raw + b"\n"
+    else:
+        raw = (",".join(dec.COLUMNS) + "\n" + '"' + "x" * 200_000 + '"' + ",a" * 11 + "\n").encode()
+    (audit / dec.FILE_NAME).write_bytes(raw)
+    code, err = _exit(["review", str(audit), "--port", "0"], capsys)
+    assert code == 2 and str(audit / dec.FILE_NAME) in err and "\n" not in err, err
+    assert (audit / dec.FILE_NAME).read_bytes() == raw and not (audit / LOCK_NAME).exists()
+    data = tmp_path / "data"
+    data.mkdir()
+    code, err = _exit(["audit", str(data), "--out", str(tmp_path / "a2"), "--decisions",
+                       str(audit / dec.FILE_NAME)], capsys)
+    assert code == 2 and str(audit / dec.FILE_NAME) in err and "\n" not in err, err

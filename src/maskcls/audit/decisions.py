@@ -73,7 +73,10 @@ def read_log(path: str | Path) -> list[dict[str, str]]:
     text = raw.decode("utf-8", errors="replace")
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # a line cut short by a kill: never a decision
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # random bytes, a field over csv's size limit: not a log maskcls wrote
+        raise UserError(f"{path}: not a maskcls decisions file ({exc})") from None
     if not rows or rows[0] != COLUMNS:
         raise UserError(f"{path}: not a maskcls decisions file (its header must be {','.join(COLUMNS)})")
     out = []

@@ -21,6 +21,7 @@ same audit; a lock whose process is gone is taken over.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -29,7 +30,7 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import UserError
 from ..fileio import PidLock, write_csv
@@ -116,10 +117,11 @@ class Review:
                "from": fix["from"], "to": fix["to"], "note": fix["note"], "data": self.page["data"]}
         with self._mutex:
             self._check_open()
-            dec.append(self.log_path, rec)
-            self.history.append((key, self.state.get(key)))  # type: ignore[arg-type]
-            self.state[key] = rec  # type: ignore[index]
-            self._write_accepted()
+            with self._all_or_nothing():
+                dec.append(self.log_path, rec)
+                self.history.append((key, self.state.get(key)))  # type: ignore[arg-type]
+                self.state[key] = rec  # type: ignore[index]
+                self._write_accepted()
             return self._snapshot()
 
     def undo(self) -> dict:
@@ -131,18 +133,49 @@ class Review:
             undone = self.state.get(key) or prev or {}
             rec = {**{c: "" for c in dec.COLUMNS}, **{k: v for k, v in undone.items() if k in dec.COLUMNS},
                    "time": dec.now(), "decision": "undo", "data": self.page["data"]}
-            dec.append(self.log_path, rec)
-            self.history.pop()
-            if prev is None:
-                self.state.pop(key, None)
-            else:
-                self.state[key] = prev
-            self._write_accepted()
+            with self._all_or_nothing():
+                dec.append(self.log_path, rec)
+                self.history.pop()
+                if prev is None:
+                    self.state.pop(key, None)
+                else:
+                    self.state[key] = prev
+                self._write_accepted()
             return {**self._snapshot(), "undone": dec.card_id(key)}
+
+    @contextlib.contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        """A decision is saved whole or not at all: when any step fails (a full disk while rewriting
+        accepted_corrections.csv, after the log line went in), the log is cut back to where it was and
+        the state restored, so the page's NOT SAVED is true and a retry logs the decision once."""
+        size = self.log_path.stat().st_size
+        state, history = dict(self.state), list(self.history)
+        try:
+            yield
+        except BaseException:
+            self.state, self.history = state, history
+            try:
+                os.truncate(self.log_path, size)
+            except OSError:
+                pass  # nothing more can be done; the next start replays what the log holds
+            raise
 
     def _check_open(self) -> None:
         if self.closed:
             raise OSError(0, "the review has stopped")
+
+    def thumbnail(self, path: str) -> bytes | None:
+        """The bytes of AUDIT/thumbs/<name>, or None: only a regular file whose real path lies inside
+        AUDIT is served (a link planted in thumbs/ pointing elsewhere is not found), as the data
+        folder's outside-link rule."""
+        file = self.audit / path.lstrip("/")
+        try:
+            real = file.resolve(strict=True)
+            if not real.is_relative_to(self.audit.resolve()) or not real.is_file():
+                return None
+            return real.read_bytes()
+        except (OSError, RuntimeError):  # missing, unreadable, a link loop
+            return None
 
     def _write_accepted(self) -> None:
         write_csv(self.accepted_path, dec.accepted_corrections(self.state, self.page["issues"]))
@@ -184,8 +217,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, (review.audit / "review.html").read_bytes(), "text/html; charset=utf-8")
         if path == "/api/state":
             return self._json(review.snapshot())
-        if _THUMB.match(path) and (review.audit / path[1:]).is_file():
-            return self._send(200, (review.audit / path[1:]).read_bytes(), "image/jpeg", cache=True)
+        thumb = review.thumbnail(path) if _THUMB.match(path) else None
+        if thumb is not None:
+            return self._send(200, thumb, "image/jpeg", cache=True)
         self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
 
     do_HEAD = do_GET
@@ -204,6 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(length) or b"{}")
             if not isinstance(body, dict):
                 raise ValueError("expected a JSON object")
+        except RecursionError:  # thousands of nested brackets: malformed like any other body
+            return self._json({"error": "bad request: JSON nested too deeply"}, HTTPStatus.BAD_REQUEST)
         except ValueError as exc:
             return self._json({"error": f"bad request: {exc}"}, HTTPStatus.BAD_REQUEST)
         review = self.server.review
@@ -217,6 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError as exc:  # a full or read-only disk: the page says NOT SAVED
             return self._json({"error": f"cannot write {exc.filename or ''}: {exc.strerror}"},
                               HTTPStatus.INTERNAL_SERVER_ERROR)
+        except UserError as exc:  # fileio's full-disk message: nothing was saved (see _all_or_nothing)
+            return self._json({"error": str(exc)}, HTTPStatus.INTERNAL_SERVER_ERROR)
         self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
 
 
