@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pandas as pd
@@ -96,6 +97,48 @@ def test_a_ray_address_that_does_not_answer_fails_fast_and_starts_nothing():
     with pytest.raises(UserError, match="expected HOST:PORT"):
         with open_launcher(launcher="ray", ray_address="nonsense"):
             pass
+
+
+@pytest.mark.parametrize("listener", ["silent", "http", "grpc"])
+def test_an_open_port_that_is_not_ray_fails_fast_and_starts_nothing(listener):
+    """`--launcher ray --ray-address 127.0.0.1:PORT` on an open port that is not Ray hung for over 200 s,
+    printing Ray's GCS warnings, until killed."""
+    _ray()
+    import http.server
+
+    import grpc
+    import ray
+    from concurrent import futures
+
+    stop = []
+    if listener == "grpc":  # some other gRPC service: it answers, but not as Ray's GCS
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        stop.append(lambda: server.stop(0))
+    elif listener == "http":
+        httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        port = httpd.server_address[1]
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        stop.append(httpd.shutdown)
+    else:  # accepts connections and never says a word
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        stop.append(sock.close)
+    try:
+        start = time.perf_counter()
+        with pytest.raises(UserError, match=f"127.0.0.1:{port} is not a Ray cluster's head") as info:
+            with open_launcher(launcher="ray", ray_address=f"127.0.0.1:{port}"):
+                pytest.fail("started")
+        assert time.perf_counter() - start < 15 and not ray.is_initialized()
+        assert "\n" not in str(info.value)
+        if listener == "grpc":
+            assert "UNIMPLEMENTED" in str(info.value)
+    finally:
+        for f in stop:
+            f()
 
 
 def test_ray_missing_is_one_line(monkeypatch, capsys, synth_root, tmp_path):

@@ -210,12 +210,44 @@ def probe(address: str, timeout: float = PROBE_SECONDS) -> None:
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"--ray-address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+    start = time.monotonic()
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
         raise UserError(f"--ray-address {address} does not answer ({getattr(exc, 'strerror', None) or exc}); "
                         "start the cluster with `ray start --head` on its head node, or drop --ray-address "
                         "for a Ray on this machine") from None
+    # An open port is not yet a Ray head: ray.init retries a port that speaks something else for minutes,
+    # printing GCS warnings. Ask the head's GCS for its cluster id, as ray.init does first, with a deadline.
+    left = max(0.5, timeout - (time.monotonic() - start))
+    answer = _ask_gcs(f"{host}:{port}", left)
+    if answer is not None:
+        raise UserError(f"--ray-address {address} is not a Ray cluster's head ({answer} within {timeout:g} s); "
+                        "give the address `ray start --head` printed (HOST:6379 by default)")
+
+
+GCS_CALL = "/ray.rpc.NodeInfoGcsService/GetClusterId"
+
+
+def _ask_gcs(target: str, timeout: float) -> str | None:
+    """None when a Ray GCS answers at ``target`` within ``timeout`` seconds, else what went wrong.
+
+    The call's request is an empty message (all GetClusterIdRequest fields are optional), sent as raw bytes
+    so that no generated Ray module is needed; grpcio comes with Ray."""
+    import grpc
+
+    channel = grpc.insecure_channel(target)
+    try:
+        call = channel.unary_unary(GCS_CALL, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        call(b"", timeout=timeout)
+        return None
+    except grpc.RpcError as exc:
+        code = exc.code() if callable(getattr(exc, "code", None)) else None
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED or code == grpc.StatusCode.UNAVAILABLE:
+            return "no Ray answer"
+        return f"the port answers {code.name if code is not None else 'something else'}, not Ray's GCS"
+    finally:
+        channel.close()
 
 
 class RayLauncher:
