@@ -31,6 +31,71 @@ def test_unreachable_server_fails_before_training(synth_root, tmp_path, monkeypa
     assert not (tmp_path / "r").exists()
 
 
+def _read_only_folder(tmp_path):
+    """A folder this process cannot write: a read-only bind mount where we may mount (root), else a
+    chmod 555 folder (which root would write through)."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return folder, lambda: folder.chmod(0o755)
+    src = tmp_path / "ro-src"
+    src.mkdir()
+    (src / "mlflow.db").write_bytes(b"")  # an existing file: it reads, but nothing can be written
+    done = subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot make a read-only folder as root here: {done.stderr.decode().strip()}")
+    return folder, lambda: subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.mark.parametrize("store_kind", ["garbage", "read-only sqlite", "not mlflow", "plain folder"])
+def test_a_tracking_store_that_cannot_be_used_fails_before_training(synth_root, tmp_path, monkeypatch, capsys,
+                                                                    store_kind):
+    """Each of these was a traceback after the first epoch, leaving a folder only --resume continues."""
+    pytest.importorskip("mlflow")
+    import http.server
+    import threading
+    import time
+
+    from maskcls.cli import main
+
+    monkeypatch.chdir(tmp_path)  # MLflow writes nothing outside tmp
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    cleanup = lambda: None  # noqa: E731
+    if store_kind == "garbage":
+        uri, said = "garbage://nowhere", "no tracking store for garbage://"
+    elif store_kind == "read-only sqlite":
+        folder, cleanup = _read_only_folder(tmp_path)
+        uri, said = f"sqlite:///{folder / 'mlflow.db'}", "read-only"
+    elif store_kind == "not mlflow":
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):  # its request lines are not maskcls's output
+                pass
+
+        httpd = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        cleanup = httpd.shutdown
+        uri, said = f"http://127.0.0.1:{httpd.server_address[1]}", "is an MLflow server"
+    else:
+        uri, said = str(tmp_path / "mlruns"), "MLFLOW_ALLOW_FILE_STORE"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    try:
+        start = time.perf_counter()
+        code = main(["train", str(synth_root), "--out", str(tmp_path / "r"), "--config", "demo",
+                     *[a for kv in TINY + ["train.trackers=mlflow"] for a in ("--set", kv)]])
+        elapsed = time.perf_counter() - start
+    finally:
+        cleanup()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and said in err[0] and uri in err[0], err
+    assert "sqlite:///" in err[0] or "MLflow server" in err[0]  # says what to do
+    assert not (tmp_path / "r").exists()  # nothing trained, nothing to --resume
+    assert elapsed < 60
+
+
 def test_missing_mlflow_is_one_line(synth_root, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow raises ImportError
     with pytest.raises(UserError, match=r"pip install 'maskcls\[mlflow\]'") as err:

@@ -38,7 +38,10 @@ def tracking_uri() -> str:
 
 
 def check(cfg) -> None:
-    """Fail before any training when MLflow is asked for but missing or its server cannot be reached."""
+    """Fail before any training when MLflow is asked for but missing, or its tracking store cannot be
+    opened and written: an unknown scheme, a server that does not answer or is not MLflow, a sqlite file
+    on a read-only mount, a plain folder (which MLflow 3 refuses as a file store). The store is opened
+    here as training opens it, with MLflow's HTTP retries off, so the answer comes in seconds."""
     if "mlflow" not in parse_trackers(cfg.train.trackers):
         return
     try:
@@ -54,7 +57,80 @@ def check(cfg) -> None:
             socket.create_connection((parts.hostname or "", port), timeout=3).close()
         except OSError as exc:
             raise UserError(f"MLflow tracking server {uri} cannot be reached ({exc.strerror or exc}); start it, fix "
-                            "MLFLOW_TRACKING_URI, or unset it to log to ./mlruns") from None
+                            f"MLFLOW_TRACKING_URI, or unset it to log to {tracking_default()}") from None
+    if parts.scheme == "sqlite":
+        _check_sqlite(uri, parts)
+    with _quick_http():
+        try:
+            client = _client()
+            exp = _experiment_id(client)
+            # A write that changes nothing a user sees: a store that reads but cannot write (a sqlite file
+            # on a read-only mount) fails here, not after the first epoch.
+            client.set_experiment_tag(exp, "maskcls.checked", time.strftime("%Y-%m-%dT%H:%M:%S"))
+        except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds (its own, sqlalchemy's, requests')
+            why = (f"MLflow has no tracking store for {parts.scheme}:// URIs" if parts.scheme not in KNOWN_SCHEMES
+                   else _first_line(exc))
+            raise UserError(f"MLflow tracking store {uri} cannot be used ({why}); {_store_hint(parts)}") from None
+
+
+# The stores MLflow ships; another scheme can only come from a plugin, and its failure message (about the
+# model registry) would mislead.
+KNOWN_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "uc",
+                 "databricks-uc")
+
+
+def _check_sqlite(uri: str, parts: urllib.parse.ParseResult) -> None:
+    """A sqlite file must be writable, and so must its folder (sqlite writes its journal beside it).
+    MLflow itself retries a database it cannot open for about two minutes before it says so."""
+    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+    if not path or path.startswith(":memory:"):
+        return
+    db = Path(path.split("?", 1)[0])
+    folder = db.parent if str(db.parent) else Path(".")
+    why = ("its folder does not exist" if not folder.is_dir()
+           else "its folder is read-only" if not os.access(folder, os.W_OK)
+           else "the file is read-only" if db.exists() and not os.access(db, os.W_OK) else None)
+    if why:
+        raise UserError(f"MLflow tracking store {uri} cannot be used ({why}); {_store_hint(parts)}")
+
+
+def tracking_default() -> str:
+    return str(Path.cwd() / "mlflow.db")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    line = line.split(". Response body", 1)[0]  # a foreign server's whole HTML page otherwise
+    line = line.split(". Please migrate", 1)[0]  # MLflow's file-store notice; the hint says what to do
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def _store_hint(parts: urllib.parse.ParseResult) -> str:
+    if parts.scheme in ("http", "https"):
+        return "is an MLflow server (`mlflow server`) running there? Fix MLFLOW_TRACKING_URI or unset it"
+    if parts.scheme in ("", "file"):
+        return ("MLflow 3 keeps plain folders (file stores) read-only: use MLFLOW_TRACKING_URI=sqlite:///PATH/mlflow.db, "
+                "or set MLFLOW_ALLOW_FILE_STORE=true to keep using the folder")
+    if parts.scheme == "sqlite":
+        return "give a sqlite:///PATH/mlflow.db in a folder you can write"
+    return "use sqlite:///PATH/mlflow.db or an http:// MLflow server, or unset MLFLOW_TRACKING_URI"
+
+
+@contextlib.contextmanager
+def _quick_http() -> Iterator[None]:
+    """MLflow retries a failing HTTP request for minutes with back-off; the check asks once, within seconds."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "5"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _client():
