@@ -71,3 +71,26 @@ def test_train_is_silent_unless_asked(synth_root, tmp_path, capsys):
     assert np.abs(probs - probs[0]).max() < 1e-5
     single = predictor.predict(photo)
     assert len(single) == 1 and single["input"].iloc[0] == str(photo)
+
+
+def test_a_16_bit_array_is_scaled_as_a_16_bit_file_not_clipped_white(tmp_path):
+    """Predictor.predict(array of uint16) clipped the pixels at 255: the photo became white."""
+    rng = np.random.default_rng(1)
+    grey16 = rng.integers(0, 65536, (20, 16), dtype=np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")  # mode I;16
+    from_file = read_rgb(tmp_path / "grey16.png")
+    assert from_file.std() > 20  # the file's photo is not white
+    (got,), _ = normalise_items(grey16)
+    np.testing.assert_array_equal(got, from_file)
+    rgb16 = np.stack([grey16] * 3, axis=2)
+    (got,), _ = normalise_items(rgb16)
+    np.testing.assert_array_equal(got, from_file)
+    (small,), _ = normalise_items(grey16 // 257)  # 8-bit values in a 16-bit array are kept, as in a file
+    np.testing.assert_array_equal(small[:, :, 0], (grey16 // 257).astype(np.uint8))
+    # Another integer type beyond 0..255 is refused (its range is unknown), within 0..255 it is taken.
+    with pytest.raises(UserError, match=r"image 0: int32 pixels from .* give uint8"):
+        normalise_items([grey16.astype(np.int32)])
+    with pytest.raises(UserError, match="int16 pixels from -1"):
+        normalise_items([np.full((8, 8), -1, np.int16)])
+    (ok,), _ = normalise_items(np.full((8, 8), 200, np.int64))
+    assert (ok == 200).all()

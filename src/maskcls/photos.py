@@ -26,14 +26,21 @@ class PhotoError(UserError):
     """A photo that cannot be used; the message names the file."""
 
 
+def sixteen_to_eight(arr: np.ndarray) -> np.ndarray:
+    """16-bit pixels as 8 bits, one rule for files and arrays: the 16-bit range (0..65535) divided by
+    257 when any value is above 255; pixels that already fit 0..255 are kept (an 8-bit photo saved in a
+    16-bit container)."""
+    arr = np.asarray(arr, dtype=np.uint32)
+    scale = 257 if arr.max(initial=0) > 255 else 1
+    return (arr // scale).clip(0, 255).astype(np.uint8)
+
+
 def pil_to_rgb(im: Image.Image) -> np.ndarray:
     """A decoded PIL image as (H, W, 3) uint8 RGB: the EXIF orientation applied, greyscale, RGBA
     (alpha dropped), palette, CMYK and 16-bit modes converted, as every photo read from disk is."""
     im = ImageOps.exif_transpose(im)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.uint32)
-        scale = 257 if arr.max() > 255 else 1  # 16-bit range down to 8 bits
-        im = Image.fromarray((arr // scale).clip(0, 255).astype(np.uint8), "L")
+        im = Image.fromarray(sixteen_to_eight(np.asarray(im, dtype=np.uint32)), "L")
     if im.mode != "RGB":
         im = im.convert("RGB")
     return np.asarray(im, dtype=np.uint8).copy()

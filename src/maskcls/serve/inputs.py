@@ -1,7 +1,7 @@
 """What ``Predictor.predict`` accepts, brought to one form: photo paths and (H, W, 3) uint8 RGB arrays.
 
-Accepted: a path (str or Path), a PIL image, a numpy array (uint8 0..255, or float: 0..1, or 0..255
-when any value is above 1), greyscale (H, W) or (H, W, 1), RGB (H, W, 3) or RGBA (H, W, 4; alpha
+Accepted: a path (str or Path), a PIL image, a numpy array (uint8 0..255; uint16, scaled as a 16-bit
+photo file is; another integer type within 0..255; float: 0..1, or 0..255 when any value is above 1), greyscale (H, W) or (H, W, 1), RGB (H, W, 3) or RGBA (H, W, 4; alpha
 dropped, as PIL's conversion of an RGBA photo drops it); one item, a list of items, or a batch array
 (N, H, W, C) / (N, H, W). A PIL image goes through the same conversion as a photo read from disk.
 Each item is labelled for the returned frame's ``input`` column: its path, or its position.
@@ -40,6 +40,10 @@ def array_to_rgb(x: np.ndarray, where: str = "image") -> np.ndarray:
     x = x[:, :, :3]
     if x.dtype == np.uint8:
         return np.ascontiguousarray(x)
+    if x.dtype == np.uint16:  # a 16-bit photo: scaled as a 16-bit file is, never clipped to white
+        from ..photos import sixteen_to_eight
+
+        return sixteen_to_eight(x)
     if x.dtype == bool or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise UserError(f"{where}: expected uint8 or float pixels, got {x.dtype}")
     values = x.astype(np.float64)
@@ -47,6 +51,11 @@ def array_to_rgb(x: np.ndarray, where: str = "image") -> np.ndarray:
         raise UserError(f"{where}: the image holds NaN or infinite values")
     if np.issubdtype(x.dtype, np.floating) and values.max(initial=0) <= 1.0:
         values = values * 255.0
+    elif np.issubdtype(x.dtype, np.integer) and (values.min(initial=0) < 0 or values.max(initial=0) > 255):
+        # Another integer type with values outside 8 bits: its range is unknown (12-bit? signed?), and
+        # clipping would turn the photo white or black without a word.
+        raise UserError(f"{where}: {x.dtype} pixels from {values.min():g} to {values.max():g}; give uint8 (0..255), "
+                        "uint16 (scaled as 16-bit photos are) or float (0..1)")
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
