@@ -93,3 +93,17 @@ def test_ablate_table_shows_chance_and_flags_a_variant_at_or_below_it():
     assert "| chance |" in md
     line_a, line_b = (next(line for line in md.splitlines() if f"`{v}`" in line) for v in "ab")
     assert "| 0.100 |" in line_a and "at or below chance" not in line_a and "at or below chance" in line_b
+
+
+def test_score_names_a_folder_as_a_folder(tmp_path, capsys):
+    """`score DIR TRUTH` said "file not found" for a folder that is there."""
+    key = tmp_path / "key.csv"
+    key.write_text("ImageID,ans\na.jpg,0\n")
+    (tmp_path / "subdir").mkdir()
+    assert main(["score", str(tmp_path / "subdir"), str(key)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{tmp_path / 'subdir'}: a folder, not a CSV file" in err and "\n" not in err
+    assert main(["score", str(key), str(tmp_path)]) == 2
+    assert f"{tmp_path}: a folder, not a CSV file" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "none.csv"), str(key)]) == 2
+    assert "none.csv: file not found" in capsys.readouterr().err

@@ -191,11 +191,21 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def require_file(path: str | Path, kind: str = "file") -> Path:
+    """``path`` when it is a file; otherwise a UserError that says what is there instead (a folder is
+    not "not found")."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: a folder, not a {kind}")
+    if not path.is_file():
+        raise UserError(f"{path}: {'not a regular file' if path.exists() else 'file not found'}")
+    return path
+
+
 def read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     """Read a CSV as strings (ids keep their leading zeros) and check its header. The index holds each
     row's line number in the file (blank lines skipped but counted), for messages."""
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
+    require_file(path, "CSV file")
     try:
         # Blank lines are kept while reading so that each row knows its line in the file, then dropped.
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False)

@@ -23,7 +23,7 @@ from torch import nn
 from .. import __version__, labels
 from ..config import Config
 from ..errors import UserError
-from ..fileio import atomic_path, check_replaceable
+from ..fileio import atomic_path, check_replaceable, require_file
 from ..config import FACE_MODEL
 from ..training.model import FACE_SIZE, class_log_probs
 from .backends import BACKENDS, TorchMember
@@ -161,9 +161,7 @@ def onnx_info(path: str | Path) -> dict:
     """The metadata of an exported file (``describe_model``'s keys and where it came from)."""
     import onnx
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    path = require_file(path, "ONNX file")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises protobuf's DecodeError and others for a file that is not ONNX

@@ -236,9 +236,9 @@ def _timm_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int, tuple, 
 
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from .safetensors, a plain .pth state dict, or a checkpoint holding one under model/state_dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file {path} not found")
+    from ..fileio import require_file
+
+    path = require_file(path, "weights file")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
