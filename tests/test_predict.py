@@ -59,6 +59,33 @@ def test_predict_refuses_missing_images_and_writes_nothing(run, synth_root, tmp_
     assert not list(tmp_path.glob(".sub.csv*"))
 
 
+def test_eval_photos_linking_outside_the_eval_folder_are_refused(run, synth_root, tmp_path, capsys):
+    """`predict` followed eval/images/<id> linking to /etc/hostname (the error named it), and `validate`
+    did not flag eval links: the training data's outside-link rule now holds for eval photos too."""
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    ev = data / "eval"
+    info = pd.read_csv(ev / "info.csv")
+    victim, inside = info["ImageID"].iloc[2], info["ImageID"].iloc[0]
+    secret = tmp_path / "secret.jpg"
+    shutil.copy(ev / "images" / victim, secret)  # even a real photo: it is not the eval folder's
+    (ev / "images" / victim).unlink()
+    (ev / "images" / victim).symlink_to(secret)
+    sub = tmp_path / "sub.csv"
+    assert main(["predict", str(run), str(data), "--out", str(sub)]) == 2
+    err = capsys.readouterr().err
+    assert f"image {victim} links outside the eval folder" in err and "--allow-outside" in err
+    assert str(secret) not in err and not sub.exists()
+    assert main(["validate", str(data)]) != 0
+    out = capsys.readouterr()
+    assert f"image {victim} links outside the eval folder" in out.out + out.err
+    # A link inside the eval folder is a photo like any other; --allow-outside reads the outside one.
+    (ev / "images" / inside).rename(ev / "images" / "moved.jpg")
+    (ev / "images" / inside).symlink_to(ev / "images" / "moved.jpg")
+    assert main(["predict", str(run), str(data), "--out", str(sub), "--allow-outside"]) == 0
+    assert len(pd.read_csv(sub)) == len(info)
+
+
 def test_grey_rgba_and_png_photos(run, synth_root, tmp_path, capsys):
     src = cv2.imread(str(next((synth_root / "train" / "images").rglob("normal.*"))))
     grey = tmp_path / "grey.png"

@@ -15,6 +15,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="submission CSV to write")
     p.add_argument("--force", action="store_true", help="overwrite --out (and --probs) if they exist")
     p.add_argument("--probs", default=None, metavar="FILE", help="also write the 18 class probabilities per image")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="read eval photos that are links leading out of the eval folder (refused by default, as "
+                        "links out of the training data are)")
     inference_args(p)
     p.set_defaults(func=run)
 
@@ -23,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from ..serve.predict import predict_submission
 
     info = predict_submission(runs_of(args), args.eval_dir, args.out, tta=args.tta, force=args.force,
-                              probs_out=args.probs, device=args.device, workers=workers_value(args), backend=args.backend)
+                              probs_out=args.probs, device=args.device, workers=workers_value(args), backend=args.backend,
+                              allow_outside=args.allow_outside)
     models = f" (mean of {info['models']} models)" if info["models"] > 1 else ""
     print(f"wrote {info['rows']} predictions to {info['out']}{models}")
     return 0

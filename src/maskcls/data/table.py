@@ -312,9 +312,13 @@ def raise_on_fatal(problems: list[Problem], data, *, hint: bool = True) -> None:
 PHOTO_COL = "_maskcls_photo"  # the resolved photo path added to info.csv's own columns (which may include "path")
 
 
-def load_eval(eval_dir: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
+EVAL_OUTSIDE_HINT = "to accept such links, give predict --allow-outside"
+
+
+def load_eval(eval_dir: str | Path, *, allow_outside: bool = False) -> tuple[pd.DataFrame, list[Problem]]:
     """Read eval/info.csv -> its own columns plus PHOTO_COL (the photo's path), in file order, and the
-    problems found."""
+    problems found. A photo that links out of the eval folder is a problem unless ``allow_outside``:
+    the training data's rule (a planted link must not make maskcls read, or name, other files)."""
     eval_dir = Path(eval_dir)
     found = find_eval_dir(eval_dir) if eval_dir.is_dir() else None
     if found is None:
@@ -322,6 +326,7 @@ def load_eval(eval_dir: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
     info_path = found / "info.csv"
     frame = read_csv(info_path, ("ImageID", "ans"))
     images = found / "images"
+    root = found.resolve()
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     paths = []
@@ -334,6 +339,9 @@ def load_eval(eval_dir: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
             problems.append(Problem(f"{info_path}:{i}", f"image {image_id or '(empty)'} not found in {images}"))
         elif image_id in seen:
             problems.append(Problem(f"{info_path}:{i}", f"ImageID {image_id} already listed on line {seen[image_id]}"))
+        elif not allow_outside and not path.resolve().is_relative_to(root):
+            problems.append(Problem(f"{info_path}:{i}", f"image {image_id} links outside the eval folder {root}; "
+                                                        + EVAL_OUTSIDE_HINT))
         seen.setdefault(image_id, i)
         paths.append(str(path.resolve()))
     if images.is_dir():

@@ -104,12 +104,14 @@ def _refuse_training_photos(run: Runs, predictor: Predictor, digests: np.ndarray
 
 def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta: str = "none",
                        force: bool = False, probs_out: str | Path | None = None, device: str = "auto",
-                       workers: int = 0, backend: str = "torch", progress: bool = True) -> dict:
-    """Fill eval/info.csv's ``ans`` column: same rows, same order, written atomically."""
+                       workers: int = 0, backend: str = "torch", progress: bool = True,
+                       allow_outside: bool = False) -> dict:
+    """Fill eval/info.csv's ``ans`` column: same rows, same order, written atomically. Eval photos that
+    link out of the eval folder are refused unless ``allow_outside``."""
     out = Path(out)
     if probs_out is not None and Path(probs_out).resolve() == out.resolve():
         raise UserError(f"--probs {probs_out} is the submission file itself; give it another name")
-    frame, problems = load_eval(eval_dir)
+    frame, problems = load_eval(eval_dir, allow_outside=allow_outside)
     raise_on_fatal(problems, eval_dir, hint=False)
     if frame.empty:
         raise UserError(f"{eval_dir}: info.csv lists no photos; there is nothing to predict")
