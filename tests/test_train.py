@@ -360,3 +360,26 @@ def test_progress_in_a_log_file_never_shows_a_stale_count(synth_root, tmp_path, 
     lines = re.split(r"[\r\n]", capsys.readouterr().err)
     with_loss = [line for line in lines if "loss=" in line]
     assert not [line for line in with_loss if re.search(r"\b0/\d+ ", line)], with_loss
+
+
+def test_a_batch_that_does_not_fit_in_memory_is_one_line(synth_root, tmp_path):
+    """`ulimit -v` with data.size=4096x4096 data.cache=none raised a DefaultCPUAllocator traceback: the
+    RAM-cache estimate does not cover the batch itself."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:  # 6 GB of address space: torch loads, one 4096x4096 batch does not fit
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 10**9, 6 * 10**9))
+
+    sets = [a for kv in ["model.name=test_resnet", "data.size=4096x4096", "data.cache=none", "train.batch_size=8",
+                         "train.epochs=1", "data.folds=4", "train.trackers=none", "data.workers=0"]
+            for a in ("--set", kv)]
+    done = subprocess.run([sys.executable, "-m", "maskcls", "train", str(synth_root), "--out", str(tmp_path / "r"),
+                           "--config", "demo", "--quiet", *sets], capture_output=True, text=True, timeout=600,
+                          preexec_fn=limit, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert err[-1].startswith("maskcls train: error: out of memory (RAM) training a batch of 8 photos at 4096x4096")
+    assert "train.batch_size=4" in err[-1] and "data.size" in err[-1]
+    assert not (tmp_path / "r").exists()

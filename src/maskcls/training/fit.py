@@ -45,7 +45,8 @@ from .optim import build_optimizer, build_scheduler
 from .runs import check_run_folder, load_checkpoint, probs_frame, run_lock, save_checkpoint
 from .loaders import eval_rows
 from . import trackers
-from .runtime import Runtime, all_mean, barrier, gather_rows, is_main, sync_buffers
+from .runtime import (Runtime, all_mean, barrier, gather_rows, is_main, is_out_of_memory, out_of_memory_error,
+                      sync_buffers)
 
 
 @dataclass
@@ -189,10 +190,12 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
         if tracker is not None:
             tracker.log_summary(summary)
         return summary
-    except Exception:
+    except Exception as exc:
         if tracker is not None:
             tracker.close(failed=True)
             tracker = None
+        if is_out_of_memory(exc):
+            raise out_of_memory_error(cfg.train.batch_size, cfg.data.size, str(s.runtime.device)) from None
         raise
     finally:
         if tracker is not None:

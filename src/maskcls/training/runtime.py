@@ -135,3 +135,22 @@ def sync_buffers(model: torch.nn.Module) -> None:
         return
     for buf in model.buffers():
         dist.broadcast(buf.data, src=0)
+
+
+_OOM_TEXT = ("DefaultCPUAllocator", "out of memory", "can't allocate memory", "Cannot allocate memory", "MemoryError")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A failed allocation anywhere in a training step: numpy's MemoryError, torch's CPU allocator
+    (a RuntimeError naming DefaultCPUAllocator), CUDA's OutOfMemoryError, or either re-raised from a
+    DataLoader worker (its text names it)."""
+    return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)) or (
+        isinstance(exc, RuntimeError) and any(t in str(exc) for t in _OOM_TEXT))
+
+
+def out_of_memory_error(batch_size: int, size: str, device: str) -> UserError:
+    """The one line for a batch that does not fit: the RAM-cache estimate covers the photos kept in
+    memory, not one batch's tensors and activations, which grow with the image area."""
+    where = "GPU" if str(device).startswith("cuda") else "RAM"
+    return UserError(f"out of memory ({where}) training a batch of {batch_size} photos at {size}; lower data.size "
+                     f"(--set data.size=WxH) or train.batch_size (--set train.batch_size={max(1, batch_size // 2)})")
