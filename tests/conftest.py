@@ -116,3 +116,28 @@ def _own_cache(tmp_path_factory):
         os.environ.pop("MASKCLS_CACHE", None)
     else:
         os.environ["MASKCLS_CACHE"] = before
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """An empty folder this process cannot write: a read-only bind mount where we are root (root writes
+    through permissions), else a chmod 555 folder. CI runs as root and can mount; elsewhere without
+    either the test is skipped with the reason."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    src = tmp_path / "read-only-source"
+    src.mkdir()
+    done = subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot make a read-only folder as root here (mount: {done.stderr.strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)

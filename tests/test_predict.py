@@ -15,7 +15,7 @@ from maskcls.errors import UserError
 from maskcls.serve.predict import classify_photos, evaluate_run, predict_submission
 from maskcls.training.fit import train
 from maskcls.training.runs import load_checkpoint, load_run
-from conftest import tiny_config
+from conftest import TINY, tiny_config
 
 pytestmark = pytest.mark.slow  # trains models; `pytest -m "not slow"` skips them
 
@@ -205,3 +205,23 @@ def test_predict_force_never_replaces_its_inputs(run, synth_root, tmp_path, caps
     assert "lists no photos" in capsys.readouterr().err and not (tmp_path / "e.csv").exists()
     assert main(["evaluate", str(run), str(synth_root), "--add-run", str(run) + "/"]) == 2
     assert "is given twice" in capsys.readouterr().err
+
+
+def test_a_read_only_output_folder_names_the_target_not_a_temporary_file(run, synth_root, read_only_dir, capsys):
+    """On a read-only output folder the messages named `.s.csv.*.tmp` (predict), `.dd.*.tmp` (demo-data),
+    `.run.lock` (train), `.int.*.tmp` (interpret) and `.eda.*.tmp/thumbs/...` (eda)."""
+    ro = read_only_dir
+    commands = {
+        "predict": (["predict", str(run), str(synth_root), "--out", str(ro / "s.csv")], ro / "s.csv"),
+        "demo-data": (["demo-data", str(ro / "dd"), "--people", "4", "--eval-people", "1"], ro / "dd"),
+        "train": (["train", str(synth_root), "--out", str(ro / "run"), "--config", "demo",
+                   *[a for kv in TINY for a in ("--set", kv)]], ro / "run"),
+        "interpret": (["interpret", str(run), str(synth_root), "--out", str(ro / "int")], ro / "int"),
+        "eda": (["eda", str(synth_root), "--out", str(ro / "eda")], ro / "eda"),
+    }
+    for name, (argv, target) in commands.items():
+        assert main(argv) == 2, name
+        err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("maskcls ")]
+        assert len(err) == 1 and err[0].startswith(f"maskcls {name}: error: {target}"), (name, err)
+        assert "cannot write" in err[0] and ".tmp" not in err[0] and ".lock" not in err[0], (name, err)
+    assert list(ro.iterdir()) == []

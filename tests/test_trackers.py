@@ -31,29 +31,9 @@ def test_unreachable_server_fails_before_training(synth_root, tmp_path, monkeypa
     assert not (tmp_path / "r").exists()
 
 
-def _read_only_folder(tmp_path):
-    """A folder this process cannot write: a read-only bind mount where we may mount (root), else a
-    chmod 555 folder (which root would write through)."""
-    import os
-    import subprocess
-
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        return folder, lambda: folder.chmod(0o755)
-    src = tmp_path / "ro-src"
-    src.mkdir()
-    (src / "mlflow.db").write_bytes(b"")  # an existing file: it reads, but nothing can be written
-    done = subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(folder)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot make a read-only folder as root here: {done.stderr.decode().strip()}")
-    return folder, lambda: subprocess.run(["umount", str(folder)], check=False)
-
-
 @pytest.mark.parametrize("store_kind", ["garbage", "read-only sqlite", "not mlflow", "plain folder"])
 def test_a_tracking_store_that_cannot_be_used_fails_before_training(synth_root, tmp_path, monkeypatch, capsys,
-                                                                    store_kind):
+                                                                    store_kind, request):
     """Each of these was a traceback after the first epoch, leaving a folder only --resume continues."""
     pytest.importorskip("mlflow")
     import http.server
@@ -68,7 +48,7 @@ def test_a_tracking_store_that_cannot_be_used_fails_before_training(synth_root, 
     if store_kind == "garbage":
         uri, said = "garbage://nowhere", "no tracking store for garbage://"
     elif store_kind == "read-only sqlite":
-        folder, cleanup = _read_only_folder(tmp_path)
+        folder = request.getfixturevalue("read_only_dir")
         uri, said = f"sqlite:///{folder / 'mlflow.db'}", "read-only"
     elif store_kind == "not mlflow":
         class Quiet(http.server.SimpleHTTPRequestHandler):

@@ -40,19 +40,61 @@ def check_replaceable(path: str | Path, *, force: bool, what: str = "--out") -> 
 
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# What a read-only, full or someone else's output folder raises while we write into it.
+CANNOT_WRITE = _NO_SPACE | {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def cannot_write(target: str | Path, exc: OSError) -> UserError:
+    """The one line for output that could not be written, naming the file or folder the user asked for,
+    never the temporary name it was being built under."""
+    why = os.strerror(exc.errno) if exc.errno else str(exc)
+    advice = ("free some space (or choose another place) and run the command again" if exc.errno in _NO_SPACE
+              else "choose a place you can write (or make this one writable) and run the command again")
+    return UserError(f"{target}: cannot write it: {why}; {advice}")
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse, before any work, output that could not be written: the nearest existing folder on the way
+    to ``path`` is read-only or not ours (os.access sees a read-only mount even as root)."""
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        err = errno.EROFS if _read_only_mount(folder) else errno.EACCES
+        raise cannot_write(path, OSError(err, os.strerror(err)))
+
+
+def _read_only_mount(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _ours(exc: OSError, *temporary: Path) -> bool:
+    """Whether an error raised while building output is about that output (its temporary file or
+    folder, or no file named), not about an input read on the way."""
+    if exc.errno not in CANNOT_WRITE:
+        return False
+    name = exc.filename
+    if name is None:
+        return True
+    name = Path(os.fsdecode(name))
+    return any(name == t or name.is_relative_to(t) for t in temporary)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        if exc.errno not in _NO_SPACE:
+        if exc.errno not in CANNOT_WRITE:
             raise
-        raise UserError(f"{path}: cannot write it: {os.strerror(exc.errno)}") from None
+        raise cannot_write(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -60,10 +102,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _publish_mode(tmp_path)
         os.replace(tmp_path, path)
     except OSError as exc:
-        if exc.errno not in _NO_SPACE:
+        if not _ours(exc, tmp_path, path):
             raise
-        raise UserError(f"{path}: cannot write it: {os.strerror(exc.errno)}; free some space (or choose "
-                        "another place) and run the command again") from None
+        raise cannot_write(path, exc) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -104,9 +145,10 @@ class PidLock:
     process on another machine (a shared disk: we cannot tell whether it lives), is refused with
     ``busy(pid, host)``'s message."""
 
-    def __init__(self, path: str | Path, busy) -> None:
+    def __init__(self, path: str | Path, busy, *, target: str | Path | None = None) -> None:
         self.path = Path(path)
         self.busy = busy
+        self.target = Path(target) if target is not None else self.path.parent  # named when it cannot be written
         self.me = f"{os.getpid()} {socket.gethostname()}"
         self.held = False
 
@@ -122,7 +164,11 @@ class PidLock:
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+            except OSError as exc:
+                if not isinstance(exc, FileExistsError):
+                    if exc.errno in CANNOT_WRITE:
+                        raise cannot_write(self.target, exc) from None
+                    raise
                 pid, host = self.owner()
                 if pid is None and self._young():  # being written this instant by its taker, not torn
                     raise UserError(self.busy("?", socket.gethostname())) from None
@@ -176,9 +222,14 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Build a whole folder under a temporary name and move it into place only when complete."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_dirs(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_dirs(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        if exc.errno not in CANNOT_WRITE:
+            raise
+        raise cannot_write(path, exc) from None
     try:
         yield tmp
         _publish_mode(tmp, folder=True)
@@ -186,6 +237,12 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             # Only an empty folder may be replaced; callers refuse non-empty ones before starting.
             path.rmdir()
         os.replace(tmp, path)
+    except OSError as exc:
+        if not _ours(exc, tmp, path):
+            raise
+        # A file inside the folder being built is named by its place in the finished folder.
+        name = Path(os.fsdecode(exc.filename)) if exc.filename is not None else tmp
+        raise cannot_write(path / name.relative_to(tmp) if name.is_relative_to(tmp) else path, exc) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

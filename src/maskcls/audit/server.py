@@ -75,7 +75,7 @@ class Review:
         self._mutex = threading.Lock()
         self.closed = False
         # One review server per audit; a lock whose process is gone (killed, crashed) is taken over.
-        self.lock = PidLock(self.audit / LOCK_NAME,
+        self.lock = PidLock(self.audit / LOCK_NAME, target=self.audit, busy=
                             lambda pid, host: f"{self.audit}: another maskcls review (pid {pid} on {host}) is serving "
                                               f"this audit; use that one or stop it (if none runs, delete "
                                               f"{self.audit / LOCK_NAME})")

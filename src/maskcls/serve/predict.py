@@ -16,7 +16,7 @@ from ..data.prepare import prepare
 from ..data.fingerprint import refuse_other_data, seen_before
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
 from ..errors import UserError
-from ..fileio import atomic_path, check_replaceable, write_csv
+from ..fileio import atomic_path, check_replaceable, check_writable, write_csv
 from ..metrics import compute_metrics, log_loss, per_class_f1, with_chance
 from .options import SPLITS
 from .predictor import Predictor
@@ -113,6 +113,9 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
         raise UserError(f"--probs {probs_out} is the submission file itself; give it another name")
     frame, problems = load_eval(eval_dir, allow_outside=allow_outside)
     raise_on_fatal(problems, eval_dir, hint=False)
+    for target in (out, probs_out):  # said now, not after every photo was predicted
+        if target is not None:
+            check_writable(target)
     if frame.empty:
         raise UserError(f"{eval_dir}: info.csv lists no photos; there is nothing to predict")
     predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)

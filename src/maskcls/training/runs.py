@@ -26,7 +26,7 @@ from .. import config as config_mod
 from .. import labels
 from ..config import Config
 from ..errors import UserError
-from ..fileio import PidLock, atomic_path
+from ..fileio import CANNOT_WRITE, PidLock, atomic_path, cannot_write
 from .model import MaskNet, model_for
 
 
@@ -67,11 +67,17 @@ def run_lock(out: str | Path) -> Iterator[None]:
     lock = PidLock(out.parent / f".{out.name}.lock",
                    lambda pid, host: f"{out} is being written by another maskcls process ({pid} on {host}); wait "
                                      f"for it to finish, or choose another folder (remove "
-                                     f"{out.parent / f'.{out.name}.lock'} if that process is gone)")
+                                     f"{out.parent / f'.{out.name}.lock'} if that process is gone)",
+                   target=out)
     # Folders made here only to hold the lock are removed again if the run writes nothing into them
     # (a refused --folds or a failed ablation run leaves no empty folder behind).
     made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno not in CANNOT_WRITE:
+            raise
+        raise cannot_write(out, exc) from None
     lock.acquire()
     try:
         yield
