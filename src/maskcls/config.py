@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # far. train.epochs re-stretches the cosine schedule from the current step. Every other change
 # (lr, weight decay, optimizer, model, data, augmentation...) is refused: silently keeping the
 # checkpoint's optimizer state with a new setting would make the run match neither setting.
-RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.trackers", "train.device",
+RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.trackers", "train.device", "train.threads",
                      "data.workers", "data.pin_memory", "data.cache", "data.cache_dir", "train.compile")
 
 def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: float | None = None,
@@ -127,6 +127,8 @@ class TrainConfig(_Strict):
                    choices=("auto", "bf16", "fp16", "none"))
     channels_last: bool = _f(True, "channels_last memory format (GPU only)")
     device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
+    threads: int = _f(0, "CPU threads; 0: auto, the cores less those other processes keep busy (measured at the "
+                         "start; OMP_NUM_THREADS, when set, decides)", lo=0)
     seed: int = _f(0, "weights, shuffling and augmentation (never the folds)")
     log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
     trackers: str = _f("tensorboard", "experiment trackers joined by +: tensorboard (RUN/tb), mlflow "

@@ -91,7 +91,14 @@ def run(args: argparse.Namespace) -> int:
     name = config or (saved if args.resume and saved.is_file() else default_config_name())
     from ..training.runtime import is_main
 
+    from ..training.threads import apply as apply_threads
+    from ..training.threads import said as threads_said
+
+    threads = apply_threads(cfg.train.threads)  # measured now: the first line says when it is fewer than the cores
     if is_main():
+        if threads.reduced:
+            threads_said(threads)
+            print(threads.describe(), flush=True)
         if args.fold == "none":  # the first line says that no one is held out and where the budget came from
             from ..training.budget import Budget
 

@@ -47,6 +47,8 @@ from .loaders import eval_rows
 from . import trackers
 from .runtime import (Runtime, all_mean, barrier, gather_rows, is_main, is_out_of_memory, out_of_memory_error,
                       sync_buffers)
+from .threads import apply as apply_threads
+from .threads import said as threads_said
 
 
 @dataclass
@@ -104,6 +106,9 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     resume = check_run_folder(out, resume)
     if is_main():
         trackers.check(cfg)  # MLflow missing or its server unreachable: say so before any work
+    threads = apply_threads(cfg.train.threads)
+    if threads.reduced and not threads_said(threads):
+        log(threads.describe())
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
     prepared.check(cfg)
     ckpt = _resume_checkpoint(out, cfg, prepared) if resume else None
