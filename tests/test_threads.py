@@ -29,7 +29,7 @@ def spinner():
 def fresh(monkeypatch):
     """No choice cached from an earlier test, no OMP_NUM_THREADS, torch's threads restored after."""
     before = torch.get_num_threads()
-    monkeypatch.setattr(threads_mod, "_chosen", None)
+    monkeypatch.setattr(threads_mod, "_busy", [])
     monkeypatch.setattr(threads_mod, "_said", set())
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     yield before
@@ -61,3 +61,9 @@ def test_train_beside_a_busy_process_takes_the_cores_left_and_says_so_first(synt
                  "--set", f"train.threads={default}"]) == 0
     out = capsys.readouterr().out
     assert "threads:" not in out and torch.get_num_threads() == default
+
+
+def test_auto_never_raises_a_count_the_caller_set(fresh):
+    torch.set_num_threads(1)
+    chosen = threads_mod.apply(0)
+    assert chosen.n == 1 and torch.get_num_threads() == 1

@@ -77,6 +77,8 @@ def _ours(exc: OSError, *temporary: Path) -> bool:
     folder, or no file named), not about an input read on the way."""
     if exc.errno not in CANNOT_WRITE:
         return False
+    if exc.errno in _NO_SPACE:  # only writing fills a disk: whatever file it names, it is our output
+        return True
     name = exc.filename
     if name is None:
         return True
@@ -248,14 +250,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def require_file(path: str | Path, kind: str = "file") -> Path:
+def require_file(path: str | Path, kind: str = "file", *, what: str = "", hint: str = "",
+                 missing: str = "file not found") -> Path:
     """``path`` when it is a file; otherwise a UserError that says what is there instead (a folder is
-    not "not found")."""
+    not "not found"). ``what`` names the role before the path, ``hint`` says what to give instead."""
     path = Path(path)
+    name, advice = f"{what} {path}" if what else str(path), f" ({hint})" if hint else ""
     if path.is_dir():
-        raise UserError(f"{path}: a folder, not a {kind}")
+        raise UserError(f"{name}: a folder, not a {kind}{advice}")
     if not path.is_file():
-        raise UserError(f"{path}: {'not a regular file' if path.exists() else 'file not found'}")
+        raise UserError(f"{name}: {'not a regular file' if path.exists() else missing}{advice}")
     return path
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .. import labels
 from ..errors import UserError
-from ..fileio import read_csv
+from ..fileio import read_csv, require_file
 
 FIELDS = tuple(t.field for t in labels.TASKS)  # each task's recorded label
 BUILTIN = {"known": "known_mislabels.csv"}
@@ -100,12 +100,8 @@ def resolve(spec: str | Path | None) -> Path | None:
         return None
     if str(spec) in BUILTIN:
         return Path(str(resources.files("maskcls") / "resources" / BUILTIN[str(spec)]))
-    path = Path(spec)
-    if path.is_dir():
-        raise UserError(f"corrections {spec}: a folder, not a CSV file (use known, none, or a CSV path)")
-    if not path.is_file():
-        raise UserError(f"corrections {spec}: no such file (use known, none, or a CSV path)")
-    return path
+    return require_file(spec, "CSV file", what="corrections", hint="use known, none, or a CSV path",
+                        missing="no such file")
 
 
 def read(path: str | Path) -> list[Correction]:

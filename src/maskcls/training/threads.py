@@ -25,11 +25,12 @@ class Threads:
     cores: int  # cores this process may run on
     busy: float | None  # cores other processes kept busy while we measured (None: not measured)
     source: str  # "auto", "train.threads" or "OMP_NUM_THREADS"
+    before: int = 0  # torch's count when auto chose (0: not auto)
 
     @property
     def reduced(self) -> bool:
-        """maskcls chose fewer threads than the cores because others are busy: the user is told."""
-        return self.source == "auto" and self.n < self.cores
+        """maskcls lowered the threads because other processes keep cores busy: the user is told."""
+        return self.source == "auto" and self.n < self.before
 
     def describe(self) -> str:
         if self.reduced:
@@ -70,7 +71,7 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-_chosen: Threads | None = None
+_busy: list[float | None] = []  # the one measurement of this process (a command's folds share it)
 _said: set[Threads] = set()
 
 
@@ -84,23 +85,23 @@ def said(threads: Threads) -> bool:
 
 
 def choose(setting: int = 0) -> Threads:
-    """The thread count for ``train.threads`` (0: auto). Auto measures once per process; later calls (the
-    folds of one command) reuse the answer."""
-    global _chosen
+    """The thread count for ``train.threads`` (0: auto). Auto measures once per process and only ever
+    lowers torch's current count (a caller's own torch.set_num_threads stands), by the cores other
+    processes keep busy."""
+    import torch
+
     n_cores = cores()
     if setting:
         return Threads(int(setting), n_cores, None, "train.threads")
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return Threads(int(env), n_cores, None, "OMP_NUM_THREADS")
-    if _chosen is None:
-        import torch
-
-        default = max(1, min(n_cores, torch.get_num_threads()))
-        busy = busy_cores()
-        taken = int(busy + 1 - BUSY_CORE) if busy is not None else 0  # 0.5 -> 1 core taken, 0.4 -> none
-        _chosen = Threads(max(1, default - taken), n_cores, busy, "auto")
-    return _chosen
+    if not _busy:
+        _busy.append(busy_cores())
+    busy = _busy[0]
+    current = max(1, min(n_cores, torch.get_num_threads()))
+    taken = int(busy + 1 - BUSY_CORE) if busy is not None else 0  # 0.5 -> 1 core taken, 0.4 -> none
+    return Threads(max(1, min(current, n_cores - taken)), n_cores, busy, "auto", current)
 
 
 def apply(setting: int = 0) -> Threads:
