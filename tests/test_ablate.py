@@ -33,11 +33,32 @@ def test_paired_delta_arithmetic_on_hand_made_results():
     assert table.loc["b", "delta"] == pytest.approx(d.mean())
     assert table.loc["b", "delta_low"] == pytest.approx(d.mean() - half)
     assert table.loc["b", "delta_high"] == pytest.approx(d.mean() + half)
-    ratios = np.array([(base[k] + gain[k]) / base[k] for k in base])
-    assert table.loc["b", "ratio"] == pytest.approx(ratios.mean())
+    b_mean = np.mean(list(base.values()))
+    assert table.loc["b", "ratio"] == pytest.approx((b_mean + d.mean()) / b_mean)  # the ratio of the paired means
+    assert table.loc["b", "ratio_low"] < table.loc["b", "ratio"] < table.loc["b", "ratio_high"]
     assert table.loc["a", "delta"] == 0 and table.loc["a", "mean"] == pytest.approx(np.mean(list(base.values())))
     md = ab.to_markdown(table.reset_index(), metric="macro_f1")
     assert "| `a` | 4 (1 failed) |" in md and f"{d.mean():+.3f}" in md
+
+
+def test_the_ratio_agrees_with_the_delta_and_its_interval_with_fieller():
+    """A variant with mean 0.055 against 0.057 (delta -0.002) showed ratio 1.09x [0.00, 3.42]: the mean
+    of per-pair ratios, which one small baseline pair drives up."""
+    b = np.array([0.010, 0.080, 0.070, 0.068])
+    v = np.array([0.030, 0.060, 0.065, 0.065])
+    assert (v / b).mean() > 1 and v.mean() < b.mean()  # the case the issue saw
+    rows = [{"variant": name, "seed": 0, "fold": i, "macro_f1": x, "status": "ok"}
+            for name, xs in (("a", b), ("b", v)) for i, x in enumerate(xs)]
+    r = ab.summarize(pd.DataFrame(rows), ["a", "b"]).set_index("variant").loc["b"]
+    assert r.delta < 0 and r.ratio < 1 and r.ratio == pytest.approx(v.mean() / b.mean())
+    # Fieller: at each bound r, mean(v - r b) sits exactly on its 95% t bound.
+    t = stats.t.ppf(0.975, 3)
+    for bound in (r.ratio_low, r.ratio_high):
+        d = v - bound * b
+        assert abs(d.mean()) == pytest.approx(t * d.std(ddof=1) / 2, rel=1e-6)
+    assert r.ratio_low < r.ratio < r.ratio_high
+    md = ab.to_markdown(ab.summarize(pd.DataFrame(rows), ["a", "b"]), metric="macro_f1")
+    assert "ratio of means [95% Fieller]" in md and f"{r.ratio:.2f}x" in md
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ on the same labels.
 OUT/results.csv   one row per run (variant, seed, fold, metrics on the key, best_epoch, seconds_per_epoch,
                   checkpoint, scored_fold, scored_people, status)
 OUT/people.csv    every person and the fold that scores them
-OUT/table.md      per variant: mean +- std, paired delta and ratio to the baseline with 95% intervals
+OUT/table.md      per variant: mean +- std, paired delta (t) and ratio of means (Fieller) to the baseline, 95%
 OUT/ablation.png  means with their 95% intervals
 OUT/runs/<variant>/seed-S-fold-K/   the run folders
 Re-running skips finished runs and only adds new ones; a failed run is recorded and the rest go on. A run
@@ -438,9 +438,34 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
     return mean, mean - half, mean + half
 
 
+def fieller_ratio(v: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """(ratio of means, low, high) for paired values: mean(v) / mean(b), so it agrees with the paired
+    delta mean(v) - mean(b) (below 1 exactly when the delta is below 0), with Fieller's interval for
+    a ratio of paired means (the r for which mean(v - r*b) is within its t interval of 0). NaN bounds
+    below 2 pairs, or when the baseline's mean is not clearly above 0 (the interval is unbounded)."""
+    v, b = np.asarray(v, dtype=float), np.asarray(b, dtype=float)
+    n = len(v)
+    if n == 0 or b.mean() == 0:
+        return float("nan"), float("nan"), float("nan")
+    ratio = float(v.mean() / b.mean())
+    if n < 2:
+        return ratio, float("nan"), float("nan")
+    t2 = stats.t.ppf((1 + level) / 2, n - 1) ** 2
+    cov = np.cov(np.stack([v, b]), ddof=1) / n  # the covariance of the two means
+    qa = b.mean() ** 2 - t2 * cov[1, 1]
+    qb = -2 * (v.mean() * b.mean() - t2 * cov[0, 1])
+    qc = v.mean() ** 2 - t2 * cov[0, 0]
+    disc = qb * qb - 4 * qa * qc
+    if qa <= 0 or disc < 0:
+        return ratio, float("nan"), float("nan")
+    root = np.sqrt(disc)
+    return ratio, float((-qb - root) / (2 * qa)), float((-qb + root) / (2 * qa))
+
+
 def summarize(results: pd.DataFrame, variants: list[str], *, metric: str = "macro_f1") -> pd.DataFrame:
-    """Per variant: runs, mean, std and 95% interval of ``metric``; the paired delta and the paired
-    ratio to the first variant over (seed, fold) pairs where both ran, with their 95% intervals."""
+    """Per variant: runs, mean, std and 95% interval of ``metric``; the paired delta (t interval) and the
+    ratio of paired means (Fieller's interval) to the first variant over (seed, fold) pairs where both
+    ran."""
     ok = results[results["status"] == "ok"].copy()
     ok[metric] = pd.to_numeric(ok[metric], errors="coerce")
     baseline = ok[ok["variant"] == variants[0]].set_index(["seed", "fold"])[metric]
@@ -450,8 +475,7 @@ def summarize(results: pd.DataFrame, variants: list[str], *, metric: str = "macr
         mean, low, high = t_interval(mine.to_numpy())
         pairs = pd.concat([mine.rename("v"), baseline.rename("b")], axis=1, join="inner").dropna()
         delta, d_low, d_high = t_interval((pairs["v"] - pairs["b"]).to_numpy())
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio, r_low, r_high = t_interval((pairs["v"] / pairs["b"]).to_numpy())
+        ratio, r_low, r_high = fieller_ratio(pairs["v"].to_numpy(), pairs["b"].to_numpy())
         # A t interval from 2-3 runs can run past what the metric can be (an F1 below 0, a negative
         # ratio); every metric here is a fraction in [0, 1], so the bounds are cut to what is possible.
         low, high = max(low, 0.0), min(high, 1.0)
@@ -484,7 +508,7 @@ def _fmt(x: float, digits: int = 3, signed: bool = False) -> str:
 
 def to_markdown(table: pd.DataFrame, *, metric: str) -> str:
     """The table users paste: one row per variant, the baseline first."""
-    lines = [f"| variant | runs | {metric} mean +- std | chance | paired delta [95% CI] | ratio [95% CI] |",
+    lines = [f"| variant | runs | {metric} mean +- std | chance | paired delta [95% CI] | ratio of means [95% Fieller] |",
              "|---|---|---|---|---|---|"]
     for i, r in enumerate(table.itertuples()):
         runs = f"{r.runs}" + (f" ({r.failed} failed)" if r.failed else "")
