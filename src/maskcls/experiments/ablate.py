@@ -516,8 +516,10 @@ def to_markdown(table: pd.DataFrame, *, metric: str) -> str:
             delta, ratio = "baseline", "1.00x"
         else:
             delta = f"{_fmt(r.delta, signed=True)} [{_fmt(r.delta_low, signed=True)}, {_fmt(r.delta_high, signed=True)}]"
-            ratio = f"{_fmt(r.ratio, 2)}x [{_fmt(r.ratio_low, 2)}, {_fmt(r.ratio_high, 2)}]" \
-                if np.isfinite(r.ratio) else "n/a"
+            # Fieller's interval has no bounds when the baseline's mean is not clearly above 0
+            bounds = (f"[{_fmt(r.ratio_low, 2)}, {_fmt(r.ratio_high, 2)}]" if np.isfinite(r.ratio_low)
+                      else "[unbounded]" if r.pairs >= 2 else "[n/a]")
+            ratio = f"{_fmt(r.ratio, 2)}x {bounds}" if np.isfinite(r.ratio) else "n/a"
         chance = getattr(r, "chance", float("nan"))
         low = " (at or below chance)" if np.isfinite(chance) and np.isfinite(r.mean) and r.mean <= chance + 1e-9 else ""
         lines.append(f"| `{r.variant}` | {runs} | {_fmt(r.mean)} +- {_fmt(r.std)}{low} | {_fmt(chance)} | {delta} | {ratio} |")
