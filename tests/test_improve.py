@@ -192,7 +192,8 @@ def test_real_runs_keep_the_last_epoch_even_when_an_earlier_one_scored_better(sy
     im.improve(synth_root, synth_root / "truth" / "corrections.csv", out, seeds=1, folds=3, overrides=sets,
                progress=False, log=said.append)
     # the log speaks of the kept epoch as the last one, never as a "best" the scored fold chose
-    assert sum("last epoch 2 of 2:" in line for line in said) == 6, said
+    assert sum("last epoch 2 of 2, on the" in line and "recorded labels:" in line for line in said) == 6, said
+    assert sum("against the answer key" in line for line in said) == 6, said
     assert not any("*best" in line or "best epoch" in line for line in said), said
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 6 and (results["status"] == "ok").all()

@@ -226,7 +226,7 @@ def test_fold_all_with_jobs_and_ray_writes_what_the_sequential_call_writes(synth
             printed = capfd.readouterr().out
             for fold in (0, 1):
                 assert re.search(rf"^  \[fold {fold}\] epoch 1/1 .*img/s", printed, re.M), printed
-                assert re.search(rf"^  \[fold {fold}\] best epoch 1 of 1: ", printed, re.M), printed
+                assert re.search(rf"^  \[fold {fold}\] best epoch 1 of 1, on the \d+ validation people.s recorded labels: ", printed, re.M), printed
     seq = (tmp_path / "seq" / "oof_probs.csv").read_bytes()
     cv = _no_timing(json.loads((tmp_path / "seq" / "cv_summary.json").read_text()))
     for name in ("jobs", "ray"):

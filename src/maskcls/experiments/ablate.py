@@ -391,7 +391,7 @@ def _row(run: tuple, summary: dict, run_dir: Path, answer: AnswerKey, *, log: Ca
     """results.csv's row of a finished run: its held-out fold scored on the answer key, and its summary."""
     metrics, people = score_run(run_dir, answer)
     log(f"  macro F1 {metrics['macro_f1'] if metrics['macro_f1'] is not None else float('nan'):.4f} "
-        f"on {len(people)} held-out people")
+        f"on the {len(people)} held-out people against the answer key ({answer.description}): the compared figure")
     return {"variant": run[0], "seed": run[1], "fold": run[2], **metrics,
             **{k: summary.get(k) for k in ("best_epoch", "epochs", "seconds_per_epoch")},
             "checkpoint": f"last epoch ({summary.get('epochs')})", "scored_fold": run[2],

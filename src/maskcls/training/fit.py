@@ -479,7 +479,10 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     else:  # train.select=last keeps the last epoch: no epoch was chosen as "best"
         what = f"{'last' if cfg.train.select == 'last' else 'best'} epoch {best_epoch}"
     what += f" of {len(history)}"
-    log(f"{what}: {format_scores(summary)}; run in {out}")
+    # Scored against the labels DATA records (after corrections); ablate and improve then score the same
+    # people against their answer key, a second figure that this line must not be mistaken for.
+    log(f"{what}, on the {summary.get('val_people')} validation people's recorded labels: "
+        f"{format_scores(summary)}; run in {out}")
     return summary
 
 
