@@ -53,6 +53,8 @@ def test_batches_and_single_items():
 def test_dir_lists_the_public_api():
     names = dir(maskcls)
     assert {"train", "train_folds", "Predictor", "load_config", "score_submission", "__version__"} <= set(names)
+    public = [n for n in names if not n.startswith("_")]
+    assert public == sorted(maskcls.__all__), public  # no Any, annotations or import_module
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Using a trained run: evaluate, predict (submission), classify, and the errors users hit."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -93,8 +94,10 @@ def test_grey_rgba_and_png_photos(run, synth_root, tmp_path, capsys):
     cv2.imwrite(str(grey), cv2.cvtColor(src, cv2.COLOR_BGR2GRAY))
     cv2.imwrite(str(rgba), cv2.cvtColor(src, cv2.COLOR_BGR2BGRA))
     assert main(["classify", str(run), str(grey), str(rgba)]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    text = capsys.readouterr().out
+    lines = [json.loads(line) for line in text.splitlines()]
     assert [r["photo"] for r in lines] == [str(grey), str(rgba)]
+    assert not re.search(r"\d\.\d{5,}", text), text  # 4 decimals, no float32 noise (0.4153999984264374)
     for r in lines:
         assert r["mask"] in ("wear", "incorrect", "normal") and r["gender"] in ("male", "female")
         assert r["age"] in ("<30", "30-59", ">=60") and 0 <= r["class"] < 18

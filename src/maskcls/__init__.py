@@ -38,8 +38,9 @@ __all__ = sorted(_API)
 
 
 def __dir__() -> list[str]:
-    """dir(maskcls) lists the public API, which is imported on first use."""
-    return sorted({*globals(), *_API})
+    """dir(maskcls) lists the public API, which is imported on first use, and the module's own dunder
+    names; the helpers this file imports (import_module, Any, annotations) are not API."""
+    return sorted({*_API, "__version__", *(n for n in globals() if n.startswith("__") and n.endswith("__"))})
 
 
 def __getattr__(name: str) -> Any:

@@ -204,7 +204,9 @@ def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", d
         result = {"photo": path, "class": c, **labels.answer_names(c, predictor.cutoffs)}
         result["confidence"] = round(float(probs[i, c]), 4)
         result["probabilities"] = {
-            task.name: dict(zip(task.names(predictor.cutoffs), np.round(per_task[task.name][i], 4).tolist()))
+            # float64 before rounding: a rounded float32 prints as 0.4153999984264374 in JSON
+            task.name: dict(zip(task.names(predictor.cutoffs),
+                                np.round(per_task[task.name][i].astype(np.float64), 4).tolist()))
             for task in labels.TASKS}
         results.append(result)
     return results
