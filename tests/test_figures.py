@@ -219,3 +219,19 @@ def test_import_does_not_touch_pyplot_or_backend():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=None, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_improve_figure_never_draws_a_loss_green():
+    """improve.png drew a negative gain green."""
+    import matplotlib.colors as mcolors
+    import pandas as pd
+
+    from maskcls.reports.figures import _gain_figure
+
+    table = pd.DataFrame({"metric": ["macro_f1", "accuracy", "mask_f1", "age_f1"], "pairs": [4, 4, 4, 1],
+                          "gain": [0.03, -0.02, 0.01, -0.01], "low": [0.01, -0.03, -0.02, np.nan],
+                          "high": [0.05, -0.01, 0.04, np.nan]})
+    fig = _gain_figure(table)
+    drawn = [mcolors.to_hex(line.get_color()) for line in fig.axes[0].lines if line.get_marker() == "o"]
+    green, red, grey = (mcolors.to_hex(c) for c in ("tab:green", "tab:red", "tab:grey"))
+    assert drawn == [green, red, grey, red]

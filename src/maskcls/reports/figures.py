@@ -242,6 +242,20 @@ def plot_ablation(table: pd.DataFrame, path: str | Path, *, title: str = "") -> 
     _save(_ablation_figure(table, title=title), path)
 
 
+GAIN_COLOURS = {"up": "tab:green", "down": "tab:red", "unclear": "tab:grey"}
+
+
+def gain_colours(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[str]:
+    """Green for a gain whose interval lies above 0, red below 0, grey where it holds 0; without an
+    interval (one pair) the sign alone decides. A loss is never drawn as a gain."""
+    out = []
+    for v, lo, hi in zip(values, low, high):
+        lo = lo if np.isfinite(lo) else v
+        hi = hi if np.isfinite(hi) else v
+        out.append(GAIN_COLOURS["up" if lo > 0 else "down" if hi < 0 else "unclear"])
+    return out
+
+
 def _gain_figure(table: pd.DataFrame, *, title: str = "") -> Figure:
     """One row per metric: the paired gain with its 95% interval, zero marked."""
     n = len(table)
@@ -251,10 +265,11 @@ def _gain_figure(table: pd.DataFrame, *, title: str = "") -> Figure:
     values = table["gain"].to_numpy(dtype=float)
     lo, hi = table["low"].to_numpy(dtype=float), table["high"].to_numpy(dtype=float)
     err = np.vstack([np.where(np.isfinite(lo), values - lo, 0), np.where(np.isfinite(hi), hi - values, 0)])
-    ax.errorbar(values, y, xerr=err, fmt="o", capsize=4, color="tab:green")
+    for i, colour in enumerate(gain_colours(values, lo, hi)):
+        ax.errorbar(values[i:i + 1], y[i:i + 1], xerr=err[:, i:i + 1], fmt="o", capsize=4, color=colour)
     ax.axvline(0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(y, [f"{m} (n={p})" for m, p in zip(table["metric"], table["pairs"])])
-    ax.set_xlabel("paired gain, with - without (95% interval)")
+    ax.set_xlabel("paired gain, with - without (95% interval; green: above 0, red: below 0, grey: either)")
     ax.grid(axis="x", alpha=0.3)
     if title:
         ax.set_title(title, fontsize=9)
