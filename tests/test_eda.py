@@ -172,6 +172,8 @@ def test_manifest_with_missing_labels_and_a_broken_photo(tmp_path):
     page = (out / "report.html").read_text()
     assert "broken.jpg" in page and "does not decode" in page and "unknown" in page
     assert all((out / ref).is_file() for kind, ref in _refs(page) if kind == "src")
+    # no duplicates: said in words, not "0 pair(s), 0 with identical pixels, between 0 pair(s) of people"
+    assert "No duplicates across people" in page and "0 pair(s)" not in page
 
 
 def test_corrections_before_and_after(tmp_path):

@@ -218,12 +218,22 @@ def _images(s: dict) -> str:
     return _section("images", "Image files", f"<p>{im['decoded']} of {s['photos']} photos decoded.</p>" + "".join(tables) + bad)
 
 
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
 def _duplicates(s: dict, table: pd.DataFrame, pairs: np.ndarray, thumbs: dict[int, str]) -> str:
     d = s["duplicates"]
-    intro = (f"<p>Photos of <b>different</b> people whose perceptual hashes ({_e(d['method'])}) differ in at most "
-             f"{d['threshold']} bits: <b>{d['pairs_total']}</b> pair(s), {d['exact_pairs']} with identical pixels, "
-             f"between {len(d['people_pairs'])} pair(s) of people. Often one person filed twice or a labelling "
-             "mistake. Near-identical photos of one person are normal and not listed.</p>")
+    rule = (f"Photos of <b>different</b> people whose perceptual hashes ({_e(d['method'])}) differ in at most "
+            f"{d['threshold']} bits")
+    if not d["pairs_total"]:  # "0 pair(s), 0 with identical pixels, between 0 pair(s) of people" said nothing
+        intro = f"<p>No duplicates across people: no two photos of different people within {d['threshold']} bits " \
+                f"({_e(d['method'])}). Near-identical photos of one person are normal and not counted.</p>"
+    else:
+        intro = (f"<p>{rule}: <b>{d['pairs_total']}</b> {_plural(d['pairs_total'], 'pair')}, "
+                 f"{d['exact_pairs']} with identical pixels, between {len(d['people_pairs'])} "
+                 f"{_plural(len(d['people_pairs']), 'pair')} of people. Often one person filed twice or a labelling "
+                 "mistake. Near-identical photos of one person are normal and not listed.</p>")
     if not d["pairs_total"]:
         return _section("duplicates", "Duplicates across people", intro)
     people = _table(["person A", "person B", "photo pairs", "identical", "closest distance"],
