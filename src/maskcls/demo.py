@@ -10,8 +10,9 @@ import shutil
 from pathlib import Path
 
 
-from .config import describe_config, load_config
+from .config import describe_config, load_config, parse_size
 from .errors import UserError
+from .fileio import read_json, write_json
 from .data.synth import make_dataset
 from .data.validate import validate
 from .metrics import format_scores
@@ -20,6 +21,17 @@ from .serve.score import score_submission
 from .training.fit import train
 
 DEMO_PEOPLE, DEMO_EVAL_PEOPLE, DEMO_SIZE = 240, 30, (96, 128)
+STAMP = ".demo.json"  # in OUT/data: what the data was made with (hidden: scans skip dot files)
+
+
+def _made_with(stamp: Path) -> dict | None:
+    """What existing demo data was made with; data from before the stamp was made with the defaults."""
+    if not stamp.is_file():
+        return {"people": DEMO_PEOPLE, "eval_people": DEMO_EVAL_PEOPLE, "size": list(DEMO_SIZE)}
+    try:
+        return read_json(stamp)
+    except UserError:
+        return None
 
 
 def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = (), progress: bool = True,
@@ -29,11 +41,20 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
     cfg = load_config("demo", list(overrides))  # checked before anything is written
     print(describe_config("demo", overrides, cfg))
     data_dir = out / "data"
-    if not (data_dir / "train" / "train.csv").is_file():
-        print(f"[1/5] writing demo data: {people} + {eval_people} people to {data_dir}")
-        make_dataset(data_dir, people=people, eval_people=eval_people, noise=0.02, seed=0, size=DEMO_SIZE)
-    else:
+    # The photos are generated at the size the model reads (data.size: --size), so a smaller demo decodes
+    # and resizes less; the data is reused only when it was made with the same people and size.
+    size = parse_size(cfg.data.size)
+    made = {"people": people, "eval_people": eval_people, "size": list(size)}
+    stamp = data_dir / STAMP
+    if (data_dir / "train" / "train.csv").is_file() and _made_with(stamp) == made:
         print(f"[1/5] reusing demo data in {data_dir}")
+    else:
+        if data_dir.exists():
+            print(f"      replacing the demo data in {data_dir} (made with other --people, --eval-people or --size)")
+            shutil.rmtree(data_dir)  # the demo owns this folder, as it owns the run
+        print(f"[1/5] writing demo data: {people} + {eval_people} people at {size[0]}x{size[1]} to {data_dir}")
+        make_dataset(data_dir, people=people, eval_people=eval_people, noise=0.02, seed=0, size=size)
+        write_json(stamp, made)
     print("[2/5] validating the data")
     checked = validate(data_dir, progress=progress)
     if checked.problems:
