@@ -217,3 +217,27 @@ def test_bad_option_values_are_one_message(tmp_path, capsys):
             main(argv)
         assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_help_texts_agree_with_the_configs_and_the_readme(capsys):
+    """train --help said corrections default to 'known' (the demo and plain configs have none); the
+    train.trackers help said MLflow writes ./mlruns where the README (and MLflow 3) say ./mlflow.db."""
+    from pathlib import Path
+
+    import pytest
+
+    from maskcls.cli import main as cli_main
+    from maskcls.config import load_config
+
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in ("default", "demo", "plain"):
+        value = load_config(name).data.corrections
+        assert f"'{value}' in" in text and (name in text.split("'" + value + "' in", 1)[1][:40]), (name, value)
+    assert cli_main(["config"]) == 0
+    shown = capsys.readouterr().out
+    trackers = next(line for line in shown.splitlines() if "train.trackers" in line)
+    assert "./mlflow.db" in trackers and "./mlruns)" not in trackers
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "`./mlflow.db`" in readme

@@ -181,6 +181,16 @@ def test_bad_input(run, tmp_path, capsys, synth_root):
     capsys.readouterr()
     assert main(["interpret", str(run), str(data), "--out", str(data / "INT")]) == 2
     assert "inside the data" in capsys.readouterr().err and not (data / "INT").exists()
+    # a folder holding a previous page names --force, which the user needs; a folder of other files does not
+    previous = tmp_path / "prev"
+    previous.mkdir()
+    (previous / "interpret.html").write_text("<html></html>")
+    assert main(["interpret", str(run), "--out", str(previous)]) == 2
+    assert "previous interpret page: --force replaces it" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert main(["interpret", str(run), "--out", str(tmp_path / "other")]) == 2
+    assert "--force" not in capsys.readouterr().err
 
 
 @pytest.mark.slow

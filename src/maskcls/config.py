@@ -132,7 +132,7 @@ class TrainConfig(_Strict):
     seed: int = _f(0, "weights, shuffling and augmentation (never the folds)")
     log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
     trackers: str = _f("tensorboard", "experiment trackers joined by +: tensorboard (RUN/tb), mlflow "
-                                      "($MLFLOW_TRACKING_URI or ./mlruns), tensorboard+mlflow, or none")
+                                      "($MLFLOW_TRACKING_URI or ./mlflow.db), tensorboard+mlflow, or none")
     compile: bool = _f(False, "torch.compile the model (GPU: faster steps after a slow first one)")
     ema: float = _f(0.0, "exponential moving average of the weights (timm ModelEmaV3, its decay warm-up) with this "
                          "decay per step, e.g. 0.999: validation, best.pt and last.pt hold the average; 0 = off",

@@ -38,7 +38,8 @@ def add_parser(sub) -> None:
                         f"the {DEFAULT_CONFIG_RULE}")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set train.epochs=5 --set model.name=convnext_tiny")
-    p.add_argument("--corrections", default=None, help=CORR_HELP + " (default: the config's, 'known')")
+    p.add_argument("--corrections", default=None, help=CORR_HELP + " (default: the config's data.corrections: 'known' in the default "
+                        "config, 'none' in demo and plain; `maskcls config --config NAME` shows it)")
     p.add_argument("--fold", default=None, type=fold_arg, metavar="K|all|none",
                    help="which person-level fold to hold out (default: data.fold, 0); 'all' trains every fold into "
                         "RUN/fold-K and writes RUN/oof_probs.csv (out-of-fold probabilities) and RUN/cv_summary.json; "

@@ -118,9 +118,12 @@ def _check_out(out: Path, force: bool) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise UserError(f"--out {out} exists and is not a folder; give a new folder for the page")
     if out.is_dir() and any(out.iterdir()):
-        if not force or not (out / "interpret.html").is_file():
+        previous = (out / "interpret.html").is_file()
+        if not force or not previous:
             raise UserError(f"--out {out} exists and is not empty; give a new or empty folder"
-                            + (" (--force replaces only a previous interpret page)" if force else ""))
+                            + (" (--force replaces only a previous interpret page)" if force
+                               else " (it holds a previous interpret page: --force replaces it)" if previous
+                               else ""))
 
 
 def _refuse_training_photos(run: Path, members: list, digests: np.ndarray, trained_on: str) -> None:
