@@ -80,6 +80,15 @@ def test_eval_photos_linking_outside_the_eval_folder_are_refused(run, synth_root
     assert main(["validate", str(data)]) != 0
     out = capsys.readouterr()
     assert f"image {victim} links outside the eval folder" in out.out + out.err
+    assert str(secret) not in out.out + out.err  # validate neither decodes nor names the target
+    # A link to a missing file outside says the same: the messages do not tell what exists out there.
+    (ev / "images" / victim).unlink()
+    (ev / "images" / victim).symlink_to(tmp_path / "no-such-file.jpg")
+    assert main(["validate", str(data)]) != 0
+    out = capsys.readouterr()
+    assert f"image {victim} links outside the eval folder" in out.out + out.err and "no-such-file" not in out.out
+    (ev / "images" / victim).unlink()
+    (ev / "images" / victim).symlink_to(secret)
     # A link inside the eval folder is a photo like any other; --allow-outside reads the outside one.
     (ev / "images" / inside).rename(ev / "images" / "moved.jpg")
     (ev / "images" / inside).symlink_to(ev / "images" / "moved.jpg")
@@ -192,7 +201,7 @@ def test_predict_force_never_replaces_its_inputs(run, synth_root, tmp_path, caps
     photo_before = photo.read_bytes()
     own = [run / "best.pt", run / "config.yaml", run / "val_predictions.csv"]
     before = {p: p.read_bytes() for p in [data / "info.csv", photo, *own]}
-    for target, message in ((data / "info.csv", "is one of the inputs"), (photo, "a .csv file"),
+    for target, message in ((data / "info.csv", "inside the data"), (photo, "inside the data"),
                             (run / "best.pt", "a .csv file"), (run / "val_predictions.csv", "is one of the inputs"),
                             (synth_root / "train" / "train.csv", "is one of the inputs")):
         assert main(["predict", str(run), str(data), "--out", str(target), "--force"]) == 2
@@ -201,7 +210,9 @@ def test_predict_force_never_replaces_its_inputs(run, synth_root, tmp_path, caps
                      "--force"]) == 2
         assert message in capsys.readouterr().err, target
     assert all(p.read_bytes() == b for p, b in before.items())
-    assert main(["predict", str(run), str(data), "--out", str(data / "submission.csv")]) == 0
+    assert main(["predict", str(run), str(data), "--out", str(data / "submission.csv")]) == 2  # into the data
+    assert "inside the data" in capsys.readouterr().err
+    assert main(["predict", str(run), str(data), "--out", str(tmp_path / "submission.csv")]) == 0
     # nothing to predict, and one run given twice, are mistakes too
     (data / "info.csv").write_text("ImageID,ans\n")
     assert main(["predict", str(run), str(data), "--out", str(tmp_path / "e.csv")]) == 2
@@ -228,3 +239,29 @@ def test_a_read_only_output_folder_names_the_target_not_a_temporary_file(run, sy
         assert len(err) == 1 and err[0].startswith(f"maskcls {name}: error: {target}"), (name, err)
         assert "cannot write" in err[0] and ".tmp" not in err[0] and ".lock" not in err[0], (name, err)
     assert list(ro.iterdir()) == []
+
+
+def test_predict_never_writes_into_the_data_or_over_a_datasets_labels(run, synth_root, tmp_path, capsys):
+    """`predict RUN DATA --out DATA/train/train.csv --force` replaced the training labels (given DATA, not
+    DATA/eval); DATA/eval/sub.csv was written into the data; another dataset's info.csv was replaced."""
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    labels_before = (data / "train" / "train.csv").read_bytes()
+    for given in (data, data / "eval"):
+        for target in (data / "train" / "train.csv", data / "eval" / "info.csv", data / "eval" / "sub.csv",
+                       data / "sub.csv"):
+            assert main(["predict", str(run), str(given), "--out", str(target), "--force"]) == 2, (given, target)
+            err = capsys.readouterr().err
+            assert "inside the data" in err or "one of the inputs" in err, err
+    assert main(["predict", str(run), str(data), "--out", str(tmp_path / "s.csv"), "--probs",
+                 str(data / "eval" / "p.csv")]) == 2
+    assert "--probs" in capsys.readouterr().err
+    other = tmp_path / "other"
+    shutil.copytree(synth_root / "eval", other / "eval")
+    (other / "train" / "images").mkdir(parents=True)
+    before = (other / "eval" / "info.csv").read_bytes()
+    assert main(["predict", str(run), str(data), "--out", str(other / "eval" / "info.csv"), "--force"]) == 2
+    assert "labels file of a dataset" in capsys.readouterr().err
+    assert (other / "eval" / "info.csv").read_bytes() == before
+    assert (data / "train" / "train.csv").read_bytes() == labels_before
+    assert not (data / "eval" / "sub.csv").exists() and not (data / "sub.csv").exists()

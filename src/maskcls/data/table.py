@@ -315,6 +315,13 @@ PHOTO_COL = "_maskcls_photo"  # the resolved photo path added to info.csv's own 
 EVAL_OUTSIDE_HINT = "to accept such links, give predict --allow-outside"
 
 
+def _leads_outside(path: Path, root: Path) -> bool:
+    try:
+        return not path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a link loop: not a photo inside the folder either way
+        return False
+
+
 def load_eval(eval_dir: str | Path, *, allow_outside: bool = False) -> tuple[pd.DataFrame, list[Problem]]:
     """Read eval/info.csv -> its own columns plus PHOTO_COL (the photo's path), in file order, and the
     problems found. A photo that links out of the eval folder is a problem unless ``allow_outside``:
@@ -333,17 +340,20 @@ def load_eval(eval_dir: str | Path, *, allow_outside: bool = False) -> tuple[pd.
     for i, image_id in zip(frame.index, frame["ImageID"]):
         image_id = image_id.strip()
         path = images / image_id
+        # A link out of the folder is refused before anything about its target is looked at (whether it
+        # exists, whether it decodes): nothing outside is read, or named.
+        outside = bool(image_id) and not allow_outside and _leads_outside(path, root)
         if image_id and (Path(image_id).name != image_id or image_id in (".", "..")):
             problems.append(Problem(f"{info_path}:{i}", f"ImageID {image_id} is not a file name in {images}"))
+        elif outside:
+            problems.append(Problem(f"{info_path}:{i}", f"image {image_id} links outside the eval folder {root}; "
+                                                        + EVAL_OUTSIDE_HINT))
         elif not image_id or not path.is_file():
             problems.append(Problem(f"{info_path}:{i}", f"image {image_id or '(empty)'} not found in {images}"))
         elif image_id in seen:
             problems.append(Problem(f"{info_path}:{i}", f"ImageID {image_id} already listed on line {seen[image_id]}"))
-        elif not allow_outside and not path.resolve().is_relative_to(root):
-            problems.append(Problem(f"{info_path}:{i}", f"image {image_id} links outside the eval folder {root}; "
-                                                        + EVAL_OUTSIDE_HINT))
         seen.setdefault(image_id, i)
-        paths.append(str(path.resolve()))
+        paths.append("" if outside else str(path.resolve()))  # "": never decoded by validate, never named
     if images.is_dir():
         for f in sorted(images.iterdir()):
             if not f.name.startswith(".") and f.name not in seen:

@@ -14,7 +14,7 @@ from .. import labels
 from ..data.images import decode_error
 from ..data.prepare import prepare
 from ..data.fingerprint import refuse_other_data, seen_before
-from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal
+from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal, refuse_output_inside
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, check_writable, write_csv
 from ..metrics import compute_metrics, log_loss, per_class_f1, with_chance
@@ -102,6 +102,15 @@ def _refuse_training_photos(run: Runs, predictor: Predictor, digests: np.ndarray
                         f"found by content); the figures would be inflated. Evaluate on other labelled data{val}")
 
 
+def _dataset_of(eval_dir: str | Path) -> Path:
+    """The data a submission must not be written into: the dataset root when EVAL_DIR is its eval/ folder
+    (beside train/), else the folder given."""
+    folder = Path(eval_dir)
+    if folder.name == "eval" and (folder.parent / "train").is_dir():
+        return folder.parent
+    return folder
+
+
 def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta: str = "none",
                        force: bool = False, probs_out: str | Path | None = None, device: str = "auto",
                        workers: int = 0, backend: str = "torch", progress: bool = True,
@@ -135,11 +144,15 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
         if target is None:
             continue
         where = Path(target).resolve()
+        refuse_output_inside(_dataset_of(eval_dir), target, flag=flag)
         if Path(target).suffix.lower() != ".csv":
             raise UserError(f"{flag} {target}: a submission is a .csv file; give a name ending in .csv")
         if where in inputs or any(d == where.parent or d in where.parents for d in run_dirs):
             raise UserError(f"{flag} {target} is one of the inputs (the eval photos and info.csv, the training "
                             "labels, or a run folder); --force never replaces them. Write the file elsewhere")
+        if where.name in ("info.csv", "train.csv") and (where.parent / "images").is_dir():
+            raise UserError(f"{flag} {target} is the labels file of a dataset (beside its images/); --force never "
+                            "replaces a dataset's labels. Write the submission elsewhere")
     check_replaceable(out, force=force, what="--out")
     if probs_out is not None:
         check_replaceable(probs_out, force=force, what="--probs")
