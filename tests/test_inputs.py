@@ -38,8 +38,10 @@ def test_batches_and_single_items():
     batch = np.zeros((5, 12, 10, 3), np.uint8)
     items, names = normalise_items(batch)
     assert len(items) == 5 and names == [0, 1, 2, 3, 4]
-    items, _ = normalise_items(np.zeros((4, 12, 10), np.float32))  # a batch of greyscale images
-    assert len(items) == 4 and items[0].shape == (12, 10, 3)
+    items, _ = normalise_items(np.zeros((5, 12, 10), np.float32))  # a batch of greyscale images
+    assert len(items) == 5 and items[0].shape == (12, 10, 3)
+    items, _ = normalise_items(list(np.zeros((4, 12, 10), np.float32)))  # 3 or 4 of them: as a list (see below)
+    assert len(items) == 4
     items, _ = normalise_items(np.zeros((12, 10, 3), np.uint8))
     assert len(items) == 1
     with pytest.raises(UserError, match="expected an image of shape"):
@@ -96,3 +98,18 @@ def test_a_16_bit_array_is_scaled_as_a_16_bit_file_not_clipped_white(tmp_path):
         normalise_items([np.full((8, 8), -1, np.int16)])
     (ok,), _ = normalise_items(np.full((8, 8), 200, np.int64))
     assert (ok == 200).all()
+
+
+def test_arrays_predict_cannot_read_right_are_refused_not_misread():
+    """(64, 48, 2) gave 64 rows (48x2 greyscale images), a channels-first (3, 64, 48) gave 3 rows, and a
+    normalised float image (-1..1) was clipped at 0: each without a word."""
+    with pytest.raises(UserError, match=r"2x48 pixels is not a photo"):
+        normalise_items(np.zeros((64, 48, 2), np.uint8))
+    with pytest.raises(UserError, match=r"looks channels-first \(C, H, W\)"):
+        normalise_items(np.zeros((3, 64, 48), np.uint8))
+    with pytest.raises(UserError, match=r"float pixels from -1 to 1; give 0..1 or 0..255"):
+        normalise_items([np.linspace(-1, 1, 64 * 48 * 3).reshape(64, 48, 3)])
+    with pytest.raises(UserError, match="expected uint8, uint16, integer or float pixels, got bool"):
+        normalise_items([np.zeros((16, 16), bool)])
+    items, _ = normalise_items(np.zeros((5, 64, 48), np.uint8))  # a batch of greyscale photos still works
+    assert len(items) == 5 and items[0].shape == (64, 48, 3)
