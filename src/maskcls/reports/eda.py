@@ -39,7 +39,7 @@ from ..data.images import PhotoError, read_rgb, resize
 from ..data.summary import summarize
 from ..data.table import add_derived, describe, parse_folder_name, raise_on_fatal, refuse_output_inside, scan
 from ..errors import UserError
-from ..fileio import atomic_dir, atomic_open, write_json, write_text
+from ..fileio import atomic_dir, atomic_open, check_writable, write_json, write_text
 from ..progress import bar
 
 FACE_SIZE = (96, 128)  # (width, height) every photo is resized to for the mean face and the hash
@@ -450,6 +450,7 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
     out = Path(out)
     refuse_output_inside(data, out)
     check_out(out)
+    check_writable(out)  # said before every photo is read, not after
     if not 0 <= dup_threshold <= HASH_BITS // 8:
         raise UserError(f"duplicate threshold must be 0-{HASH_BITS // 8} bits of {HASH_BITS} (a larger one lists "
                         f"unrelated photos), got {dup_threshold}")

@@ -27,7 +27,7 @@ from ..data.prepare import prepare
 from ..data.table import describe, refuse_output_inside
 from ..errors import UserError
 from ..faces.features import face_descriptors
-from ..fileio import atomic_dir, atomic_open, write_json, write_text
+from ..fileio import atomic_dir, atomic_open, check_writable, write_json, write_text
 from ..labels import task_probs
 from ..metrics import per_class_f1
 from ..progress import bar
@@ -149,6 +149,7 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
 
     run, out = Path(run), Path(out)
     _check_out(out, force)
+    check_writable(out)  # said before the photos are predicted, not after
     dev = resolve_device(device)
     runs = _members(run)
     # Each run loaded once: its predictor serves the probabilities, and its model the activation maps.
