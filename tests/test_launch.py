@@ -97,6 +97,9 @@ def test_a_ray_address_that_does_not_answer_fails_fast_and_starts_nothing():
     with pytest.raises(UserError, match="expected HOST:PORT"):
         with open_launcher(launcher="ray", ray_address="nonsense"):
             pass
+    with pytest.raises(UserError, match="port 99999 is out of range"):  # was "does not answer"
+        with open_launcher(launcher="ray", ray_address="127.0.0.1:99999"):
+            pass
 
 
 @pytest.mark.parametrize("listener", ["silent", "http", "grpc"])

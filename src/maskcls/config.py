@@ -395,7 +395,8 @@ def describe_config(name: str | Path, overrides: Sequence[str], cfg: Config, *, 
     sets = "".join(f" --set {o}" for o in overrides)
     model = (f"{FACE_MODEL} (no CNN: heads on the face descriptor)" if cfg.model.name == FACE_MODEL else
              f"{cfg.model.name} at {cfg.data.size}" + (" + face features" if cfg.model.face_features else ""))
-    return (f"config: {name}{why}{sets} -> {model}, {cfg.train.epochs} epochs, "
+    epochs = f"{cfg.train.epochs} epoch{'' if cfg.train.epochs == 1 else 's'}"
+    return (f"config: {name}{why}{sets} -> {model}, {epochs}, "
             f"batch {cfg.train.batch_size}, device {cfg.train.device}")
 
 

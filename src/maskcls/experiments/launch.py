@@ -210,6 +210,8 @@ def probe(address: str, timeout: float = PROBE_SECONDS) -> None:
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"--ray-address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+    if not 0 < int(port) < 65536:
+        raise UserError(f"--ray-address {address}: port {port} is out of range (1-65535)")
     start = time.monotonic()
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
