@@ -280,7 +280,7 @@ def test_swa_averages_the_last_epochs_and_recomputes_batchnorm(synth_root, tmp_p
     resumed = next(line for line in said if line.startswith("resuming"))
     assert "best.pt becomes the SWA average of epochs 2-3 when training ends" in resumed, resumed
     # the last line names what it scored: the average, not "best epoch 3" (epoch 3's own line differs)
-    assert said[-1].startswith("the SWA average of epochs 2-3 of 3: macro_f1") and "best epoch" not in said[-1]
+    assert said[-1].startswith("the SWA average of epochs 2-3 of 3, on the 6 validation people's recorded labels: macro_f1") and "best epoch" not in said[-1]
     third = load_checkpoint(run / "last.pt")["model"]
     best = load_checkpoint(run / "best.pt")
     assert summary["averaged"] == "swa: epochs 2-3" and best["swa_epochs"] == [2, 3]
