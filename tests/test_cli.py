@@ -80,7 +80,10 @@ def test_train_and_evaluate_through_the_cli(synth_root, tmp_path, capsys):
     assert "corrections:" in out and "fold 1 of 4" in out and "best epoch 1 of 1" in out
     saved = (run / "config.yaml").read_text()
     assert "fold: 1" in saved and "corrections: known" in saved and "name: test_resnet" in saved
-    assert main(["evaluate", str(run), str(synth_root)]) == 0
+    assert main(["evaluate", str(run), str(synth_root)]) == 0  # lines, as `maskcls score` prints them
+    table = capsys.readouterr().out
+    assert "the run's validation fold: macro_f1 " in table and "per class (F1, photos):" in table
+    assert main(["evaluate", str(run), str(synth_root), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["split"] == "val" and set(metrics) >= {"macro_f1", "accuracy", "mask_f1", "gender_f1", "age_f1"}
     assert main(["train", str(synth_root), "--out", str(run), "--config", "demo"]) == 2

@@ -92,7 +92,7 @@ def test_every_command_that_uses_a_run_works_on_a_final_fit(synth_root, cv_and_f
     # other people: scored
     other = tmp_path / "other"
     make_dataset(other, people=6, eval_people=0, noise=0.0, seed=11, size=(48, 64), workers=1)
-    assert main(["--quiet", "evaluate", str(final), str(other)]) == 0
+    assert main(["--quiet", "evaluate", str(final), str(other), "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["people"] == 6 and scores["split"] == "all"
     sub = tmp_path / "sub.csv"

@@ -70,15 +70,23 @@ def score_submission(submission: str | Path, truth: str | Path) -> dict:
 
 def format_score(result: dict) -> list[str]:
     """Human-readable lines of ``score_answers``'s result."""
-    lines = [f"{result['photos']} photos: {format_scores(result, sep='; ')}"]
+    # evaluate's result says what was scored (split, people, models); score's is a submission's photos
+    where = {"val": "the run's validation fold", "all": "every labelled photo", "oof": "out-of-fold (each photo by "
+             "the fold model that never saw its person)"}.get(result.get("split"), "")
+    of = (f" of {result['people']} people" if result.get("people") else "") + (f", {where}" if where else "") + (
+        f", mean of {result['models']} models" if (result.get("models") or 1) > 1 and result.get("split") != "oof"
+        else "")
+    lines = [f"{result.get('photos', '?')} photos{of}: {format_scores(result, sep='; ')}"]
     if (result.get("chance") or {}).get("macro_f1") == 1.0:
         lines.append("the answer key holds one class only (a placeholder such as eval/info.csv, all 0?): "
                      "these scores say nothing about the model")
-    low = result["at_or_below_chance"]
+    low = result.get("at_or_below_chance") or []
     if low:
         lines.append(f"at or below chance: {', '.join(low)} (a guess that never looks at the photo scores as well)")
     lines.append("chance: the best a guess that never looks at the photo reaches on this class mix: macro F1 "
                  "1 / the classes present, accuracy always the commonest class")
+    if not result.get("per_class_f1"):
+        return lines
     lines.append("per class (F1, photos):")
     for name, row in result["per_class_f1"].items():
         lines.append(f"  {name:<28} {row['f1']:.4f}  {row['support']}" if row["support"]
