@@ -57,11 +57,19 @@ def per_class_f1(targets: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np
     return np.asarray(f1, dtype=float), np.bincount(true, minlength=labels.NUM_CLASSES)
 
 
-def macro_classes(targets: np.ndarray, probs: np.ndarray) -> int:
-    """How many classes the macro F1 averages: those with photos or predicted at least once (sklearn's
-    ``average="macro"`` counts a predicted class without photos as an F1 of 0)."""
+def class_counts(targets: np.ndarray, probs: np.ndarray) -> dict[str, int]:
+    """The two class counts every figure and file names, one definition each:
+    ``with_photos``: the 18-way classes that have photos among the fully labelled ones (the K of the
+    chance level 1 / K); ``averaged``: the classes the macro F1 averages, those with photos plus any
+    predicted without photos (sklearn's ``average="macro"`` counts each of those as an F1 of 0)."""
     full, true = full_labels(targets)
-    return len(set(true.tolist()) | set(probs[full].argmax(1).tolist()))
+    present = set(true.tolist())
+    return {"with_photos": len(present), "averaged": len(present | set(probs[full].argmax(1).tolist()))}
+
+
+def macro_classes(targets: np.ndarray, probs: np.ndarray) -> int:
+    """How many classes the macro F1 averages (``class_counts``' ``averaged``)."""
+    return class_counts(targets, probs)["averaged"]
 
 
 def confusion(targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -110,10 +118,15 @@ def at_or_below_chance(metrics: dict, chance: dict) -> list[str]:
             and chance[k] < 1.0 - 1e-9 and metrics[k] <= chance[k] + 1e-9]
 
 
-def with_chance(metrics: dict, targets: np.ndarray) -> dict:
-    """``metrics`` plus 'chance' (``chance_metrics`` of the same rows) and 'at_or_below_chance'."""
+def with_chance(metrics: dict, targets: np.ndarray, probs: np.ndarray | None = None) -> dict:
+    """``metrics`` plus 'chance' (``chance_metrics`` of the same rows) and 'at_or_below_chance'; with
+    ``probs``, 'classes' too (``class_counts``: the K of the chance level and the classes the macro F1
+    averaged), where a macro F1 exists."""
     chance = chance_metrics(targets)
-    return {**metrics, "chance": chance, "at_or_below_chance": at_or_below_chance(metrics, chance)}
+    out = {**metrics, "chance": chance, "at_or_below_chance": at_or_below_chance(metrics, chance)}
+    if probs is not None:
+        out["classes"] = class_counts(targets, probs) if metrics.get("macro_f1") is not None else None
+    return out
 
 
 def format_scores(metrics: dict, keys: tuple[str, ...] = METRIC_KEYS, sep: str = ", ") -> str:

@@ -172,7 +172,8 @@ def support_labels(support: np.ndarray) -> list[str]:
 
 
 def _per_class_figure(f1: np.ndarray, support: np.ndarray, names: list[str], *, title: str = "",
-                      macro_f1: float | None = None, averaged: int | None = None) -> Figure:
+                      macro_f1: float | None = None, averaged: int | None = None,
+                      with_photos: int | None = None) -> Figure:
     """One bar per class with photos; a class without photos has no bar (its F1 is undefined), only
     its "no photos" label. The title ends with the macro F1 and how many classes it averaged."""
     f1 = np.asarray(f1, dtype=float)
@@ -199,6 +200,10 @@ def _per_class_figure(f1: np.ndarray, support: np.ndarray, names: list[str], *, 
     ax.grid(axis="y", alpha=0.3)
     if macro_f1 is not None:
         over = f" over {averaged} classes" if averaged is not None else ""
+        if averaged is not None and with_photos is not None:  # metrics.class_counts' two names
+            extra = averaged - with_photos
+            over = (f" over the {with_photos} classes with photos" if not extra else
+                    f" over {averaged} classes ({with_photos} with photos + {extra} predicted without photos, F1 0)")
         title = f"{title}: macro F1 {macro_f1:.3f}{over}" if title else f"macro F1 {macro_f1:.3f}{over}"
     if title:
         ax.set_title(title)
@@ -206,10 +211,12 @@ def _per_class_figure(f1: np.ndarray, support: np.ndarray, names: list[str], *, 
 
 
 def plot_per_class_f1(f1: np.ndarray, support: np.ndarray, names: list[str], path: str | Path, *,
-                      title: str = "", macro_f1: float | None = None, averaged: int | None = None) -> None:
+                      title: str = "", macro_f1: float | None = None, averaged: int | None = None,
+                      with_photos: int | None = None) -> None:
     """One bar per class (F1, 0..1) with the class's validation support written above it; "no photos"
-    where a class has none. ``averaged``: the classes the macro F1 averaged (``metrics.macro_classes``)."""
-    _save(_per_class_figure(f1, support, names, title=title, macro_f1=macro_f1, averaged=averaged), path)
+    where a class has none. ``averaged`` and ``with_photos``: ``metrics.class_counts``."""
+    _save(_per_class_figure(f1, support, names, title=title, macro_f1=macro_f1, averaged=averaged,
+                            with_photos=with_photos), path)
 
 
 # --------------------------------------------------------------------------- ablation

@@ -73,7 +73,7 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
         _refuse_training_photos(run, predictor, prepared.photo_digests()[table.index.to_numpy()])
     targets = prepared.score_targets[table.index.to_numpy()]
     probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
-    out = {**with_chance(compute_metrics(targets, probs), targets), "val_loss": log_loss(targets, probs), "split": split,
+    out = {**with_chance(compute_metrics(targets, probs), targets, probs), "val_loss": log_loss(targets, probs), "split": split,
            "photos": len(table), "people": int(table["person"].nunique()), "models": len(predictor.members)}
     if out["macro_f1"] is not None:
         f1, support = per_class_f1(targets, probs)

@@ -21,7 +21,7 @@ def score_answers(true: np.ndarray, pred: np.ndarray, *, cutoffs: labels.AgeCuto
     true, pred = np.asarray(true, dtype=np.int64), np.asarray(pred, dtype=np.int64)
     targets = np.stack([np.asarray(t.of_class)[true] for t in labels.TASKS], axis=1)
     probs = np.eye(labels.NUM_CLASSES)[pred]  # one-hot: each task's answer is the class's own
-    out = with_chance(compute_metrics(targets, probs), targets)
+    out = with_chance(compute_metrics(targets, probs), targets, probs)
     f1, support = per_class_f1(targets, probs)
     out["per_class_f1"] = {name: {"f1": round(float(f), 4), "support": int(n)}
                            for name, f, n in zip(labels.class_names(cutoffs), f1, support)}
@@ -83,8 +83,11 @@ def format_score(result: dict) -> list[str]:
     low = result.get("at_or_below_chance") or []
     if low:
         lines.append(f"at or below chance: {', '.join(low)} (a guess that never looks at the photo scores as well)")
+    present = (result.get("classes") or {}).get("with_photos")
     lines.append("chance: the best a guess that never looks at the photo reaches on this class mix: macro F1 "
-                 "1 / the classes present, accuracy always the commonest class")
+                 f"1 / the classes with photos{f' ({present})' if present else ''}, accuracy always the commonest "
+                 "class" + (f"; the macro F1 averages {result['classes']['averaged']} classes (those with photos + "
+                            "those predicted without photos, F1 0)" if present else ""))
     if not result.get("per_class_f1"):
         return lines
     lines.append("per class (F1, photos):")
@@ -113,7 +116,7 @@ def pooled_oof_metrics(run: str | Path, data: str | Path) -> dict | None:
         return None
     probs = oof.set_index(oof["path"].astype(str)).loc[paths, labels.class_prob_columns()].to_numpy(dtype=float)
     targets = prepared.score_targets
-    out = {**with_chance(compute_metrics(targets, probs), targets), "val_loss": log_loss(targets, probs),
+    out = {**with_chance(compute_metrics(targets, probs), targets, probs), "val_loss": log_loss(targets, probs),
            "split": "oof", "photos": len(paths), "people": int(prepared.table["person"].nunique()),
            "models": int(cfg.data.folds)}
     if out["macro_f1"] is not None:

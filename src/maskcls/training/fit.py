@@ -30,7 +30,7 @@ from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..faces.features import no_face_count
 from ..fileio import write_csv, write_json, write_text
-from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, macro_classes, per_class_f1,
+from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, per_class_f1,
                        selection_score, with_chance)
 from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
 from .averaging import Ema, Swa, build_averaging
@@ -441,9 +441,10 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     s.model.load_state_dict(best_state if best_state is not None else load_checkpoint(out / "best.pt")["model"])
     probs = _validate(s, s.model, desc="best model", progress=progress)
     targets = s.val_targets
-    metrics = with_chance(compute_metrics(targets, probs), targets)
+    metrics = with_chance(compute_metrics(targets, probs), targets, probs)
     val_idx = prepared.split(cfg.data.fold)[1]
     val = prepared.table.iloc[val_idx].reset_index(drop=True)
+    counts = metrics["classes"]
     summary = {**metrics, "val_loss": log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
                "planned_epochs": cfg.train.epochs,
                "selected_by": "last_epoch" if cfg.train.select == "last" else
@@ -469,7 +470,8 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     if metrics["macro_f1"] is not None:
         f1, support = per_class_f1(targets, probs)
         plot_per_class_f1(f1, support, names, out / "per_class_f1.png", title=f"validation fold {cfg.data.fold}",
-                          macro_f1=metrics["macro_f1"], averaged=macro_classes(targets, probs))
+                          macro_f1=metrics["macro_f1"], averaged=counts["averaged"],
+                          with_photos=counts["with_photos"])
         plot_confusion(confusion(targets, probs), names, out / "confusion.png",
                        title=f"{cfg.model.name}, validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
     write_json(out / "summary.json", summary)

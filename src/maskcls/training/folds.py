@@ -179,7 +179,7 @@ def cv_summary(summaries: list[dict], targets: np.ndarray, oof_probs: np.ndarray
             mean[key] = float(values.mean())
             std[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return {"folds": len(summaries), "mean": mean, "std": std,
-            "oof": {**with_chance(compute_metrics(targets, oof_probs), targets), "val_loss": log_loss(targets, oof_probs)},
+            "oof": {**with_chance(compute_metrics(targets, oof_probs), targets, oof_probs), "val_loss": log_loss(targets, oof_probs)},
             "per_fold": summaries}
 
 
