@@ -58,3 +58,31 @@ def test_preview_shows_every_mask_state_full_names_and_a_legend_for_its_colours(
             word = next(text for c, text in BOX_COLOURS.values() if c == colour).split(":")[0]
             assert word in info["legend"]
         assert info["legend"]  # a box drawn is a box explained
+
+
+def test_each_photo_draws_its_own_augmentation_and_ids_are_never_cut(synth_root, tmp_path, monkeypatch):
+    """Every person got the same draw down a column (training seeds each photo separately), and ids
+    wrapped mid-number ("s000031_female_Asian_2" / "4" read as age 2)."""
+    from maskcls.data import transforms
+    from maskcls.data.images import sample_seed
+    from maskcls.reports.preview import wrap_name
+
+    seen: list[tuple[str, int]] = []
+    real = transforms.Transform.__call__
+
+    def spy(self, image, seed=None, key=None, **kw):
+        seen.append((key, seed))
+        return real(self, image, seed, key, **kw)
+
+    monkeypatch.setattr(transforms.Transform, "__call__", spy)
+    assert main(["augment-preview", str(synth_root), "--preset", "hflip+vflip", "--out", str(tmp_path / "g.png"),
+                 "--people", "3", "--draws", "2"]) == 0
+    by_draw = {}
+    for i, (key, seed) in enumerate(seen):
+        by_draw.setdefault(i % 2, []).append(seed)
+    for seeds in by_draw.values():  # one column: three photos, three seeds
+        assert len(set(seeds)) == 3, seen
+    assert all(0 <= s < 2**32 for _, s in seen) and sample_seed(1, 2) != sample_seed(1, 3)
+    assert wrap_name("s000031_female_Asian_24", 22) == "s000031_female_Asian_\n24"
+    assert wrap_name("s000031_female_Asian_24", 22).replace("\n", "") == "s000031_female_Asian_24"
+    assert all(len(line) <= 23 for line in wrap_name("a" * 30 + "_b", 22).splitlines())

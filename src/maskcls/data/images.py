@@ -94,6 +94,12 @@ class PhotoStore:
         return out
 
 
+def sample_seed(epoch_seed: int, i: int) -> int:
+    """The augmentation seed of photo ``i`` in an epoch: each photo draws its own augmentation, and
+    augment-preview draws as training does."""
+    return (epoch_seed * 1_000_003 + i) % (2**32)
+
+
 # model.name=face-descriptor reads no pixels: its samples carry this placeholder instead of a decoded photo
 NO_IMAGE = torch.zeros((3, 1, 1), dtype=torch.uint8)
 
@@ -132,7 +138,7 @@ class PhotoDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple:
-        seed = (self.epoch_seed * 1_000_003 + i) % (2**32)
+        seed = sample_seed(self.epoch_seed, i)
         if not self.images:
             return _sample(NO_IMAGE, self.faces, i), self.targets[i]
         if self.cache is not None:  # already cropped and resized

@@ -17,7 +17,7 @@ from matplotlib.patches import Rectangle
 from .. import labels
 from ..config import Config
 from ..data.faces import FaceBoxes
-from ..data.images import read_rgb
+from ..data.images import read_rgb, sample_seed
 from ..data.table import load_table, refuse_output_inside
 from ..data.crops import note_legacy, split_legacy
 from ..data.transforms import parse_augment, train_transform
@@ -28,6 +28,22 @@ from .figures import _save
 # The crop box's colour and the word the title uses for it: one table, so the legend names the colours drawn.
 BOX_COLOURS = {"face": ("lime", "green: face found"), "fallback": ("red", "red: no face found, centre crop"),
                "center": ("deepskyblue", "blue: centre crop")}
+
+
+def wrap_name(name: str, width: int) -> str:
+    """A folder name on lines of about ``width``, broken only after underscores (an id or an age is never
+    cut in two: "s000031_female_Asian_2" / "4" read as age 2); a part longer than a line is cut."""
+    lines: list[str] = []
+    for part in name.split("_"):
+        if len(part) > width:  # no underscore to break at: cut, each piece on a line of its own
+            lines += textwrap.wrap(part, width)
+        elif lines and len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += "_" + part
+        else:
+            if lines:
+                lines[-1] += "_"  # the underscore stays, at the end of the line: the name reads back whole
+            lines.append(part)
+    return "\n".join(lines)
 
 
 def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Config, people: int = 4,
@@ -53,7 +69,7 @@ def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Conf
     rng = np.random.default_rng(seed)
     persons = table["person"].unique()
     chosen = rng.choice(persons, size=min(people, len(persons)), replace=False)
-    paths, states = [], []
+    paths, states, indices = [], [], []
     mask_names = labels.by_field("mask").names()
     for r, person in enumerate(chosen):
         rows = table[table["person"] == person]
@@ -63,6 +79,7 @@ def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Conf
         pick = rows[rows["mask"] == want] if (rows["mask"] == want).any() else rows
         row = pick.iloc[int(rng.integers(len(pick)))]
         paths.append(row["path"])
+        indices.append(int(row.name))  # its place in the table: the photo's own augmentation seed
         states.append(mask_names[int(row["mask"])] if not pd.isna(row["mask"]) else "unknown")
     faces = None
     boxes = None
@@ -77,7 +94,7 @@ def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Conf
         original = read_rgb(path)
         axes[r, 0].imshow(original)
         # names in full: a long folder name is wrapped, never cut
-        folder = "\n".join(textwrap.wrap(Path(path).parent.name, 22)) or "."
+        folder = wrap_name(Path(path).parent.name, 22) or "."
         axes[r, 0].set_title(f"{folder}\n{Path(path).name} ({states[r]})", fontsize=6)
         if crop != "none":
             x0, y0, x1, y1 = transform.preprocess.box(original, path)
@@ -86,7 +103,8 @@ def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Conf
             axes[r, 0].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, linewidth=1.5,
                                            edgecolor=BOX_COLOURS[kind][0]))
         for d in range(draws):
-            axes[r, d + 1].imshow(transform(original, seed=seed * 1000 + d, key=path))
+            # each photo its own draw, as in training (sample_seed): not one draw shared down a column
+            axes[r, d + 1].imshow(transform(original, seed=sample_seed(seed * 1000 + d, indices[r]), key=path))
             axes[r, d + 1].set_title(f"draw {d + 1}", fontsize=7)
         for ax in axes[r]:
             ax.set_xticks([])
