@@ -203,6 +203,24 @@ def test_suggest_lr_is_the_steepest_descent_before_the_minimum():
     assert suggest_lr(wide, np.array([1.0, 0.9, 5, 6, 7])) == pytest.approx(wide[1] / 10)
 
 
+def test_an_unstable_suggestion_is_named_and_a_clear_one_is_not():
+    """lr-find's suggestion moved with --steps (0.027 at 60 steps, 0.0071 at 100): a noisy curve moves
+    its steepest descent with the smoothing, and the band across smoothings says so."""
+    from maskcls.training.lr_find import UNSTABLE, suggestion_band
+
+    lrs = np.logspace(-6, 0, 100)
+    x = np.log10(lrs)
+    clean = 2 - np.tanh(1.5 * (x + 3))
+    low, high = suggestion_band(lrs, clean)
+    assert high / low < UNSTABLE and 1e-4 < low <= high < 1e-2
+    lrs = np.logspace(-6, 0, 60)  # a short test: a shallow descent in step-to-step noise, then the blow-up
+    x = np.log10(lrs)
+    noisy = (2 - 0.5 * np.tanh(1.2 * (x + 2)) + np.random.default_rng(1).normal(0, 0.15, len(x))
+             + np.where(x > -0.7, (x + 0.7) ** 2 * 4, 0))
+    low, high = suggestion_band(lrs, noisy)
+    assert high / low >= UNSTABLE
+
+
 def test_smooth_is_debiased():
     assert smooth(np.array([2.0, 2.0, 2.0])) == pytest.approx([2.0, 2.0, 2.0])
 
@@ -212,8 +230,9 @@ def test_lr_find_command(synth_root, tmp_path, capsys):
     args = ["-q", "lr-find", str(synth_root), "--out", str(tmp_path / "lr"), "--config", "demo", "--steps", "12",
             "--start-lr", "1e-5", "--end-lr", "1"] + [a for kv in TINY for a in ("--set", kv)]
     assert cli.main(args) == 0
-    out = capsys.readouterr().out
-    suggested = float(out.strip().splitlines()[-1].split("train.lr=")[1])
+    said = capsys.readouterr()
+    out = said.out
+    suggested = float(next(line for line in out.splitlines() if line.startswith("suggested train.lr=")).split("=")[1])
     files = {p.name for p in (tmp_path / "lr").iterdir()}
     assert files == {"lr_find.png", "lr_find.csv"}  # no checkpoints kept
     assert all(str(tmp_path / "lr" / name) in out for name in files)  # both named where they are said written
@@ -222,6 +241,10 @@ def test_lr_find_command(synth_root, tmp_path, capsys):
     ratios = curve["lr"].values[1:] / curve["lr"].values[:-1]
     assert np.allclose(ratios, 10 ** (5 / 11))  # exponential: the same factor every step, 1e-5 -> 1 in 12 steps
     assert curve["lr"].min() <= suggested <= curve["lr"].max()
+    from maskcls.training.lr_find import UNSTABLE, suggestion_band
+
+    low, high = suggestion_band(curve["lr"].to_numpy(), curve["loss"].to_numpy())
+    assert ("the suggestion is unstable" in said.err) == (high / low >= UNSTABLE), (low, high, said.err)
     assert cli.main(args) == 2  # the files are there: refused without --force
     assert "--force" in capsys.readouterr().err
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import DATA_HELP, at_least, config_args, resolve_config, setting_args, setting_flags
 
@@ -48,4 +49,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {' and '.join(str(f) for f in result['files'])} ({result['steps']} steps{stop}); lowest loss at "
           f"{result['min_loss_lr']:.2g}")
     print(f"suggested train.lr={result['suggested_lr']:.2g}")
+    low, high = result["band"]
+    if result["unstable"]:
+        print(f"warning: the suggestion is unstable: with other smoothings of the same curve it moves from {low:.2g} "
+              f"to {high:.2g} ({high / low:.0f}x); the curve is too short or noisy to pick a rate. Run more --steps "
+              "(or a larger train.batch_size) and read the plot; keep the config's rate meanwhile", file=sys.stderr)
     return 0

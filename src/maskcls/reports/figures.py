@@ -321,9 +321,13 @@ def plot_precision_recall(curve: pd.DataFrame, path: str | Path, *, title: str =
 
 
 def _lr_find_figure(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, suggested: float, *,
-                    title: str = "") -> Figure:
+                    title: str = "", band: tuple[float, float] | None = None, unstable: bool = False) -> Figure:
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
+    if band is not None:  # where the suggestion lands with other smoothings
+        ax.axvspan(band[0], band[1], color="C1" if unstable else "C2", alpha=0.15,
+                   label=f"suggestion with other smoothings {band[0]:.2g}-{band[1]:.2g}"
+                         + (": UNSTABLE, a guess" if unstable else ""))
     ax.plot(lrs, losses, color="0.75", linewidth=1, label="loss per step")
     ax.plot(lrs, smoothed, color="C0", linewidth=2, label="smoothed")
     ax.axvline(suggested, color="C3", linestyle="--", label=f"suggested train.lr {suggested:.2g}")
@@ -342,6 +346,8 @@ def _lr_find_figure(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, s
 
 
 def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, suggested: float, path: str | Path, *,
-                 title: str = "") -> None:
-    """Loss against learning rate (log scale), raw and smoothed, the suggested rate marked."""
-    _save(_lr_find_figure(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), suggested, title=title), path)
+                 title: str = "", band: tuple[float, float] | None = None, unstable: bool = False) -> None:
+    """Loss against learning rate (log scale), raw and smoothed, the suggested rate marked, and the band
+    the suggestion moves in across smoothings (orange and named unstable when wide)."""
+    _save(_lr_find_figure(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), suggested, title=title,
+                          band=band, unstable=unstable), path)

@@ -4,7 +4,8 @@ rate rising exponentially each step, the loss recorded, stopped when the loss bl
 ``lr_find(cfg, data, out)`` trains the configured model, loss, augmentation and mixing on the training
 folds of data.fold (the photos ``train`` would learn from), writes OUT/lr_find.csv and OUT/lr_find.png,
 and keeps no weights: nothing of the short run survives it but the curve.
-``suggest_lr`` is the pure part: the rate at the steepest descent of the smoothed loss.
+``suggest_lr`` is the pure part: the rate at the steepest descent of the smoothed loss;
+``suggestion_band`` the same over several smoothings, which says when the suggestion cannot be trusted.
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ def suggest_lr(lrs: np.ndarray, smoothed: np.ndarray) -> float:
         return float(max(lrs[lowest] / 10, lrs[0]))
     slope = np.gradient(smoothed[: lowest + 1], np.log(lrs[: lowest + 1]))
     return float(lrs[int(np.argmin(slope))])
+
+
+SMOOTHINGS = (0.8, 0.9, 0.95, 0.98)  # the EMA betas the suggestion is compared across (0.9: the one reported)
+UNSTABLE = 3.0  # the suggestion moves by more than this factor across them: the curve cannot tell
+
+
+def suggestion_band(lrs: np.ndarray, losses: np.ndarray) -> tuple[float, float]:
+    """(lowest, highest) suggestion over ``SMOOTHINGS``: a short or noisy curve moves its steepest descent
+    with the smoothing, and a suggestion that moves by a factor of ``UNSTABLE`` or more is a guess."""
+    found = [suggest_lr(lrs, smooth(np.asarray(losses, float), beta)) for beta in SMOOTHINGS]
+    return float(min(found)), float(max(found))
 
 
 def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, start_lr: float = 1e-7,
@@ -137,11 +149,14 @@ def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | 
         raise UserError("the loss was not a number from the first steps; lower --start-lr or check the data")
     smoothed = smooth(losses_a)
     suggested = suggest_lr(lrs_a, smoothed)
+    band = suggestion_band(lrs_a, losses_a)
+    unstable = band[1] / band[0] >= UNSTABLE
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "lr_find.csv", pd.DataFrame({"lr": lrs_a, "loss": losses_a, "smoothed": smoothed}))
     from ..reports.figures import plot_lr_find
 
-    plot_lr_find(lrs_a, losses_a, smoothed, suggested, out / "lr_find.png",
+    plot_lr_find(lrs_a, losses_a, smoothed, suggested, out / "lr_find.png", band=band, unstable=unstable,
                  title=f"{cfg.model.name}: learning-rate range test ({len(lrs_a)} steps)")
     return {"suggested_lr": suggested, "min_loss_lr": float(lrs_a[int(np.argmin(smoothed))]), "steps": len(lrs_a),
-            "stopped_early": stopped, "files": [str(out / name) for name in FILES]}
+            "stopped_early": stopped, "band": list(band), "unstable": unstable,
+            "files": [str(out / name) for name in FILES]}
