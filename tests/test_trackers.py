@@ -106,10 +106,13 @@ def test_training_logged_to_mlflow_and_tensorboard(synth_root, tmp_path, monkeyp
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "single")
     monkeypatch.chdir(tmp_path)  # a new experiment's artifacts go to ./mlruns
     out = tmp_path / "run"
+    said: list[str] = []
     summary = train(tiny_config("train.epochs=2", "train.trackers=tensorboard+mlflow"), synth_root, out,
-                    progress=False, log=lambda s: None)
+                    progress=False, log=said.append)
     exp = client.get_experiment_by_name("single")
     (run,) = client.search_runs([exp.experiment_id])
+    # the log says where the run went: its id, the store, the experiment
+    assert f"mlflow: run {run.info.run_id} in {uri} (experiment 'single')" in "\n".join(said)
     assert run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "2" and run.data.params["model.name"] == "test_resnet"
     assert run.data.params["data.mean"] != "null"  # the resolved settings, not the given ones
@@ -117,7 +120,7 @@ def test_training_logged_to_mlflow_and_tensorboard(synth_root, tmp_path, monkeyp
     assert [m.step for m in history] == [1, 2]
     assert run.data.metrics["summary.macro_f1"] == pytest.approx(summary["macro_f1"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "summary.json", "metrics.csv", "curves.png", "confusion.png"} <= artifacts
+    assert {"config.yaml", "summary.json", "metrics.csv", "curves.png", "confusion.png", "best.pt"} <= artifacts
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -146,3 +149,37 @@ def test_ablation_is_a_parent_with_children(synth_root, tmp_path, monkeypatch, s
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert sorted(r.data.params["data.augment"] for r in children) == ["hflip", "none"]
     assert {"results.csv", "table.md", "ablation.png"} <= {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+
+
+@pytest.mark.slow
+def test_the_kept_model_is_registered_when_asked(synth_root, tmp_path, monkeypatch, store):
+    """train.mlflow_model=NAME registers the kept model through MLflow's PyTorch flavour; it loads back
+    and answers as best.pt does."""
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    from maskcls.training.runs import load_run
+
+    uri, client = store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "single")
+    monkeypatch.chdir(tmp_path)
+    said: list[str] = []
+    train(tiny_config("train.epochs=1", "train.trackers=mlflow", "train.mlflow_model=masks"), synth_root,
+          tmp_path / "run", progress=False, log=said.append)
+    assert any(line.startswith("mlflow: registered the kept model as 'masks' version 1") for line in said), said
+    mlflow.set_tracking_uri(uri)
+    registered = mlflow.pytorch.load_model("models:/masks/1")
+    model = load_run(tmp_path / "run")[0]
+    x = torch.randint(0, 255, (2, 3, 64, 48), dtype=torch.uint8)
+    registered.eval()
+    model.eval()
+    with torch.no_grad():
+        a, b = registered(x), model(x)
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k])
+    else:
+        torch.testing.assert_close(a, b)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # (lr, weight decay, optimizer, model, data, augmentation...) is refused: silently keeping the
 # checkpoint's optimizer state with a new setting would make the run match neither setting.
 RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train.trackers", "train.device", "train.threads",
+                     "train.mlflow_model",
                      "data.workers", "data.pin_memory", "data.cache", "data.cache_dir", "train.compile")
 
 def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: float | None = None,
@@ -133,6 +134,8 @@ class TrainConfig(_Strict):
     log_every: int = _f(20, "steps between loss read-outs (each one syncs with the GPU)", lo=1)
     trackers: str = _f("tensorboard", "experiment trackers joined by +: tensorboard (RUN/tb), mlflow "
                                       "($MLFLOW_TRACKING_URI or ./mlflow.db), tensorboard+mlflow, or none")
+    mlflow_model: str = _f("", "with train.trackers=...mlflow: register the kept model in MLflow's model registry under "
+                               "this name (mlflow.pytorch); empty: not registered")
     compile: bool = _f(False, "torch.compile the model (GPU: faster steps after a slow first one)")
     ema: float = _f(0.0, "exponential moving average of the weights (timm ModelEmaV3, its decay warm-up) with this "
                          "decay per step, e.g. 0.999: validation, best.pt and last.pt hold the average; 0 = off",

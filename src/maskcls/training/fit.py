@@ -175,7 +175,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             if improved:
                 save_checkpoint(out / "best.pt", state)
             write_csv(out / "metrics.csv", pd.DataFrame(history))
-            tracker = tracker or trackers.Trackers(cfg, out, start_epoch=start_epoch, resume=resume)
+            tracker = tracker or trackers.Trackers(cfg, out, start_epoch=start_epoch, resume=resume, log=log)
             tracker.log_epoch(row, epoch + 1)
             shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("train_loss", "val_loss", *METRIC_KEYS) if row[k] is not None)
             log(f"epoch {epoch + 1}/{cfg.train.epochs}  {shown}  {row['images_per_s']:.0f} img/s"
@@ -193,7 +193,8 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
         else:
             summary = finish_final_fit(out, prepared, cfg, s, history, budget, seconds=seconds, log=log)
         if tracker is not None:
-            tracker.log_summary(summary)
+            kept = s.model if held_out else _evaluated(s)  # finish_run loaded best.pt's weights into s.model
+            tracker.log_summary(summary, model=kept if cfg.train.mlflow_model else None, log=log)
         return summary
     except Exception as exc:
         if tracker is not None:

@@ -27,7 +27,8 @@ PARENT_ENV = "MASKCLS_MLFLOW_PARENT"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 DEFAULT_EXPERIMENT = "maskcls"
 FIGURES = ("curves.png", "confusion.png", "per_class_f1.png")
-ARTIFACTS = ("config.yaml", "summary.json", "metrics.csv", *FIGURES)
+# best.pt too: the MLflow run then holds the model that predict would load, beside its settings
+ARTIFACTS = ("config.yaml", "summary.json", "metrics.csv", *FIGURES, "best.pt")
 
 
 def tracking_uri() -> str:
@@ -158,13 +159,23 @@ def _numbers(values: dict) -> dict[str, float]:
 class _Mlflow:
     """One MLflow run for one run folder; a resumed training continues its unfinished MLflow run."""
 
-    def __init__(self, cfg, out: Path, *, resume: bool) -> None:
+    def __init__(self, cfg, out: Path, *, resume: bool, log=None) -> None:
+        self.cfg = cfg
+        self.client = _client()
+        exp = _experiment_id(self.client)
+        self._opened(exp, out, resume=resume)
+        if log is not None:  # where the run went: its id, the store and the experiment, said once
+            name = self.client.get_experiment(exp).name
+            log(f"mlflow: run {self.run_id} in {tracking_uri()} (experiment {name!r}); `mlflow ui` "
+                f"{'--backend-store-uri ' + tracking_uri() + ' ' if os.environ.get('MLFLOW_TRACKING_URI') else ''}"
+                "shows it")
+
+    def _opened(self, exp: str, out: Path, *, resume: bool) -> None:
         from mlflow.entities import Param
 
         from ..config import flat
 
-        self.client = _client()
-        exp = _experiment_id(self.client)
+        cfg = self.cfg
         folder = str(out.resolve())
         previous = self.client.search_runs([exp], filter_string=f"tags.`maskcls.run_dir` = '{folder}'",
                                            order_by=["attributes.start_time DESC"], max_results=1) if resume else []
@@ -197,6 +208,21 @@ class _Mlflow:
         for name in ARTIFACTS:
             if (out / name).is_file():
                 self.client.log_artifact(self.run_id, str(out / name))
+
+    def register(self, model, name: str) -> str:
+        """Log ``model`` with MLflow's PyTorch flavour into this run and register it as ``name``; returns
+        the registered version. Requirements are not inferred (that imports and inspects every package):
+        the model needs torch and maskcls, which the run's params name."""
+        import mlflow
+        import mlflow.pytorch
+
+        mlflow.set_tracking_uri(tracking_uri())
+        with mlflow.start_run(run_id=self.run_id):
+            # "pickle": the whole module as torch.save keeps it (the "pt2" default traces forward with an example)
+            info = mlflow.pytorch.log_model(model, name="model", registered_model_name=name, pip_requirements=[],
+                                            serialization_format="pickle",
+                                            await_registration_for=60)
+        return str(getattr(info, "registered_model_version", "") or "")
 
     def close(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=status)
@@ -237,11 +263,11 @@ class _TensorBoard:
 class Trackers:
     """The trackers of one training: ``log_epoch`` every epoch, ``log_summary`` once at the end, ``close``."""
 
-    def __init__(self, cfg, out: Path, *, start_epoch: int = 0, resume: bool = False) -> None:
+    def __init__(self, cfg, out: Path, *, start_epoch: int = 0, resume: bool = False, log=None) -> None:
         names = parse_trackers(cfg.train.trackers)
         self.cfg, self.out = cfg, Path(out)
         self.tb = _TensorBoard(self.out, start_epoch) if "tensorboard" in names else None
-        self.mlflow = _Mlflow(cfg, self.out, resume=resume) if "mlflow" in names else None
+        self.mlflow = _Mlflow(cfg, self.out, resume=resume, log=log) if "mlflow" in names else None
         self.finished = False
 
     def log_epoch(self, row: dict, step: int) -> None:
@@ -249,11 +275,17 @@ class Trackers:
             if t is not None:
                 t.log_epoch(row, step)
 
-    def log_summary(self, summary: dict) -> None:
+    def log_summary(self, summary: dict, model=None, log=None) -> None:
+        """The summary and files; with train.mlflow_model set, ``model`` (the kept weights) registered."""
         if self.tb is not None:
             self.tb.log_summary(summary, self.out, self.cfg)
         if self.mlflow is not None:
             self.mlflow.log_summary(summary, self.out)
+            name = self.cfg.train.mlflow_model
+            if name and model is not None:
+                version = self.mlflow.register(model, name)
+                if log is not None:
+                    log(f"mlflow: registered the kept model as {name!r}" + (f" version {version}" if version else ""))
         self.finished = True
 
     def close(self, *, failed: bool = False) -> None:
