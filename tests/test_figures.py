@@ -193,13 +193,13 @@ def test_per_class_figure_labels_support_and_marks_empty_classes():
 
 
 def test_per_class_title_gives_the_macro_f1_and_the_classes_it_averaged():
-    from maskcls.metrics import macro_classes
+    from maskcls.metrics import class_counts
 
     f1, support = per_class_data()
     fig = figures._per_class_figure(f1, support, NAMES, title="fold 0", macro_f1=0.5, averaged=17)
     assert fig.axes[0].get_title() == "fold 0: macro F1 0.500 over 17 classes"
     targets = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 1]])  # classes 0 and 1; class 5 only predicted
-    assert macro_classes(targets, np.eye(18)[[0, 5, 1]]) == 3
+    assert class_counts(targets, np.eye(18)[[0, 5, 1]])["averaged"] == 3
 
 
 def test_per_class_rejects_wrong_lengths(tmp_path):

@@ -1,7 +1,6 @@
 """train.threads: beside other busy processes, auto trains on the cores that are left and says so on the
 first line; a number or OMP_NUM_THREADS decides instead."""
 
-import os
 import subprocess
 import sys
 import time
@@ -30,7 +29,6 @@ def fresh(monkeypatch):
     """No choice cached from an earlier test, no OMP_NUM_THREADS, torch's threads restored after."""
     before = torch.get_num_threads()
     monkeypatch.setattr(threads_mod, "_busy", [])
-    monkeypatch.setattr(threads_mod, "_said", set())
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     yield before
     torch.set_num_threads(before)

@@ -41,7 +41,7 @@ def check_replaceable(path: str | Path, *, force: bool, what: str = "--out") -> 
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 # What a read-only, full or someone else's output folder raises while we write into it.
-CANNOT_WRITE = _NO_SPACE | {errno.EROFS, errno.EACCES, errno.EPERM}
+_CANNOT_WRITE = _NO_SPACE | {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def cannot_write(target: str | Path, exc: OSError) -> UserError:
@@ -51,6 +51,18 @@ def cannot_write(target: str | Path, exc: OSError) -> UserError:
     advice = ("free some space (or choose another place) and run the command again" if exc.errno in _NO_SPACE
               else "choose a place you can write (or make this one writable) and run the command again")
     return UserError(f"{target}: cannot write it: {why}; {advice}")
+
+
+@contextlib.contextmanager
+def naming(target: str | Path) -> Iterator[None]:
+    """Inside: an OSError of an output that cannot be written (read-only, full, not ours) becomes
+    ``cannot_write(target)``, naming what the user asked for; any other error passes as it is."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _CANNOT_WRITE:
+            raise
+        raise cannot_write(target, exc) from None
 
 
 def check_writable(path: str | Path) -> None:
@@ -75,7 +87,7 @@ def _read_only_mount(folder: Path) -> bool:
 def _ours(exc: OSError, *temporary: Path) -> bool:
     """Whether an error raised while building output is about that output (its temporary file or
     folder, or no file named), not about an input read on the way."""
-    if exc.errno not in CANNOT_WRITE:
+    if exc.errno not in _CANNOT_WRITE:
         return False
     if exc.errno in _NO_SPACE:  # only writing fills a disk: whatever file it names, it is our output
         return True
@@ -90,13 +102,9 @@ def _ours(exc: OSError, *temporary: Path) -> bool:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
     path = Path(path)
-    try:
+    with naming(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        if exc.errno not in CANNOT_WRITE:
-            raise
-        raise cannot_write(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -165,12 +173,9 @@ class PidLock:
     def acquire(self) -> None:
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except OSError as exc:
-                if not isinstance(exc, FileExistsError):
-                    if exc.errno in CANNOT_WRITE:
-                        raise cannot_write(self.target, exc) from None
-                    raise
+                with naming(self.target):  # EEXIST is not a write failure: it passes to the handler below
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
                 pid, host = self.owner()
                 if pid is None and self._young():  # being written this instant by its taker, not torn
                     raise UserError(self.busy("?", socket.gethostname())) from None
@@ -224,14 +229,10 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Build a whole folder under a temporary name and move it into place only when complete."""
     path = Path(path)
-    try:
+    with naming(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_dirs(path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
-    except OSError as exc:
-        if exc.errno not in CANNOT_WRITE:
-            raise
-        raise cannot_write(path, exc) from None
     try:
         yield tmp
         _publish_mode(tmp, folder=True)

@@ -67,11 +67,6 @@ def class_counts(targets: np.ndarray, probs: np.ndarray) -> dict[str, int]:
     return {"with_photos": len(present), "averaged": len(present | set(probs[full].argmax(1).tolist()))}
 
 
-def macro_classes(targets: np.ndarray, probs: np.ndarray) -> int:
-    """How many classes the macro F1 averages (``class_counts``' ``averaged``)."""
-    return class_counts(targets, probs)["averaged"]
-
-
 def confusion(targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """18x18 counts, rows = true class, columns = predicted, over fully labelled rows."""
     full, true = full_labels(targets)
@@ -127,6 +122,12 @@ def with_chance(metrics: dict, targets: np.ndarray, probs: np.ndarray | None = N
     if probs is not None:
         out["classes"] = class_counts(targets, probs) if metrics.get("macro_f1") is not None else None
     return out
+
+
+def scored(targets: np.ndarray, probs: np.ndarray) -> dict:
+    """``compute_metrics`` of ``probs`` with their chance level and class counts (``with_chance``): what
+    summary.json, evaluate, score and the out-of-fold figures report."""
+    return with_chance(compute_metrics(targets, probs), targets, probs)
 
 
 def format_scores(metrics: dict, keys: tuple[str, ...] = METRIC_KEYS, sep: str = ", ") -> str:

@@ -27,9 +27,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
-
-    from ..demo import DEMO_EVAL_PEOPLE, DEMO_PEOPLE
+    from ..demo import DEMO_EVAL_PEOPLE, DEMO_PEOPLE, run_demo
 
     extra = [f"train.device={args.device}"] if args.device else []
     extra += [f"data.workers={args.workers}"] if args.workers is not None else []

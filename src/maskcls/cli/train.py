@@ -93,12 +93,11 @@ def run(args: argparse.Namespace) -> int:
     from ..training.runtime import is_main
 
     from ..training.threads import apply as apply_threads
-    from ..training.threads import said as threads_said
 
-    threads = apply_threads(cfg.train.threads)  # measured now: the first line says when it is fewer than the cores
+    # measured and set now, so the first line says it; training then finds the count already lowered
+    threads = apply_threads(cfg.train.threads)
     if is_main():
         if threads.reduced:
-            threads_said(threads)
             print(threads.describe(), flush=True)
         if args.fold == "none":  # the first line says that no one is held out and where the budget came from
             from ..training.budget import Budget

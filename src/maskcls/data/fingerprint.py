@@ -29,6 +29,14 @@ def seen_before(digests: np.ndarray, known: np.ndarray) -> np.ndarray:
     return np.isin(np.asarray(digests, dtype=np.int64), np.asarray(known, dtype=np.int64))
 
 
+def trained_on_count(digests: np.ndarray, members) -> int:
+    """How many of ``digests`` are photos one of ``members`` (loaded models, each with the fingerprints of
+    its training photos in ``train_photos``) learnt from; members from before fingerprints were kept are
+    not checked."""
+    known = [m.train_photos for m in members if m.train_photos is not None]
+    return int(seen_before(digests, np.concatenate(known)).sum()) if known else 0
+
+
 def data_identity(table: pd.DataFrame, digests: np.ndarray) -> dict[str, str]:
     """What a run learned from, wherever the data lie: ``labels`` hashes each photo's person, name and
     labels, ``photos`` the photos' content (their fingerprints), both in table order. A copy of the data

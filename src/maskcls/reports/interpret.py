@@ -21,7 +21,7 @@ import torch
 
 from .. import labels
 from ..config import FACE_MODEL
-from ..data.fingerprint import seen_before
+from ..data.fingerprint import trained_on_count
 from ..data.images import read_rgb
 from ..data.prepare import prepare
 from ..data.table import describe, refuse_output_inside
@@ -129,8 +129,7 @@ def _check_out(out: Path, force: bool) -> None:
 def _refuse_training_photos(run: Path, members: list, digests: np.ndarray, trained_on: str) -> None:
     """Other DATA that holds photos the run learnt from (a copy of its data, by content) would show the
     model at its best on what it memorised: refused, as evaluate refuses to score them."""
-    known = [m.train_photos for m in members if m.train_photos is not None]
-    seen = int(seen_before(digests, np.concatenate(known)).sum()) if known else 0
+    seen = trained_on_count(digests, members)
     if seen:
         own = ("" if any(m.config.data.fold is None for m in members) else
                f", or the data it trained on by its own path ({trained_on}) to look at its validation fold")

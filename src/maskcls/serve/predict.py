@@ -13,11 +13,11 @@ import pandas as pd
 from .. import labels
 from ..data.images import decode_error
 from ..data.prepare import prepare
-from ..data.fingerprint import refuse_other_data, seen_before
+from ..data.fingerprint import refuse_other_data, trained_on_count
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal, refuse_output_inside
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, check_writable, write_csv
-from ..metrics import compute_metrics, log_loss, per_class_f1, with_chance
+from ..metrics import log_loss, per_class_f1, scored
 from .options import SPLITS
 from .predictor import Predictor
 
@@ -73,7 +73,7 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
         _refuse_training_photos(run, predictor, prepared.photo_digests()[table.index.to_numpy()])
     targets = prepared.score_targets[table.index.to_numpy()]
     probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
-    out = {**with_chance(compute_metrics(targets, probs), targets, probs), "val_loss": log_loss(targets, probs), "split": split,
+    out = {**scored(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
            "photos": len(table), "people": int(table["person"].nunique()), "models": len(predictor.members)}
     if out["macro_f1"] is not None:
         f1, support = per_class_f1(targets, probs)
@@ -90,10 +90,7 @@ def _runs_text(run: Runs) -> str:
 def _refuse_training_photos(run: Runs, predictor: Predictor, digests: np.ndarray) -> None:
     """Scoring photos a model learned from inflates its figures, under any path: the run's checkpoints
     hold the fingerprints of their training photos (runs from before they did are not checked)."""
-    known = [m.train_photos for m in predictor.members if m.train_photos is not None]
-    if not known:
-        return
-    seen = int(seen_before(digests, np.concatenate(known)).sum())
+    seen = trained_on_count(digests, predictor.members)
     if seen:
         # a final fit (--fold none) has no validation fold to point to
         val = ("" if any(m.config.data.fold is None for m in predictor.members) else

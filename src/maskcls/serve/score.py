@@ -12,7 +12,7 @@ import pandas as pd
 from .. import labels
 from ..errors import UserError
 from ..fileio import read_csv
-from ..metrics import compute_metrics, format_scores, per_class_f1, with_chance
+from ..metrics import format_scores, per_class_f1, scored
 
 
 def score_answers(true: np.ndarray, pred: np.ndarray, *, cutoffs: labels.AgeCutoffs = labels.AgeCutoffs()) -> dict:
@@ -21,7 +21,7 @@ def score_answers(true: np.ndarray, pred: np.ndarray, *, cutoffs: labels.AgeCuto
     true, pred = np.asarray(true, dtype=np.int64), np.asarray(pred, dtype=np.int64)
     targets = np.stack([np.asarray(t.of_class)[true] for t in labels.TASKS], axis=1)
     probs = np.eye(labels.NUM_CLASSES)[pred]  # one-hot: each task's answer is the class's own
-    out = with_chance(compute_metrics(targets, probs), targets, probs)
+    out = scored(targets, probs)
     f1, support = per_class_f1(targets, probs)
     out["per_class_f1"] = {name: {"f1": round(float(f), 4), "support": int(n)}
                            for name, f, n in zip(labels.class_names(cutoffs), f1, support)}
@@ -116,7 +116,7 @@ def pooled_oof_metrics(run: str | Path, data: str | Path) -> dict | None:
         return None
     probs = oof.set_index(oof["path"].astype(str)).loc[paths, labels.class_prob_columns()].to_numpy(dtype=float)
     targets = prepared.score_targets
-    out = {**with_chance(compute_metrics(targets, probs), targets, probs), "val_loss": log_loss(targets, probs),
+    out = {**scored(targets, probs), "val_loss": log_loss(targets, probs),
            "split": "oof", "photos": len(paths), "people": int(prepared.table["person"].nunique()),
            "models": int(cfg.data.folds)}
     if out["macro_f1"] is not None:

@@ -30,8 +30,8 @@ from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..faces.features import no_face_count
 from ..fileio import write_csv, write_json, write_text
-from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, per_class_f1,
-                       selection_score, with_chance)
+from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, per_class_f1, scored,
+                       selection_score)
 from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
 from .averaging import Ema, Swa, build_averaging
 from .budget import Budget
@@ -48,7 +48,6 @@ from . import trackers
 from .runtime import (Runtime, all_mean, barrier, gather_rows, is_main, is_out_of_memory, out_of_memory_error,
                       sync_buffers)
 from .threads import apply as apply_threads
-from .threads import said as threads_said
 
 
 @dataclass
@@ -107,7 +106,7 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     if is_main():
         trackers.check(cfg)  # MLflow missing or its server unreachable: say so before any work
     threads = apply_threads(cfg.train.threads)
-    if threads.reduced and not threads_said(threads):
+    if threads.reduced:  # once per process: after it, torch's count is already the lowered one
         log(threads.describe())
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
     prepared.check(cfg)
@@ -442,7 +441,7 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     s.model.load_state_dict(best_state if best_state is not None else load_checkpoint(out / "best.pt")["model"])
     probs = _validate(s, s.model, desc="best model", progress=progress)
     targets = s.val_targets
-    metrics = with_chance(compute_metrics(targets, probs), targets, probs)
+    metrics = scored(targets, probs)
     val_idx = prepared.split(cfg.data.fold)[1]
     val = prepared.table.iloc[val_idx].reset_index(drop=True)
     counts = metrics["classes"]

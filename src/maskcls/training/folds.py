@@ -28,7 +28,7 @@ from ..data.prepare import Prepared, prepare
 from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_json
-from ..metrics import compute_metrics, format_scores, log_loss, with_chance
+from ..metrics import format_scores, log_loss, scored
 from ..progress import prefixed
 from . import trackers
 from .fit import train
@@ -179,7 +179,7 @@ def cv_summary(summaries: list[dict], targets: np.ndarray, oof_probs: np.ndarray
             mean[key] = float(values.mean())
             std[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return {"folds": len(summaries), "mean": mean, "std": std,
-            "oof": {**with_chance(compute_metrics(targets, oof_probs), targets, oof_probs), "val_loss": log_loss(targets, oof_probs)},
+            "oof": {**scored(targets, oof_probs), "val_loss": log_loss(targets, oof_probs)},
             "per_fold": summaries}
 
 

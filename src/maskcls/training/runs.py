@@ -26,7 +26,7 @@ from .. import config as config_mod
 from .. import labels
 from ..config import Config
 from ..errors import UserError
-from ..fileio import CANNOT_WRITE, PidLock, atomic_path, cannot_write
+from ..fileio import PidLock, atomic_path, naming
 from .model import MaskNet, model_for
 
 
@@ -72,12 +72,8 @@ def run_lock(out: str | Path) -> Iterator[None]:
     # Folders made here only to hold the lock are removed again if the run writes nothing into them
     # (a refused --folds or a failed ablation run leaves no empty folder behind).
     made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
-    try:
+    with naming(out):
         out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if exc.errno not in CANNOT_WRITE:
-            raise
-        raise cannot_write(out, exc) from None
     lock.acquire()
     try:
         yield

@@ -72,16 +72,6 @@ def cores() -> int:
 
 
 _busy: list[float | None] = []  # the one measurement of this process (a command's folds share it)
-_said: set[Threads] = set()
-
-
-def said(threads: Threads) -> bool:
-    """True when this choice was already told to the user (the command's first line, an earlier fold);
-    marks it told."""
-    if threads in _said:
-        return True
-    _said.add(threads)
-    return False
 
 
 def choose(setting: int = 0) -> Threads:

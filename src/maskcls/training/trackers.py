@@ -35,7 +35,7 @@ def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI, else MLflow's own local default: ./mlflow.db (artifacts in ./mlruns), which a
     plain `mlflow ui` in this folder opens. MLflow 3 refuses the old ./mlruns file store unless
     MLFLOW_ALLOW_FILE_STORE=true; set MLFLOW_TRACKING_URI=./mlruns with that to keep using one."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{tracking_default()}"
 
 
 def check(cfg) -> None:
@@ -160,37 +160,39 @@ class _Mlflow:
     """One MLflow run for one run folder; a resumed training continues its unfinished MLflow run."""
 
     def __init__(self, cfg, out: Path, *, resume: bool, log=None) -> None:
-        self.cfg = cfg
         self.client = _client()
         exp = _experiment_id(self.client)
-        self._opened(exp, out, resume=resume)
-        if log is not None:  # where the run went: its id, the store and the experiment, said once
-            name = self.client.get_experiment(exp).name
-            log(f"mlflow: run {self.run_id} in {tracking_uri()} (experiment {name!r}); `mlflow ui` "
-                f"{'--backend-store-uri ' + tracking_uri() + ' ' if os.environ.get('MLFLOW_TRACKING_URI') else ''}"
-                "shows it")
+        folder = str(out.resolve())
+        self.run_id = (resume and self._unfinished(exp, folder)) or self._created(cfg, exp, out, folder)
+        if log is not None:  # where the run went: its id, the store and the experiment
+            uri = tracking_uri()
+            ui = f"mlflow ui --backend-store-uri {uri}" if os.environ.get("MLFLOW_TRACKING_URI") else "mlflow ui"
+            log(f"mlflow: run {self.run_id} in {uri} (experiment {self.client.get_experiment(exp).name!r}); "
+                f"`{ui}` shows it")
 
-    def _opened(self, exp: str, out: Path, *, resume: bool) -> None:
+    def _unfinished(self, exp: str, folder: str) -> str | None:
+        """The id of this folder's last MLflow run when it did not finish (a --resume continues it)."""
+        previous = self.client.search_runs([exp], filter_string=f"tags.`maskcls.run_dir` = '{folder}'",
+                                           order_by=["attributes.start_time DESC"], max_results=1)
+        if not previous or previous[0].info.status == "FINISHED":
+            return None
+        self.client.update_run(previous[0].info.run_id, status="RUNNING")
+        return previous[0].info.run_id
+
+    def _created(self, cfg, exp: str, out: Path, folder: str) -> str:
         from mlflow.entities import Param
 
         from ..config import flat
 
-        cfg = self.cfg
-        folder = str(out.resolve())
-        previous = self.client.search_runs([exp], filter_string=f"tags.`maskcls.run_dir` = '{folder}'",
-                                           order_by=["attributes.start_time DESC"], max_results=1) if resume else []
-        if previous and previous[0].info.status != "FINISHED":
-            self.run_id = previous[0].info.run_id
-            self.client.update_run(self.run_id, status="RUNNING")
-            return
         tags = {"maskcls.run_dir": folder, "maskcls.kind": "training"}
         parent = os.environ.get(PARENT_ENV)
         if parent:
             tags["mlflow.parentRunId"] = parent
-        self.run_id = self.client.create_run(exp, run_name=out.name, tags=tags).info.run_id
+        run_id = self.client.create_run(exp, run_name=out.name, tags=tags).info.run_id
         params = [Param(k, _param_value(v)) for k, v in flat(cfg).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.run_id, params=params[i:i + 100])
+            self.client.log_batch(run_id, params=params[i:i + 100])
+        return run_id
 
     def log_epoch(self, row: dict, step: int) -> None:
         from mlflow.entities import Metric
