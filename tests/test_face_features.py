@@ -223,7 +223,7 @@ def test_export_info_of_the_descriptor_heads_says_the_image_input_is_a_placehold
     capsys.readouterr()
     assert main(["export", "--info", str(tmp_path / "d.onnx")]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["input"]["shape"] == ["N", 3, 1, 1] and "placeholder" in info["input"]["what"]
+    assert info["input"]["shape"] == ["N", 1, 1, 3] and "placeholder" in info["input"]["what"]
     assert "size" not in info["input"] and "crop" not in info["preprocessing"]
     import onnxruntime as ort
 
@@ -232,5 +232,5 @@ def test_export_info_of_the_descriptor_heads_says_the_image_input_is_a_placehold
 
     faces = face_descriptors(paths, cache_dir=cache)
     session = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
-    got = session.run(["probs"], {"images": np.zeros((6, 3, 1, 1), np.uint8), "faces": faces})[0]
+    got = session.run(["probs"], {"images": np.zeros((6, 1, 1, 3), np.uint8), "faces": faces})[0]
     assert np.abs(got - Predictor(run).predict_proba(paths)).max() < 1e-4

@@ -127,7 +127,7 @@ def test_summary_honours_the_path_setting_it_accepts(monkeypatch, tmp_path):
 
 def test_inference_commands_share_the_workers_default(monkeypatch, tmp_path):
     import maskcls.serve.predict as predict
-    from maskcls.training.loaders import default_workers
+    from maskcls.config import default_workers
 
     seen = {}
     monkeypatch.setattr(predict, "evaluate_run", lambda run, data, **kw: seen.update(run=run, **kw) or {})

@@ -81,7 +81,7 @@ def test_composed_presets_apply_both(photo):
 
 def test_centercrop_crops_in_training_and_inference_alike(photo):
     from maskcls.data.images import resize
-    from maskcls.data.transforms import center_box
+    from maskcls.data.crops import center_box
 
     assert center_box(384, 512) == (64, 96, 320, 416)  # 256 wide x 320 high, as the baseline's crop
     expected = resize(photo[96:416, 64:320], (96, 128))

@@ -185,6 +185,14 @@ def _age_cutoffs(young: int, old: int) -> AgeCutoffs:
     return AgeCutoffs(young, old)
 
 
+def default_workers() -> int:
+    """data.workers's default, shared by every command's --workers: the machine's cores, at most 8 (past
+    that, decoding rarely keeps up with the model anyway)."""
+    import os
+
+    return min(8, os.cpu_count() or 1)
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """'WxH' -> (width, height)."""
     try:

@@ -135,7 +135,7 @@ def workers_arg(p: argparse.ArgumentParser, help: str = WORKERS_HELP) -> None:
 
 def workers_value(args: argparse.Namespace) -> int:
     """--workers, or the shared default when not given."""
-    from ..training.loaders import default_workers
+    from ..config import default_workers
 
     return default_workers() if args.workers is None else args.workers
 

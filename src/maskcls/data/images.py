@@ -7,7 +7,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -17,14 +16,7 @@ from .. import labels
 from ..errors import UserError
 from ..photos import MAX_PIXELS, VALIDATE_HINT, PhotoError, decode_error, pil_to_rgb, read_rgb  # noqa: F401
 from ..progress import bar as progress_bar
-
-def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to (width, height) with INTER_AREA, as every cached and uncached path does."""
-    width, height = size
-    if img.shape[1] == width and img.shape[0] == height:
-        return img
-    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-
+from .preprocess import resize  # noqa: F401  (importable from here, as before)
 
 def available_memory() -> int | None:
     """Bytes this process can still allocate: the system's MemAvailable, or less under a `ulimit -v`

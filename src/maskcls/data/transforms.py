@@ -15,48 +15,57 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-import albumentations as A
 import cv2
 import numpy as np
 
-from .autoaugment import rand_augment, trivial_augment
-from .crops import LEGACY_PRESETS, center_box, check_crop
-from .images import resize
+from .crops import LEGACY_PRESETS
+from .preprocess import Preprocess
 
 
 @dataclass(frozen=True)
 class Preset:
     help: str
-    ops: Callable[[tuple[int, int]], list] | None = None  # size -> Albumentations ops (augment stage)
+    # (albumentations, size) -> the augment stage's ops. Albumentations is handed in, not imported by this
+    # module: it imports torch, and the config reads these names on paths that must start without torch
+    # (the ONNX backend).
+    ops: Callable[[Any, tuple[int, int]], list] | None = None
 
 
 PRESETS: dict[str, Preset] = {
     "none": Preset("resize only"),
-    "hflip": Preset("horizontal flip, p=0.5", lambda s: [A.HorizontalFlip(p=0.5)]),
-    "vflip": Preset("vertical flip, p=0.5 (with hflip: +4% in the write-up)", lambda s: [A.VerticalFlip(p=0.5)]),
+    "hflip": Preset("horizontal flip, p=0.5", lambda A, s: [A.HorizontalFlip(p=0.5)]),
+    "vflip": Preset("vertical flip, p=0.5 (with hflip: +4% in the write-up)", lambda A, s: [A.VerticalFlip(p=0.5)]),
     "rotate90": Preset("a random multiple of 90 degrees; odd turns are resized back into the frame",
-                       lambda s: [A.RandomRotate90(p=1.0), A.Resize(height=s[1], width=s[0])]),
+                       lambda A, s: [A.RandomRotate90(p=1.0), A.Resize(height=s[1], width=s[0])]),
     "contrast": Preset("CLAHE plus random brightness/contrast (shows wrinkles; worse in the write-up)",
-                       lambda s: [A.CLAHE(clip_limit=(1, 4), p=0.5),
+                       lambda A, s: [A.CLAHE(clip_limit=(1, 4), p=0.5),
                                   A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.3, p=0.7)]),
     "colorjitter": Preset("brightness, contrast, saturation and a little hue",
-                          lambda s: [A.ColorJitter(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2),
+                          lambda A, s: [A.ColorJitter(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2),
                                                    hue=(-0.05, 0.05), p=0.8)]),
-    "blur": Preset("Gaussian blur, p=0.3", lambda s: [A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.5), p=0.3)]),
+    "blur": Preset("Gaussian blur, p=0.3", lambda A, s: [A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.5), p=0.3)]),
     "dropout": Preset("coarse dropout: 1-4 grey holes of 5-15% of each side",
-                      lambda s: [A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.15),
+                      lambda A, s: [A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.15),
                                                  hole_width_range=(0.05, 0.15), fill=128, p=0.5)]),
     "randomresizedcrop": Preset("random crop of 60-100% of the area, resized back",
-                                lambda s: [A.RandomResizedCrop(size=(s[1], s[0]), scale=(0.6, 1.0),
+                                lambda A, s: [A.RandomResizedCrop(size=(s[1], s[0]), scale=(0.6, 1.0),
                                                                ratio=(0.9 * s[0] / s[1], 1.1 * s[0] / s[1]),
                                                                interpolation=cv2.INTER_AREA, p=1.0)]),
     "trivialaugment": Preset("TrivialAugment (torchvision TrivialAugmentWide): one random op of 14 at a random "
-                             "strength per photo", lambda s: [trivial_augment()]),
-    "randaugment": Preset("RandAugment (torchvision, N=2 ops at magnitude 9 of 30)", lambda s: [rand_augment()]),
+                             "strength per photo", lambda A, s: [_auto().trivial_augment()]),
+    "randaugment": Preset("RandAugment (torchvision, N=2 ops at magnitude 9 of 30)", lambda A, s: [_auto().rand_augment()]),
     # Names kept for configs written before presets composed: flips = hflip+vflip.
-    "flips": Preset("hflip+vflip", lambda s: [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]),
+    "flips": Preset("hflip+vflip", lambda A, s: [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]),
 }
+
+
+def _auto():
+    """The torchvision auto-augment module, imported when a pipeline uses it (it imports torch)."""
+    from . import autoaugment
+
+    return autoaugment
 
 
 def parse_augment(spec: str) -> list[str]:
@@ -91,36 +100,6 @@ def canonical_augment(spec: str) -> tuple[str, ...]:
 
 
 
-class Preprocess:
-    """Crop (``data.crop``: none, center, or face: a given box per photo) then resize to (width, height);
-    deterministic.
-
-    ``boxes`` maps a photo's path to its face box (x0, y0, x1, y1); photos without one (or arrays
-    passed without a key) get the centre crop, as a photo with no face found does.
-    """
-
-    def __init__(self, *, size: tuple[int, int], crop: str = "none",
-                 boxes: dict[str, tuple[int, int, int, int] | None] | None = None, detector=None) -> None:
-        self.size, self.crop, self.boxes, self.detector = size, check_crop(crop), boxes or {}, detector
-
-    def box(self, image: np.ndarray, key: str | None = None) -> tuple[int, int, int, int]:
-        """The crop box for this photo: its face box (looked up, or detected when unknown and a
-        detector is given), else the centre crop."""
-        box = None
-        if self.crop == "face":
-            if key is not None and key in self.boxes:
-                box = self.boxes[key]
-            elif self.detector is not None:
-                box = self.detector.box_of(image)
-        return box or center_box(image.shape[1], image.shape[0])
-
-    def __call__(self, image: np.ndarray, key: str | None = None) -> np.ndarray:
-        if self.crop != "none":
-            x0, y0, x1, y1 = self.box(image, key)
-            image = image[y0:y1, x0:x1]
-        return resize(image, self.size)
-
-
 class Transform:
     """Preprocess, then (training only) a seeded Albumentations pipeline.
 
@@ -133,9 +112,13 @@ class Transform:
                  boxes: dict[str, tuple[int, int, int, int] | None] | None = None, detector=None) -> None:
         names = parse_augment(preset)
         self.preprocess = Preprocess(size=size, crop=crop, boxes=boxes, detector=detector)
-        ops = [op for n in names if PRESETS[n].ops for op in PRESETS[n].ops(size)] if train else []
-        self.random = bool(ops)
-        self.pipeline = A.Compose(ops) if ops else None
+        self.pipeline = None
+        if train and any(PRESETS[n].ops for n in names):
+            import albumentations
+
+            ops = [op for n in names if PRESETS[n].ops for op in PRESETS[n].ops(albumentations, size)]
+            self.pipeline = albumentations.Compose(ops)
+        self.random = self.pipeline is not None
 
     def __call__(self, image: np.ndarray, seed: int | None = None, key: str | None = None, *,
                  preprocessed: bool = False) -> np.ndarray:

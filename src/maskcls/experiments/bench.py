@@ -22,7 +22,8 @@ from .. import labels
 from ..config import Config, from_dict, load_config
 from ..data.prepare import prepare
 from ..errors import UserError
-from ..training.loaders import default_workers, loader_for
+from ..config import default_workers
+from ..training.loaders import loader_for
 from ..training.loop import predict_proba, train_one_epoch
 from ..training.losses import build_loss
 from ..training.model import build_model

@@ -137,6 +137,12 @@ class OnnxMember:
         meta = self.session.get_modelmeta().custom_metadata_map
         if "config" not in meta:
             raise UserError(f"{path}: not exported by maskcls (no config in its metadata)")
+        if meta.get("contract") != "2":  # serve.export.CONTRACT; older files took preprocessed images
+            raise UserError(f"{path}: exported by an older maskcls, whose graph takes preprocessed images; export "
+                            "the run again (`maskcls export RUN --force`): the graph now takes whole photos")
+        _, height, width, _ = self.session.get_inputs()[0].shape
+        self.input_size = (int(width), int(height))  # (width, height) of the images the graph takes
+        self.crop_in_graph = bool(json.loads(meta.get("preprocessing", "{}")).get("in_graph", False))
         self.config = config_mod.from_dict(json.loads(meta["config"]))
         self.source = path
         self.data = meta.get("data", "")
@@ -145,6 +151,7 @@ class OnnxMember:
         self.train_photos = None if photos is None else np.asarray(json.loads(photos), dtype=np.int64)
 
     def probs(self, images: Any) -> np.ndarray:
+        """uint8 (N, H, W, 3) images at ``input_size`` (with face features {"images", "faces"})."""
         import numpy as np
 
         def array(x, dtype):
@@ -157,7 +164,7 @@ class OnnxMember:
         return self.session.run(["probs"], feed)[0]
 
 
-def load_onnx(runs: Runs, device: torch.device) -> list[Member]:
+def load_onnx(runs: Runs, device: torch.device | None = None) -> list[Member]:
     """.onnx files, or run folders holding model.onnx (``maskcls export``'s default place)."""
     suffix = BACKENDS["onnx"].suffix
     return [OnnxMember(p if p.suffix == suffix else p / f"model{suffix}") for p in _as_paths(runs)]
@@ -168,6 +175,25 @@ BACKENDS: dict[str, Backend] = {
     "onnx": Backend("onnxruntime on the CPU: RUN/model.onnx or a .onnx file given as RUN (maskcls export)",
                     ".onnx", False, load_onnx),
 }
+
+
+def check_members(members: Sequence[Member]) -> None:
+    """Members that can serve together: one set of age cut-offs (else the classes do not mean the same),
+    and the face model installed where one reads faces. Caches go where the user's own settings say
+    ($MASKCLS_CACHE or ~/.cache/maskcls), never where a checkpoint recorded."""
+    from ..config import face_setting
+    from ..faces.features import require_face_model
+
+    for member in members:
+        member.config.data.cache_dir = ""
+    cutoffs = {m.config.cutoffs for m in members}
+    if len(cutoffs) > 1:
+        raise UserError("the runs of an ensemble use different age cut-offs "
+                        f"({'; '.join(f'young {c.young}, old {c.old}' for c in sorted(cutoffs, key=lambda c: (c.young, c.old)))}); "
+                        "their classes do not mean the same")
+    readers = [m for m in members if m.config.model.face_features]
+    if readers:
+        require_face_model(f"{readers[0].source} was trained with {face_setting(readers[0].config)} and")
 
 
 def backend(name: str) -> Backend:

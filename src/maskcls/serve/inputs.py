@@ -70,7 +70,7 @@ def array_to_rgb(x: np.ndarray, where: str = "image") -> np.ndarray:
 
 def normalise_items(items: Any) -> tuple[list[Item], list[str | int]]:
     """(items as paths and RGB uint8 arrays, each item's label for the ``input`` column)."""
-    from ..data.images import pil_to_rgb
+    from ..photos import pil_to_rgb
 
     if isinstance(items, (str, Path)) or _is_image(items):
         items = [items]

@@ -11,17 +11,27 @@ import numpy as np
 import pandas as pd
 
 from .. import labels
-from ..data.images import decode_error
-from ..data.prepare import prepare
+from ..photos import decode_error
 from ..data.fingerprint import refuse_other_data, trained_on_count
 from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal, refuse_output_inside
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, check_writable, write_csv
 from ..metrics import log_loss, per_class_f1, scored
 from .options import SPLITS
-from .predictor import Predictor
 
 Runs = str | Path | Sequence[str | Path]
+
+
+def load_predictor(run: Runs, *, device: str = "auto", tta: str = "none", workers: int = 0, backend: str = "torch"):
+    """The predictor for ``backend``: ONNX files through serve.onnx_predictor, which imports no torch (so
+    `predict --backend onnx` starts fast); anything else through ``Predictor``."""
+    if backend == "onnx":
+        from .onnx_predictor import OnnxPredictor
+
+        return OnnxPredictor(run, tta=tta)
+    from .predictor import Predictor
+
+    return Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
 
 
 def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str = "none", device: str = "auto",
@@ -40,7 +50,7 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
         pooled = pooled_oof_metrics(run, data)  # a --fold all run on its own data: its out-of-fold figures
         if pooled is not None:
             return pooled
-    predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
+    predictor = load_predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     cfg = predictor.config
     trained_on = {m.data for m in predictor.members}
     n_models = predictor.n_models
@@ -64,6 +74,8 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
         raise UserError(f"{data} is not the data {_runs_text(run)} was trained on; --split val scores the run's "
                         f"validation fold, so give that data ({', '.join(map(str, trained_on))}). --split all scores "
                         "other labelled data")
+    from ..data.prepare import prepare
+
     prepared = prepare(cfg, data, log=lambda s: None, folds=split == "val")
     table = prepared.table
     if split == "val":
@@ -87,7 +99,7 @@ def _runs_text(run: Runs) -> str:
     return str(run) if isinstance(run, (str, Path)) else ", ".join(str(r) for r in run)
 
 
-def _refuse_training_photos(run: Runs, predictor: Predictor, digests: np.ndarray) -> None:
+def _refuse_training_photos(run: Runs, predictor, digests: np.ndarray) -> None:
     """Scoring photos a model learned from inflates its figures, under any path: the run's checkpoints
     hold the fingerprints of their training photos (runs from before they did are not checked)."""
     seen = trained_on_count(digests, predictor.members)
@@ -124,7 +136,7 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
             check_writable(target)
     if frame.empty:
         raise UserError(f"{eval_dir}: info.csv lists no photos; there is nothing to predict")
-    predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
+    predictor = load_predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     # --force replaces an old submission, never an input: info.csv, a photo, a run's files or the
     # training labels. Submissions are CSV files, which also keeps --out off checkpoints and photos.
     info = Path(eval_dir) / "info.csv" if Path(eval_dir).is_dir() else Path(eval_dir)
@@ -205,7 +217,7 @@ def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", d
     if bad:
         shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
         raise UserError(f"{len(bad)} of the {len(paths)} photos cannot be classified:\n  {shown}")
-    predictor = Predictor(run, device=device, tta=tta, workers=workers, backend=backend)
+    predictor = load_predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(paths)
     per_task = labels.task_probs(probs)
     results = []

@@ -15,20 +15,19 @@ import pandas as pd
 import torch
 
 from .. import labels
-from ..config import FACE_MODEL, Config, face_setting
+from ..config import FACE_MODEL, Config
 from ..data.images import ArrayDataset, PhotoDataset, read_rgb
 from ..data.diskcache import DiskCache
 from ..data.faces import FaceBoxes
 from ..faces.cache import default_cache_dir
 from ..data.prepare import preprocess_key
 from ..data.transforms import eval_transform
-from ..errors import UserError
-from ..faces.features import face_descriptors, require_face_model
 from ..progress import bar as progress_bar
 from ..training.loaders import make_loader
 from ..training.model import mirrored
 from ..training.runtime import resolve_device
-from .backends import Member, backend as backend_spec, check_tta
+from .backends import Member, backend as backend_spec, check_members, check_tta
+from .onnx_predictor import OnnxPredictor, member_faces
 from .inputs import normalise_items
 
 Item = str | Path | np.ndarray
@@ -48,22 +47,14 @@ class Predictor:
         spec = backend_spec(backend)
         self.device = resolve_device(device) if spec.gpu else torch.device("cpu")
         self.workers, self.batch_size, self.backend = workers, batch_size, backend
-        self.members: list[Member] = spec.load(run, self.device)
+        # ONNX files take whole photos and need no torch: one path serves them (serve.onnx_predictor)
+        self._onnx = OnnxPredictor(run, tta=tta, batch_size=batch_size) if backend == "onnx" else None
+        self.members: list[Member] = self._onnx.members if self._onnx else spec.load(run, self.device)
         self.runs = [m.source for m in self.members]
-        for member in self.members:
-            # A checkpoint's stored config never chooses where this command writes: caches go where the
-            # user's own settings say ($MASKCLS_CACHE or ~/.cache/maskcls), whatever the run recorded.
-            member.config.data.cache_dir = ""
-        cutoffs = {m.config.cutoffs for m in self.members}
-        if len(cutoffs) > 1:
-            raise UserError("the runs of an ensemble use different age cut-offs "
-                            f"({'; '.join(f'young {c.young}, old {c.old}' for c in sorted(cutoffs, key=lambda c: (c.young, c.old)))}); "
-                            "their classes do not mean the same")
+        if not self._onnx:
+            check_members(self.members)
         self.config = self.members[0].config
         self.cutoffs = self.config.cutoffs
-        readers = [m for m in self.members if m.config.model.face_features]
-        if readers:
-            require_face_model(f"{readers[0].source} was trained with {face_setting(readers[0].config)} and")
 
     @property
     def n_models(self) -> int:
@@ -73,17 +64,14 @@ class Predictor:
     def member_probs(self, items: Sequence[Item], *, progress: bool = False) -> list[np.ndarray]:
         """(N, 18) probabilities of each member, in ``items`` order, each after its own preprocessing.
         ``items``: what ``serve.inputs.normalise_items`` accepts (paths, PIL images, arrays, a batch)."""
+        if self._onnx is not None:
+            return self._onnx.member_probs(items, progress=progress)
         items, _ = normalise_items(items)
         out = []
         descriptors: dict[str, np.ndarray] = {}  # per detector cascade, shared by the members that read faces
         for i, member in enumerate(self.members):
             cfg = member.config
-            faces = None
-            if cfg.model.face_features:
-                if cfg.data.face_detectors not in descriptors:
-                    descriptors[cfg.data.face_detectors] = face_descriptors(
-                        items, cache_dir=cfg.data.cache_dir or None, cascade=cfg.data.face_detectors, progress=progress)
-                faces = descriptors[cfg.data.face_detectors]
+            faces = member_faces(cfg, items, descriptors, progress=progress)
             pixels = cfg.model.name != FACE_MODEL  # the descriptor-only heads read no pixels
             transform = self._transform(cfg, items, progress=progress) if pixels else None
             if all(isinstance(x, (str, Path)) for x in items):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Subset, WeightedRandomSampler
 
-from ..config import unknown_choice
+from ..config import default_workers, unknown_choice
 
 
 def sample_weights(targets: np.ndarray) -> np.ndarray:
@@ -51,11 +50,6 @@ def make_loader(ds: Dataset, *, batch_size: int, workers: int, device: torch.dev
 def eval_rows(n: int, rank: int, world: int) -> np.ndarray:
     """The evaluation rows one process predicts: rank, rank + world, ... (each row exactly once overall)."""
     return np.arange(rank, n, world)
-
-
-def default_workers() -> int:
-    """The machine's cores, at most 8: past that, decoding rarely keeps up with the model anyway."""
-    return min(8, os.cpu_count() or 1)
 
 
 def loader_for(ds: Dataset, cfg, device: torch.device, *, train: bool,
