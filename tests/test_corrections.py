@@ -131,3 +131,26 @@ def test_lines_without_unmatched_corrections_has_no_count_line(tmp_path, people)
     _, report = data.load_table(people, corrections=corr)
     assert report.lines() == report.lines(verbose=True)
     assert len(report.lines()) == 7 and not any("not applied" in line for line in report.lines())
+
+
+def test_a_single_photo_mask_fix_in_the_7_photo_layout_is_applied_with_a_warning(tmp_path, people, capsys):
+    """The README says one photo of the competition's layout cannot be wrong alone; a correction that
+    changes one anyway is applied (the user asked) but warned about, in validate and in train's log."""
+    from conftest import tiny_config
+    from maskcls.cli import main
+    from maskcls.data.prepare import prepare
+
+    corr = write_corrections(tmp_path / "c.csv", "000020,mask,mask1,wear,normal,,\n"
+                                                 "006359,mask,incorrect_mask+normal,,swap,,\n")
+    _, report = data.load_table(people, corrections=corr)
+    assert len(report.warnings) == 1 and report.warnings[0].startswith(f"{corr}:2: 000020_male_Asian_25 mask1: ")
+    assert "7-photo layout" in report.warnings[0] and "warning(s)" in report.summary()
+    assert main(["validate", str(people), "--corrections", str(corr)]) == 0
+    assert "warning: " in capsys.readouterr().out
+    said: list[str] = []
+    prepare(tiny_config(f"data.corrections={corr}", "data.folds=2"), people, log=said.append)
+    # train's log lists each change as validate does, and the warning
+    assert any("000020_male_Asian_25 mask1: mask wear -> normal" in s for s in said)
+    assert any("warning:" in s and "7-photo layout" in s for s in said)
+    # a swap keeps the layout: no warning for it
+    assert not any("006359" in s and "warning" in s for s in said)

@@ -207,3 +207,28 @@ def test_cards_show_what_each_source_says(browser, tmp_path):
     assert lines[2][1] == f"face model: {EVIL}"  # text, not markup
     assert lines[3] == [] and not cards[3].find_elements(By.CSS_SELECTOR, ".sources")
     assert driver.execute_script("return document.scripts.length") == 2
+
+
+def test_a_card_says_how_far_to_trust_it(browser, tmp_path):
+    """Each card shows its field's quality, whether it is proposed or listed only and why, each source's
+    probability, and a warning on a single photo's mask fix in the 7-photo layout (issue 31: a user
+    accepted an age fix read at quality 0.23)."""
+    from selenium.webdriver.common.by import By
+
+    driver, _ = browser
+    issues = _issues().assign(
+        quality=[0.81, 0.77, 0.23, 0.77], proposed=["yes", "yes", "no: age read at quality 0.23 < 0.5",
+                                                   "no: one photo of the 7-photo layout (only a swap keeps it)"],
+        networks_say=["male 0.97", "swap 0.90", "<30 0.55", "normal 0.71"], face_model_says="face model off")
+    photo_paths = {p: _photos(tmp_path / "img", str(i), labels.PHOTO_STEMS) for i, p in enumerate(issues["person"])}
+    page = write_review(issues, photo_paths, tmp_path / "audit", layout={"000004_male_Asian_33", "000002_male_Asian_25"})
+    driver.get(page.as_uri())
+    cards = driver.find_elements(By.CSS_SELECTOR, ".card")
+    text = [c.text for c in cards]
+    assert "gender read at quality 0.81" in text[0] and "proposed" in cards[0].find_element(By.CSS_SELECTOR, ".verdict").text
+    assert "age read at quality 0.23" in text[2]
+    assert cards[2].find_element(By.CSS_SELECTOR, ".verdict").text == "listed only: age read at quality 0.23 < 0.5"
+    assert "networks trained here: <30 0.55" in text[2] and "face model: face model off" in text[2]
+    # the layout warning: on the single-photo mask fix, not on the swap of the same layout
+    assert "cannot be wrong alone" in cards[3].find_element(By.CSS_SELECTOR, ".warning").text
+    assert not cards[1].find_elements(By.CSS_SELECTOR, ".warning")

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .. import labels
+from ..data.corrections import layout_people  # noqa: F401  (the audit's proposals read it)
 from ..labels import AgeCutoffs
 
 # An issue's field is the task's recorded label, the field of the corrections CSV that fixes it.
@@ -473,27 +474,6 @@ def field_quality(oof: pd.DataFrame, *, cutoffs: AgeCutoffs = AgeCutoffs(),
         rows.append(row)
     return pd.DataFrame(rows, columns=["field", "units", "classes", "balanced_accuracy", "chance", "quality",
                                        "passed", "reason"])
-
-
-def layout_people(oof: pd.DataFrame) -> set[str]:
-    """People whose photos are exactly the competition's seven (mask1-5, incorrect_mask, normal), each
-    given the mask its name says. Their mask labels are fixed by that layout: one photo cannot be
-    mislabeled alone (two ``normal`` photos are not a person of this data), so the only mask fix that
-    keeps the layout is a swap of the incorrect_mask and normal photos, the competition's known error."""
-    if "mask" not in oof.columns or oof.empty:
-        return set()
-    stems = oof["image"].astype(str)
-    expected = stems.map(labels.PHOTO_MASK)
-    given = pd.to_numeric(oof["mask"], errors="coerce")
-    # A swapped pair keeps the layout (one of each), so the pair's own labels may be either way round.
-    ok = (given == expected) | (stems.isin(["incorrect_mask", "normal"]) & given.isin([_MASK_INCORRECT, _MASK_NORMAL]))
-    frame = pd.DataFrame({"person": oof["person"].astype(str), "stem": stems, "ok": ok, "given": given})
-    out = set()
-    for person, rows in frame.groupby("person", sort=False):
-        if (len(rows) == len(labels.PHOTO_STEMS) and set(rows["stem"]) == set(labels.PHOTO_STEMS)
-                and rows["ok"].all() and sorted(rows["given"]) == sorted(labels.PHOTO_MASK.values())):
-            out.add(str(person))
-    return out
 
 
 def proposal_verdicts(issues: pd.DataFrame, *, quality: pd.DataFrame | None = None,

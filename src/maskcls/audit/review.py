@@ -15,6 +15,8 @@ last decision made, wherever the cursor is, and a card accepted in an earlier re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +36,7 @@ JPEG_QUALITY = 82
 
 
 def write_review(issues: pd.DataFrame, photo_paths: dict[str, list[tuple[str, str]]], out_dir: Path, *,
-                 thumb_size: tuple[int, int] = (72, 96), data_id: str = "") -> Path:
+                 thumb_size: tuple[int, int] = (72, 96), data_id: str = "", layout: Iterable[str] = ()) -> Path:
     """Write ``out_dir/review.html`` and its thumbnails in ``out_dir/thumbs/``; returns the page's path.
 
     issues : ``rank.find_issues`` output (or its CSV read back), one card per row, best rank first.
@@ -44,7 +46,12 @@ def write_review(issues: pd.DataFrame, photo_paths: dict[str, list[tuple[str, st
     thumb_size : (width, height) of the thumbnails in pixels.
     data_id : ``decisions.data_fingerprint`` of the audited data; ``maskcls review`` needs it to tie the
         decisions it writes to that data.
+    layout : people in the competition's 7-photo layout (``data.corrections.layout_people``): a card
+        that changes one of their photos' mask alone carries a warning.
+    Optional columns shown on each card: ``quality`` (the field's), ``proposed`` ("yes" or "no: why"),
+    ``networks_say`` and ``face_model_says`` (each source's probability of the suggestion).
     """
+    layout = set(layout)
     missing = [c for c in _NEEDED if c not in issues.columns]
     if missing:
         raise ValueError(f"issues is missing column(s) {', '.join(missing)}")
@@ -65,6 +72,11 @@ def write_review(issues: pd.DataFrame, photo_paths: dict[str, list[tuple[str, st
             "field": str(rec["field"]), "photos": photos, "given": _cell(rec["given"]),
             "suggested": _cell(rec["suggested"]), "fix": f"{fix['from']} \u2192 {fix['to']}".strip(),
             "note": _cell(rec.get("note", "")),
+            # How far to trust it: the field's quality (the audit's gate), whether it was proposed or is
+            # listed only and why (rank.proposal_verdicts), and the 7-photo layout warning.
+            "quality": None if _cell(rec.get("quality", "")) == "" else round(float(rec["quality"]), 2),
+            "proposed": _cell(rec.get("proposed", "")),
+            "warning": LAYOUT_CARD_WARNING if _is_layout_fix(rec, layout) else "",
             # What each source says of the suggestion (audit.run: the networks and the face model).
             "sources": [[name, _cell(rec.get(col, ""))] for name, col in SOURCES if _cell(rec.get(col, ""))],
             "thumbs": [[str(stem), thumbs.get((person, str(stem), str(path))), marked is None or str(stem) in marked]
@@ -77,6 +89,14 @@ def write_review(issues: pd.DataFrame, photo_paths: dict[str, list[tuple[str, st
     page = out_dir / "review.html"
     write_text(page, _PAGE.replace("__DATA__", _script_json(data)))
     return page
+
+
+LAYOUT_CARD_WARNING = ("one photo's mask in the 7-photo layout: one photo there cannot be wrong alone (only a swap "
+                       "of incorrect_mask and normal keeps the layout); accept only if the photo shows it")
+
+
+def _is_layout_fix(rec: dict, layout: set[str]) -> bool:
+    return rec["field"] == "mask" and _cell(rec.get("fix_to", "")) != "swap" and str(rec["person"]) in layout
 
 
 def _cell(value) -> str:
@@ -154,6 +174,10 @@ _PAGE = r"""<!doctype html>
   figure .missing { display: flex; align-items: center; justify-content: center; font-size: 10px; }
   .note { color: #667; font-size: 12px; }
   .sources { font-size: 12px; color: #334; margin: 4px 0; }
+  .quality, .verdict { margin-left: 12px; font-size: 12px; }
+  .verdict.proposed { color: #175e1f; }
+  .verdict.listed { color: #8a5a00; }
+  .warning { font-size: 12px; color: #8a1f11; background: #fff1ec; padding: 3px 6px; margin: 4px 0; }
   .source { margin-right: 16px; }
   .actions button { margin-right: 6px; }
   button { font: inherit; padding: 3px 10px; border-radius: 4px; border: 1px solid #99a; background: #fff; cursor: pointer; }
@@ -222,6 +246,13 @@ _PAGE = r"""<!doctype html>
     head.appendChild(el("span", "field", issue.field));
     head.appendChild(el("span", "person", issue.person));
     head.appendChild(el("span", "score", "score " + issue.score.toFixed(2)));
+    if (issue.quality !== null && issue.quality !== undefined)
+      head.appendChild(el("span", "quality", issue.field + " read at quality " + issue.quality.toFixed(2)));
+    if (issue.proposed) {
+      var listed = issue.proposed.indexOf("no") === 0;
+      head.appendChild(el("span", listed ? "verdict listed" : "verdict proposed",
+                          listed ? "listed only: " + issue.proposed.replace(/^no:\s*/, "") : "proposed"));
+    }
     head.appendChild(el("span", "state"));
     card.appendChild(head);
     var change = el("div", "change");
@@ -260,6 +291,7 @@ _PAGE = r"""<!doctype html>
       });
       card.appendChild(says);
     }
+    if (issue.warning) card.appendChild(el("div", "warning", "\u26a0 " + issue.warning));
     if (issue.note) card.appendChild(el("div", "note", issue.note));
     if (issue.earlier) card.appendChild(el("div", "earlier", "accepted in an earlier review"));
     var actions = el("div", "actions");

@@ -155,7 +155,8 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
     # A field below the gate has no issues at all, so the bar proposals effectively meet is the higher one.
     bar = max(min_quality, propose_quality)
-    verdicts = proposal_verdicts(issues, quality=quality, layout=layout_people(oof), min_quality=propose_quality)
+    layout = layout_people(oof)
+    verdicts = proposal_verdicts(issues, quality=quality, layout=layout, min_quality=propose_quality)
     issues["proposed"] = verdicts.map(lambda v: "yes" if not v else f"no: {v}")
     proposed = issues[(verdicts == "").to_numpy(dtype=bool)].reset_index(drop=True)
     strong = (issues["score"].astype(float) >= PROPOSE_MIN_SCORE).to_numpy(dtype=bool)
@@ -167,9 +168,10 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     photos: dict[str, list[tuple[str, str]]] = {}
     for person, image, path in zip(prepared.table["person"], prepared.table["image"], prepared.table["path"]):
         photos.setdefault(str(person), []).append((str(image), str(path)))
-    write_review(issues[[c for c in [*ISSUE_COLUMNS, "networks_say", "face_model_says", "reviewed"]
-                         if c in issues.columns]], photos, out,
-                 data_id=data_id)
+    card_columns = [*ISSUE_COLUMNS, "networks_say", "face_model_says", "reviewed", "proposed"]
+    cards = issues[[c for c in card_columns if c in issues.columns]].assign(
+        quality=issues["field"].map(dict(zip(quality["field"], quality["quality"]))))
+    write_review(cards, photos, out, data_id=data_id, layout=layout)
     summary = {"photos": len(oof), "people": int(oof["person"].nunique()), "issues": len(issues),
                "issues_per_field": {k: int(v) for k, v in issues["field"].value_counts().items()},
                "proposed": len(proposed), "propose_min_score": PROPOSE_MIN_SCORE, "min_quality": min_quality,

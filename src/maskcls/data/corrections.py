@@ -31,6 +31,10 @@ from ..errors import UserError
 from ..fileio import read_csv, require_file
 
 FIELDS = tuple(t.field for t in labels.TASKS)  # each task's recorded label
+MASK_INCORRECT, MASK_NORMAL = labels.PHOTO_MASK["incorrect_mask"], labels.PHOTO_MASK["normal"]
+LAYOUT_WARNING = ("one photo's mask changed in the competition's 7-photo layout (5 mask, 1 incorrect_mask, 1 normal): "
+                  "one photo there cannot be wrong alone, only a swap of incorrect_mask and normal keeps the layout; "
+                  "check the photo before training on it")
 BUILTIN = {"known": "known_mislabels.csv"}
 
 
@@ -62,6 +66,7 @@ class CorrectionReport:
     changes: list[Change] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)  # messages for corrections that found no person
     skipped: list[str] = field(default_factory=list)  # messages for rows left alone
+    warnings: list[str] = field(default_factory=list)  # applied, but worth a look (LAYOUT_WARNING)
 
     def changes_frame(self) -> pd.DataFrame:
         cols = ["person", "image", "field", "old", "new", "where", "note"]
@@ -81,13 +86,15 @@ class CorrectionReport:
             out.append(f"not applied: {len(self.unmatched)} correction(s) name people not in the data "
                        "(list them with --verbose)")
         out += [f"not applied: {m}" for m in self.skipped]
+        out += [f"warning: {m}" for m in self.warnings]
         return out
 
     def summary(self) -> str:
         people = len({c.person for c in self.changes})
         photos = len({(c.person, c.image) for c in self.changes})
         return (f"corrections: {len(self.changes)} label change(s) on {photos} photo(s) of {people} person(s); "
-                f"{len(self.unmatched)} correction(s) name people not in the data; {len(self.skipped)} left alone")
+                f"{len(self.unmatched)} correction(s) name people not in the data; {len(self.skipped)} left alone"
+                + (f"; {len(self.warnings)} warning(s)" if self.warnings else ""))
 
 
 def _value_name(field_name: str, value: int) -> str:
@@ -150,13 +157,18 @@ def apply(table: pd.DataFrame, corrections: list[Correction]) -> tuple[pd.DataFr
     """
     table = table.copy()
     report = CorrectionReport()
+    layout = layout_people(table) if any(c.field == "mask" and c.to != "swap" for c in corrections) else set()
     for corr in corrections:
         hit = (table["person"] == corr.person) | (table["person_id"] == corr.person)
         if not hit.any():
             report.unmatched.append(f"{corr.where}: person {corr.person} is not in the data")
             continue
         for person, rows in table[hit].groupby("person", sort=True):
+            before = len(report.changes)
             _apply_one(table, corr, str(person), rows, report)
+            if corr.field == "mask" and corr.to != "swap" and str(person) in layout and len(report.changes) > before:
+                images = "+".join(c.image for c in report.changes[before:])
+                report.warnings.append(f"{corr.where}: {person} {images}: {LAYOUT_WARNING}")
     return table, report
 
 
@@ -208,3 +220,24 @@ def _apply_one(table: pd.DataFrame, corr: Correction, person: str, rows: pd.Data
         table.loc[idx, col] = new
         report.changes.append(Change(person, table.loc[idx, "image"], col, _value_name(col, old),
                                      _value_name(col, new), corr.where, corr.note))
+
+
+def layout_people(oof: pd.DataFrame) -> set[str]:
+    """People whose photos are exactly the competition's seven (mask1-5, incorrect_mask, normal), each
+    given the mask its name says. Their mask labels are fixed by that layout: one photo cannot be
+    mislabeled alone (two ``normal`` photos are not a person of this data), so the only mask fix that
+    keeps the layout is a swap of the incorrect_mask and normal photos, the competition's known error."""
+    if "mask" not in oof.columns or oof.empty:
+        return set()
+    stems = oof["image"].astype(str)
+    expected = stems.map(labels.PHOTO_MASK)
+    given = pd.to_numeric(oof["mask"], errors="coerce")
+    # A swapped pair keeps the layout (one of each), so the pair's own labels may be either way round.
+    ok = (given == expected) | (stems.isin(["incorrect_mask", "normal"]) & given.isin([MASK_INCORRECT, MASK_NORMAL]))
+    frame = pd.DataFrame({"person": oof["person"].astype(str), "stem": stems, "ok": ok, "given": given})
+    out = set()
+    for person, rows in frame.groupby("person", sort=False):
+        if (len(rows) == len(labels.PHOTO_STEMS) and set(rows["stem"]) == set(labels.PHOTO_STEMS)
+                and rows["ok"].all() and sorted(rows["given"]) == sorted(labels.PHOTO_MASK.values())):
+            out.add(str(person))
+    return out

@@ -182,8 +182,10 @@ def prepare(cfg, data: str | Path | pd.DataFrame, *, store: PhotoStore | None = 
     """
     table, report = load_table(data, cutoffs=cfg.cutoffs, corrections=cfg.data.corrections,
                                allow_outside=cfg.data.allow_outside)
-    if cfg.data.corrections != "none":
+    if cfg.data.corrections != "none":  # each change, as `validate --corrections` lists them
         log(report.summary())
+        for line in report.lines():
+            log(f"  {line}")
     known = targets(table) >= 0
     if not known.any():
         raise UserError(f"{describe(data)}: no photo has a mask, gender or age label; training needs at least one")
