@@ -154,3 +154,26 @@ def test_a_single_photo_mask_fix_in_the_7_photo_layout_is_applied_with_a_warning
     assert any("warning:" in s and "7-photo layout" in s for s in said)
     # a swap keeps the layout: no warning for it
     assert not any("006359" in s and "warning" in s for s in said)
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_is_one_flag_of_every_command_and_train_lists_each_unmatched_correction(tmp_path, people, capsys, where):
+    from conftest import TINY
+    from maskcls.cli import main
+
+    corr = write_corrections(tmp_path / "c.csv", "006359,gender,*,female,male,,\n999999,gender,*,,flip,,\n")
+    flag = ["--verbose"] if where == "before" else []
+    tail = ["-v"] if where == "after" else []
+    sets = [a for s in [*TINY, "train.epochs=1", "data.folds=2", "train.trackers=none"] for a in ("--set", s)]
+    assert main([*flag, "train", str(people), "--out", str(tmp_path / "run"), "--config", "demo", *sets,
+                 "--corrections", str(corr), *tail]) == 0
+    err = capsys.readouterr()
+    said = err.out + err.err
+    assert f"not applied: {corr}:3: person 999999 is not in the data" in said
+    assert "006359_female_Asian_18 mask1: gender female -> male" in said  # each change, as validate lists them
+    assert main([*flag, "validate", str(people), "--corrections", str(corr), *tail]) == 0
+    assert f"{corr}:3: person 999999" in capsys.readouterr().out
+    # without it: one count line
+    assert main(["validate", str(people), "--corrections", str(corr)]) == 0
+    out = capsys.readouterr().out
+    assert "(list them with --verbose)" in out and "999999" not in out

@@ -25,6 +25,19 @@ def set_quiet(quiet: bool) -> None:
     _quiet = quiet
 
 
+_verbose = False
+
+
+def set_verbose(verbose: bool) -> None:
+    """--verbose: lists where the default is a count (corrections naming people not in the data)."""
+    global _verbose
+    _verbose = verbose
+
+
+def is_verbose() -> bool:
+    return _verbose
+
+
 def is_quiet() -> bool:
     return _quiet
 

@@ -12,7 +12,7 @@ import sys
 from importlib import import_module
 
 from ..errors import UserError, user_message
-from .common import QUIET_HELP, CommandParser, at_least  # noqa: F401 (at_least: benchmarks/_cli.py uses it)
+from .common import QUIET_HELP, VERBOSE_HELP, CommandParser, at_least  # noqa: F401 (at_least: benchmarks/_cli.py uses it)
 
 # The modules of the commands, in the order `maskcls --help` lists them.
 COMMANDS = ("config", "demo", "demo_data", "validate", "faces", "eda", "summary", "train", "evaluate", "predict", "classify",
@@ -32,12 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", "-V", action="version", version=f"maskcls {__version__}")
     parser.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
+    parser.add_argument("--verbose", "-v", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     for name in COMMANDS:
         import_module(f"{__name__}.{name}").add_parser(sub)
-    # -q works after the command too (`maskcls train -q ...`); SUPPRESS keeps the one given before it.
+    # -q and -v work after the command too (`maskcls train -q ...`); SUPPRESS keeps the one given before it.
     for command in sub.choices.values():
         command.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
+        command.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
@@ -49,9 +51,10 @@ USER_OS_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EN
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ..progress import set_quiet
+    from ..progress import set_quiet, set_verbose
 
     set_quiet(args.quiet)
+    set_verbose(args.verbose)
     try:
         return args.func(args)
     except UserError as exc:

@@ -17,7 +17,6 @@ def add_parser(sub) -> None:
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--corrections", default="none", help=CORR_HELP + " (default none)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--verbose", action="store_true", help="list every correction naming a person not in the data")
     data_setting_args(p)
     p.set_defaults(func=run)
 
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.corrections != "none":
             print(report.summary())
-            for line in report.lines(verbose=args.verbose):
+            for line in report.lines():
                 print(f"correction: {line}")
         print(format_summary(info))
         if checks is not None:

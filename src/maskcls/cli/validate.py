@@ -15,7 +15,6 @@ def add_parser(sub) -> None:
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--corrections", default=None, help=CORR_HELP + "; lists what would change")
     p.add_argument("--no-decode", action="store_true", help="skip decoding the photos (fast structural check)")
-    p.add_argument("--verbose", action="store_true", help="list every correction naming a person not in the data")
     p.add_argument("--faces", default="cached", choices=("cached", "compute", "off"),
                    help="identity checks from the pretrained face model: photos whose face is not their person's, "
                         "and ids with one face (one person filed twice). cached (default): on the faces `maskcls "
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         print("identity: no faces cached for this data; `maskcls faces DATA` (or --faces compute) adds the "
               "face model's identity checks")
     if result.corrections is not None:
-        for line in result.corrections.lines(verbose=args.verbose):
+        for line in result.corrections.lines():
             print(f"correction: {line}")
         print(result.corrections.summary())
     checked = f"{result.photos} training photos" + (f" and {result.eval_photos} eval photos" if result.eval_photos else "")

@@ -72,13 +72,18 @@ class CorrectionReport:
         cols = ["person", "image", "field", "old", "new", "where", "note"]
         return pd.DataFrame([c.__dict__ for c in self.changes], columns=cols)
 
-    def lines(self, verbose: bool = False) -> list[str]:
+    def lines(self, verbose: bool | None = None) -> list[str]:
         """Human-readable report: one line per change, then what was not applied and why.
 
         Corrections naming people not in the data are the rule when a set written for one dataset
         (like ``known``) is applied to another, so by default they are one count line; ``verbose``
-        lists each. Rows left alone for another reason always get one line each.
+        lists each (default: the command line's --verbose). Rows left alone for another reason always get
+        one line each.
         """
+        if verbose is None:
+            from ..progress import is_verbose
+
+            verbose = is_verbose()
         out = [f"{c.person} {c.image}: {c.field} {c.old} -> {c.new}" for c in self.changes]
         if verbose:
             out += [f"not applied: {m}" for m in self.unmatched]
