@@ -293,3 +293,23 @@ def test_kill_9_of_the_parent_then_a_rerun_trains_only_what_did_not_finish(synth
     train_folds(tiny_config(*ONE_EPOCH), synth_root, run, launcher=Recording(["cpu"]), **QUIET)
     assert launched == ["fold 1"] and (run / "fold-0" / "summary.json").stat().st_mtime_ns == stamp
     assert (run / "oof_probs.csv").is_file()
+
+
+@pytest.mark.slow
+def test_jobs_through_a_pipe_show_the_launch_then_each_run_s_start_and_one_line_per_epoch(synth_root, tmp_path):
+    """`ablate --jobs 2 | cat`: the parent's lines and the workers' are in the order they happened (the
+    launch line before any start line, each start before its run's epochs), and every finished epoch
+    of every run is one line prefixed by the run's name."""
+    sets = [a for s in TINY if not s.startswith(("data.folds", "train.epochs")) for a in ("--set", s)]
+    sets += ["--set", "train.epochs=2", "--set", "train.trackers=none"]
+    done = subprocess.run([sys.executable, "-m", "maskcls", "--quiet", "ablate", str(synth_root), "--out",
+                           str(tmp_path / "ab"), "--variants", "none,hflip", "--seeds", "1", "--folds", "2",
+                           "--run-folds", "1", "--config", "demo", *sets, "--jobs", "2"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout
+    launch = next(i for i, s in enumerate(lines) if s.startswith("launch: 2 run(s)"))
+    for name in ("none seed 0 fold 0", "hflip seed 0 fold 0"):
+        started = lines.index(f"  started {name} on cpu")
+        epochs = [i for i, s in enumerate(lines) if re.match(rf"  \[{name}\] epoch \d/2 ", s)]
+        assert launch < started < epochs[0] and len(epochs) == 2, done.stdout
