@@ -268,3 +268,20 @@ def test_the_face_model_gives_a_second_opinion_that_the_gate_and_cards_show(synt
     # the review page carries both opinions to the cards
     page = (tmp_path / "blend" / "review.html").read_text()
     assert "face model" in page and "networks trained here" in page
+
+
+def test_with_run_a_setting_the_run_was_made_with_is_refused_not_ignored(synth_root, tmp_path, capsys):
+    """A new user's --set data.corrections=FILE with --run changed nothing and said nothing; and an --out
+    that is a file was called a folder holding other files."""
+    run = tmp_path / "cv"
+    run.mkdir()
+    (run / "oof_probs.csv").write_text("")  # the refusal comes before the run is read
+    for setting in ("data.corrections=none", "data.age_young=25", "model.name=resnet18"):
+        assert main(["--quiet", "audit", str(synth_root), "--out", str(tmp_path / "a"), "--run", str(run),
+                     "--set", setting]) == 2
+        err = capsys.readouterr().err
+        assert f"--set {setting.split('=')[0]}: with --run the audit reads" in err, err
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "afile").write_text("")
+    assert main(["--quiet", "audit", str(synth_root), "--out", str(tmp_path / "afile"), "--run", str(run)]) == 2
+    assert "afile: a file, not a folder" in capsys.readouterr().err

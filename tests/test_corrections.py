@@ -1,3 +1,5 @@
+import re
+
 import pandas as pd
 import pytest
 
@@ -177,3 +179,15 @@ def test_verbose_is_one_flag_of_every_command_and_train_lists_each_unmatched_cor
     assert main(["validate", str(people), "--corrections", str(corr)]) == 0
     out = capsys.readouterr().out
     assert "(list them with --verbose)" in out and "999999" not in out
+
+
+@pytest.mark.parametrize("body, message", [
+    ("006359,mask,mask1,,normal,,,extra\n", ":2: 8 fields where the header has 7"),
+    ("006359,mask\n", ":2: 2 field(s); the row ends before 'image'"),
+    ("006359,age,*,,200,,\n", "age must be between 1 and 129 years, got '200'"),
+    ("006359,gender,*,,flip,,\n006359,gender,*,,flip,,\n", ":3: repeats line 2 (the same correction twice)"),
+])
+def test_a_row_of_the_wrong_length_a_wrong_age_or_a_repeat_is_named_for_what_it_is(tmp_path, people, body, message):
+    corr = write_corrections(tmp_path / "c.csv", body)
+    with pytest.raises(UserError, match=re.escape(message)):
+        corrections.read(corr)

@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from maskcls.cli import main
 from maskcls.data.preprocess import Preprocess
@@ -178,3 +179,31 @@ def test_a_face_crop_export_takes_the_face_crop_and_answers_as_pytorch(synth_roo
     want = Predictor(run).predict_proba(photos)
     got = Predictor(run, backend="onnx").predict_proba(photos)
     assert np.abs(got - want).max() < 1e-4
+
+
+def test_export_and_the_onnx_backend_refuse_what_a_new_user_tried(run, synth_root, tmp_path, capsys):
+    """From a new user's walk-through: an export into the run's data, a file system that takes no files,
+    a GPU asked of the CPU backend, a checkpoint given as an ONNX file, and the runs' paths in --info."""
+    assert main(["export", str(run), "--out", str(synth_root / "m.onnx")]) == 2
+    assert "is inside the data" in capsys.readouterr().err and not (synth_root / "m.onnx").exists()
+    assert main(["export", str(run), "--out", "/proc/m.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "/proc/m.onnx: cannot write it" in err and ".tmp" not in err
+    export_run(run, tmp_path / "m.onnx")
+    photo = str(sorted((synth_root / "eval" / "images").iterdir())[0])
+    assert main(["classify", str(tmp_path / "m.onnx"), photo, "--backend", "onnx", "--device", "cuda"]) == 2
+    assert "--backend onnx runs on the CPU only" in capsys.readouterr().err
+    assert main(["classify", str(run / "best.pt"), photo, "--backend", "onnx"]) == 2
+    assert "best.pt: not an ONNX file" in capsys.readouterr().err
+    assert main(["export", "--info", str(run)]) == 2
+    assert "a folder, not an ONNX file" in capsys.readouterr().err
+    assert main(["export", "--info", str(tmp_path / "m.onnx")]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"] == [str(run.resolve())]
+
+
+def test_a_photo_file_under_8_pixels_a_side_is_refused_as_an_array_is(run, tmp_path):
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (4, 4)).save(tiny)
+    for backend, model in (("torch", run),):
+        with pytest.raises(UserError, match="4x4 pixels is not a photo"):
+            Predictor(model, backend=backend).predict([str(tiny)])

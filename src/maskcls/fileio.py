@@ -54,13 +54,14 @@ def cannot_write(target: str | Path, exc: OSError) -> UserError:
 
 
 @contextlib.contextmanager
-def naming(target: str | Path) -> Iterator[None]:
-    """Inside: an OSError of an output that cannot be written (read-only, full, not ours) becomes
-    ``cannot_write(target)``, naming what the user asked for; any other error passes as it is."""
+def naming(target: str | Path, *, also: tuple[int, ...] = ()) -> Iterator[None]:
+    """Inside: an OSError of an output that cannot be written (read-only, full, not ours; and the errnos
+    in ``also``) becomes ``cannot_write(target)``, naming what the user asked for; any other error passes
+    as it is."""
     try:
         yield
     except OSError as exc:
-        if exc.errno not in _CANNOT_WRITE:
+        if exc.errno not in _CANNOT_WRITE and exc.errno not in also:
             raise
         raise cannot_write(target, exc) from None
 
@@ -102,7 +103,8 @@ def _ours(exc: OSError, *temporary: Path) -> bool:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
     path = Path(path)
-    with naming(path):
+    # ENOENT once the folder exists: a file system that takes no new files there (/proc, a FUSE mount)
+    with naming(path, also=(errno.ENOENT,)):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -258,7 +260,8 @@ def require_file(path: str | Path, kind: str = "file", *, what: str = "", hint: 
     path = Path(path)
     name, advice = f"{what} {path}" if what else str(path), f" ({hint})" if hint else ""
     if path.is_dir():
-        raise UserError(f"{name}: a folder, not a {kind}{advice}")
+        article = "an" if kind[:1].lower() in "aeio" or kind.startswith("ONNX") else "a"
+        raise UserError(f"{name}: a folder, not {article} {kind}{advice}")
     if not path.is_file():
         raise UserError(f"{name}: {'not a regular file' if path.exists() else missing}{advice}")
     return path

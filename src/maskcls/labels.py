@@ -88,8 +88,10 @@ def parse_gender(value: str) -> int:
 def parse_age(value: str) -> int:
     """Parse an age in whole years; raises ValueError otherwise."""
     text = str(value).strip()
-    if not text.isdigit() or not 0 < int(text) < 130:
+    if not text.isdigit():
         raise ValueError(f"age must be a whole number of years, got {value!r}")
+    if not 0 < int(text) < 130:
+        raise ValueError(f"age must be between 1 and 129 years, got {value!r}")
     return int(text)
 
 

@@ -20,6 +20,7 @@ from .errors import UserError
 
 # 40 megapixels: 200x the competition's photos; larger ones are refused unread.
 MAX_PIXELS = 40_000_000
+MIN_SIDE = 8  # pixels: anything smaller is a thumbnail, an icon or a misread array, not a face photo
 
 
 class PhotoError(UserError):
@@ -53,21 +54,37 @@ def read_rgb(path: str | Path) -> np.ndarray:
     is applied (as a phone's gallery shows the photo).
     """
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise PhotoError(f"{path}: photo is {w}x{h} pixels, over the {MAX_PIXELS:,}-pixel limit "
-                                 "(refused before decoding; resize it first)")
-            im.load()  # full decode: a truncated JPEG raises here instead of coming back half grey
-            return pil_to_rgb(im)
-    except PhotoError:
-        raise
+        return _decode(path, path)
     except FileNotFoundError:
         raise PhotoError(f"{path}: photo not found") from None
+
+
+def decode_bytes(data: bytes, name: str = "photo") -> np.ndarray:
+    """``read_rgb`` of a photo held in memory (an upload): the same decoder, the same limits, and the
+    errors name ``name`` without the hint to run validate."""
+    import io
+
+    return _decode(io.BytesIO(data), name, hint="")
+
+
+def _decode(source, name, *, hint: str | None = None) -> np.ndarray:
+    hint = VALIDATE_HINT if hint is None else hint
+    try:
+        with Image.open(source) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise PhotoError(f"{name}: photo is {w}x{h} pixels, over the {MAX_PIXELS:,}-pixel limit "
+                                 "(refused before decoding; resize it first)")
+            if min(w, h) < MIN_SIDE:  # the rule arrays follow too (serve.inputs)
+                raise PhotoError(f"{name}: {w}x{h} pixels is not a photo (each side at least {MIN_SIDE})")
+            im.load()  # full decode: a truncated JPEG raises here instead of coming back half grey
+            return pil_to_rgb(im)
+    except (PhotoError, FileNotFoundError):
+        raise
     except UnidentifiedImageError:
-        raise PhotoError(f"{path}: photo does not decode (not a JPEG, PNG or other image file){VALIDATE_HINT}") from None
+        raise PhotoError(f"{name}: photo does not decode (not a JPEG, PNG or other image file){hint}") from None
     except Exception as exc:  # PIL raises many types for broken files; each means "not a usable photo"
-        raise PhotoError(f"{path}: photo does not decode ({exc}){VALIDATE_HINT}") from None
+        raise PhotoError(f"{name}: photo does not decode ({exc}){hint}") from None
 
 
 # Said where a broken photo stops another command; `maskcls validate` itself lists it without the hint.

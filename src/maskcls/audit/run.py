@@ -49,6 +49,8 @@ OURS = {"label_issues.csv", "proposed_corrections.csv", "review.html", "thumbs",
 REPORT_COLUMNS = ["person", "photos", "field", "given", "suggested", "score", "rank", "proposed", "networks_say",
                   "face_model_says"]
 FACES_CHOICES = ("auto", "off")
+# What --set may change with --run: where and how this machine reads, never the labels or the model.
+RUN_FREE_KEYS = ("data.cache_dir", "data.face_detectors", "data.workers", "data.allow_outside", "train.device")
 # The face model's opinion on a field counts only when it covers this many people (gender, age) or
 # photos (mask): its quality, which weighs it in the blend, is not measured on fewer.
 MIN_FACE_UNITS = 20
@@ -83,6 +85,8 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
         raise UserError(f"--blend {blend_rule} combines the face model's opinion with the networks', and --faces off "
                         "leaves the face model out; drop one of them")
     refuse_output_inside(data, out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: a file, not a folder; --out takes a new folder (or a previous audit's)")
     if out.exists() and (not out.is_dir() or any(p.name not in OURS and not _is_repeat(p.name)
                                                  and not p.name.startswith(".") for p in out.iterdir())):
         raise UserError(f"{out}: exists and holds other files; give a new folder (or a previous audit's)")
@@ -93,6 +97,11 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     if run is not None:
         if not (Path(run) / "oof_probs.csv").is_file():
             raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
+        ignored = [o.split("=", 1)[0].strip() for o in overrides if o.split("=", 1)[0].strip() not in RUN_FREE_KEYS]
+        if ignored:  # the run's probabilities were made with its own settings: a changed one would not hold
+            raise UserError(f"--set {ignored[0]}: with --run the audit reads {run}'s own settings (its labels, "
+                            f"corrections, folds and model); only {', '.join(RUN_FREE_KEYS)} may be set. Audit "
+                            f"without --run to train with {ignored[0]} changed")
         cfg = read_run_config(run)
         runs = [Path(run)]
         trained = 0.0

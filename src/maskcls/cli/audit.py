@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--min-quality", type=float, default=None, metavar="Q",
                    help="the gate: a field (gender, mask, age) is audited (its issues listed) only when its "
                         "out-of-fold models read it with (balanced accuracy - chance) / (1 - chance) >= Q, chance being 1 / classes "
-                        "given; 0 = any lift over chance, 1 = perfect (default 0.5: a 2-class "
+                        "given; 0 = every field, even one read at chance; 1 = perfect (default 0.5: a 2-class "
                         "field needs balanced accuracy 0.75, a 3-class one 0.67)")
     p.add_argument("--propose-quality", type=float, default=None, metavar="Q",
                    help="the stricter bar for proposed_corrections.csv: a field's issues are proposed only when "

@@ -25,8 +25,8 @@ def runs_of(args: argparse.Namespace):
     return [args.run, *args.add_run] if args.add_run else args.run
 CORR_HELP = "label corrections: 'known' (the published list for the real data), 'none', or a CSV file"
 QUIET_HELP = "no progress bars (messages and results still print)"
-VERBOSE_HELP = ("say more: list every correction naming a person not in the data (in validate, summary and the "
-                "logs of train, audit, improve and ablate), where the default is one count line")
+VERBOSE_HELP = ("say more: list every correction naming a person not in the data (validate, summary and every "
+                "training log), where the default is one count line")
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -120,7 +120,9 @@ def read(path: str | Path) -> list[Correction]:
     """Parse and check a corrections CSV; an unknown field or value is an error naming its line."""
     path = Path(path)
     frame = read_csv(path, ("person_id", "field", "to"))
+    _check_row_lengths(path)
     out = []
+    seen: dict[tuple, str] = {}
     for i, rec in zip(frame.index, frame.to_dict("records")):
         where = f"{path}:{i}"
         person = rec["person_id"].strip()
@@ -150,9 +152,34 @@ def read(path: str | Path) -> list[Correction]:
                 to = task.parse(to_text)
         except ValueError as exc:
             raise UserError(f"{where}: {exc}") from None
+        key = (person, fld, images, expect, to)
+        if key in seen:  # a flip given twice undoes itself, and any repeat is a pasting slip
+            raise UserError(f"{where}: repeats line {seen[key].rsplit(':', 1)[1]} (the same correction twice); "
+                            "remove one")
+        seen[key] = where
         out.append(Correction(where, person, fld, images, expect, to,
                               rec.get("agreement", "").strip(), rec.get("note", "").strip()))
     return out
+
+
+def _check_row_lengths(path: Path) -> None:
+    """A row with more fields than the header (a comma too many) would shift its values into the wrong
+    columns, and a short one may stop before ``to``: say so, naming the line, not a wrong value."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = csv.reader(fh)
+        header = [h.strip() for h in next(rows, [])]
+        needed = max(header.index(c) for c in ("person_id", "field", "to")) + 1
+        for line, row in enumerate(rows, start=2):
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) > len(header):
+                raise UserError(f"{path}:{line}: {len(row)} fields where the header has {len(header)} "
+                                f"({','.join(header)}); a comma too many?")
+            if len(row) < needed:
+                raise UserError(f"{path}:{line}: {len(row)} field(s); the row ends before "
+                                f"{header[len(row)]!r} (the header is {','.join(header)})")
 
 
 def apply(table: pd.DataFrame, corrections: list[Correction]) -> tuple[pd.DataFrame, CorrectionReport]:

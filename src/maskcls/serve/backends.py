@@ -167,6 +167,10 @@ class OnnxMember:
 def load_onnx(runs: Runs, device: torch.device | None = None) -> list[Member]:
     """.onnx files, or run folders holding model.onnx (``maskcls export``'s default place)."""
     suffix = BACKENDS["onnx"].suffix
+    for p in _as_paths(runs):
+        if p.is_file() and p.suffix != suffix:
+            raise UserError(f"{p}: not an ONNX file; --backend onnx takes a {suffix} file (maskcls export) or a run "
+                            f"folder holding model{suffix}")
     return [OnnxMember(p if p.suffix == suffix else p / f"model{suffix}") for p in _as_paths(runs)]
 
 
@@ -200,6 +204,13 @@ def backend(name: str) -> Backend:
     if name not in BACKENDS:
         raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
     return BACKENDS[name]
+
+
+def check_device(name: str, device: str) -> None:
+    """A backend that runs on the CPU only refuses a GPU it was asked for, rather than ignore it."""
+    if not backend(name).gpu and device not in ("auto", "cpu"):
+        raise UserError(f"--device {device}: --backend {name} runs on the CPU only; drop --device, or use "
+                        "--backend torch for a GPU")
 
 
 def check_tta(tta: str) -> str:

@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import __version__, labels
 from ..config import Config
+from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, require_file
 from ..config import FACE_MODEL
@@ -89,6 +90,9 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
         raise UserError(f"{out}: the export is an {suffix} file")
     check_replaceable(out, force=force)
     members: list[TorchMember] = BACKENDS["torch"].load(run, torch.device("cpu"))
+    for member in members:  # never into the data a run learned from, as every command that writes
+        if member.data:
+            refuse_output_inside(member.data, out)
     if len({(m.config.data.size, m.config.data.crop, m.config.data.face_margin if m.config.data.crop == "face" else None,
              m.config.cutoffs, m.config.model.face_features and m.config.data.face_detectors) for m in members}) > 1:
         raise UserError("the runs use different sizes, crops, age cut-offs or face features; export them one by one")
@@ -109,7 +113,7 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
                           opset_version=opset, dynamo=False)
         model = onnx.load(str(tmp))
         meta = {"maskcls_version": __version__, "contract": str(CONTRACT), "config": json.dumps(cfg.to_dict()),
-                "runs": json.dumps([str(m.source) for m in members]), "data": members[0].data,
+                "runs": json.dumps([str(m.source.resolve()) for m in members]), "data": members[0].data,
                 **{k: json.dumps(v) for k, v in describe_model(cfg, input_size).items()}}
         known = [m.train_photos for m in members if m.train_photos is not None]
         if known:  # evaluate refuses to score these photos with the file, as with the run

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..photos import MIN_SIDE
 
 Item = str | Path | np.ndarray
-MIN_SIDE = 8  # pixels: anything smaller is a misread array (a channels-first image, a wrong axis), not a photo
 
 
 def _is_image(x: Any) -> bool:

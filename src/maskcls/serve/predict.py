@@ -17,6 +17,7 @@ from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal, refuse_
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, check_writable, write_csv
 from ..metrics import log_loss, per_class_f1, scored
+from .backends import check_device
 from .options import SPLITS
 
 Runs = str | Path | Sequence[str | Path]
@@ -25,6 +26,7 @@ Runs = str | Path | Sequence[str | Path]
 def load_predictor(run: Runs, *, device: str = "auto", tta: str = "none", workers: int = 0, backend: str = "torch"):
     """The predictor for ``backend``: ONNX files through serve.onnx_predictor, which imports no torch (so
     `predict --backend onnx` starts fast); anything else through ``Predictor``."""
+    check_device(backend, device)
     if backend == "onnx":
         from .onnx_predictor import OnnxPredictor
 
@@ -219,16 +221,16 @@ def classify_photos(run: Runs, photos: list[str | Path], *, tta: str = "none", d
         raise UserError(f"{len(bad)} of the {len(paths)} photos cannot be classified:\n  {shown}")
     predictor = load_predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     probs = predictor.predict_proba(paths)
-    per_task = labels.task_probs(probs)
-    results = []
-    for i, path in enumerate(paths):
-        c = int(probs[i].argmax())
-        result = {"photo": path, "class": c, **labels.answer_names(c, predictor.cutoffs)}
-        result["confidence"] = round(float(probs[i, c]), 4)
-        result["probabilities"] = {
+    return [{"photo": path, **answer_record(row, predictor.cutoffs)} for path, row in zip(paths, probs)]
+
+
+def answer_record(probs: np.ndarray, cutoffs: labels.AgeCutoffs) -> dict:
+    """One photo's answer from its (18,) class probabilities, as classify prints it and serve answers it:
+    the class, mask, gender and age group (names), the confidence and each task's probabilities."""
+    c = int(probs.argmax())
+    per_task = labels.task_probs(probs[None])
+    return {"class": c, **labels.answer_names(c, cutoffs), "confidence": round(float(probs[c]), 4),
             # float64 before rounding: a rounded float32 prints as 0.4153999984264374 in JSON
-            task.name: dict(zip(task.names(predictor.cutoffs),
-                                np.round(per_task[task.name][i].astype(np.float64), 4).tolist()))
-            for task in labels.TASKS}
-        results.append(result)
-    return results
+            "probabilities": {task.name: dict(zip(task.names(cutoffs),
+                                                  np.round(per_task[task.name][0].astype(np.float64), 4).tolist()))
+                              for task in labels.TASKS}}

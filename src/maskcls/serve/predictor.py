@@ -26,7 +26,7 @@ from ..progress import bar as progress_bar
 from ..training.loaders import make_loader
 from ..training.model import mirrored
 from ..training.runtime import resolve_device
-from .backends import Member, backend as backend_spec, check_members, check_tta
+from .backends import Member, backend as backend_spec, check_device, check_members, check_tta
 from .onnx_predictor import OnnxPredictor, member_faces
 from .inputs import normalise_items
 
@@ -45,6 +45,7 @@ class Predictor:
                  workers: int = 0, batch_size: int | None = None, backend: str = "torch") -> None:
         self.tta = check_tta(tta)
         spec = backend_spec(backend)
+        check_device(backend, device)
         self.device = resolve_device(device) if spec.gpu else torch.device("cpu")
         self.workers, self.batch_size, self.backend = workers, batch_size, backend
         # ONNX files take whole photos and need no torch: one path serves them (serve.onnx_predictor)

@@ -1,0 +1,295 @@
+"""`maskcls serve`: a trained model behind an HTTP API, with dynamic batching and a photo page.
+
+Built on FastAPI + uvicorn: a well-kept ASGI stack that parses multipart uploads (python-multipart), shuts
+down gracefully on SIGTERM (requests in flight finish) and needs no extra process. Batching is ours and
+small (``Batcher``): LitServe batches too, but it would bring its own worker processes and loading, where
+maskcls already has one loader (``serve.predict.load_predictor``) and one answer format (``answer_record``).
+
+    POST /predict   one photo as the raw body (image/* or application/octet-stream), or one or several as
+                    multipart/form-data files -> {"predictions": [answer, ...]} in the order sent; each
+                    answer is what `maskcls classify` prints for that photo, "photo" being the upload's
+                    file name (or its position)
+    GET  /health    {"status": "ok", "models": N, "backend": ...}
+    GET  /metrics   Prometheus text: requests and errors by endpoint and status, batch sizes, latency
+    GET  /          a page to drop or choose photos and see each answer with its probabilities
+
+Bad input is a 4xx JSON answer ({"error": "..."}) and the server answers on: a body that is not a photo,
+a truncated one, a decompression bomb (over photos.MAX_PIXELS, refused before decoding), a body over
+``max_bytes`` (413), a wrong content type (415), an empty body (400), a client gone mid-upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import UserError
+
+if TYPE_CHECKING:  # the command line builds this command's parser at every start: nothing heavy at import
+    import numpy as np
+
+MAX_BYTES = 20 * 1024 * 1024  # a request body; a 384x512 JPEG is ~50 KB, a phone photo a few MB
+MAX_PHOTOS = 64  # photos in one request
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    max_batch: int = 32  # photos run as one batch at most
+    max_wait_ms: float = 5.0  # how long the first photo of a batch waits for others; 0 with max_batch 1: no batching
+    max_bytes: int = MAX_BYTES
+    max_photos: int = MAX_PHOTOS
+
+
+class Batcher:
+    """Dynamic batching: photos of requests arriving within ``max_wait_ms`` of a batch's first one run as
+    one call of ``predict`` (up to ``max_batch`` photos; a request is never split). ``predict`` runs in
+    one worker thread, so the event loop keeps accepting requests while a batch runs."""
+
+    def __init__(self, predict: Callable[[list[np.ndarray]], np.ndarray], *, max_batch: int, max_wait_ms: float,
+                 on_batch: Callable[[int], None] = lambda n: None) -> None:
+        self.predict, self.max_batch, self.max_wait = predict, max_batch, max_wait_ms / 1000
+        self.on_batch = on_batch
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="maskcls-predict")
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+        self.executor.shutdown(wait=True)
+
+    async def submit(self, images: list[np.ndarray]) -> np.ndarray:
+        """(len(images), 18) probabilities, once the batch holding these photos has run."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((images, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self.queue.get()]
+            count = len(jobs[0][0])
+            deadline = loop.time() + self.max_wait
+            while count < self.max_batch:
+                if self.queue.empty():
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(self.queue.get(), left)
+                    except asyncio.TimeoutError:
+                        break
+                else:
+                    job = self.queue.get_nowait()
+                if count + len(job[0]) > self.max_batch:  # not split: it starts the next batch
+                    self.queue.put_nowait(job)
+                    break
+                jobs.append(job)
+                count += len(job[0])
+            images = [x for job in jobs for x in job[0]]
+            self.on_batch(len(images))
+            try:
+                probs = await loop.run_in_executor(self.executor, self.predict, images)
+            except Exception as exc:  # the batch's requests answer with it; the loop goes on
+                for _, future in jobs:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for job_images, future in jobs:
+                if not future.done():  # a client gone does not stop the others
+                    future.set_result(probs[start:start + len(job_images)])
+                start += len(job_images)
+
+
+class Metrics:
+    """The Prometheus counters and histograms of one app (its own registry, so several apps in one
+    process, as in the tests, do not collide)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("maskcls_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
+                                registry=self.registry)
+        self.photos = Counter("maskcls_photos", "photos answered", registry=self.registry)
+        self.batch = Histogram("maskcls_batch_size", "photos per model call", registry=self.registry,
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+        self.latency = Histogram("maskcls_request_seconds", "request latency, arrival to answer", ["endpoint"],
+                                 registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+    def text(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+def page() -> str:
+    """The photo page (resources/pages/serve.html)."""
+    return resources.files("maskcls").joinpath("resources/pages/serve.html").read_text(encoding="utf-8")
+
+
+def create_app(predictor: Any, options: ServeOptions = ServeOptions()):
+    """The FastAPI app serving ``predictor`` (``serve.predict.load_predictor``'s)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from starlette.requests import ClientDisconnect
+
+    from ..photos import PhotoError, decode_bytes
+    from .predict import answer_record
+
+    metrics = Metrics()
+    state: dict[str, Batcher] = {}
+
+    async def lifespan(app):
+        batcher = Batcher(lambda images: predictor.predict_proba(images), max_batch=options.max_batch,
+                          max_wait_ms=options.max_wait_ms, on_batch=metrics.batch.observe)
+        batcher.start()
+        state["batcher"] = batcher
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="maskcls", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    def error(status: int, message: str, endpoint: str = "/predict") -> JSONResponse:
+        metrics.requests.labels(endpoint, str(status)).inc()
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def read_body(request: Request) -> bytes:
+        """The body, refused past max_bytes as it streams in (a client's Content-Length is not trusted)."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > options.max_bytes:
+            raise _TooLarge()
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > options.max_bytes:
+                raise _TooLarge()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def uploads(request: Request) -> list[tuple[str, bytes]]:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            body = await read_body(request)  # the cap holds for multipart too
+            form = await _form_of(request, body, options.max_photos)
+            files = [(getattr(v, "filename", None) or key, await v.read()) for key, v in form.multi_items()
+                     if hasattr(v, "read")]
+            if not files:
+                raise _BadRequest(400, "the multipart body holds no file; send photos as file fields")
+            return files
+        if kind.startswith("image/") or kind == "application/octet-stream":
+            return [("0", await read_body(request))]
+        raise _BadRequest(415, f"content type {kind or 'none'}: send a photo as image/* or "
+                               "application/octet-stream, or photos as multipart/form-data")
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        start = time.perf_counter()
+        try:
+            files = await uploads(request)
+            if len(files) > options.max_photos:
+                raise _BadRequest(413, f"{len(files)} photos in one request; at most {options.max_photos}")
+            images = []
+            for name, data in files:
+                if not data:
+                    raise _BadRequest(400, f"{name}: empty body; send the photo's bytes")
+                images.append(decode_bytes(data, name))
+        except _TooLarge:
+            return error(413, f"the body is over {options.max_bytes:,} bytes")
+        except _BadRequest as exc:
+            return error(exc.status, exc.message)
+        except PhotoError as exc:
+            return error(400, str(exc))
+        except ClientDisconnect:  # the client left mid-upload: no one to answer
+            metrics.requests.labels("/predict", "499").inc()
+            return Response(status_code=499)
+        try:
+            probs = await state["batcher"].submit(images)
+        except UserError as exc:
+            return error(400, str(exc))
+        except Exception as exc:  # a model failure: the request fails, the server answers on
+            return error(500, f"the model failed: {type(exc).__name__}: {exc}")
+        answers = [{"photo": name, **answer_record(row, predictor.cutoffs)} for (name, _), row in zip(files, probs)]
+        metrics.photos.inc(len(answers))
+        metrics.requests.labels("/predict", "200").inc()
+        metrics.latency.labels("/predict").observe(time.perf_counter() - start)
+        return JSONResponse({"predictions": answers})
+
+    @app.get("/health")
+    async def health():
+        metrics.requests.labels("/health", "200").inc()
+        return {"status": "ok", "models": predictor.n_models, "backend": getattr(predictor, "backend", "torch"),
+                "classes": 18, "max_batch": options.max_batch, "max_wait_ms": options.max_wait_ms}
+
+    @app.get("/metrics")
+    async def prometheus():
+        return Response(metrics.text(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index():
+        metrics.requests.labels("/", "200").inc()
+        return HTMLResponse(page())
+
+    return app
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+async def _form_of(request, body: bytes, max_files: int):
+    """The multipart form of a body already read (and capped); a malformed one is a 400."""
+    from starlette.datastructures import Headers
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def stream():
+        yield body
+
+    try:
+        return await MultiPartParser(Headers(raw=request.headers.raw), stream(), max_files=max_files,
+                                     max_fields=max_files).parse()
+    except MultiPartException as exc:
+        raise _BadRequest(400, f"malformed multipart body: {exc.message}") from None
+
+
+def serve(predictor: Any, *, host: str = "127.0.0.1", port: int = 8000, options: ServeOptions = ServeOptions(),
+          log: Callable[[str], None] = print) -> None:
+    """Run the server until SIGTERM or Ctrl-C; requests in flight finish first."""
+    import uvicorn
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {host}: anyone who reaches this machine can use the model; there is no "
+              "authentication (the default, 127.0.0.1, answers this machine only)", file=sys.stderr)
+    app = create_app(predictor, options)
+    log(f"serving {predictor.n_models} model(s) ({getattr(predictor, 'backend', 'torch')}) on http://{host}:{port}/ "
+        f"(POST /predict, GET /health, GET /metrics); batches of up to {options.max_batch} photos within "
+        f"{options.max_wait_ms:g} ms; Ctrl-C or SIGTERM stops it")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
+                            access_log=False)
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except OSError as exc:  # the port is taken, or not ours to open
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    if not server.started:
+        raise UserError(f"cannot listen on {host}:{port} (taken by another program? choose another --port)")
