@@ -184,7 +184,8 @@ def test_sigterm_lets_the_request_in_flight_finish(run, photos):
     code, _, err = s.stop()
     t.join()
     assert answer["r"].status_code == 200 and len(answer["r"].json()["predictions"]) == 1
-    assert code == 0, err
+    # uvicorn ends by re-raising the signal once the requests are done, as a SIGTERM-ed process should
+    assert code in (0, -signal.SIGTERM) and "Traceback" not in err, err
 
 
 def test_listening_beyond_this_machine_warns_and_a_taken_port_is_one_line(run):

@@ -17,7 +17,7 @@ from .common import QUIET_HELP, VERBOSE_HELP, CommandParser, at_least  # noqa: F
 # The modules of the commands, in the order `maskcls --help` lists them.
 COMMANDS = ("config", "demo", "demo_data", "validate", "faces", "eda", "summary", "train", "evaluate", "predict", "classify",
             "score", "audit", "review", "interpret", "augment_preview", "export", "bench", "ablate", "lr_find",
-            "improve")
+            "improve", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,8 +58,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..serve.predict import load_predictor
-    from ..serve.server import ServeOptions, serve
+    from ..serve.server import ServeOptions, check_address, serve
 
+    check_address(args.host, args.port)  # before the model loads
     predictor = load_predictor(runs_of(args), device=args.device, tta=args.tta, workers=0, backend=args.backend)
     options = ServeOptions(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                            max_bytes=args.max_mb * 1024 * 1024)

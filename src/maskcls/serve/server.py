@@ -196,7 +196,8 @@ def create_app(predictor: Any, options: ServeOptions = ServeOptions()):
         raise _BadRequest(415, f"content type {kind or 'none'}: send a photo as image/* or "
                                "application/octet-stream, or photos as multipart/form-data")
 
-    @app.post("/predict")
+    # Starlette routes (the endpoint takes the Request itself): no FastAPI parameter injection, which would
+    # read the annotations this module keeps as strings.
     async def predict(request: Request):
         start = time.perf_counter()
         try:
@@ -229,21 +230,22 @@ def create_app(predictor: Any, options: ServeOptions = ServeOptions()):
         metrics.latency.labels("/predict").observe(time.perf_counter() - start)
         return JSONResponse({"predictions": answers})
 
-    @app.get("/health")
-    async def health():
+    async def health(request: Request):
         metrics.requests.labels("/health", "200").inc()
-        return {"status": "ok", "models": predictor.n_models, "backend": getattr(predictor, "backend", "torch"),
-                "classes": 18, "max_batch": options.max_batch, "max_wait_ms": options.max_wait_ms}
+        return JSONResponse({"status": "ok", "models": predictor.n_models,
+                             "backend": getattr(predictor, "backend", "torch"), "classes": 18,
+                             "max_batch": options.max_batch, "max_wait_ms": options.max_wait_ms})
 
-    @app.get("/metrics")
-    async def prometheus():
+    async def prometheus(request: Request):
         return Response(metrics.text(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/", response_class=HTMLResponse)
-    async def index():
+    async def index(request: Request):
         metrics.requests.labels("/", "200").inc()
         return HTMLResponse(page())
 
+    for path, endpoint, methods in (("/predict", predict, ["POST"]), ("/health", health, ["GET"]),
+                                    ("/metrics", prometheus, ["GET"]), ("/", index, ["GET"])):
+        app.router.add_route(path, endpoint, methods=methods)
     return app
 
 
@@ -280,6 +282,7 @@ def serve(predictor: Any, *, host: str = "127.0.0.1", port: int = 8000, options:
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who reaches this machine can use the model; there is no "
               "authentication (the default, 127.0.0.1, answers this machine only)", file=sys.stderr)
+    check_address(host, port)
     app = create_app(predictor, options)
     log(f"serving {predictor.n_models} model(s) ({getattr(predictor, 'backend', 'torch')}) on http://{host}:{port}/ "
         f"(POST /predict, GET /health, GET /metrics); batches of up to {options.max_batch} photos within "
@@ -289,7 +292,25 @@ def serve(predictor: Any, *, host: str = "127.0.0.1", port: int = 8000, options:
     server = uvicorn.Server(config)
     try:
         server.run()
-    except OSError as exc:  # the port is taken, or not ours to open
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    if not server.started:
-        raise UserError(f"cannot listen on {host}:{port} (taken by another program? choose another --port)")
+    except SystemExit as exc:  # uvicorn exits 3 when it cannot bind (taken since check_address looked)
+        if exc.code == 3:
+            raise UserError(f"cannot listen on {host}:{port} (taken by another program? choose another --port)") from None
+        raise
+
+
+def check_address(host: str, port: int) -> None:
+    """Say in one line that the address cannot be listened on, before the model is served."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            why = "taken by another program? choose another --port" if exc.errno == 98 else exc.strerror
+            raise UserError(f"cannot listen on {host}:{port} ({why})") from None
