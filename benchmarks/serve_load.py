@@ -7,7 +7,7 @@ in one run. Prints a table and the batching gain at the highest level; never ass
 The model is the demo recipe trained one epoch on 8 synthetic people at 96x128 (its quality does not
 matter here), exported to ONNX; every request posts the same 96x128 JPEG as the raw body. Each server
 is a fresh `maskcls serve` process (batching on: --max-batch 32 --max-wait-ms 5; off: --max-batch 1),
-warmed with 50 requests. The client is this process: one thread per concurrent client, each with its own
+warmed with 200 requests at the highest level. The client is this process: one thread per concurrent client, each with its own
 keep-alive connection, so client and server share the machine's cores (say so with the figures).
 Memory is the server's resident set (VmRSS) before the first level and after each.
 """
@@ -140,7 +140,8 @@ def main() -> None:
                 target = model if backend == "torch" else model / "model.onnx"
                 proc, port = start_server(target, backend, mode)
                 try:
-                    load(port, body, 50, 4)  # warm-up
+                    load(port, body, 200, max(levels))  # warm-up at the highest level: the largest batches
+                    # are allocated before the memory is first read
                     before = rss_mb(proc.pid)
                     for level in levels:
                         result = load(port, body, args.requests, level)

@@ -172,18 +172,24 @@ def test_requests_within_the_wait_run_as_one_batch_and_max_batch_1_turns_it_off(
 
 
 def test_sigterm_lets_the_request_in_flight_finish(run, photos):
-    s = Server(str(run), "--max-wait-ms", "2000", "--max-batch", "8")
-    answer: dict = {}
-
-    def post() -> None:
-        answer["r"] = requests.post(s.url + "/predict", data=photos[0].read_bytes(), headers={"Content-Type": "image/jpeg"})
-
-    t = threading.Thread(target=post)
-    t.start()
-    time.sleep(0.5)  # the request waits in the batcher for 2 s
+    """SIGTERM arrives while a client is half way through its upload: the upload finishes, the answer comes,
+    then the server ends."""
+    s = Server(str(run))
+    jpeg = photos[0].read_bytes()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+                     + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg[:100])
+        time.sleep(0.5)
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # shutting down: no new connections, the open one goes on
+        sock.sendall(jpeg[100:])
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), reply[:300]
+    assert len(json.loads(body)["predictions"]) == 1
     code, _, err = s.stop()
-    t.join()
-    assert answer["r"].status_code == 200 and len(answer["r"].json()["predictions"]) == 1
     # uvicorn ends by re-raising the signal once the requests are done, as a SIGTERM-ed process should
     assert code in (0, -signal.SIGTERM) and "Traceback" not in err, err
 

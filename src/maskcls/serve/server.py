@@ -48,7 +48,10 @@ class ServeOptions:
 class Batcher:
     """Dynamic batching: photos of requests arriving within ``max_wait_ms`` of a batch's first one run as
     one call of ``predict`` (up to ``max_batch`` photos; a request is never split). ``predict`` runs in
-    one worker thread, so the event loop keeps accepting requests while a batch runs."""
+    one worker thread, so the event loop keeps accepting requests while a batch runs.
+
+    A batch waits only while other requests are on their way in (``arriving``: bodies being read and
+    decoded): a lone client is answered at once instead of paying the wait on every request."""
 
     def __init__(self, predict: Callable[[list[np.ndarray]], np.ndarray], *, max_batch: int, max_wait_ms: float,
                  on_batch: Callable[[int], None] = lambda n: None) -> None:
@@ -57,6 +60,7 @@ class Batcher:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="maskcls-predict")
         self.task: asyncio.Task | None = None
+        self.arriving = 0  # requests read or decoded now, which may join the next batch
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -84,7 +88,7 @@ class Batcher:
             deadline = loop.time() + self.max_wait
             while count < self.max_batch:
                 if self.queue.empty():
-                    left = deadline - loop.time()
+                    left = deadline - loop.time() if self.arriving else 0
                     if left <= 0:
                         break
                     try:
@@ -200,6 +204,8 @@ def create_app(predictor: Any, options: ServeOptions = ServeOptions()):
     # read the annotations this module keeps as strings.
     async def predict(request: Request):
         start = time.perf_counter()
+        batcher = state["batcher"]
+        batcher.arriving += 1
         try:
             files = await uploads(request)
             if len(files) > options.max_photos:
@@ -218,8 +224,10 @@ def create_app(predictor: Any, options: ServeOptions = ServeOptions()):
         except ClientDisconnect:  # the client left mid-upload: no one to answer
             metrics.requests.labels("/predict", "499").inc()
             return Response(status_code=499)
+        finally:
+            batcher.arriving -= 1
         try:
-            probs = await state["batcher"].submit(images)
+            probs = await batcher.submit(images)
         except UserError as exc:
             return error(400, str(exc))
         except Exception as exc:  # a model failure: the request fails, the server answers on
