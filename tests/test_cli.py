@@ -242,5 +242,5 @@ def test_help_texts_agree_with_the_configs_and_the_readme(capsys):
     shown = capsys.readouterr().out
     trackers = next(line for line in shown.splitlines() if "train.trackers" in line)
     assert "./mlflow.db" in trackers and "./mlruns)" not in trackers
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[1] / "docs" / "interpretation.md").read_text()
     assert "`./mlflow.db`" in readme

@@ -103,7 +103,7 @@ def test_onnx_backend_without_an_export_is_one_message(run, tmp_path, capsys):
 
 
 def _readme_onnx_example() -> str:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "speed.md").read_text()
     block = readme.split("<!-- onnx-example -->", 1)[1].split("<!-- /onnx-example -->", 1)[0]
     return block.split("```python", 1)[1].split("```", 1)[0]
 
