@@ -185,7 +185,7 @@ def test_verbose_is_one_flag_of_every_command_and_train_lists_each_unmatched_cor
     ("006359,mask,mask1,,normal,,,extra\n", ":2: 8 fields where the header has 7"),
     ("006359,mask\n", ":2: 2 field(s); the row ends before 'image'"),
     ("006359,age,*,,200,,\n", "age must be between 1 and 129 years, got '200'"),
-    ("006359,gender,*,,flip,,\n006359,gender,*,,flip,,\n", ":3: repeats line 2 (the same correction twice)"),
+    ("006359,gender,*,,flip,,\n006359,gender,*,,flip,,\n", ":3: repeats the flip of line 2"),
 ])
 def test_a_row_of_the_wrong_length_a_wrong_age_or_a_repeat_is_named_for_what_it_is(tmp_path, people, body, message):
     corr = write_corrections(tmp_path / "c.csv", body)

@@ -17,6 +17,16 @@ def _wait(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 3600 s, got {value:g}")
+    return value
+
+
 def _port(text: str) -> int:
     value = at_least(0)(text)
     if value > 65535:
@@ -26,7 +36,7 @@ def _port(text: str) -> int:
 
 def add_parser(sub) -> None:
     from ..serve.backends import BACKENDS, TTA_CHOICES
-    from ..serve.server import MAX_BYTES, ServeOptions
+    from ..serve.server import MAX_BYTES, MAX_PHOTOS, ServeOptions
 
     defaults = ServeOptions()
     p = sub.add_parser(
@@ -52,7 +62,11 @@ def add_parser(sub) -> None:
     p.add_argument("--max-wait-ms", type=_wait, default=defaults.max_wait_ms,
                    help="how long a batch's first photo waits for others, in ms (default: %(default)s)")
     p.add_argument("--max-mb", type=at_least(1), default=MAX_BYTES // (1024 * 1024),
-                   help="the largest request body in MB; larger ones get 413 (default: %(default)s)")
+                   help="the largest request body in MB; larger ones get 413 (default: %(default)s). A request "
+                        f"holds at most {MAX_PHOTOS} photos and 40 million pixels in all")
+    p.add_argument("--body-timeout", type=_seconds, default=defaults.body_seconds, metavar="S",
+                   help="a body not received in full within S seconds gets 408, so a stalled client never "
+                        "holds the server (default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -63,6 +77,6 @@ def run(args: argparse.Namespace) -> int:
     check_address(args.host, args.port)  # before the model loads
     predictor = load_predictor(runs_of(args), device=args.device, tta=args.tta, workers=0, backend=args.backend)
     options = ServeOptions(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                           max_bytes=args.max_mb * 1024 * 1024)
+                           max_bytes=args.max_mb * 1024 * 1024, body_seconds=args.body_timeout)
     serve(predictor, host=args.host, port=args.port, options=options)
     return 0

@@ -153,9 +153,9 @@ def read(path: str | Path) -> list[Correction]:
         except ValueError as exc:
             raise UserError(f"{where}: {exc}") from None
         key = (person, fld, images, expect, to)
-        if key in seen:  # a flip given twice undoes itself, and any repeat is a pasting slip
-            raise UserError(f"{where}: repeats line {seen[key].rsplit(':', 1)[1]} (the same correction twice); "
-                            "remove one")
+        if to == "flip" and key in seen:  # a flip given twice undoes itself (a swap or a value is guarded)
+            raise UserError(f"{where}: repeats the flip of line {seen[key].rsplit(':', 1)[1]}; a flip given twice "
+                            "undoes itself: remove one")
         seen[key] = where
         out.append(Correction(where, person, fld, images, expect, to,
                               rec.get("agreement", "").strip(), rec.get("note", "").strip()))

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the command line builds this command's parser at every star
 
 MAX_BYTES = 20 * 1024 * 1024  # a request body; a 384x512 JPEG is ~50 KB, a phone photo a few MB
 MAX_PHOTOS = 64  # photos in one request
+BODY_SECONDS = 30.0  # a body not read in full by then is a 408: a stalled client never holds the server
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class ServeOptions:
     max_wait_ms: float = 5.0  # how long the first photo of a batch waits for others; 0 with max_batch 1: no batching
     max_bytes: int = MAX_BYTES
     max_photos: int = MAX_PHOTOS
+    body_seconds: float = BODY_SECONDS
 
 
 class Batcher:
@@ -50,8 +52,9 @@ class Batcher:
     one call of ``predict`` (up to ``max_batch`` photos; a request is never split). ``predict`` runs in
     one worker thread, so the event loop keeps accepting requests while a batch runs.
 
-    A batch waits only while other requests are on their way in (``arriving``: bodies being read and
-    decoded): a lone client is answered at once instead of paying the wait on every request."""
+    A batch waits only while other requests are about to join it (``arriving``: bodies read in full and
+    being decoded; a client still sending, or stalled, does not count): a lone client is answered at once
+    instead of paying the wait on every request."""
 
     def __init__(self, predict: Callable[[list[np.ndarray]], np.ndarray], *, max_batch: int, max_wait_ms: float,
                  on_batch: Callable[[int], None] = lambda n: None) -> None:
@@ -75,7 +78,13 @@ class Batcher:
         self.executor.shutdown(wait=True)
 
     async def submit(self, images: list[np.ndarray]) -> np.ndarray:
-        """(len(images), 18) probabilities, once the batch holding these photos has run."""
+        """(len(images), 18) probabilities, once the batch holding these photos has run. A request of more
+        than max_batch photos runs as several batches of at most max_batch (max_batch is a real cap)."""
+        import numpy as np
+
+        if len(images) > self.max_batch:
+            parts = [images[i:i + self.max_batch] for i in range(0, len(images), self.max_batch)]
+            return np.concatenate(await asyncio.gather(*(self.submit(part) for part in parts)))
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((images, future))
         return await future
@@ -189,14 +198,14 @@ def create_app(predictor: Any, options: ServeOptions = ServeOptions()):
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "multipart/form-data":
             body = await read_body(request)  # the cap holds for multipart too
-            form = await _form_of(request, body, options.max_photos)
+            form = await _form_of(request, body, options.max_photos + 1)  # one over: our 413 names the limit
             files = [(getattr(v, "filename", None) or key, await v.read()) for key, v in form.multi_items()
                      if hasattr(v, "read")]
             if not files:
                 raise _BadRequest(400, "the multipart body holds no file; send photos as file fields")
             return files
         if kind.startswith("image/") or kind == "application/octet-stream":
-            return [("0", await read_body(request))]
+            return [("body", await read_body(request))]
         raise _BadRequest(415, f"content type {kind or 'none'}: send a photo as image/* or "
                                "application/octet-stream, or photos as multipart/form-data")
 
@@ -205,16 +214,23 @@ def create_app(predictor: Any, options: ServeOptions = ServeOptions()):
     async def predict(request: Request):
         start = time.perf_counter()
         batcher = state["batcher"]
-        batcher.arriving += 1
+        arrived = False
         try:
-            files = await uploads(request)
+            try:
+                files = await asyncio.wait_for(uploads(request), options.body_seconds)
+            except asyncio.TimeoutError:
+                raise _BadRequest(408, f"the body did not arrive within {options.body_seconds:g} s") from None
             if len(files) > options.max_photos:
                 raise _BadRequest(413, f"{len(files)} photos in one request; at most {options.max_photos}")
-            images = []
             for name, data in files:
                 if not data:
-                    raise _BadRequest(400, f"{name}: empty body; send the photo's bytes")
-                images.append(decode_bytes(data, name))
+                    raise _BadRequest(400, f"{name}: empty; send the photo's bytes")
+            check_pixels(files)  # read from the headers: a request's photos are refused before any is decoded
+            batcher.arriving += 1
+            arrived = True
+            # decoding takes the CPU: in a thread, so the server answers others meanwhile
+            images = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: [decode_bytes(data, name) for name, data in files])
         except _TooLarge:
             return error(413, f"the body is over {options.max_bytes:,} bytes")
         except _BadRequest as exc:
@@ -225,7 +241,8 @@ def create_app(predictor: Any, options: ServeOptions = ServeOptions()):
             metrics.requests.labels("/predict", "499").inc()
             return Response(status_code=499)
         finally:
-            batcher.arriving -= 1
+            if arrived:
+                batcher.arriving -= 1
         try:
             probs = await batcher.submit(images)
         except UserError as exc:
@@ -251,6 +268,12 @@ def create_app(predictor: Any, options: ServeOptions = ServeOptions()):
         metrics.requests.labels("/", "200").inc()
         return HTMLResponse(page())
 
+    async def http_error(request: Request, exc):  # 404, 405 ...: the same JSON shape as ours, counted
+        return error(exc.status_code, str(exc.detail), endpoint=request.url.path if exc.status_code != 404 else "other")
+
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
     for path, endpoint, methods in (("/predict", predict, ["POST"]), ("/health", health, ["GET"]),
                                     ("/metrics", prometheus, ["GET"]), ("/", index, ["GET"])):
         app.router.add_route(path, endpoint, methods=methods)
@@ -279,35 +302,87 @@ async def _form_of(request, body: bytes, max_files: int):
         return await MultiPartParser(Headers(raw=request.headers.raw), stream(), max_files=max_files,
                                      max_fields=max_files).parse()
     except MultiPartException as exc:
+        if "Too many" in exc.message:
+            raise _BadRequest(413, f"over {max_files - 1} photos in one request; send at most {max_files - 1}") from None
         raise _BadRequest(400, f"malformed multipart body: {exc.message}") from None
+
+
+def check_pixels(files: list[tuple[str, bytes]]) -> None:
+    """A request's photos hold at most photos.MAX_PIXELS pixels in all (read from their headers, nothing
+    decoded): one request never decodes into gigabytes. A single photo over it is refused as training is."""
+    import io
+
+    from PIL import Image
+
+    from ..photos import MAX_PIXELS
+
+    total = 0
+    for name, data in files:
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                total += im.size[0] * im.size[1]
+        except Exception:  # not an image: decode_bytes says so, naming it
+            continue
+    if total > MAX_PIXELS and len(files) > 1:
+        raise _BadRequest(413, f"the {len(files)} photos hold {total:,} pixels in all, over the {MAX_PIXELS:,} a "
+                               "request may hold; send fewer or smaller photos per request")
 
 
 def serve(predictor: Any, *, host: str = "127.0.0.1", port: int = 8000, options: ServeOptions = ServeOptions(),
           log: Callable[[str], None] = print) -> None:
-    """Run the server until SIGTERM or Ctrl-C; requests in flight finish first."""
+    """Run the server until SIGTERM or Ctrl-C; requests in flight finish first, then it returns (exit 0)."""
+    import logging
+
     import uvicorn
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who reaches this machine can use the model; there is no "
               "authentication (the default, 127.0.0.1, answers this machine only)", file=sys.stderr)
-    check_address(host, port)
+    sock = check_address(host, port, keep=True)  # bound here: the port printed is the one listened on (--port 0)
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)  # a malformed body is the client's 400, not a log line
     app = create_app(predictor, options)
-    log(f"serving {predictor.n_models} model(s) ({getattr(predictor, 'backend', 'torch')}) on http://{host}:{port}/ "
-        f"(POST /predict, GET /health, GET /metrics); batches of up to {options.max_batch} photos within "
-        f"{options.max_wait_ms:g} ms; Ctrl-C or SIGTERM stops it")
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
-                            access_log=False)
-    server = uvicorn.Server(config)
-    try:
-        server.run()
-    except SystemExit as exc:  # uvicorn exits 3 when it cannot bind (taken since check_address looked)
-        if exc.code == 3:
-            raise UserError(f"cannot listen on {host}:{port} (taken by another program? choose another --port)") from None
-        raise
+    url_host = f"[{host}]" if ":" in host else host
+    log(f"serving {predictor.n_models} model(s) ({getattr(predictor, 'backend', 'torch')}) on "
+        f"http://{url_host}:{sock.getsockname()[1]}/ (POST /predict, GET /health, GET /metrics); batches of up to "
+        f"{options.max_batch} photos within {options.max_wait_ms:g} ms; Ctrl-C or SIGTERM stops it")
+    config = uvicorn.Config(app, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=options.body_seconds + 30)
+    _Server(config).run(sockets=[sock])
 
 
-def check_address(host: str, port: int) -> None:
-    """Say in one line that the address cannot be listened on, before the model is served."""
+def _server_class():
+    import contextlib
+    import signal
+    import threading
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that a graceful stop on SIGTERM or Ctrl-C returns: uvicorn raises the
+        signal again once the requests are done, which ends the process with 143 after SIGTERM."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
+def _Server(config):
+    return _server_class()(config)
+
+
+def check_address(host: str, port: int, *, keep: bool = False):
+    """Say in one line that the address cannot be listened on, before the model is served; with ``keep``
+    return the bound socket (uvicorn listens on it)."""
     import socket
 
     try:
@@ -315,10 +390,17 @@ def check_address(host: str, port: int) -> None:
     except socket.gaierror as exc:
         raise UserError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
     family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            why = "taken by another program? choose another --port" if exc.errno == 98 else exc.strerror
-            raise UserError(f"cannot listen on {host}:{port} ({why})") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        why = "taken by another program? choose another --port" if exc.errno == 98 else exc.strerror
+        raise UserError(f"cannot listen on {host}:{port} ({why})") from None
+    if not keep:
+        sock.close()
+        return None
+    sock.listen(2048)  # connections made as soon as the address is printed wait in the backlog
+    sock.set_inheritable(True)
+    return sock
