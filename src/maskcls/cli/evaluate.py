@@ -9,7 +9,7 @@ from .common import DATA_HELP, inference_args, runs_args, runs_of, workers_value
 
 
 def add_parser(sub) -> None:
-    from ..serve.options import SPLITS
+    from ..serve.backends import SPLITS
 
     p = sub.add_parser("evaluate", help="metrics of a run on its validation fold or a labelled set",
                        description="Print the metrics of RUN's best model, as `maskcls score` prints them (--json: "

@@ -13,7 +13,7 @@ FACES_KEYS = ("data.face_detectors", "data.cache_dir", "data.allow_outside")
 
 
 def add_parser(sub) -> None:
-    from ..faces.detect import DEFAULT_CASCADE, DETECTORS
+    from ..choices import DEFAULT_CASCADE, DETECTORS
 
     detectors = "; ".join(f"{k}: {v}" for k, v in DETECTORS.items())
     p = sub.add_parser(
