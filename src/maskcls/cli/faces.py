@@ -13,6 +13,7 @@ FACES_KEYS = ("data.face_detectors", "data.cache_dir", "data.allow_outside")
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls faces` to the command line: its options and their help."""
     from ..choices import DEFAULT_CASCADE, DETECTORS
 
     detectors = "; ".join(f"{k}: {v}" for k, v in DETECTORS.items())
@@ -36,6 +37,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls faces` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..data.table import load_table
     from ..faces.compute import compute_faces
 

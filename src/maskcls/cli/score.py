@@ -7,6 +7,7 @@ import json
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls score` to the command line: its options and their help."""
     p = sub.add_parser("score", help="score a submission CSV against the true answers",
                        description="Score SUBMISSION (ImageID,ans) against TRUTH: the true answers as ImageID,ans, or "
                                    "demo-data's truth/eval_truth.csv. Prints macro F1 (the competition metric), "
@@ -19,6 +20,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls score` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..serve.score import format_score, score_submission
 
     result = score_submission(args.submission, args.truth)
