@@ -195,7 +195,7 @@ def test_choices_come_from_the_library():
     from maskcls import cli
     from maskcls.config import choices_of
     from maskcls.serve.backends import BACKENDS, TTA_CHOICES
-    from maskcls.serve.options import SPLITS
+    from maskcls.serve.backends import SPLITS
 
     commands = cli.build_parser()._subparsers._group_actions[0].choices
 

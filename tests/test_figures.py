@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from maskcls.reports import figures
+from maskcls import figures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES = [f"{m}/{g}/{a}" for m in ("wear", "incorrect", "normal") for g in ("male", "female")
@@ -213,7 +213,7 @@ def test_per_class_rejects_wrong_lengths(tmp_path):
 
 def test_import_does_not_touch_pyplot_or_backend():
     code = ("import sys, matplotlib; before = matplotlib.rcParams._get_backend_or_none(); "
-            "import maskcls.reports.figures; "
+            "import maskcls.figures; "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
             "assert matplotlib.rcParams._get_backend_or_none() == before, 'backend changed'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -226,7 +226,7 @@ def test_improve_figure_never_draws_a_loss_green():
     import matplotlib.colors as mcolors
     import pandas as pd
 
-    from maskcls.reports.figures import _gain_figure
+    from maskcls.figures import _gain_figure
 
     table = pd.DataFrame({"metric": ["macro_f1", "accuracy", "mask_f1", "age_f1"], "pairs": [4, 4, 4, 1],
                           "gain": [0.03, -0.02, 0.01, -0.01], "low": [0.01, -0.03, -0.02, np.nan],

@@ -13,7 +13,7 @@ from maskcls.cli import main
 from maskcls.config import load_config
 from maskcls.data.synth import make_dataset
 from maskcls.errors import UserError
-from maskcls.reports.figures import _curves_figure
+from maskcls.figures import _curves_figure
 from maskcls.training.budget import epochs_from, median_epoch
 from maskcls.training.fit import train
 from maskcls.training.runs import load_checkpoint

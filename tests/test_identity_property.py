@@ -1,7 +1,7 @@
 """A property over edits (issue: reliability, third pass): whatever label or photo of DATA is edited after
 a run was trained on it, `train --resume`, `audit --run`, `evaluate --split val` and `ablate` refuse that
 data in one line and write nothing. Hypothesis draws the edit. (That a byte copy of the untouched data
-still resumes is tests/test_reliability2.py's test_1.)"""
+still resumes is tests/test_reruns_and_refusals.py's test_resume_refuses_data_whose_labels_or_photos_changed_and_accepts_a_copy.)"""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from maskcls.errors import UserError
 from test_ablate import write_val_probs
-from test_reliability2 import tiny
+from test_reruns_and_refusals import tiny
 
 QUIET = dict(progress=False, log=lambda s: None)
 

@@ -105,7 +105,7 @@ from maskcls.audit import rank
 from maskcls.data import corrections, summary
 from maskcls.data.table import TABLE_COLUMNS, add_derived, targets
 from maskcls.metrics import METRIC_KEYS, compute_metrics
-from maskcls.reports.figures import F1_SERIES
+from maskcls.figures import F1_SERIES
 from maskcls.serve.predictor import answers_frame
 from maskcls.training.runs import probs_frame
 

@@ -41,7 +41,7 @@ def test_one_definition_of_each_class_count_everywhere():
     15 classes present: both counts are named (metrics.class_counts) and said where they are used."""
     from maskcls import labels
     from maskcls.metrics import class_counts, with_chance
-    from maskcls.reports.figures import _per_class_figure
+    from maskcls.figures import _per_class_figure
     from maskcls.serve.score import format_score, score_answers
 
     true = np.array([0, 0, 1, 2, 3])

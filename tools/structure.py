@@ -19,13 +19,12 @@ from pathlib import Path
 # Floors, lowest first: a module may import its own floor or lower ones. Top-level modules are named
 # by file, packages by folder.
 FLOORS = [
-    {"errors", "labels", "photos", "fileio", "progress", "metrics", "figures"},
+    {"errors", "labels", "photos", "fileio", "progress", "metrics", "figures", "choices"},
     {"config"},
     {"faces"},
     {"data"},
     {"training"},
-    {"reports"},
-    {"audit", "experiments", "serve"},
+    {"audit", "experiments", "serve", "reports"},  # the consumers: each reads runs, writes its pages or files
     {"cli", "demo", "__main__", "__init__"},
 ]
 

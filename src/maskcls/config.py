@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .data.crops import CROPS, note_legacy, split_legacy
+from .choices import CROPS, check_cascade, note_legacy, parse_augment, split_legacy
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -561,8 +561,6 @@ def check(cfg: Config) -> Config:
         except ValueError as exc:
             raise UserError(f"config data.{young}/{old}: {exc}") from None
     parse_size(cfg.data.size)  # raises a UserError naming the bad value
-    from .data.transforms import parse_augment
-
     try:
         parse_augment(cfg.data.augment)
     except ValueError as exc:
@@ -582,8 +580,6 @@ def check(cfg: Config) -> Config:
     _check_averaging(cfg)
     _check_face_features(cfg)
     parse_trackers(cfg.train.trackers)  # raises a UserError naming the unknown tracker
-    from .faces.detect import check_cascade
-
     try:
         check_cascade(cfg.data.face_detectors)
     except ValueError as exc:

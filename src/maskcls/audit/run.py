@@ -33,7 +33,7 @@ from ..data.prepare import prepare
 from ..data.table import load_table, refuse_output_inside
 from ..errors import UserError
 from ..fileio import read_csv, write_csv, write_json
-from ..reports.figures import plot_precision_recall
+from ..figures import plot_precision_recall
 from ..training.folds import fold_identity, train_folds
 from ..training.runs import FOLD_PREFIX, read_probs, read_run_config
 from ..training.runspec import Launcher

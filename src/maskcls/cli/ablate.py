@@ -11,6 +11,7 @@ from .improve import KEY_HELP
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls ablate` to the command line: its options and their help."""
     p = sub.add_parser("ablate", help="train variants on the same folds and seeds; report paired deltas",
                        description="Train every variant x seed x fold from one prepared dataset and write "
                                    "OUT/results.csv, OUT/table.md (mean +- std, paired delta and ratio to the "
@@ -35,6 +36,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls ablate` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..experiments.ablate import ablate, parse_variants
     from ..experiments.launch import open_launcher
 

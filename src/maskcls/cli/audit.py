@@ -8,6 +8,7 @@ from .common import DATA_HELP, FOLDS_HELP, at_least, config_args, launch_args, l
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls audit` to the command line: its options and their help."""
     p = sub.add_parser("audit", help="find likely mislabeled photos; a review page writes the corrections",
                        description="Score every photo with a model that never saw its person (a --fold all run "
                                    "given as --run, or trained here into DIR/cv), rank likely label errors with "
@@ -56,6 +57,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls audit` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..audit.run import audit
     from ..errors import UserError
     from ..experiments.launch import open_launcher

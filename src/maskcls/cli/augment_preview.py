@@ -15,6 +15,7 @@ def preset_help() -> str:
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls augment-preview` to the command line: its options and their help."""
     p = sub.add_parser("augment-preview", help="a grid of augmented photos: see a preset before training on it",
                        description="Each row one person: the original photo (with the box of data.crop, when it "
                                    "crops) beside several augmented draws. Presets: ",
@@ -31,6 +32,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls augment-preview` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..reports.preview import augment_preview
 
     cfg = resolve_config(args, announce=False)

@@ -9,6 +9,7 @@ from .common import DATA_HELP, config_args, device_arg, resolve_config, workers_
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls bench` to the command line: its options and their help."""
     p = sub.add_parser("bench", help="throughput of the data pipeline, the model and the real steps, as JSON",
                        description="Print one JSON object: loader_img_s (the data pipeline alone, with the photo "
                                    "cache), model_img_s (forward+backward on random tensors: the ceiling), "
@@ -28,6 +29,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls bench` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..experiments.bench import bench, bench_config
 
     resolve_config(args, announce=False)  # the JSON names the model, size and device

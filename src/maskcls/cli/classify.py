@@ -9,6 +9,7 @@ from .common import inference_args, runs_args, runs_of, workers_value
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls classify` to the command line: its options and their help."""
     p = sub.add_parser("classify", help="classify photos; one JSON line each",
                        description="Print one JSON line per photo: mask, gender, age group, class and probabilities.")
     runs_args(p)
@@ -19,6 +20,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls classify` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..serve.predict import classify_photos, expand_photos
 
     photos = expand_photos(args.photos)

@@ -8,6 +8,7 @@ from .common import config_args, resolve_config
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls config` to the command line: its options and their help."""
     from ..config import builtin_names
 
     p = sub.add_parser("config", help="print every setting with its value and one line of help",
@@ -24,6 +25,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls config` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..config import format_diff, format_settings, load_config
     from ..errors import UserError
 

@@ -8,6 +8,7 @@ from .common import at_least, device_arg, workers_arg
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls demo` to the command line: its options and their help."""
     p = sub.add_parser("demo", help="the main job on built-in synthetic data, end to end, CPU-sized",
                        description="Generate synthetic demo data, validate it, train, predict and report.")
     p.add_argument("--out", default="demo-output", help="folder for the demo data and run (default demo-output)")
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls demo` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..demo import DEMO_EVAL_PEOPLE, DEMO_PEOPLE, run_demo
 
     extra = [f"train.device={args.device}"] if args.device else []

@@ -9,6 +9,7 @@ from .common import nonneg, workers_arg, workers_value
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls demo-data` to the command line: its options and their help."""
     p = sub.add_parser("demo-data", help="write synthetic face photos in the competition layout",
                        description="Write synthetic face photos in the competition layout, with the true labels "
                                    "in OUT/truth/ and a list of the label errors planted at rate --noise.")
@@ -23,6 +24,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls demo-data` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..config import parse_size
     from ..data.synth import make_dataset
 

@@ -9,6 +9,7 @@ from .common import CORR_HELP, DATA_HELP, data_setting_args, data_settings, work
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls eda` to the command line: its options and their help."""
     p = sub.add_parser("eda", help="a report on a dataset: counts, ages, sizes, duplicates, samples",
                        description="Write DIR/report.html (opens from disk) with PNG plots beside it and "
                                    "DIR/summary.json: people, photos, counts per mask / gender / age group / class "
@@ -31,6 +32,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls eda` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..reports.eda import make_report
 
     cfg = data_settings(args)

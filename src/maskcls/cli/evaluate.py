@@ -9,7 +9,8 @@ from .common import DATA_HELP, inference_args, runs_args, runs_of, workers_value
 
 
 def add_parser(sub) -> None:
-    from ..serve.options import SPLITS
+    """Add `maskcls evaluate` to the command line: its options and their help."""
+    from ..serve.backends import SPLITS
 
     p = sub.add_parser("evaluate", help="metrics of a run on its validation fold or a labelled set",
                        description="Print the metrics of RUN's best model, as `maskcls score` prints them (--json: "
@@ -26,6 +27,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls evaluate` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..serve.predict import evaluate_run
 
     result = evaluate_run(runs_of(args), args.data, split=args.split, tta=args.tta, device=args.device,

@@ -7,6 +7,7 @@ import json
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls export` to the command line: its options and their help."""
     p = sub.add_parser("export", help="export a run (or a k-fold run's ensemble) to ONNX",
                        description="Write an ONNX model that needs no maskcls: decoded photos in (uint8 RGB, N x "
                                    "height x width x 3, at the training photos' size unless --input-size says "
@@ -31,6 +32,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls export` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..errors import UserError
     from ..serve.export import export_run, onnx_info
 

@@ -13,7 +13,8 @@ FACES_KEYS = ("data.face_detectors", "data.cache_dir", "data.allow_outside")
 
 
 def add_parser(sub) -> None:
-    from ..faces.detect import DEFAULT_CASCADE, DETECTORS
+    """Add `maskcls faces` to the command line: its options and their help."""
+    from ..choices import DEFAULT_CASCADE, DETECTORS
 
     detectors = "; ".join(f"{k}: {v}" for k, v in DETECTORS.items())
     p = sub.add_parser(
@@ -36,6 +37,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls faces` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..data.table import load_table
     from ..faces.compute import compute_faces
 

@@ -13,6 +13,7 @@ KEY_HELP = ("the answer key every run is scored on: an answer-key CSV (person,im
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls improve` to the command line: its options and their help."""
     p = sub.add_parser("improve", help="what label corrections buy: paired runs without and with them, one answer key",
                        description="Train without and with the corrections FILE on every person-level fold x seed "
                                    "and score every run on ONE answer key (the labels with FILE applied, or --key), "
@@ -36,6 +37,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls improve` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..experiments.improve import improve
     from ..experiments.launch import open_launcher
 

@@ -10,6 +10,7 @@ from .common import at_least
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls interpret` to the command line: its options and their help."""
     p = sub.add_parser("interpret", help="interpret.html: top losses with activation maps, confusions, calibration",
                        description="Look at what a trained run learned: DIR/interpret.html (opens from disk) with "
                                    "the top losses and their Grad-CAM maps per task head, the most confused class "
@@ -32,6 +33,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls interpret` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..reports.interpret import interpret
 
     interpret(args.run, args.data, args.out, layer=args.layer, top=args.top, per_state=args.per_state,

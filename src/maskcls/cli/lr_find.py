@@ -19,6 +19,7 @@ def _positive_float(text: str) -> float:
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls lr-find` to the command line: its options and their help."""
     p = sub.add_parser("lr-find", help="learning-rate range test: DIR/lr_find.png and the suggested train.lr",
                        description="A short training run on DATA's training folds with the learning rate rising "
                                    "exponentially each step (the range test of fastai and torch-lr-finder), with the "
@@ -39,6 +40,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls lr-find` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..training.lr_find import lr_find
 
     args.set = [*args.set, *setting_flags(args)]

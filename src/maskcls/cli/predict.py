@@ -8,6 +8,7 @@ from .common import inference_args, runs_args, runs_of, workers_value
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls predict` to the command line: its options and their help."""
     p = sub.add_parser("predict", help="write a submission for an eval folder",
                        description="Predict every photo of EVAL_DIR/info.csv and write ImageID,ans in the same order.")
     runs_args(p)
@@ -23,6 +24,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls predict` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..serve.predict import predict_submission
 
     info = predict_submission(runs_of(args), args.eval_dir, args.out, tta=args.tta, force=args.force,

@@ -8,6 +8,7 @@ from .common import at_least
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls review` to the command line: its options and their help."""
     p = sub.add_parser("review", help="serve an audit's review page; every decision is written to disk",
                        description="Serve AUDIT/review.html on 127.0.0.1 (open the printed address in a browser). "
                                    "Every accept / reject / skip / undo is appended to AUDIT/decisions.csv as it "
@@ -22,6 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls review` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..audit.server import serve
 
     serve(args.audit, port=args.port, log=lambda line: print(line, flush=True))

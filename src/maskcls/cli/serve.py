@@ -35,6 +35,7 @@ def _port(text: str) -> int:
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls serve` to the command line: its options and their help."""
     from ..serve.backends import BACKENDS, TTA_CHOICES
     from ..serve.server import MAX_BYTES, MAX_PHOTOS, ServeOptions
 
@@ -71,6 +72,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls serve` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..serve.predict import load_predictor
     from ..serve.server import ServeOptions, check_address, serve
 

@@ -10,6 +10,7 @@ from .common import CORR_HELP, DATA_HELP, data_setting_args, data_settings
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls summary` to the command line: its options and their help."""
     p = sub.add_parser("summary", help="count people, photos and labels",
                        description="People, photos and counts per mask, gender, age group and class; with faces "
                                    "cached by `maskcls faces DATA`, the identity checks too (photos whose face is "
@@ -22,6 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls summary` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..data.summary import format_summary, summarize
     from ..data.table import load_table
 

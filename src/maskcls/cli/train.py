@@ -19,6 +19,7 @@ def fold_arg(text: str) -> int | str:
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls train` to the command line: its options and their help."""
     p = sub.add_parser("train", help="train a model; writes a run folder",
                        description="Train on DATA with a person-level validation fold. RUN/ receives config.yaml, "
                                    "best.pt (best validation macro F1), last.pt, metrics.csv, summary.json, "
@@ -57,6 +58,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls train` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from pathlib import Path
 
     from ..config import default_config_name, describe_config, train_config

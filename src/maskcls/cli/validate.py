@@ -9,6 +9,7 @@ from .common import CORR_HELP, DATA_HELP, data_setting_args, data_settings
 
 
 def add_parser(sub) -> None:
+    """Add `maskcls validate` to the command line: its options and their help."""
     p = sub.add_parser("validate", help="check a dataset and list every problem",
                        description="Check the whole dataset: CSV rows, folder names, missing or extra photos, that "
                                    "every photo decodes, and eval rows without images. Exit 0 when clean, 2 otherwise.")
@@ -25,6 +26,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`maskcls validate` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from ..data.validate import validate
 
     cfg = data_settings(args)

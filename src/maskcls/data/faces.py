@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..faces.compute import compute_faces
-from ..faces.detect import DEFAULT_CASCADE, check_cascade, detect
+from ..choices import DEFAULT_CASCADE, check_cascade
+from ..faces.detect import detect
 
 
 def grow_box(face: tuple[int, int, int, int], image_size: tuple[int, int], *, margin: float,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .crops import center_box, check_crop
+from ..choices import check_crop
+from .crops import center_box
 
 
 def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

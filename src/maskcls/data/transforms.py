@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .crops import LEGACY_PRESETS
+from ..choices import AUGMENTATIONS, canonical_augment, parse_augment  # noqa: F401  (read from here too)
 from .preprocess import Preprocess
 
 
@@ -33,32 +33,27 @@ class Preset:
     ops: Callable[[Any, tuple[int, int]], list] | None = None
 
 
-PRESETS: dict[str, Preset] = {
-    "none": Preset("resize only"),
-    "hflip": Preset("horizontal flip, p=0.5", lambda A, s: [A.HorizontalFlip(p=0.5)]),
-    "vflip": Preset("vertical flip, p=0.5 (with hflip: +4% in the write-up)", lambda A, s: [A.VerticalFlip(p=0.5)]),
-    "rotate90": Preset("a random multiple of 90 degrees; odd turns are resized back into the frame",
-                       lambda A, s: [A.RandomRotate90(p=1.0), A.Resize(height=s[1], width=s[0])]),
-    "contrast": Preset("CLAHE plus random brightness/contrast (shows wrinkles; worse in the write-up)",
-                       lambda A, s: [A.CLAHE(clip_limit=(1, 4), p=0.5),
-                                  A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.3, p=0.7)]),
-    "colorjitter": Preset("brightness, contrast, saturation and a little hue",
-                          lambda A, s: [A.ColorJitter(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2),
-                                                   hue=(-0.05, 0.05), p=0.8)]),
-    "blur": Preset("Gaussian blur, p=0.3", lambda A, s: [A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.5), p=0.3)]),
-    "dropout": Preset("coarse dropout: 1-4 grey holes of 5-15% of each side",
-                      lambda A, s: [A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.15),
-                                                 hole_width_range=(0.05, 0.15), fill=128, p=0.5)]),
-    "randomresizedcrop": Preset("random crop of 60-100% of the area, resized back",
-                                lambda A, s: [A.RandomResizedCrop(size=(s[1], s[0]), scale=(0.6, 1.0),
-                                                               ratio=(0.9 * s[0] / s[1], 1.1 * s[0] / s[1]),
-                                                               interpolation=cv2.INTER_AREA, p=1.0)]),
-    "trivialaugment": Preset("TrivialAugment (torchvision TrivialAugmentWide): one random op of 14 at a random "
-                             "strength per photo", lambda A, s: [_auto().trivial_augment()]),
-    "randaugment": Preset("RandAugment (torchvision, N=2 ops at magnitude 9 of 30)", lambda A, s: [_auto().rand_augment()]),
-    # Names kept for configs written before presets composed: flips = hflip+vflip.
-    "flips": Preset("hflip+vflip", lambda A, s: [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]),
+_OPS: dict[str, Callable[[Any, tuple[int, int]], list] | None] = {
+    "none": None,
+    "hflip": lambda A, s: [A.HorizontalFlip(p=0.5)],
+    "vflip": lambda A, s: [A.VerticalFlip(p=0.5)],
+    "rotate90": lambda A, s: [A.RandomRotate90(p=1.0), A.Resize(height=s[1], width=s[0])],
+    "contrast": lambda A, s: [A.CLAHE(clip_limit=(1, 4), p=0.5),
+                              A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.3, p=0.7)],
+    "colorjitter": lambda A, s: [A.ColorJitter(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2),
+                                               hue=(-0.05, 0.05), p=0.8)],
+    "blur": lambda A, s: [A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.5), p=0.3)],
+    "dropout": lambda A, s: [A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.15),
+                                             hole_width_range=(0.05, 0.15), fill=128, p=0.5)],
+    "randomresizedcrop": lambda A, s: [A.RandomResizedCrop(size=(s[1], s[0]), scale=(0.6, 1.0),
+                                                           ratio=(0.9 * s[0] / s[1], 1.1 * s[0] / s[1]),
+                                                           interpolation=cv2.INTER_AREA, p=1.0)],
+    "trivialaugment": lambda A, s: [_auto().trivial_augment()],
+    "randaugment": lambda A, s: [_auto().rand_augment()],
+    "flips": lambda A, s: [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)],  # configs from before presets composed
 }
+PRESETS: dict[str, Preset] = {name: Preset(text, _OPS[name]) for name, text in AUGMENTATIONS.items()}
+assert set(_OPS) == set(AUGMENTATIONS), "every preset of choices.AUGMENTATIONS has its ops here, and no other"
 
 
 def _auto():
@@ -66,38 +61,6 @@ def _auto():
     from . import autoaugment
 
     return autoaugment
-
-
-def parse_augment(spec: str) -> list[str]:
-    """'hflip+vflip' -> ['hflip', 'vflip']; unknown names are errors naming them."""
-    parts = [n.strip() for n in str(spec).split("+")]
-    names = [n for n in parts if n]
-    if not names:
-        raise ValueError("augmentation is empty; use none or preset names joined by +")
-    if len(names) != len(parts):  # 'hflip++vflip' or '+hflip': most likely a preset name went missing
-        raise ValueError(f"augmentation {spec!r} has an empty part between its + signs")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"augmentation {spec!r} names {repeated[0]!r} twice")
-    crops = [n for n in names if n in LEGACY_PRESETS]
-    if crops:  # the config moves these into data.crop; here they are a call that mixes the two settings
-        raise ValueError(f"{crops[0]!r} is a crop, not an augmentation: set data.crop={LEGACY_PRESETS[crops[0]]}")
-    unknown = [n for n in names if n not in PRESETS]
-    if unknown:
-        raise ValueError(f"unknown augmentation preset {unknown[0]!r}; expected names from "
-                         f"{', '.join(PRESETS)} joined by +")
-    if "none" in names and len(names) > 1:
-        raise ValueError(f"augmentation {spec!r}: 'none' cannot be combined with other presets")
-    return names
-
-
-def canonical_augment(spec: str) -> tuple[str, ...]:
-    """The presets a spec stands for, as a sorted tuple: 'vflip+hflip', 'hflip+vflip' and 'flips' are
-    one augmentation (the flips are independent draws, so their order changes nothing)."""
-    names = [m for n in parse_augment(spec) for m in (("hflip", "vflip") if n == "flips" else (n,))]
-    return tuple(sorted(set(names)))
-
-
 
 
 class Transform:

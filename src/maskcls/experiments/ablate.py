@@ -40,14 +40,14 @@ from ..config import flat, from_dict, load_config
 from ..data.fingerprint import data_identity, identity_change, photo_digests
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
-from ..data.crops import LEGACY_PRESETS, split_legacy
+from ..choices import LEGACY_PRESETS, canonical_augment, split_legacy
 from ..data.table import LABEL_COLUMNS, raise_on_fatal, refuse_output_inside, scan
-from ..data.transforms import PRESETS, canonical_augment
+from ..data.transforms import PRESETS
 from ..errors import UserError
 from ..fileio import read_json, write_csv, write_text
 from ..metrics import METRIC_KEYS
 from ..progress import prefixed
-from ..reports.figures import plot_ablation
+from ..figures import plot_ablation
 from ..training.fit import train
 from ..training.model import build_model
 from ..training.runspec import Launcher, RunSpec, spec_data

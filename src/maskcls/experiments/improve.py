@@ -31,7 +31,7 @@ from ..data.table import load_table
 from ..errors import UserError
 from ..fileio import write_text
 from ..metrics import METRIC_KEYS
-from ..reports.figures import plot_gain
+from ..figures import plot_gain
 from ..training.runspec import Launcher
 from ..training.trackers import parent_run
 from .ablate import _fmt, run_grid, scoring_note, stamp, summarize, wrote_line

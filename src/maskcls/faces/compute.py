@@ -21,7 +21,8 @@ import pandas as pd
 from ..progress import bar as progress_bar
 from .cache import FaceCache, FaceRecord, content_key
 from .describe import DESCRIPTOR_SIZE, describe
-from .detect import DEFAULT_CASCADE, check_cascade, detect
+from ..choices import DEFAULT_CASCADE, check_cascade
+from .detect import detect
 
 BATCH = 16  # photos per commit: a kill loses at most this many photos' work
 MIN_PER_WORKER = 8  # below this many photos per worker process, starting the process costs more than it saves

@@ -13,14 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..choices import DEFAULT_CASCADE, DETECTORS, check_cascade  # noqa: F401  (read from here too)
 from . import models
 
-DETECTORS: dict[str, str] = {
-    "hog": "dlib's HOG + linear SVM frontal detector (fast; misses most masked faces)",
-    "haar": "OpenCV's Haar cascades: frontal, frontal alt2, profile (catch many masked faces HOG misses)",
-    "cnn": "dlib's CNN (MMOD) detector on a copy at most 256 px wide (slow on a CPU: ~0.4 s a photo)",
-}
-DEFAULT_CASCADE = ("hog", "haar")
 HOG_MAX_WIDTH = 400  # HOG on a copy at most this wide: a 384x512 photo's face is ~200 px, found at once
 HAAR_WIDTH = 192  # as the face crop always did: 4x faster than full size, the same faces found
 CNN_MAX_WIDTH = 256  # MMOD finds faces down to ~80 px; a 384x512 photo's face stays above that
@@ -43,18 +38,6 @@ class Detection:
     @property
     def box(self) -> tuple[int, int, int, int]:
         return self.x, self.y, self.w, self.h
-
-
-def check_cascade(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """'hog+haar' or a sequence -> a tuple of known detector names (ValueError naming a bad one)."""
-    parts = tuple(p.strip() for p in (names.split("+") if isinstance(names, str) else names) if p.strip())
-    bad = [p for p in parts if p not in DETECTORS]
-    if bad or not parts:
-        raise ValueError(f"unknown face detector(s) {', '.join(bad) or '(none given)'}; "
-                         f"expected some of {', '.join(DETECTORS)} joined by +")
-    if len(set(parts)) != len(parts):
-        raise ValueError(f"face detector cascade {'+'.join(parts)} names a detector twice")
-    return parts
 
 
 def _scaled(image: np.ndarray, max_width: int) -> tuple[np.ndarray, float]:

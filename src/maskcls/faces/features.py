@@ -14,7 +14,7 @@ from ..errors import UserError
 from . import models
 from .compute import analyse_image, compute_faces
 from .describe import DESCRIPTOR_SIZE
-from .detect import check_cascade
+from ..choices import check_cascade
 
 
 def require_face_model(what: str) -> None:

@@ -7,6 +7,8 @@ Every text that comes from the data (person names, paths, decoder messages) is e
 
 from __future__ import annotations
 
+from importlib import resources
+
 from html import escape
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .. import labels
-from .figures import _save
+from ..figures import save
 
 MAX_DUP_PAIRS_SHOWN = 120  # photo pairs shown with thumbnails (summary.json lists more)
 MAX_PEOPLE_PAIRS_SHOWN = 60
@@ -107,9 +109,9 @@ def write_plots(folder: Path, summary: dict, faces: dict[int, np.ndarray], face_
 
     faces, face_counts : mask state (-1 unknown) -> mean face and the number of photos averaged."""
     plots = {"classes": "class_counts.png", "ages": "age_histogram.png", "faces": "mean_faces.png"}
-    _save(_class_figure(summary["class"]), folder / plots["classes"])
-    _save(_age_figure(summary["ages"], cutoffs), folder / plots["ages"])
-    _save(_faces_figure(faces, face_counts), folder / plots["faces"])
+    save(_class_figure(summary["class"]), folder / plots["classes"])
+    save(_age_figure(summary["ages"], cutoffs), folder / plots["ages"])
+    save(_faces_figure(faces, face_counts), folder / plots["faces"])
     return plots
 
 
@@ -369,47 +371,10 @@ def render(summary: dict, *, table: pd.DataFrame, pairs: np.ndarray, samples: di
     if summary["data_problems"]:
         links.append(("problems", "warnings"))
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in links)
-    return (_HEAD + f"<header><h1>Dataset report</h1><p class=src>{_e(summary['data'])}</p><nav>{nav}</nav></header>"
+    return (_head() + f"<header><h1>Dataset report</h1><p class=src>{_e(summary['data'])}</p><nav>{nav}</nav></header>"
             + "<main>" + "".join(sections) + "</main></body></html>\n")
 
 
-_HEAD = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>maskcls dataset report</title>
-<link rel="icon" href="data:,">
-<style>
-  body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #222; background: #f6f7f9; }
-  header { background: #fff; border-bottom: 1px solid #d5d7de; padding: 10px 18px; }
-  h1 { font-size: 20px; margin: 0; }
-  .src { margin: 2px 0 6px; color: #667; font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
-  nav a { margin-right: 14px; }
-  main { padding: 6px 18px 30px; max-width: 1200px; }
-  section { background: #fff; border: 1px solid #d5d7de; border-radius: 6px; padding: 6px 16px 14px; margin: 12px 0; }
-  h2 { font-size: 17px; margin: 8px 0; }
-  h3 { font-size: 14px; margin: 10px 0 4px; }
-  .row { display: flex; flex-wrap: wrap; gap: 12px 28px; align-items: flex-start; }
-  table { border-collapse: collapse; font-size: 13px; }
-  th, td { border-bottom: 1px solid #e4e5ea; padding: 2px 8px; text-align: left; }
-  thead th { background: #f0f1f4; }
-  td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-  table.wide td { overflow-wrap: anywhere; }
-  .note { color: #556; }
-  .warn { color: #b3261e; }
-  img.plot { max-width: 100%; height: auto; border: 1px solid #e4e5ea; }
-  figure { display: inline-block; margin: 0 4px 4px 0; text-align: center; font-size: 10px; color: #556; }
-  figure img, .missing { display: block; width: 48px; height: 64px; background: #e4e5ea; }
-  .missing { display: flex; align-items: center; justify-content: center; font-size: 9px; }
-  figcaption { max-width: 96px; overflow-wrap: anywhere; }
-  .pairs { display: flex; flex-wrap: wrap; gap: 8px; }
-  .pair { border: 1px solid #e4e5ea; border-radius: 4px; padding: 4px; }
-  .pair p { margin: 0; font-size: 11px; text-align: center; }
-  .sample { display: flex; align-items: center; gap: 10px; border-bottom: 1px solid #eef; padding: 3px 0; }
-  .cname { width: 190px; flex: none; font-family: ui-monospace, monospace; font-size: 12px; }
-  .thumbs { display: flex; flex-wrap: wrap; }
-</style>
-</head>
-<body>
-"""
+def _head() -> str:
+    """The page's head and styles (resources/pages/eda_head.html), up to the opened <body>."""
+    return resources.files("maskcls").joinpath("resources/pages/eda_head.html").read_text(encoding="utf-8")

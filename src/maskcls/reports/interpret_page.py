@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import labels
-from .figures import _save, plot_per_class_f1
+from ..figures import save, plot_per_class_f1
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;max-width:1400px;color:#222}
@@ -48,7 +48,7 @@ def write_plots(folder: Path, calibration: dict, f1, support, names: list[str]) 
     """The page's PNGs, written into folder; returns {name: path relative to the page}."""
     plots = {}
     if calibration:
-        _save(_reliability_figure(calibration), folder / "reliability.png")
+        save(_reliability_figure(calibration), folder / "reliability.png")
         plots["reliability"] = "reliability.png"
     if f1 is not None:
         plot_per_class_f1(f1, support, names, folder / "per_class_f1.png", title="per-class F1 (support beside each bar)")

@@ -19,11 +19,11 @@ from ..config import Config
 from ..data.faces import FaceBoxes
 from ..data.images import read_rgb, sample_seed
 from ..data.table import load_table, refuse_output_inside
-from ..data.crops import note_legacy, split_legacy
-from ..data.transforms import parse_augment, train_transform
+from ..choices import note_legacy, parse_augment, split_legacy
+from ..data.transforms import train_transform
 from ..errors import UserError
 from ..fileio import check_replaceable
-from .figures import _save
+from ..figures import save
 
 # The crop box's colour and the word the title uses for it: one table, so the legend names the colours drawn.
 BOX_COLOURS = {"face": ("lime", "green: face found"), "fallback": ("red", "red: no face found, centre crop"),
@@ -112,7 +112,7 @@ def augment_preview(data: str | Path, preset: str, out: str | Path, *, cfg: Conf
     legend = "; ".join(BOX_COLOURS[k][1] for k in BOX_COLOURS if k in used)
     title = f"augmentation {augment}, crop {crop}, at {cfg.data.size}" + (f" (box {legend})" if legend else "")
     fig.suptitle(title, fontsize=9)
-    _save(fig, out)
+    save(fig, out)
     return {"out": str(out), "people": len(paths), "fallbacks": faces.fallbacks if faces else None,
             "mask_states": states, "titles": [ax.get_title() for ax in axes[:, 0]], "legend": legend,
             "box_colours": sorted(BOX_COLOURS[k][0] for k in used)}

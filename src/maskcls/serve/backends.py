@@ -38,6 +38,9 @@ Runs = str | Path | Sequence[str | Path]
 
 # Test-time augmentation: none, or hflip (the mean of the photo's and its mirror image's probabilities).
 TTA_CHOICES = ("none", "hflip")
+# What `evaluate` scores: val, the run's own validation fold (DATA must be its training data); all, every
+# labelled photo; auto, val on the training data, else all.
+SPLITS = ("auto", "val", "all")
 
 
 class Member(Protocol):

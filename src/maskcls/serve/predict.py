@@ -17,8 +17,7 @@ from ..data.table import PHOTO_COL, describe, load_eval, raise_on_fatal, refuse_
 from ..errors import UserError
 from ..fileio import atomic_path, check_replaceable, check_writable, write_csv
 from ..metrics import log_loss, per_class_f1, scored
-from .backends import check_device
-from .options import SPLITS
+from .backends import SPLITS, check_device
 
 Runs = str | Path | Sequence[str | Path]
 

@@ -1,4 +1,4 @@
-"""Score a submission (ImageID,ans) against an answer key: the competition's ``ImageID,ans`` or
+"""Score a submission (ImageID,ans) against the true answers (TRUTH): the competition's ``ImageID,ans`` or
 demo-data's truth/eval_truth.csv (``ImageID,...,label``). A pure core (``score_answers``: class arrays
 in, figures out) with the CSV reading at its edge."""
 
@@ -54,14 +54,14 @@ def read_answers(path: str | Path, *, truth: bool) -> pd.Series:
 
 
 def score_submission(submission: str | Path, truth: str | Path) -> dict:
-    """Score every photo of the answer key; the submission must answer each of them, and nothing else."""
+    """Score every photo of TRUTH; the submission must answer each of them, and nothing else."""
     sub, key = read_answers(submission, truth=False), read_answers(truth, truth=True)
     missing = key.index.difference(sub.index)
     extra = sub.index.difference(key.index)
     if len(missing) or len(extra):
         what = []
         if len(missing):
-            what.append(f"{len(missing)} photo(s) of the answer key have no answer (first: {missing[0]})")
+            what.append(f"{len(missing)} photo(s) of TRUTH have no answer (first: {missing[0]})")
         if len(extra):
             what.append(f"{len(extra)} answer(s) name photos the key does not hold (first: {extra[0]})")
         raise UserError(f"{submission} does not match {truth}: {'; '.join(what)}. Is it a submission for this eval set?")
@@ -78,7 +78,7 @@ def format_score(result: dict) -> list[str]:
         else "")
     lines = [f"{result.get('photos', '?')} photos{of}: {format_scores(result, sep='; ')}"]
     if (result.get("chance") or {}).get("macro_f1") == 1.0:
-        lines.append("the answer key holds one class only (a placeholder such as eval/info.csv, all 0?): "
+        lines.append("TRUTH holds one class only (a placeholder such as eval/info.csv, all 0?): "
                      "these scores say nothing about the model")
     low = result.get("at_or_below_chance") or []
     if low:

@@ -32,7 +32,7 @@ from ..faces.features import no_face_count
 from ..fileio import write_csv, write_json, write_text
 from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, per_class_f1, scored,
                        selection_score)
-from ..reports.figures import plot_confusion, plot_curves, plot_per_class_f1
+from ..figures import plot_confusion, plot_curves, plot_per_class_f1
 from .averaging import Ema, Swa, build_averaging
 from .budget import Budget
 from .loaders import loader_for

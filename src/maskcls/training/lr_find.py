@@ -153,7 +153,7 @@ def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | 
     unstable = band[1] / band[0] >= UNSTABLE
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "lr_find.csv", pd.DataFrame({"lr": lrs_a, "loss": losses_a, "smoothed": smoothed}))
-    from ..reports.figures import plot_lr_find
+    from ..figures import plot_lr_find
 
     plot_lr_find(lrs_a, losses_a, smoothed, suggested, out / "lr_find.png", band=band, unstable=unstable,
                  title=f"{cfg.model.name}: learning-rate range test ({len(lrs_a)} steps)")

@@ -1,4 +1,4 @@
-"""Cases a new user hit on a fresh clone: each reproduced, each now one clear message (exit 2)."""
+"""User mistakes met on a fresh clone: each reproduced, each now one clear message (exit 2)."""
 
 import json
 

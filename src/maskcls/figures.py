@@ -1,4 +1,8 @@
-"""Figures written into run folders: training curves, per-class F1 and the confusion matrix.
+"""Figures written into run, audit and study folders: training curves, per-class F1, the confusion matrix,
+ablation and gain tables, precision/recall and the learning-rate range test.
+
+On the ground floor (labels and fileio only), so training, the audit and the experiments draw their
+figures without importing the report pages above them.
 
 Built with matplotlib's object-oriented API only (``Figure`` + ``savefig``, never pyplot), so importing
 this module neither selects nor switches the user's matplotlib backend, and no global figure state leaks
@@ -14,8 +18,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .. import labels
-from ..fileio import atomic_path
+from . import labels
+from .fileio import atomic_path
 
 LOSS_SERIES = (("train_loss", "train loss"), ("val_loss", "validation loss"))
 F1_SERIES = (("macro_f1", "macro F1"), *((f"{t.name}_f1", f"{t.name} F1") for t in labels.TASKS))
@@ -25,7 +29,9 @@ _DARK_CELL = 0.55
 _DPI = 90
 
 
-def _save(fig: Figure, path: str | Path) -> None:
+def save(fig: Figure, path: str | Path) -> None:
+    """Write ``fig`` as a PNG at ``path``, atomically (the pages of reports/ draw their own figures and
+    save them here)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI)
 
@@ -91,7 +97,7 @@ def _confusion_figure(cm: np.ndarray, names: list[str], *, title: str = "") -> F
 def plot_confusion(cm: np.ndarray, names: list[str], path: str | Path, *, title: str = "") -> None:
     """Confusion matrix (rows true, columns predicted) with counts in the cells, coloured by count, and
     each true class's support beside its row label."""
-    _save(_confusion_figure(cm, names, title=title), path)
+    save(_confusion_figure(cm, names, title=title), path)
 
 
 # --------------------------------------------------------------------------- training curves
@@ -157,7 +163,7 @@ def plot_curves(history: pd.DataFrame, path: str | Path, *, best_epoch: int, tit
                 validated: bool = True) -> None:
     """Loss (train, validation) and F1 (macro, per task) per epoch side by side, best epoch marked;
     ``validated=False`` (a run that held no one out): the training loss alone, the kept last epoch marked."""
-    _save(_curves_figure(history, best_epoch=best_epoch, title=title, validated=validated), path)
+    save(_curves_figure(history, best_epoch=best_epoch, title=title, validated=validated), path)
 
 
 # --------------------------------------------------------------------------- per-class F1
@@ -215,7 +221,7 @@ def plot_per_class_f1(f1: np.ndarray, support: np.ndarray, names: list[str], pat
                       with_photos: int | None = None) -> None:
     """One bar per class (F1, 0..1) with the class's validation support written above it; "no photos"
     where a class has none. ``averaged`` and ``with_photos``: ``metrics.class_counts``."""
-    _save(_per_class_figure(f1, support, names, title=title, macro_f1=macro_f1, averaged=averaged,
+    save(_per_class_figure(f1, support, names, title=title, macro_f1=macro_f1, averaged=averaged,
                             with_photos=with_photos), path)
 
 
@@ -246,7 +252,7 @@ def _ablation_figure(table: pd.DataFrame, *, metric: str = "macro F1", title: st
 
 def plot_ablation(table: pd.DataFrame, path: str | Path, *, title: str = "") -> None:
     """``table`` from experiments.ablate.summarize: variant, runs, mean, low, high, delta, delta_low, delta_high."""
-    _save(_ablation_figure(table, title=title), path)
+    save(_ablation_figure(table, title=title), path)
 
 
 GAIN_COLOURS = {"up": "tab:green", "down": "tab:red", "unclear": "tab:grey"}
@@ -285,7 +291,7 @@ def _gain_figure(table: pd.DataFrame, *, title: str = "") -> Figure:
 
 def plot_gain(table: pd.DataFrame, path: str | Path, *, title: str = "") -> None:
     """``table`` from experiments.improve.gain_table: metric, pairs, gain, low, high."""
-    _save(_gain_figure(table, title=title), path)
+    save(_gain_figure(table, title=title), path)
 
 
 # --------------------------------------------------------------------------- audit
@@ -314,7 +320,7 @@ def _precision_recall_figure(curve: pd.DataFrame, *, title: str = "") -> Figure:
 
 def plot_precision_recall(curve: pd.DataFrame, path: str | Path, *, title: str = "") -> None:
     """``curve`` from audit.rank.precision_recall_curve: kind, rank, precision, recall."""
-    _save(_precision_recall_figure(curve, title=title or "audit against the planted errors"), path)
+    save(_precision_recall_figure(curve, title=title or "audit against the planted errors"), path)
 
 
 # --------------------------------------------------------------------------- learning-rate range test
@@ -349,5 +355,5 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, sugg
                  title: str = "", band: tuple[float, float] | None = None, unstable: bool = False) -> None:
     """Loss against learning rate (log scale), raw and smoothed, the suggested rate marked, and the band
     the suggestion moves in across smoothings (orange and named unstable when wide)."""
-    _save(_lr_find_figure(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), suggested, title=title,
+    save(_lr_find_figure(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), suggested, title=title,
                           band=band, unstable=unstable), path)

@@ -1,4 +1,5 @@
-"""Reliability, third pass (issue 18): each numbered case reproduced, then the fix asserted."""
+"""Interrupted runs rerun, full disks and changed data are named, and outputs never land on inputs: each case
+reproduced first, then the fix asserted (tests named for what they cover; once issue 18's numbered cases)."""
 
 import errno
 import shutil
@@ -30,7 +31,7 @@ def stuck(folder: Path) -> Path:
 
 # 3-6. Stuck folders ---------------------------------------------------------------------------------
 
-def test_3_a_folder_without_any_checkpoint_restarts_with_or_without_resume(tmp_path):
+def test_a_folder_without_any_checkpoint_restarts_with_or_without_resume(tmp_path):
     for resume in (False, True):
         run = stuck(tmp_path / f"run{resume}")
         assert check_run_folder(run, resume) is False
@@ -52,7 +53,7 @@ def test_3_a_folder_without_any_checkpoint_restarts_with_or_without_resume(tmp_p
 
 
 @pytest.mark.slow
-def test_3_4_train_and_fold_all_rerun_after_a_kill_before_the_first_checkpoint(synth_root, tmp_path, capsys):
+def test_train_and_fold_all_rerun_after_a_kill_before_the_first_checkpoint(synth_root, tmp_path, capsys):
     run = stuck(tmp_path / "run")
     assert main(["--quiet", "train", str(synth_root), "--out", str(run), *TRAIN]) == 0, err_of(capsys)
     assert (run / "best.pt").is_file()
@@ -63,7 +64,7 @@ def test_3_4_train_and_fold_all_rerun_after_a_kill_before_the_first_checkpoint(s
 
 
 @pytest.mark.slow
-def test_5_audit_reruns_after_a_kill_before_the_first_checkpoint(synth_root, tmp_path, capsys):
+def test_audit_reruns_after_a_kill_before_the_first_checkpoint(synth_root, tmp_path, capsys):
     out = tmp_path / "audit"
     stuck(out / "cv" / "fold-0")
     args = ["--quiet", "audit", str(synth_root), "--out", str(out), "--folds", "2", "--config", "demo",
@@ -75,7 +76,7 @@ def test_5_audit_reruns_after_a_kill_before_the_first_checkpoint(synth_root, tmp
 
 @pytest.mark.slow
 @pytest.mark.parametrize("failure", ["oserror", "torch"])
-def test_6_a_full_disk_is_one_line_naming_the_target_and_the_rerun_works(synth_root, tmp_path, capsys,
+def test_a_full_disk_is_one_line_naming_the_target_and_the_rerun_works(synth_root, tmp_path, capsys,
                                                                         monkeypatch, failure):
     real_save = torch.save
 
@@ -95,7 +96,7 @@ def test_6_a_full_disk_is_one_line_naming_the_target_and_the_rerun_works(synth_r
     assert (run / "best.pt").is_file()
 
 
-def test_6_any_atomic_write_onto_a_full_disk_names_the_target(tmp_path):
+def test_any_atomic_write_onto_a_full_disk_names_the_target(tmp_path):
     from maskcls.fileio import atomic_path
 
     with pytest.raises(UserError, match=f"^{tmp_path / 'out.csv'}: cannot write it: No space left"):
@@ -129,7 +130,7 @@ def tiny(*extra):
 
 
 @pytest.mark.slow
-def test_1_resume_refuses_data_whose_labels_or_photos_changed_and_accepts_a_copy(synth_root, tmp_path):
+def test_resume_refuses_data_whose_labels_or_photos_changed_and_accepts_a_copy(synth_root, tmp_path):
     from maskcls.training.fit import train
 
     data = tmp_path / "data"
@@ -151,7 +152,7 @@ def test_1_resume_refuses_data_whose_labels_or_photos_changed_and_accepts_a_copy
 
 
 @pytest.mark.slow
-def test_2_audit_run_evaluate_val_and_fold_all_refuse_edited_labels(synth_root, tmp_path, capsys):
+def test_audit_run_evaluate_val_and_fold_all_refuse_edited_labels(synth_root, tmp_path, capsys):
     from maskcls.audit.run import audit
     from maskcls.serve.predict import evaluate_run
     from maskcls.training.folds import train_folds
@@ -186,7 +187,7 @@ def test_2_audit_run_evaluate_val_and_fold_all_refuse_edited_labels(synth_root, 
 
 # 13. Nothing is created before the inputs are known to be good -------------------------------------
 
-def test_13_a_refused_audit_leaves_no_out_folder(synth_root, tmp_path, capsys):
+def test_a_refused_audit_leaves_no_out_folder(synth_root, tmp_path, capsys):
     out = tmp_path / "deep" / "audit"
     assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--folds", "100000",
                  "--set", "model.name=test_resnet"]) == 2
@@ -196,7 +197,7 @@ def test_13_a_refused_audit_leaves_no_out_folder(synth_root, tmp_path, capsys):
 
 # 9. Outputs never go into the data ------------------------------------------------------------------
 
-def test_9_every_writing_command_refuses_an_output_inside_the_data(synth_root, tmp_path, capsys):
+def test_every_writing_command_refuses_an_output_inside_the_data(synth_root, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(synth_root, data)
     inside = data / "train" / "images" / "report"
@@ -225,7 +226,7 @@ def test_9_every_writing_command_refuses_an_output_inside_the_data(synth_root, t
 
 # 10. Config objects refuse unknown attributes ---------------------------------------------------------
 
-def test_10_a_misspelt_setting_in_the_python_api_is_refused():
+def test_a_misspelt_setting_in_the_python_api_is_refused():
     cfg = tiny()
     with pytest.raises(AttributeError, match="did you mean epochs"):
         cfg.train.epoch = 1
@@ -237,7 +238,7 @@ def test_10_a_misspelt_setting_in_the_python_api_is_refused():
 
 # 11. demo-data --workers -5 -------------------------------------------------------------------------
 
-def test_11_negative_workers_are_refused(tmp_path, capsys):
+def test_negative_workers_are_refused(tmp_path, capsys):
     from maskcls.data.synth import make_dataset
 
     with pytest.raises(SystemExit) as info:
@@ -250,7 +251,7 @@ def test_11_negative_workers_are_refused(tmp_path, capsys):
 
 # 14. Links that lead out of the data -----------------------------------------------------------------
 
-def test_14_a_symlink_out_of_the_data_is_refused_unless_allowed(tmp_path):
+def test_a_symlink_out_of_the_data_is_refused_unless_allowed(tmp_path):
     from conftest import write_competition, write_photo
     from maskcls.data.table import load_table, scan
 
@@ -300,7 +301,7 @@ def run(synth_root, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_12_classify_names_every_bad_file_in_one_pass(run, synth_root, tmp_path, capsys):
+def test_classify_names_every_bad_file_in_one_pass(run, synth_root, tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(next((synth_root / "eval" / "images").iterdir()), folder / "good.jpg")
@@ -313,7 +314,7 @@ def test_12_classify_names_every_bad_file_in_one_pass(run, synth_root, tmp_path,
 
 
 @pytest.mark.slow
-def test_15_a_checkpoint_never_chooses_where_predict_writes(run, synth_root, tmp_path, monkeypatch, capsys):
+def test_a_checkpoint_never_chooses_where_predict_writes(run, synth_root, tmp_path, monkeypatch, capsys):
     ckpt = torch.load(run / "best.pt", weights_only=True)
     ckpt["config"]["data"]["cache"] = "disk"
     ckpt["config"]["data"]["cache_dir"] = str(tmp_path / "planted")
@@ -328,7 +329,7 @@ def test_15_a_checkpoint_never_chooses_where_predict_writes(run, synth_root, tmp
 
 
 @pytest.mark.slow
-def test_16_an_output_beside_an_onnx_file_is_not_an_input(run, synth_root, tmp_path, capsys, monkeypatch):
+def test_an_output_beside_an_onnx_file_is_not_an_input(run, synth_root, tmp_path, capsys, monkeypatch):
     models = tmp_path / "work"
     models.mkdir()
     assert main(["export", str(run), "--out", str(models / "r2.onnx")]) == 0
@@ -345,7 +346,7 @@ def test_16_an_output_beside_an_onnx_file_is_not_an_input(run, synth_root, tmp_p
 
 # 8. audit --truth with a field that does not exist -----------------------------------------------------
 
-def test_8_a_truth_row_with_an_unknown_field_is_refused_before_any_work(synth_root, tmp_path, capsys):
+def test_a_truth_row_with_an_unknown_field_is_refused_before_any_work(synth_root, tmp_path, capsys):
     truth = tmp_path / "truth.csv"
     truth.write_text("person,field,image,recorded,true\ns000001_male_Asian_27,color,*,red,blue\n")
     out = tmp_path / "audit"
@@ -357,7 +358,7 @@ def test_8_a_truth_row_with_an_unknown_field_is_refused_before_any_work(synth_ro
 
 # 7. A photo cache larger than the memory -------------------------------------------------------------
 
-def test_7_a_ram_cache_that_cannot_fit_is_one_line_with_what_to_do(synth_root, tmp_path, monkeypatch):
+def test_a_ram_cache_that_cannot_fit_is_one_line_with_what_to_do(synth_root, tmp_path, monkeypatch):
     from maskcls.data import images
     from maskcls.data.table import load_table
     from maskcls.data.transforms import eval_transform
