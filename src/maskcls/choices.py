@@ -30,6 +30,7 @@ _noted: set[str] = set()  # legacy spellings already reported in this process
 
 
 def check_crop(crop: str) -> str:
+    """``crop`` when it is a known crop; ValueError naming the choices otherwise."""
     if crop not in CROPS:
         raise ValueError(f"unknown crop {crop!r}; expected one of {', '.join(CROPS)}")
     return crop

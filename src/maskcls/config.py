@@ -160,6 +160,7 @@ class Config(_Strict):
 
     @property
     def cutoffs(self) -> AgeCutoffs:
+        """The training age cut-offs (data.age_young, data.age_old)."""
         return _age_cutoffs(self.data.age_young, self.data.age_old)
 
     @property
@@ -174,6 +175,7 @@ class Config(_Strict):
         return parse_size(self.data.size)
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as nested plain dicts (section -> key -> value)."""
         return dataclasses.asdict(self)
 
 
@@ -330,6 +332,7 @@ def _first_setting(section: str) -> str:
 
 
 def apply_dict(cfg: Config, values: dict[str, Any], source: str) -> Config:
+    """Set ``values`` (section -> key -> value, as YAML holds them) on ``cfg``; ``source`` names them in errors."""
     if not isinstance(values, dict):
         raise UserError(f"{source}: expected sections model:, data:, train: at the top level")
     for section, entries in values.items():
@@ -380,10 +383,12 @@ def _builtin_dir() -> Path:
 
 
 def builtin_names() -> list[str]:
+    """The built-in config names (resources/configs/*.yaml)."""
     return sorted(p.stem for p in _builtin_dir().glob("*.yaml"))
 
 
 def builtin_config_path(name: str) -> Path | None:
+    """The file of built-in config ``name``, or None."""
     path = _builtin_dir() / f"{name}.yaml"
     return path if path.is_file() else None
 
@@ -652,6 +657,7 @@ def shown(value: Any) -> str:
 
 
 def dump(cfg: Config) -> str:
+    """The settings as YAML, in declaration order."""
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 

@@ -123,20 +123,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """``open`` on a temporary file beside ``path``, renamed onto it when the block ends without error."""
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh
 
 
 def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, UTF-8."""
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
 
 
 def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with this id is running on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -173,6 +177,7 @@ class PidLock:
             return None, ""
 
     def acquire(self) -> None:
+        """Take the lock, or raise a UserError naming the process that holds it (a dead holder's lock is taken over)."""
         for _ in range(2):
             try:
                 with naming(self.target):  # EEXIST is not a write failure: it passes to the handler below
@@ -198,6 +203,7 @@ class PidLock:
             return False
 
     def release(self) -> None:
+        """Give the lock back (its file removed)."""
         try:
             if self.held and self.path.read_text() == self.me:
                 self.path.unlink()
@@ -216,6 +222,7 @@ def _remove_stale_dirs(path: Path) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """The JSON in ``path``, or a UserError naming the file where it cannot be read."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -223,6 +230,7 @@ def read_json(path: str | Path) -> Any:
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    """Write ``frame`` as CSV (no index) to ``path`` atomically."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
 

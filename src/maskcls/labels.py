@@ -44,6 +44,7 @@ class AgeCutoffs:
             raise ValueError(f"age cut-offs must satisfy 0 < young < old, got young={self.young} old={self.old}")
 
     def group(self, age: int) -> int:
+        """The age group of ``age``: 0 below young, 1 below old, else 2."""
         return 0 if age < self.young else (1 if age < self.old else 2)
 
     def groups(self, ages: np.ndarray) -> np.ndarray:
@@ -52,6 +53,7 @@ class AgeCutoffs:
         return (ages >= self.young).astype(np.int64) + (ages >= self.old).astype(np.int64)
 
     def names(self) -> tuple[str, str, str]:
+        """The three groups' names: '<30', '30-59', '>=60' with the default cut-offs."""
         return (f"<{self.young}", f"{self.young}-{self.old - 1}", f">={self.old}")
 
 
@@ -129,6 +131,7 @@ class Task:
     per_person: bool  # the answer belongs to the person (every photo), not to one photo
 
     def names(self, cutoffs: AgeCutoffs = AgeCutoffs()) -> tuple[str, ...]:
+        """The task's answer names (the age group's follow the cut-offs)."""
         return tuple(self.answer_names(cutoffs))
 
     @property
@@ -149,6 +152,7 @@ TASKS: tuple[Task, ...] = (
 
 
 def task(name: str) -> Task:
+    """The task called ``name`` (mask, gender or age); KeyError otherwise."""
     for t in TASKS:
         if t.name == name:
             return t

@@ -35,14 +35,17 @@ def set_verbose(verbose: bool) -> None:
 
 
 def is_verbose() -> bool:
+    """Whether --verbose was given."""
     return _verbose
 
 
 def is_quiet() -> bool:
+    """Whether --quiet was given."""
     return _quiet
 
 
 def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal (progress bars draw in place only there)."""
     return bool(getattr(stream, "isatty", None)) and stream.isatty()
 
 
@@ -54,12 +57,14 @@ class LineWriter:
         self.stream = stream
 
     def write(self, text: str) -> int:
+        """Write whole lines only: a bar's in-place updates become a line every 30 s."""
         for part in re.split(r"[\r\n]", _CONTROL.sub("", text)):
             if part.strip():
                 self.stream.write(part.rstrip() + "\n")
         return len(text)
 
     def flush(self) -> None:
+        """Flush the stream beneath."""
         self.stream.flush()
 
 

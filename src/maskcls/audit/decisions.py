@@ -49,6 +49,7 @@ def data_fingerprint(table: pd.DataFrame) -> str:
 
 
 def issue_key(person, field, photos, given, suggestion) -> Key:
+    """The key a card's decision is logged under: person, field, photos, given and suggestion as text."""
     return tuple("" if v is None or v != v else str(v) for v in (person, field, photos, given, suggestion))  # type: ignore[return-value]
 
 
@@ -177,6 +178,7 @@ def accepted_corrections(state: dict[Key, dict[str, str]], cards: list[dict]) ->
 
 
 def now() -> str:
+    """The time now, UTC, to the second, as the decisions log writes it."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 

@@ -92,11 +92,13 @@ class Review:
             raise
 
     def close(self) -> None:
+        """Stop taking decisions; waits for one being written."""
         with self._mutex:  # waits for a decision being written; none is taken after this
             self.closed = True
             self.lock.release()
 
     def snapshot(self) -> dict:
+        """The page's state: every card's decision, the counts and what undo would undo."""
         with self._mutex:
             return self._snapshot()
 
@@ -105,6 +107,7 @@ class Review:
                 "decisions": {dec.card_id(k): r["decision"] for k, r in self.state.items()}}
 
     def decide(self, card: str, decision: str) -> dict:
+        """Record ``decision`` (accept, reject or skip) for ``card``, on disk before it answers; returns the new state."""
         if decision not in ("accept", "reject", "skip"):
             raise ValueError(f"unknown decision {decision!r}")
         c = self.cards.get(card)
@@ -125,6 +128,7 @@ class Review:
             return self._snapshot()
 
     def undo(self) -> dict:
+        """Take back the last decision, on disk; returns the new state."""
         with self._mutex:
             self._check_open()
             if not self.history:
@@ -276,6 +280,7 @@ class ReviewServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
+        """The page's address."""
         return f"http://{HOST}:{self.server_address[1]}/"
 
 
@@ -298,6 +303,7 @@ def open_review(audit: str | Path, port: int) -> ReviewServer:
 
 
 def close_review(server: ReviewServer) -> None:
+    """Stop serving and close the review's files."""
     server.server_close()
     server.review.close()
 

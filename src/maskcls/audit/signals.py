@@ -46,6 +46,7 @@ DEFAULT_BLEND = "tempered"
 
 
 def prob_columns(task: labels.Task, prefix: str = "p_face_") -> list[str]:
+    """The columns of a source's per-task probabilities: p_face_<task>_0 .. k-1 by default."""
     return [f"{prefix}{task.name}_{k}" for k in range(task.size)]
 
 

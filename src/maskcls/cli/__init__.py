@@ -21,6 +21,7 @@ COMMANDS = ("config", "demo", "demo_data", "validate", "faces", "eda", "summary"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `maskcls` parser with every command's subparser (no torch or image library imported)."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -49,6 +50,7 @@ USER_OS_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EN
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command line; returns the exit status (2 and one line for a user's mistake)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     from ..progress import set_quiet, set_verbose

@@ -43,11 +43,13 @@ class CommandParser(argparse.ArgumentParser):
                      "expected one argument", "expected at least one argument", "not allowed with argument")
 
     def error(self, message: str):
+        """A bad command line: usage lines only for its shape, then one line with where to read more."""
         if any(s in message for s in self._SHAPE_ERRORS):
             self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` for more)\n")
 
     def format_help(self) -> str:
+        """The help, with the text that is costly to compute added only now."""
         if self.more_help is not None:
             self.description = (self.description or "") + self.more_help()
             self.more_help = None
@@ -95,6 +97,7 @@ def resolve_config(args: argparse.Namespace, *, announce: bool = True):
 
 
 def cutoff_args(p: argparse.ArgumentParser) -> None:
+    """--age-young and --age-old, the shorthands of data.age_young and data.age_old."""
     p.add_argument("--age-young", type=int, default=None,
                    help="first age of the middle group (default 30; the same as --set data.age_young=N)")
     p.add_argument("--age-old", type=int, default=None,
@@ -110,6 +113,7 @@ def data_setting_args(p: argparse.ArgumentParser) -> None:
 
 
 def device_arg(p: argparse.ArgumentParser, *, default: str | None, help: str) -> None:
+    """--device with train.device's choices."""
     from ..config import choices_of
 
     p.add_argument("--device", default=default, choices=choices_of("train.device"), metavar="DEVICE", help=help)

@@ -128,5 +128,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def no_holdout_line(data: str, budget) -> str:
+    """The first line of a --fold none run: no one is held out, and where its epochs came from."""
     return (f"--fold none: every person of {data} trains and no one is held out, so nothing is validated; "
             f"{budget.describe()}; the last epoch is kept")

@@ -25,9 +25,11 @@ class TorchvisionPolicy(A.ImageOnlyTransform):
         self.policy = policy
 
     def get_params(self) -> dict[str, Any]:
+        """A seed for the torchvision policy, drawn from Albumentations' generator (so the seeding rule holds)."""
         return {"policy_seed": int(self.random_generator.integers(0, 2**31 - 1))}
 
     def apply(self, img: np.ndarray, policy_seed: int = 0, **params: Any) -> np.ndarray:
+        """The torchvision policy applied to an (H, W, 3) uint8 image with ``policy_seed``."""
         chw = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(policy_seed)

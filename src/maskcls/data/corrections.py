@@ -69,6 +69,7 @@ class CorrectionReport:
     warnings: list[str] = field(default_factory=list)  # applied, but worth a look (LAYOUT_WARNING)
 
     def changes_frame(self) -> pd.DataFrame:
+        """One row per label change: person, image, field, old, new, where (file:line) and note."""
         cols = ["person", "image", "field", "old", "new", "where", "note"]
         return pd.DataFrame([c.__dict__ for c in self.changes], columns=cols)
 
@@ -95,6 +96,7 @@ class CorrectionReport:
         return out
 
     def summary(self) -> str:
+        """One line: changes, photos, people, corrections naming people not in the data, rows left alone, warnings."""
         people = len({c.person for c in self.changes})
         photos = len({(c.person, c.image) for c in self.changes})
         return (f"corrections: {len(self.changes)} label change(s) on {photos} photo(s) of {people} person(s); "

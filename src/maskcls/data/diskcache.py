@@ -31,6 +31,7 @@ VERSION = 1
 
 
 def content_sha1(path: str | Path) -> str:
+    """The SHA-1 of a file's bytes (the cache's key for a photo's content)."""
     h = hashlib.sha1()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -75,10 +76,12 @@ class DiskCache:
         self.decoded = 0  # photos decoded by this object (0 on a warm cache)
 
     def folder(self, key: tuple) -> Path:
+        """The folder of one preprocessing (``key``: size, crop and their settings)."""
         name = hashlib.sha1(json.dumps([VERSION, *map(str, key)]).encode()).hexdigest()[:16]
         return self.root / name
 
     def rows(self, paths: list[str], preprocess, key: tuple, *, workers: int = 4, progress: bool = True) -> Rows:
+        """The preprocessed photos of ``paths`` as memory-mapped rows, computing the missing ones with ``preprocess``."""
         folder = self.folder(key)
         folder.mkdir(parents=True, exist_ok=True)
         # One builder at a time per setting (two trainings starting together would interleave slots).

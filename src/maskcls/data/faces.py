@@ -54,6 +54,7 @@ class FaceBoxes:
         self.fallbacks = 0
 
     def boxes(self, paths: list[str], *, progress: bool = True) -> dict[str, tuple[int, int, int, int] | None]:
+        """Each photo's crop box: its face grown by the margin, or None where no face was found (from the face cache)."""
         faces = compute_faces(paths, cache_dir=self.cache_dir, cascade=self.cascade, workers=self.workers,
                               progress=progress)
         self.detected = faces.computed

@@ -124,6 +124,7 @@ class PhotoDataset(Dataset):
         self.epoch_seed = 0
 
     def set_epoch_seed(self, seed: int) -> None:
+        """The seed of this epoch's augmentations (each photo's own seed derives from it)."""
         self.epoch_seed = seed
 
     def __len__(self) -> int:

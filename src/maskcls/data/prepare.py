@@ -58,6 +58,7 @@ class Prepared:
 
     @property
     def k(self) -> int:
+        """The number of person-level folds drawn."""
         return int(self.key["data.folds"])
 
     def split(self, fold: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +165,7 @@ def preprocess_key(cfg) -> tuple:
 
 
 def prepare_key(cfg) -> dict:
+    """The settings that decide what ``prepare`` builds: corrections, cut-offs, folds and their seed."""
     return {"data.corrections": cfg.data.corrections, "data.age_young": cfg.data.age_young,
             "data.age_old": cfg.data.age_old, "data.score_age_young": cfg.data.score_age_young,
             "data.score_age_old": cfg.data.score_age_old, "data.folds": cfg.data.folds,

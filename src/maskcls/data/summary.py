@@ -28,6 +28,7 @@ def summarize(table: pd.DataFrame, cutoffs: labels.AgeCutoffs = labels.AgeCutoff
 
 
 def format_summary(summary: dict) -> str:
+    """``summarize``'s dict as the lines `maskcls summary` prints."""
     lines = [f"people: {summary['people']}   photos: {summary['photos']}"]
     for key in (t.column for t in labels.TASKS):
         lines.append(f"{key + ':':<11}" + "   ".join(f"{k} {v}" for k, v in summary[key].items()))

@@ -299,6 +299,7 @@ def describe(data: str | Path | pd.DataFrame) -> str:
 
 
 def raise_on_fatal(problems: list[Problem], data, *, hint: bool = True) -> None:
+    """Raise one UserError listing the fatal problems (the first ten), with how to see them all."""
     fatal = [p for p in problems if p.fatal]
     if isinstance(data, pd.DataFrame):
         data, hint = "the DataFrame", False

@@ -103,6 +103,7 @@ class Transform:
 
 def train_transform(preset: str, size: tuple[int, int], *, crop: str = "none", boxes=None,
                     detector=None) -> Transform:
+    """The training transform: the crop and resize, then the augmentation ``preset``, seeded per photo."""
     return Transform(preset=preset, size=size, train=True, crop=crop, boxes=boxes, detector=detector)
 
 

@@ -146,6 +146,7 @@ def gain_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def gain_markdown(table: pd.DataFrame, *, seeds: int, folds: int) -> str:
+    """The gain table as Markdown: each metric without and with the corrections, the gain and its interval."""
     lines = [f"| metric | without | with | gain [95% CI] | pairs ({seeds} seed(s) x {folds} fold(s)) |",
              "|---|---|---|---|---|"]
     for r in table.to_dict("records"):

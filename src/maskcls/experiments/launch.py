@@ -72,6 +72,7 @@ def parse_devices(text: str | None, *, jobs: int | None, gpus: int) -> list[str]
 
 
 def visible_gpus() -> int:
+    """The CUDA devices this process sees (0 without CUDA)."""
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -152,10 +153,12 @@ class LocalPool:
         self.threads = threads
 
     def describe(self) -> str:
+        """'N at a time on DEVICE (T thread(s) each)'."""
         kind = "cpu" if self.slots[0] == "cpu" else ", ".join(self.slots)
         return f"{len(self.slots)} at a time on {kind} ({self.threads} thread(s) each)"
 
     def run(self, specs: list[RunSpec], *, log: Callable[[str], None] = print) -> Iterator[RunResult]:
+        """Run ``specs``, one spawned process each, as slots free; yields each result as its run finishes."""
         check_devices(specs, "cpu" if self.slots[0] == "cpu" else "cuda")
         ctx = multiprocessing.get_context("spawn")  # fork would copy the parent's threads and CUDA state
         pending, free = list(specs), list(self.slots)
@@ -286,6 +289,7 @@ class RayLauncher:
             + ("1 GPU" if self.gpus else f"{cpus_per_run} CPU(s)"))
 
     def run(self, specs: list[RunSpec], *, log: Callable[[str], None] = print) -> Iterator[RunResult]:
+        """Run ``specs`` as Ray tasks; yields each result as its task finishes."""
         check_devices(specs, "cuda" if self.gpus else "cpu")
         pending = [replace(s, threads=self.cpus_per_run) for s in specs]
         limit = self.jobs or len(pending)
@@ -311,4 +315,5 @@ class RayLauncher:
                 self.ray.cancel(ref, force=True)
 
     def close(self) -> None:
+        """Disconnect from Ray (a local cluster started here is stopped)."""
         self.ray.shutdown()

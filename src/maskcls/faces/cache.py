@@ -51,6 +51,7 @@ class FaceRecord:
 
     @property
     def found(self) -> bool:
+        """Whether a face was found."""
         return self.detector is not None
 
 
@@ -95,6 +96,7 @@ class FaceCache:
             yield cache
 
     def close(self) -> None:
+        """Close the cache's database."""
         self._db.close()
 
     def __enter__(self) -> "FaceCache":
@@ -134,6 +136,7 @@ class FaceCache:
             raise self._error(exc) from None
 
     def count(self) -> int:
+        """How many photos the cache holds, or 0 where it cannot be read."""
         try:
             return int(self._db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
         except sqlite3.Error as exc:

@@ -60,6 +60,7 @@ class FaceChecks:
         return out
 
     def summary(self) -> dict:
+        """The checks' counts for summary.json and the reports."""
         return {"photos_with_face": int(self.faces.found.sum()), "photos_compared": self.compared,
                 "photos_not_cached": int(self.faces.missing), "note": self.note,
                 "mismatched_photos": self.mismatches.to_dict("records"), "matching_ids": self.matches.to_dict("records")}

@@ -50,9 +50,11 @@ class Faces:
 
     @property
     def found(self) -> np.ndarray:
+        """Per photo, whether a face was found."""
         return self.table["detector"].notna().to_numpy()
 
     def summary(self) -> str:
+        """One line: photos, faces found, by which detector, and how many came from the cache."""
         n = len(self.table)
         found = int(self.found.sum())
         by = ", ".join(f"{k} {v}" for k, v in self.per_detector.items()) or "none"

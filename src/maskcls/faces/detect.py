@@ -37,6 +37,7 @@ class Detection:
 
     @property
     def box(self) -> tuple[int, int, int, int]:
+        """(x, y, w, h) in the photo's pixels."""
         return self.x, self.y, self.w, self.h
 
 

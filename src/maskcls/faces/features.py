@@ -45,4 +45,5 @@ def face_descriptors(items: Sequence[str | Path | np.ndarray], *, cache_dir: str
 
 
 def no_face_count(descriptors: np.ndarray) -> int:
+    """Rows of ``descriptors`` with no face (NaN)."""
     return int(np.isnan(descriptors).any(1).sum())

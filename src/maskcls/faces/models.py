@@ -40,6 +40,7 @@ def model_dir() -> Path:
 
 
 def dlib_module():
+    """dlib, imported; a UserError saying what to install where it is missing."""
     try:
         import dlib
     except ImportError as exc:

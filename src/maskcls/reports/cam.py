@@ -33,6 +33,7 @@ class TaskLogProbs(nn.Module):
         self.faces: torch.Tensor | None = None  # with face features: the descriptors of the batch explained
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The log-probability of one task's class for Grad-CAM to explain."""
         logp = class_log_probs(self.model(images if self.faces is None else {"images": images, "faces": self.faces}))
         cols = [torch.logsumexp(logp[:, np.asarray(t.of_class) == k], dim=1)
                 for t in labels.TASKS for k in range(t.size)]

@@ -85,6 +85,7 @@ def _mean_cell(entry: dict | None) -> str:
 
 def render(summary: dict, *, paths, targets, probs, names, cutoffs, top_rows, losses, confused, thumbs, means,
            plots, calibration, confusions, f1, support, examples: int) -> str:
+    """The interpret page's HTML: the summary, top losses with their maps, confusions and calibration."""
     from ..labels import task_probs
 
     per_task = task_probs(probs)

@@ -96,6 +96,7 @@ class TorchMember:
         self.runtime = Runtime.from_settings(device=device.type, amp=config.train.amp, channels_last=False)
 
     def probs(self, images: Any) -> np.ndarray:
+        """uint8 images (N, 3, h, w), preprocessed (with face features a dict) -> (N, 18) probabilities."""
         import torch
 
         from ..training.model import class_log_probs
@@ -204,6 +205,7 @@ def check_members(members: Sequence[Member]) -> None:
 
 
 def backend(name: str) -> Backend:
+    """The backend called ``name``; a UserError naming the choices otherwise."""
     if name not in BACKENDS:
         raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
     return BACKENDS[name]
@@ -217,6 +219,7 @@ def check_device(name: str, device: str) -> None:
 
 
 def check_tta(tta: str) -> str:
+    """``tta`` when it is a known test-time augmentation; a UserError otherwise."""
     if tta not in TTA_CHOICES:
         raise UserError(f"tta must be one of {', '.join(TTA_CHOICES)}, got {tta!r}")
     return tta

@@ -59,6 +59,7 @@ class OnnxPredictor:
 
     @property
     def n_models(self) -> int:
+        """Models averaged in all (an exported k-fold run counts k)."""
         return sum(m.n_models for m in self.members)
 
     def member_probs(self, items: Sequence[Item], *, progress: bool = False) -> list[np.ndarray]:

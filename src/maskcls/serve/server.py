@@ -66,9 +66,11 @@ class Batcher:
         self.arriving = 0  # requests read or decoded now, which may join the next batch
 
     def start(self) -> None:
+        """Start the batching loop on the running event loop."""
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop the loop and the worker thread (a batch running finishes first)."""
         if self.task is not None:
             self.task.cancel()
             try:
@@ -145,6 +147,7 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
     def text(self) -> bytes:
+        """The metrics in Prometheus' text format."""
         from prometheus_client import generate_latest
 
         return generate_latest(self.registry)

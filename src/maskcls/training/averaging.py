@@ -27,6 +27,7 @@ class Ema:
 
     @property
     def module(self) -> MaskNet:
+        """The averaged model."""
         return self.ema.module
 
     def update(self, model: MaskNet, step: int) -> None:
@@ -34,9 +35,11 @@ class Ema:
         self.ema.update(model, step=step)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged weights, for the checkpoint."""
         return self.module.state_dict()
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the averaged weights from a checkpoint."""
         self.module.load_state_dict(state)
 
 
@@ -49,10 +52,12 @@ class Swa:
 
     @property
     def module(self) -> MaskNet:
+        """The averaged model."""
         return self.averaged.module
 
     @property
     def count(self) -> int:
+        """How many epochs' weights are in the average."""
         return int(self.averaged.n_averaged.item())
 
     def end_of_epoch(self, model: MaskNet, epoch: int) -> None:
@@ -67,9 +72,11 @@ class Swa:
         return self.module
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """The average and its count, for the checkpoint."""
         return self.averaged.state_dict()
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the average and its count from a checkpoint."""
         self.averaged.load_state_dict(state)
 
 

@@ -37,12 +37,14 @@ class Budget:
     best_epochs: tuple[int, ...] = ()
 
     def describe(self) -> str:
+        """'N epochs (from ...)': the budget and where it came from."""
         epochs = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
         if self.source == "config":
             return f"{epochs} from the config (train.epochs)"
         return f"{epochs} from {self.source}: {RULE} ({', '.join(map(str, self.best_epochs))})"
 
     def to_dict(self) -> dict:
+        """The budget as summary.json records it."""
         out = {"epochs": self.epochs, "source": self.source}
         if self.best_epochs:
             out.update(rule=RULE, best_epochs=list(self.best_epochs))

@@ -61,6 +61,7 @@ def head_targets(targets: torch.Tensor, heads: str) -> dict[str, torch.Tensor]:
 
 
 def head_size(name: str) -> int:
+    """The outputs of head ``name``: 18 for the class head, else the task's classes."""
     return labels.NUM_CLASSES if name == "class" else labels.task(name).size
 
 

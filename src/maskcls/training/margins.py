@@ -89,9 +89,11 @@ class MarginTracker:
         return out
 
     def state_dict(self) -> dict:
+        """The margins' sums and counts, for the checkpoint."""
         return {"sums": self.sums, "counts": self.counts}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the sums and counts (kept only when the shapes match this data)."""
         if tuple(state["sums"].shape) == tuple(self.sums.shape):
             self.sums, self.counts = state["sums"].clone(), state["counts"].clone()
 

@@ -42,6 +42,7 @@ class Mixer:
         self._state = np.random.RandomState(0).get_state()
 
     def set_epoch_seed(self, seed: int) -> None:
+        """The seed of this epoch's mixing draws (a resumed run mixes as an uninterrupted one)."""
         self._state = np.random.RandomState(seed % 2**32).get_state()
 
     def check_heads(self, heads: Iterable[str]) -> None:

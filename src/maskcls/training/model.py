@@ -37,6 +37,7 @@ Inputs = torch.Tensor | dict[str, torch.Tensor]  # images, or {"images", "faces"
 
 
 def head_sizes(heads: str) -> dict[str, int]:
+    """Each head's outputs for ``heads``: multi (mask, gender, age) or single (the 18 classes)."""
     if heads == "multi":
         return {t.name: t.size for t in labels.TASKS}
     if heads == "single":
@@ -70,6 +71,7 @@ class FaceInput(nn.Module):
         return len(found)
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        """(N, 128) descriptors, NaN rows for no face -> (N, 129): z-scored descriptors and a no-face flag."""
         faces = faces.float()
         missing = torch.isnan(faces)
         z = torch.where(missing, torch.zeros_like(faces), (faces - self.mean) / self.std)
@@ -80,6 +82,7 @@ class NoImage(nn.Module):
     """The backbone of model.name=face-descriptor: no CNN, no image features (N, 0)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """No image features: an (N, 0) tensor."""
         return x.new_zeros((x.shape[0], 0))
 
 
@@ -106,10 +109,12 @@ class MaskNet(nn.Module):
 
     @property
     def uses_faces(self) -> bool:
+        """Whether the heads read the face descriptor."""
         return self.face is not None
 
     @property
     def uses_images(self) -> bool:
+        """Whether the model reads pixels (a CNN backbone)."""
         return not isinstance(self.backbone, NoImage)
 
     def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
@@ -127,9 +132,11 @@ class MaskNet(nn.Module):
         return {k: head(fused if k in self.face_heads else feats) for k, head in self.heads.items()}
 
     def backbone_parameters(self) -> list[nn.Parameter]:
+        """The backbone's parameters (their own learning rate and freezing)."""
         return list(self.backbone.parameters())
 
     def head_parameters(self) -> list[nn.Parameter]:
+        """The heads' parameters."""
         return list(self.heads.parameters())
 
 
@@ -325,4 +332,5 @@ def mirrored(inputs: Inputs) -> Inputs:
 
 
 def batch_size_of(inputs: Inputs) -> int:
+    """The number of photos in ``inputs`` (a tensor, or the face-features dict)."""
     return (inputs["images"] if isinstance(inputs, dict) else inputs).shape[0]

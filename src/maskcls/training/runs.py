@@ -31,6 +31,7 @@ from .model import MaskNet, model_for
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write ``state`` with torch.save to ``path`` atomically; a full disk is one line naming it."""
     with atomic_path(path) as tmp:
         try:
             torch.save(state, tmp)
@@ -121,6 +122,7 @@ FOLD_PREFIX = "fold-"
 
 
 def fold_dir(out: str | Path, fold: int) -> Path:
+    """The folder of fold ``fold`` inside a --fold all run."""
     return Path(out) / f"{FOLD_PREFIX}{fold}"
 
 

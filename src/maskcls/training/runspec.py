@@ -52,6 +52,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the run finished with a summary and no error."""
         return self.summary is not None and not self.error
 
 
@@ -59,7 +60,9 @@ class Launcher(Protocol):
     """What the callers need of a launcher: run the specs (all at once, as slots allow) and yield a
     result for every one of them, in the order they finish. A run's failure is a result, not an exception."""
 
-    def run(self, specs: list[RunSpec], *, log: Callable[[str], None] = print) -> Iterator[RunResult]: ...
+    def run(self, specs: list[RunSpec], *, log: Callable[[str], None] = print) -> Iterator[RunResult]:
+        """Run ``specs``; yield each result as its run finishes."""
+        ...
 
 
 def spec_data(data) -> str | pd.DataFrame:

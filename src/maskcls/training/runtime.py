@@ -51,11 +51,13 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, *, device: str, amp: str, channels_last: bool) -> "Runtime":
+        """The runtime of train.device, train.amp and channels_last, resolved on this machine."""
         dev = resolve_device(device)
         # channels_last helps convolutions on GPU tensor cores; on CPU it only costs copies.
         return cls(dev, resolve_amp(amp, dev), channels_last and dev.type == "cuda", *rank_and_world())
 
     def autocast(self):
+        """The autocast context of the run's mixed precision (float32 when off)."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
 
@@ -76,12 +78,14 @@ class Runtime:
 
 
 def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) under torchrun, else (0, 1)."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
 def is_main() -> bool:
+    """Whether this process is rank 0 (the one that writes files)."""
     return rank_and_world()[0] == 0
 
 
@@ -102,6 +106,7 @@ def distributed_from_env() -> Iterator[None]:
 
 
 def barrier() -> None:
+    """Wait for every process under torchrun; nothing alone."""
     if rank_and_world()[1] > 1:
         dist.barrier()
 

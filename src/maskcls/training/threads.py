@@ -33,6 +33,7 @@ class Threads:
         return self.source == "auto" and self.n < self.before
 
     def describe(self) -> str:
+        """One line: the threads chosen and why (lowered beside other busy processes)."""
         if self.reduced:
             return (f"threads: {self.n} of {self.cores} cores, since other processes keep {self.busy:.1f} busy "
                     f"(shared cores make torch's threads wait for each other; train.threads=N to choose)")
@@ -65,6 +66,7 @@ def busy_cores(seconds: float = SAMPLE_SECONDS) -> float | None:
 
 
 def cores() -> int:
+    """The cores this process may run on (its CPU affinity)."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

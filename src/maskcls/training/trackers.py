@@ -96,6 +96,7 @@ def _check_sqlite(uri: str, parts: urllib.parse.ParseResult) -> None:
 
 
 def tracking_default() -> str:
+    """MLflow's store when MLFLOW_TRACKING_URI is not set: ./mlflow.db."""
     return str(Path.cwd() / "mlflow.db")
 
 
@@ -273,6 +274,7 @@ class Trackers:
         self.finished = False
 
     def log_epoch(self, row: dict, step: int) -> None:
+        """Log one epoch's row to every tracker."""
         for t in (self.tb, self.mlflow):
             if t is not None:
                 t.log_epoch(row, step)
@@ -292,6 +294,7 @@ class Trackers:
 
     def close(self, *, failed: bool = False) -> None:
         # An interrupted run stays KILLED (a --resume continues it); a crash is FAILED.
+        """End the trackers' runs: finished, failed or killed."""
         status = "FINISHED" if self.finished else "FAILED" if failed else "KILLED"
         for t in (self.tb, self.mlflow):
             if t is not None:
