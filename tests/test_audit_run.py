@@ -284,4 +284,4 @@ def test_with_run_a_setting_the_run_was_made_with_is_refused_not_ignored(synth_r
     assert not (tmp_path / "a").exists()
     (tmp_path / "afile").write_text("")
     assert main(["--quiet", "audit", str(synth_root), "--out", str(tmp_path / "afile"), "--run", str(run)]) == 2
-    assert "afile: a file, not a folder" in capsys.readouterr().err
+    assert "afile exists and is not a folder" in capsys.readouterr().err

@@ -3,6 +3,7 @@ spelling inside data.augment (centercrop+hflip) keeps loading, with a one-line n
 
 import pytest
 
+from maskcls import choices
 from maskcls.config import Config, from_dict, load_config
 from maskcls.data import crops
 from maskcls.data.prepare import preprocess_key
@@ -12,7 +13,7 @@ from maskcls.experiments.ablate import parse_variant
 
 @pytest.fixture(autouse=True)
 def fresh_notes(monkeypatch):
-    monkeypatch.setattr(crops, "_noted", set())
+    monkeypatch.setattr(choices, "_noted", set())
 
 
 def test_the_old_spelling_moves_the_crop_with_one_note(capsys):

@@ -194,7 +194,7 @@ def test_out_must_be_new_or_empty(tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(UserError, match=r"holds files \(keep.txt\)"):
         make_report(root, full, progress=False)
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
     afile = tmp_path / "file.html"

@@ -186,7 +186,7 @@ def test_bad_input(run, tmp_path, capsys, synth_root):
     previous.mkdir()
     (previous / "interpret.html").write_text("<html></html>")
     assert main(["interpret", str(run), "--out", str(previous)]) == 2
-    assert "previous interpret page: --force replaces it" in capsys.readouterr().err
+    assert "holds a previous interpret page; --force replaces it" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     assert main(["interpret", str(run), "--out", str(tmp_path / "other")]) == 2

@@ -68,7 +68,7 @@ def test_default_size_is_the_competition_size(tmp_path):
 def test_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(UserError, match="holds files"):
         make_dataset(tmp_path / "x", people=2, eval_people=0)
     assert [p.name for p in (tmp_path / "x").iterdir()] == ["keep.txt"]
 

@@ -39,6 +39,55 @@ def check_replaceable(path: str | Path, *, force: bool, what: str = "--out") -> 
         raise UserError(f"{path} already exists; pass --force to overwrite it")
 
 
+def refuse_output_inside(data: Any, out: str | Path, *, flag: str = "--out") -> None:
+    """Outputs never go into the data: a report written under DATA/train/images becomes a stray
+    'person' that validate then reports, and an output named like the manifest would replace it.
+    ``data`` that is not a path (a DataFrame) has no folder to keep out of."""
+    if not isinstance(data, (str, Path)) or not Path(data).exists():
+        return
+    data, where = Path(data).resolve(), Path(out).resolve()
+    inside = where == data if data.is_file() else where.is_relative_to(data)
+    if inside:
+        raise UserError(f"{flag} {out} is inside the data ({data}); maskcls never writes into the data it reads: "
+                        "choose a place outside it")
+
+
+def claim_folder(out: str | Path, *, data: Any = None, flag: str = "--out", ours: Any = None,
+                 owner: str = "", replace: str | None = None, force: bool = False) -> str:
+    """The one rule for an output folder, for every command that writes one. Returns what it found:
+    "new" (missing or empty), "ours" (it holds only this command's own files: it carries on from them) or
+    "replace" (``force`` and the previous output's mark ``replace`` are there: the caller replaces it).
+
+    - never inside ``data``, the data the command reads;
+    - never a link, nor a file: an output folder is a real folder (a link may lead anywhere, and what is
+      written through it would land outside what the user named);
+    - a folder holding other files is refused, naming some of them. ``ours(name)`` says which names this
+      command writes (hidden files are always allowed); ``owner`` names whose they are in the message.
+    """
+    out = Path(out)
+    refuse_output_inside(data, out, flag=flag)
+    if out.is_symlink():
+        raise UserError(f"{flag} {out} is a link; give a real folder (what is written through a link lands "
+                        "where it points)")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{flag} {out} exists and is not a folder; give a new folder")
+    if not out.exists():
+        return "new"
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if not names:
+        return "new"
+    if ours is not None and all(ours(n) for n in names):
+        return "ours"
+    if replace is not None and (out / replace).exists():
+        if force:
+            return "replace"
+        raise UserError(f"{flag} {out} holds a previous {owner or 'output'}; --force replaces it, or give a new folder")
+    others = [n for n in names if ours is None or not ours(n)]
+    whose = f" that are not {owner}" if owner and ours is not None else ""
+    raise UserError(f"{flag} {out} exists and holds files{whose} ({', '.join(others[:3])}"
+                    f"{', ...' if len(others) > 3 else ''}); give a new or empty folder")
+
+
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 # What a read-only, full or someone else's output folder raises while we write into it.
 _CANNOT_WRITE = _NO_SPACE | {errno.EROFS, errno.EACCES, errno.EPERM}

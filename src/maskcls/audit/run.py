@@ -30,9 +30,9 @@ from ..config import load_config, set_values
 from ..data.corrections import FIELDS
 from ..data.fingerprint import refuse_other_data
 from ..data.prepare import prepare
-from ..data.table import load_table, refuse_output_inside
+from ..data.table import load_table
 from ..errors import UserError
-from ..fileio import read_csv, write_csv, write_json
+from ..fileio import claim_folder, read_csv, write_csv, write_json
 from ..figures import plot_precision_recall
 from ..training.folds import fold_identity, train_folds
 from ..training.runs import FOLD_PREFIX, read_probs, read_run_config
@@ -84,12 +84,7 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     if faces == "off" and blend_rule != DEFAULT_BLEND:
         raise UserError(f"--blend {blend_rule} combines the face model's opinion with the networks', and --faces off "
                         "leaves the face model out; drop one of them")
-    refuse_output_inside(data, out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: a file, not a folder; --out takes a new folder (or a previous audit's)")
-    if out.exists() and (not out.is_dir() or any(p.name not in OURS and not _is_repeat(p.name)
-                                                 and not p.name.startswith(".") for p in out.iterdir())):
-        raise UserError(f"{out}: exists and holds other files; give a new folder (or a previous audit's)")
+    claim_folder(out, data=data, ours=lambda name: name in OURS or _is_repeat(name), owner="an audit's")
     noise = _read_truth(truth) if truth is not None else None
     if decisions is not None:
         read_log(decisions)  # a missing or malformed file is refused before any training

@@ -27,7 +27,7 @@ import pandas as pd
 
 from .. import labels
 from ..errors import UserError
-from ..fileio import atomic_dir
+from ..fileio import atomic_dir, claim_folder
 from ..progress import bar as progress_bar
 
 BASE_W, BASE_H = 384, 512  # drawing happens at the competition's size, then is resized
@@ -335,8 +335,7 @@ def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800
         raise UserError(f"--noise is a fraction of people between 0 and 0.5, got {noise}")
     if workers is not None and workers < 0:
         raise UserError(f"--workers must be at least 0 (0: up to 4), got {workers}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out}: already exists and is not empty; choose a new folder")
+    claim_folder(out, flag="OUT")
     workers = workers or min(4, os.cpu_count() or 1)
     train_pop, rng = train_people(people, seed)
     eval_pop = sample_people(eval_people, rng, first_index=people)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import labels
 from ..errors import UserError
-from ..fileio import read_csv
+from ..fileio import read_csv, refuse_output_inside  # noqa: F401  (imported from here too)
 from . import corrections as corr_mod
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -279,18 +279,6 @@ def add_derived(table: pd.DataFrame, cutoffs: labels.AgeCutoffs) -> pd.DataFrame
                                      dtype="Int64")
     out["label"] = labels.encode_answers({t.name: out[t.column] for t in labels.TASKS}).astype("Int64")
     return out[list(TABLE_COLUMNS)].reset_index(drop=True)
-
-
-def refuse_output_inside(data: str | Path | pd.DataFrame, out: str | Path, *, flag: str = "--out") -> None:
-    """Outputs never go into the data: a report written under DATA/train/images becomes a stray
-    'person' that validate then reports, and an output named like the manifest would replace it."""
-    if isinstance(data, pd.DataFrame) or not Path(data).exists():
-        return
-    data, where = Path(data).resolve(), Path(out).resolve()
-    inside = where == data if data.is_file() else where.is_relative_to(data)
-    if inside:
-        raise UserError(f"{flag} {out} is inside the data ({data}); maskcls never writes into the data it reads: "
-                        "choose a place outside it")
 
 
 def describe(data: str | Path | pd.DataFrame) -> str:

@@ -41,10 +41,10 @@ from ..data.fingerprint import data_identity, identity_change, photo_digests
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
 from ..choices import LEGACY_PRESETS, canonical_augment, split_legacy
-from ..data.table import LABEL_COLUMNS, raise_on_fatal, refuse_output_inside, scan
+from ..data.table import LABEL_COLUMNS, raise_on_fatal, scan
 from ..data.transforms import PRESETS
 from ..errors import UserError
-from ..fileio import read_json, write_csv, write_text
+from ..fileio import claim_folder, read_json, write_csv, write_text
 from ..metrics import METRIC_KEYS
 from ..progress import prefixed
 from ..figures import plot_ablation
@@ -229,9 +229,8 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
-    refuse_output_inside(data, out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
+    claim_folder(out, data=data, ours=lambda name: name in own_files,
+                 owner="an ablation's" if settings_name == "ablation.json" else "improve's")
     for k in ("data.fold", "train.select", "train.patience"):
         if k in [o.partition("=")[0].strip() for o in overrides]:
             raise UserError(f"--set {k}: the runner chooses it ({RUNNER_KEYS[k]})")
@@ -250,11 +249,6 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
     n_folds = base.data.folds if folds is None else folds
     if not 1 <= n_folds <= base.data.folds:
         raise UserError(f"--folds must be between 1 and data.folds ({base.data.folds}), got {n_folds}")
-    if out.is_dir():
-        foreign = [p.name for p in out.iterdir() if p.name not in own_files and not p.name.startswith(".")]
-        if foreign:
-            raise UserError(f"{out}: holds files that are not {'an ablation' if settings_name == 'ablation.json' else 'improve'}'s "
-                            f"({', '.join(sorted(foreign)[:3])}); choose a new --out")
     labelled = {str(c.data.corrections) for c in configs.values()}
     if key is None and len(labelled) > 1:
         raise UserError(f"the variants train on different labels (data.corrections {', '.join(sorted(labelled))}); "

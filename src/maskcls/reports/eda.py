@@ -37,9 +37,9 @@ from .. import labels
 from ..data import corrections as corr_mod
 from ..data.images import PhotoError, read_rgb, resize
 from ..data.summary import summarize
-from ..data.table import add_derived, describe, parse_folder_name, raise_on_fatal, refuse_output_inside, scan
+from ..data.table import add_derived, describe, parse_folder_name, raise_on_fatal, scan
 from ..errors import UserError
-from ..fileio import atomic_dir, atomic_open, check_writable, write_json, write_text
+from ..fileio import atomic_dir, atomic_open, check_writable, claim_folder, write_json, write_text
 from ..progress import bar
 
 FACE_SIZE = (96, 128)  # (width, height) every photo is resized to for the mean face and the hash
@@ -400,14 +400,6 @@ def pick_samples(table: pd.DataFrame, decoded: np.ndarray, *, per_class: int, se
 # --------------------------------------------------------------------------- the report (I/O edge)
 
 
-def check_out(out: Path) -> None:
-    """--out must be new or an empty folder: the report is built beside it and moved into place."""
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise UserError(f"--out {out} exists and is not a folder; give a new folder for the report")
-    if out.is_dir() and any(out.iterdir()):
-        raise UserError(f"--out {out} exists and is not empty; give a new or empty folder for the report")
-
-
 def _load(data, corrections: str | Path | None, cutoffs: labels.AgeCutoffs,
           allow_outside: bool) -> tuple[str, pd.DataFrame, pd.DataFrame, corr_mod.CorrectionReport | None, list[str]]:
     """Like ``load_table``, keeping the table before corrections and the non-fatal problems too."""
@@ -448,8 +440,7 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
     from . import eda_page  # figures and HTML; matplotlib is loaded only when a report is made
 
     out = Path(out)
-    refuse_output_inside(data, out)
-    check_out(out)
+    claim_folder(out, data=data)  # new or empty: the report is built beside it and moved into place
     check_writable(out)  # said before every photo is read, not after
     if not 0 <= dup_threshold <= HASH_BITS // 8:
         raise UserError(f"duplicate threshold must be 0-{HASH_BITS // 8} bits of {HASH_BITS} (a larger one lists "

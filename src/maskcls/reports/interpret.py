@@ -24,10 +24,10 @@ from ..config import FACE_MODEL
 from ..data.fingerprint import trained_on_count
 from ..data.images import read_rgb
 from ..data.prepare import prepare
-from ..data.table import describe, refuse_output_inside
+from ..data.table import describe
 from ..errors import UserError
 from ..faces.features import face_descriptors
-from ..fileio import atomic_dir, atomic_open, check_writable, write_json, write_text
+from ..fileio import atomic_dir, atomic_open, check_writable, claim_folder, refuse_output_inside, write_json, write_text
 from ..labels import task_probs
 from ..metrics import per_class_f1
 from ..progress import bar
@@ -114,18 +114,6 @@ def _members(run: Path) -> list[Path]:
     return [run]
 
 
-def _check_out(out: Path, force: bool) -> None:
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise UserError(f"--out {out} exists and is not a folder; give a new folder for the page")
-    if out.is_dir() and any(out.iterdir()):
-        previous = (out / "interpret.html").is_file()
-        if not force or not previous:
-            raise UserError(f"--out {out} exists and is not empty; give a new or empty folder"
-                            + (" (--force replaces only a previous interpret page)" if force
-                               else " (it holds a previous interpret page: --force replaces it)" if previous
-                               else ""))
-
-
 def _refuse_training_photos(run: Path, members: list, digests: np.ndarray, trained_on: str) -> None:
     """Other DATA that holds photos the run learnt from (a copy of its data, by content) would show the
     model at its best on what it memorised: refused, as evaluate refuses to score them."""
@@ -147,7 +135,7 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
     from ..training.runtime import resolve_device
 
     run, out = Path(run), Path(out)
-    _check_out(out, force)
+    claim_folder(out, replace="interpret.html", force=force, owner="interpret page")
     check_writable(out)  # said before the photos are predicted, not after
     dev = resolve_device(device)
     runs = _members(run)
@@ -161,8 +149,7 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
             raise UserError(f"{run} was trained on {trained_on or 'data it does not name'}, which is not here; "
                             "give the labelled DATA to look at")
         data = trained_on
-    if isinstance(data, (str, Path)):
-        refuse_output_inside(data, out)
+    refuse_output_inside(data, out)
     if cfg.model.name == FACE_MODEL:
         raise UserError(f"{run} is model.name={FACE_MODEL}: heads on the face descriptor, with no CNN whose "
                         "activation maps interpret could show; score it with `maskcls evaluate`")

@@ -26,10 +26,9 @@ from ..config import FACE_MODEL, Config
 from ..data.images import PhotoDataset
 from ..data.fingerprint import refuse_other_data
 from ..data.prepare import Prepared, prepare
-from ..data.table import refuse_output_inside
 from ..errors import UserError
 from ..faces.features import no_face_count
-from ..fileio import write_csv, write_json, write_text
+from ..fileio import claim_folder, write_csv, write_json, write_text
 from ..metrics import (METRIC_KEYS, compute_metrics, confusion, format_scores, log_loss, per_class_f1, scored,
                        selection_score)
 from ..figures import plot_confusion, plot_curves, plot_per_class_f1
@@ -100,8 +99,7 @@ def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Pa
 def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int | None, progress: bool,
            log: Callable[[str], None], budget: Budget | None) -> dict:
     cfg = config_mod.from_dict(cfg.to_dict())  # a private copy: resolved values are filled in below
-    if isinstance(data, (str, Path)):
-        refuse_output_inside(data, out)
+    claim_folder(out, data=data, ours=lambda name: True)  # the data, link and file rules; a run's own below
     resume = check_run_folder(out, resume)
     if is_main():
         trackers.check(cfg)  # MLflow missing or its server unreachable: say so before any work

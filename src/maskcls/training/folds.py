@@ -25,9 +25,8 @@ from .. import labels
 from ..config import Config
 from ..data.fingerprint import refuse_other_data
 from ..data.prepare import Prepared, prepare
-from ..data.table import refuse_output_inside
 from ..errors import UserError
-from ..fileio import read_json, write_csv, write_json
+from ..fileio import claim_folder, read_json, write_csv, write_json
 from ..metrics import format_scores, log_loss, scored
 from ..progress import prefixed
 from . import trackers
@@ -58,17 +57,14 @@ def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: st
         return _train_folds(cfg, data, out, launcher=launcher, progress=progress, log=log)
 
 
+# What a --fold all run holds beside its fold-K folders (model.onnx: `maskcls export`'s default place).
+FOLD_RUN_FILES = ("oof_probs.csv", "oof_signals.csv", "cv_summary.json", "model.onnx")
+
+
 def _train_folds(cfg: Config, data, out: Path, *, launcher: Launcher | None, progress: bool,
                  log: Callable[[str], None]) -> dict:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder; choose a folder for the run")
-    if isinstance(data, (str, Path)):
-        refuse_output_inside(data, out)
-    strangers = [p.name for p in out.iterdir() if not p.name.startswith((FOLD_PREFIX, "."))
-                 and p.name not in ("oof_probs.csv", "oof_signals.csv", "cv_summary.json", "model.onnx")] if out.is_dir() else []
-    if strangers:
-        raise UserError(f"{out}: holds files that are not from a --fold all run ({', '.join(sorted(strangers)[:3])}); "
-                        "choose a new folder")
+    claim_folder(out, data=data, owner="a --fold all run's",
+                 ours=lambda name: name.startswith(FOLD_PREFIX) or name in FOLD_RUN_FILES)
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
     prepared.check(cfg)
     extra = sorted(p.name for p in out.glob(f"{FOLD_PREFIX}*") if p.name not in

@@ -20,9 +20,8 @@ import torch
 
 from ..config import Config
 from ..data.prepare import Prepared, prepare
-from ..data.table import refuse_output_inside
 from ..errors import UserError
-from ..fileio import write_csv
+from ..fileio import claim_folder, write_csv
 from ..progress import bar as progress_bar
 from .loaders import loader_for
 from .losses import build_loss
@@ -82,13 +81,11 @@ def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | 
     if steps < 5:
         raise UserError(f"--steps must be at least 5 to draw a curve, got {steps}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
+    claim_folder(out, data=data if not isinstance(data, Prepared) else None, ours=lambda name: name in FILES,
+                 owner="a range test's")
     there = [name for name in FILES if (out / name).exists()]
     if there and not force:
         raise UserError(f"{out} already holds {', '.join(there)}; pass --force to replace, or choose another folder")
-    if isinstance(data, (str, Path)):
-        refuse_output_inside(data, out)
     prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
     prepared.check(cfg)
     train_ds, _ = prepared.datasets(cfg, cfg.data.fold, progress=progress)
