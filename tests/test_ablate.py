@@ -230,3 +230,25 @@ def test_cli_exits_1_when_a_run_failed_and_refuses_an_empty_variant(synth_root, 
     assert "1 of 2 runs failed" in err and "boom" in err
     assert main([*args, "--variants", "hflip,,vflip"]) == 2
     assert "empty entry" in capsys.readouterr().err
+
+
+def test_the_grid_s_steps_can_be_called_alone(synth_root, tmp_path):
+    """check_grid refuses before any work and settles the key; plan_grid says what is left; nothing is
+    written by either."""
+    from conftest import TINY
+
+    sets = tuple(s for s in TINY if not s.startswith("data.folds")) + ("data.folds=2",)
+    arms = {"none": ["data.augment=none"], "hflip": ["data.augment=hflip"]}
+    grid = ab.check_grid(synth_root, tmp_path / "ab", arms, seeds=2, folds=None, config="demo", overrides=sets,
+                         key=None, own_files=ab.ABLATION_FILES, settings_name="ablation.json")
+    assert grid.names == ["none", "hflip"] and grid.n_folds == 2 and grid.settings["scoring"] == ab.SCORING
+    plan, todo = ab.plan_grid(grid, ab._read_results(tmp_path / "ab" / "results.csv"), seeds=2)
+    assert len(plan) == 2 * 2 * 2 and todo == plan
+    done = pd.DataFrame([{"variant": "none", "seed": grid.base.train.seed, "fold": 0, "status": "ok"}])
+    _, left = ab.plan_grid(grid, done, seeds=2)
+    assert len(left) == 7 and ("none", grid.base.train.seed, 0) not in left
+    with pytest.raises(UserError, match="are the same settings"):
+        ab.check_grid(synth_root, tmp_path / "ab", {"a": ["data.augment=hflip"], "b": ["data.augment=hflip"]},
+                      seeds=1, folds=None, config="demo", overrides=sets, key=None, own_files=ab.ABLATION_FILES,
+                      settings_name="ablation.json")
+    assert not (tmp_path / "ab").exists()

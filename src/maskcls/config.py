@@ -243,10 +243,27 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
     raise UserError(f"config {key}: expected {getattr(typ, '__name__', typ)}, got {value!r}{hint}")
 
 
-def _set(cfg: Config, key: str, value: Any) -> None:
-    if key == "train.tensorboard" and isinstance(value, bool):  # configs written before train.trackers
+def migrate(cfg: Config, key: str, value: Any) -> tuple[str, Any]:
+    """The one reading of old spellings, applied to every value a config file, a run's checkpoint or --set
+    gives, before it is checked: (key, value) as the settings spell them now. Nowhere else reads them.
+
+    - train.tensorboard=true/false (before train.trackers): tensorboard added to or taken from the trackers;
+    - data.cache=true/false (before the disk cache): ram / none;
+    - a crop spelled inside data.augment (centercrop+hflip, before data.crop): the crop moves to data.crop,
+      with a one-line note, and the augmentation keeps the rest.
+    """
+    if key == "train.tensorboard" and isinstance(value, bool):
         names = [t for t in cfg.train.trackers.split("+") if t not in ("tensorboard", "none", "")]
-        value, key = "+".join((["tensorboard"] if value else []) + names) or "none", "train.trackers"
+        return "train.trackers", "+".join((["tensorboard"] if value else []) + names) or "none"
+    if key == "data.cache" and isinstance(value, bool):
+        return key, "ram" if value else "none"
+    if key == "data.augment" and isinstance(value, str):
+        return key, _move_legacy_crop(cfg, value)
+    return key, value
+
+
+def _set(cfg: Config, key: str, value: Any) -> None:
+    key, value = migrate(cfg, key, value)
     section_name, _, name = key.partition(".")
     section = getattr(cfg, section_name, None) if name else None
     if section is None or not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
@@ -257,15 +274,11 @@ def _set(cfg: Config, key: str, value: Any) -> None:
     hints = typing.get_type_hints(type(section))
     if key == "data.fold" and isinstance(value, str) and value.strip().lower() == "none":
         value = None  # `train --fold none` spells null so
-    if key == "data.cache" and isinstance(value, bool):
-        value = "ram" if value else "none"  # configs written when the cache was on/off
     if key == "data.size" and isinstance(value, int) and not isinstance(value, bool):
         # YAML reads 0x30 as hex and 96 as a number: the WxH text is gone before we see it.
         raise UserError(f"config data.size: YAML read the value as the number {value}; write WIDTHxHEIGHT "
                         "in quotes, e.g. size: '96x128'")
     value = _coerce(key, value, hints[name])
-    if key == "data.augment":  # the old spelling of a crop moves to data.crop
-        value = _move_legacy_crop(cfg, value)
     setattr(section, name, value)  # choices and ranges: check(), once for all
 
 

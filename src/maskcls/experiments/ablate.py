@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..config import flat, from_dict, load_config
+from ..config import Config, flat, from_dict, load_config
 from ..data.fingerprint import data_identity, identity_change, photo_digests
 from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
@@ -211,6 +212,19 @@ def scoring_note(key: AnswerKey) -> str:
             "held-out fold, whom it never trained on (results.csv: scored_fold; people.csv: who is in each fold).\n")
 
 
+@dataclass
+class Grid:
+    """What ``check_grid`` settled: the arms' configs, the folds to run and the one answer key."""
+
+    out: Path
+    names: list[str]
+    configs: dict[str, Config]
+    base: Config
+    n_folds: int
+    answer: AnswerKey
+    settings: dict  # what OUT/<settings_name> records, so that a rerun pairs only like with like
+
+
 def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, seeds: int, folds: int | None,
              config: str | Path | None, overrides: tuple[str, ...], key: str | Path | None,
              own_files: set[str], settings_name: str, launcher: Launcher | None = None, progress: bool = True,
@@ -218,7 +232,9 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
     """The paired-run machinery shared by ``ablate`` and ``improve``: train every arm (a name and its
     settings) x seed x fold from one prepared dataset into OUT/runs, reusing finished runs, and score
     each on one answer key. Writes OUT/results.csv, OUT/people.csv and OUT/<settings_name>; returns
-    this call's rows and the key.
+    this call's rows and the key. Its steps: ``check_grid`` (every refusal, before any work),
+    ``settle_with_previous`` (the runs already in OUT must pair with these), ``plan_grid`` (what is
+    left to train), ``train_grid`` (here or launched, each run scored as it finishes).
 
     Held-out scoring: every run trains a fixed budget and keeps its last epoch (``train.select=last``),
     so nobody chooses its checkpoint, and it is scored on its held-out fold. Choosing the best epoch on
@@ -226,6 +242,35 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
     each run, most for the noisiest variants; an inner validation split would cost every run a third of
     its training people and another prediction pass per epoch, which a CPU-sized comparison cannot spare.
     """
+    grid = check_grid(data, out, arms, seeds=seeds, folds=folds, config=config, overrides=overrides, key=key,
+                      own_files=own_files, settings_name=settings_name)
+    grid.settings = settle_with_previous(grid, settings_name)
+    results = _read_results(grid.out / "results.csv")
+    plan, todo = plan_grid(grid, results, seeds)
+    prepared = _prepare_first(grid, data, arms, config, overrides, todo or plan, log=log)
+    grid.out.mkdir(parents=True, exist_ok=True)
+    write_text(grid.out / settings_name, json.dumps(grid.settings, indent=2) + "\n")
+    folds_of = next(iter(prepared.values()))
+    write_csv(grid.out / "people.csv", folds_of.table[["person"]].assign(fold=folds_of.folds).drop_duplicates("person"))
+    log(f"{len(grid.names)} variant(s) x {seeds} seed(s) x {grid.n_folds} fold(s) = {len(plan)} runs; "
+        f"{len(plan) - len(todo)} already finished, {len(todo)} to train; scored on {grid.answer.description}")
+    train_grid(grid, data, arms, config, overrides, todo, results, prepared, launcher=launcher, progress=progress,
+               log=log)
+    out = grid.out
+    results = _read_results(out / "results.csv") if (out / "results.csv").is_file() else results
+    # The table and the plot speak of this call's grid; results.csv keeps every run ever made in OUT.
+    planned = set(plan)
+    in_plan = pd.Series([(r.variant, r.seed, r.fold) in planned for r in results.itertuples()],
+                        index=results.index, dtype=bool)
+    return results[in_plan], grid.answer
+
+
+def check_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, seeds: int, folds: int | None,
+               config: str | Path | None, overrides: tuple[str, ...], key: str | Path | None,
+               own_files: set[str], settings_name: str) -> Grid:
+    """Every refusal of a grid, before any work: the output folder, settings the runner chooses, two arms
+    with the same settings, arms that would not be compared on the same people or the same key, the fold
+    count. Returns the grid with its answer key and the settings a rerun must match."""
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
@@ -256,60 +301,74 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
                         "is scored on one answer key")
     answer = resolve_key(key if key is not None else labelled.pop(), data, cutoffs=base.score_cutoffs,
                          allow_outside=base.data.allow_outside)
-    data_path = str(Path(data).resolve())
     # The runs already in OUT are paired with the new ones, so they must be of the same data (by
     # content: a copy is the same data, the same path refilled is not), the same base settings
     # (compared resolved, so the order of --set does not matter) and scored the same way.
-    settings = {"config": str(config), "set": list(overrides), "data": data_path,
+    settings = {"config": str(config), "set": list(overrides), "data": str(Path(data).resolve()),
                 "data_digest": data_digest(data, allow_outside=base.data.allow_outside),
                 # and by photo content: an edited photo of the same size is other data too
                 "data_identity": _identity(data, base.data.allow_outside),
                 "resolved": json.loads(json.dumps(flat(base))), "scoring": SCORING,
                 "key": {"description": answer.description, "digest": answer.digest}}
-    if (out / settings_name).is_file():
-        before = read_json(out / settings_name)
-        same_data = before["data_digest"] == settings["data_digest"] if "data_digest" in before else \
-            before.get("data", data_path) == data_path
-        same_data = same_data and identity_change(before.get("data_identity"), settings["data_identity"]) is None
-        if not same_data:
-            raise UserError(f"{out} holds runs made on other data ({before.get('data')}, as it was then: other "
-                            "people, labels or photos); pairs must be scored on the same people, so choose a new "
-                            "--out for this data")
-        same = _resolved_now(before["resolved"]) == settings["resolved"] if "resolved" in before else \
-            (before.get("config"), before.get("set")) == (settings["config"], settings["set"])
-        if not same:
-            raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
-                            f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
-                            f"{'variants or seeds' if settings_name == 'ablation.json' else 'seeds'}, or choose a "
-                            "new --out")
-        if before.get("scoring") != SCORING:
-            raise UserError(f"{out} holds runs scored on the checkpoint their own validation fold chose (before "
-                            "held-out scoring); they cannot be paired with held-out runs, so choose a new --out")
-        if before.get("key", {}).get("digest") != answer.digest:
-            raise UserError(f"{out} holds runs scored on another answer key ({before.get('key', {}).get('description')}); "
-                            "give the same --key, or choose a new --out")
-        settings = {**before, "data": data_path, "data_digest": settings["data_digest"],
-                    "data_identity": settings["data_identity"],
-                    "resolved": settings["resolved"]}
-    results = _read_results(out / "results.csv")
+    return Grid(out, names, configs, base, n_folds, answer, settings)
+
+
+def settle_with_previous(grid: Grid, settings_name: str) -> dict:
+    """The settings to record: this grid's, after checking that the runs already in OUT were made on the
+    same data, with the same settings, scored the same way on the same key (else one line saying so)."""
+    out, settings, answer = grid.out, grid.settings, grid.answer
+    if not (out / settings_name).is_file():
+        return settings
+    before = read_json(out / settings_name)
+    same_data = before["data_digest"] == settings["data_digest"] if "data_digest" in before else \
+        before.get("data", settings["data"]) == settings["data"]
+    same_data = same_data and identity_change(before.get("data_identity"), settings["data_identity"]) is None
+    if not same_data:
+        raise UserError(f"{out} holds runs made on other data ({before.get('data')}, as it was then: other "
+                        "people, labels or photos); pairs must be scored on the same people, so choose a new "
+                        "--out for this data")
+    same = _resolved_now(before["resolved"]) == settings["resolved"] if "resolved" in before else \
+        (before.get("config"), before.get("set")) == (settings["config"], settings["set"])
+    if not same:
+        raise UserError(f"{out} holds runs made with --config {before.get('config')} --set "
+                        f"{' '.join(before.get('set', [])) or '(none)'}; rerun with those settings to add "
+                        f"{'variants or seeds' if settings_name == 'ablation.json' else 'seeds'}, or choose a "
+                        "new --out")
+    if before.get("scoring") != SCORING:
+        raise UserError(f"{out} holds runs scored on the checkpoint their own validation fold chose (before "
+                        "held-out scoring); they cannot be paired with held-out runs, so choose a new --out")
+    if before.get("key", {}).get("digest") != answer.digest:
+        raise UserError(f"{out} holds runs scored on another answer key ({before.get('key', {}).get('description')}); "
+                        "give the same --key, or choose a new --out")
+    return {**before, "data": settings["data"], "data_digest": settings["data_digest"],
+            "data_identity": settings["data_identity"], "resolved": settings["resolved"]}
+
+
+def plan_grid(grid: Grid, results: pd.DataFrame, seeds: int) -> tuple[list[tuple], list[tuple]]:
+    """(every (arm, seed, fold) of the grid, those not finished in results.csv), in plan order."""
     done = {(r.variant, r.seed, r.fold) for r in results.itertuples() if r.status == "ok"}
-    plan = [(a, base.train.seed + s, f) for s in range(seeds) for f in range(n_folds) for a in names]
-    todo = [p for p in plan if p not in done]
-    prepared: dict[tuple, Prepared] = {}
-    store: list[PhotoStore] = []
-    # mistakes every run would make (no data, too few people, an unknown model) end here, before OUT
-    first = load_config(config, [*overrides, *arms[(todo or plan)[0][0]], *HELD_OUT,
-                             f"data.fold={(todo or plan)[0][2]}"])
-    prepared[tuple(prepare_key(first).values())] = prepare(first, data, log=log)
-    store.append(next(iter(prepared.values())).store)
-    for name in dict.fromkeys(configs[a].model.name for a, _, _ in todo):
+    plan = [(a, grid.base.train.seed + s, f) for s in range(seeds) for f in range(grid.n_folds) for a in grid.names]
+    return plan, [p for p in plan if p not in done]
+
+
+def _prepare_first(grid: Grid, data, arms: dict[str, list[str]], config, overrides: tuple[str, ...],
+                   runs: list[tuple], *, log: Callable[[str], None]) -> dict[tuple, Prepared]:
+    """The first run's prepared data, and its model built once: mistakes every run would make (no data,
+    too few people, an unknown model) end here, before OUT is written."""
+    first = load_config(config, [*overrides, *arms[runs[0][0]], *HELD_OUT, f"data.fold={runs[0][2]}"])
+    prepared = {tuple(prepare_key(first).values()): prepare(first, data, log=log)}
+    for name in dict.fromkeys(grid.configs[a].model.name for a, _, _ in runs):
         build_model(name, "multi", "none")
-    folds_of = next(iter(prepared.values()))
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / settings_name, json.dumps(settings, indent=2) + "\n")
-    write_csv(out / "people.csv", folds_of.table[["person"]].assign(fold=folds_of.folds).drop_duplicates("person"))
-    log(f"{len(names)} variant(s) x {seeds} seed(s) x {n_folds} fold(s) = {len(plan)} runs; "
-        f"{len(plan) - len(todo)} already finished, {len(todo)} to train; scored on {answer.description}")
+    return prepared
+
+
+def train_grid(grid: Grid, data, arms: dict[str, list[str]], config, overrides: tuple[str, ...], todo: list[tuple],
+               results: pd.DataFrame, prepared: dict[tuple, Prepared], *, launcher: Launcher | None,
+               progress: bool, log: Callable[[str], None]) -> None:
+    """Train what is left (``todo``): here, sharing the prepared photos, or launched, each in its own
+    process; every run scored on the answer key as it finishes and results.csv rewritten in plan order."""
+    out, answer = grid.out, grid.answer
+    store: list[PhotoStore] = [next(iter(prepared.values())).store]
     runs = []  # (arm, seed, fold), its config, its folder: what is left to train
     fresh: dict[tuple, dict] = {}  # this call's rows, written in plan order whatever order runs finish in
 
@@ -373,12 +432,6 @@ def run_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *, s
                 write_text(run_dir / "error.txt", trace)
             log(f"  failed: {error}" + (f" (traceback in {run_dir / 'error.txt'})" if trace else ""))
         record(run, row)
-    results = _read_results(out / "results.csv") if (out / "results.csv").is_file() else results
-    # The table and the plot speak of this call's grid; results.csv keeps every run ever made in OUT.
-    planned = set(plan)
-    in_plan = pd.Series([(r.variant, r.seed, r.fold) in planned for r in results.itertuples()],
-                        index=results.index, dtype=bool)
-    return results[in_plan], answer
 
 
 def _row(run: tuple, summary: dict, run_dir: Path, answer: AnswerKey, *, log: Callable[[str], None]) -> dict:
