@@ -71,6 +71,155 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     loads here, "off" leaves it out; blend_rule: how the two sources' probabilities are combined
     (signals.BLENDS)."""
     out = Path(out)
+    check_options(min_quality=min_quality, propose_quality=propose_quality, repeats=repeats, faces=faces,
+                  blend_rule=blend_rule)
+    claim_folder(out, data=data, ours=lambda name: name in OURS or _is_repeat(name), owner="an audit's")
+    noise = _read_truth(truth) if truth is not None else None
+    if decisions is not None:
+        read_log(decisions)  # a missing or malformed file is refused before any training
+    start = time.perf_counter()
+    if run is not None:
+        cfg = config_of_run(run, overrides)
+        runs = [Path(run)]
+    else:
+        cfg = load_config(config, [*overrides, f"data.folds={folds}"])
+        # DATA is read (and a mistake in it named) before anything is announced or trained.
+        load_table(data, cutoffs=cfg.cutoffs, corrections=cfg.data.corrections, allow_outside=cfg.data.allow_outside)
+    # The faces come before any training: the folds keep person ids whose faces match together
+    # (data.face_groups), and the networks and the face model must be judged on the same folds.
+    face_set = (_faces(_face_config(cfg, overrides) if run is not None else cfg, data, progress=progress, log=log)
+                if faces == "auto" else None)
+    if run is None:
+        runs = train_evidence(data, out, config, overrides, cfg, folds=folds, repeats=repeats, launcher=launcher,
+                              progress=progress, log=log)
+    trained = 0.0 if run is not None else time.perf_counter() - start
+    prepared = prepare(cfg, data, log=lambda s: None)
+    oof = load_evidence(runs, prepared, data)
+    oof_path = runs[0] / "oof_probs.csv"
+    if run is not None:  # the same photos, and the run's out-of-fold labels must be DATA's labels too
+        for folder in sorted(Path(run).glob(f"{FOLD_PREFIX}*")):
+            refuse_other_data(str(run), fold_identity(folder), prepared.identity(), data)
+    issues, quality, sources, opinion = rank_evidence(oof, face_set, prepared, cfg, min_quality=min_quality,
+                                                      blend_rule=blend_rule, where=oof_path, log=log)
+    data_id = data_fingerprint(prepared.table)
+    issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
+    # A field below the gate has no issues at all, so the bar proposals effectively meet is the higher one.
+    bar = max(min_quality, propose_quality)
+    layout = layout_people(oof)
+    verdicts = proposal_verdicts(issues, quality=quality, layout=layout, min_quality=propose_quality)
+    issues["proposed"] = verdicts.map(lambda v: "yes" if not v else f"no: {v}")
+    proposed = issues[(verdicts == "").to_numpy(dtype=bool)].reset_index(drop=True)
+    strong = (issues["score"].astype(float) >= PROPOSE_MIN_SCORE).to_numpy(dtype=bool)
+    withheld = verdicts[(verdicts != "").to_numpy(dtype=bool) & strong].value_counts()  # held back by a bar, not the score
+    write_outputs(out, issues, quality, proposed, prepared.table, data_id=data_id, layout=layout, reviewed=bool(earlier))
+    summary = summarize(oof, issues, proposed, quality, withheld, face_set, runs, min_quality=min_quality,
+                        propose_quality=propose_quality, blend_rule=blend_rule, trained=trained,
+                        seconds=time.perf_counter() - start)
+    if earlier:
+        summary["decisions"] = earlier
+    if noise is not None:
+        summary.update(score_truth(issues, noise, prepared.table["person"], out, log=log))
+    write_json(out / "summary.json", summary)
+    for reason, n in withheld.items():
+        log(f"not proposed, listed for review only: {n} issue(s) with score >= {PROPOSE_MIN_SCORE}: {reason}")
+    if issues.empty:
+        log(f"no suspect labels in the audited fields ({out / 'label_issues.csv'} is empty); nothing to review")
+        return summary
+    log(f"{len(issues)} suspect label(s) ranked in {out / 'label_issues.csv'}; {len(proposed)} with score >= "
+        f"{PROPOSE_MIN_SCORE} in fields read at quality >= {bar:g} proposed in "
+        f"{out / 'proposed_corrections.csv'}. Review them before any training: "
+        f"`maskcls review {out}` (saves each decision to disk; or open {out / 'review.html'}), and train only on "
+        f"the corrections you accepted ({out / 'accepted_corrections.csv'})")
+    return summary
+
+
+def summarize(oof: pd.DataFrame, issues: pd.DataFrame, proposed: pd.DataFrame, quality: pd.DataFrame,
+              withheld: pd.Series, face_set, runs: list[Path], *, min_quality: float, propose_quality: float,
+              blend_rule: str, trained: float, seconds: float) -> dict:
+    """summary.json's content: counts, the bars, each field's quality by source, the face model and the runs."""
+    return {"photos": len(oof), "people": int(oof["person"].nunique()), "issues": len(issues),
+            "issues_per_field": {k: int(v) for k, v in issues["field"].value_counts().items()},
+            "proposed": len(proposed), "propose_min_score": PROPOSE_MIN_SCORE, "min_quality": min_quality,
+            "propose_quality": propose_quality, "withheld": {k: int(v) for k, v in withheld.items()},
+            "fields": {r["field"]: {"balanced_accuracy": _num(r["balanced_accuracy"]), "chance": _num(r["chance"]),
+                                    "quality": _num(r["quality"]), "audited": bool(r["passed"]),
+                                    "quality_networks": _num(r["quality_networks"]),
+                                    "quality_face": _num(r["quality_face"]), "face_weight": _num(r["face_weight"])}
+                       for r in quality.to_dict("records")},
+            "face_model": ({"used": False} if face_set is None else
+                           {"used": True, "blend": blend_rule, "photos_with_face": int(face_set.found.sum()),
+                            "cascade": face_set.cascade, "cache": str(face_set.cache_path)}),
+            "runs": [str(r) for r in runs], "run": str(runs[0]), "train_seconds": round(trained, 1),
+            "seconds": round(seconds, 1)}
+
+
+def score_truth(issues: pd.DataFrame, noise: pd.DataFrame, persons: pd.Series, out: Path, *,
+                log: Callable[[str], None]) -> dict:
+    """With --truth: precision and recall per kind of planted error (logged, and drawn against rank in
+    precision_recall.png); returns summary.json's truth keys."""
+    noise, missing = _known_truth(noise, persons, log)
+    truth = score_against_truth(issues, noise)
+    plot_precision_recall(precision_recall_curve(issues, noise), out / "precision_recall.png")
+    for kind, s in truth.items():
+        p = "n/a" if s["precision"] is None else f"{s['precision']:.2f}"
+        r = "n/a" if s["recall"] is None else f"{s['recall']:.2f}"
+        log(f"{kind:>10}: precision {p}, recall {r} ({s['found']} of {s['planted']} planted found, "
+            f"{s['flagged']} flagged)")
+    return {"truth_rows_not_in_data": missing, "truth": truth}
+
+
+def rank_evidence(oof: pd.DataFrame, face_set, prepared, cfg, *, min_quality: float, blend_rule: str, where: Path,
+                  log: Callable[[str], None]) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame | None]:
+    """The pure core's steps on the evidence: the face model's opinion (when its faces are there), each
+    source's quality and their blend, the gate per field, the ranked issues with what each source says.
+    Returns (issues, the field-quality table, the sources' qualities and weights, the face opinion or None);
+    the gate's reasons are logged."""
+    try:
+        opinion = None if face_set is None else face_evidence(face_set, prepared, oof)
+        sources = source_qualities(oof, opinion, cfg, min_quality, blend_rule)
+        evidence = oof if opinion is None else blend(oof, opinion, sources["weights"],
+                                                     tempering(blend_rule, sources["networks"], sources["face"]))
+        quality = field_quality(evidence, cutoffs=cfg.cutoffs, min_quality=min_quality)
+        audited = [f for f, ok in zip(quality["field"], quality["passed"]) if ok]
+        issues = find_issues(evidence, cutoffs=cfg.cutoffs, fields=audited)
+        issues["networks_say"] = issue_evidence(issues, oof, cutoffs=cfg.cutoffs)
+        issues["face_model_says"] = ("face model off" if opinion is None else
+                                     _face_says(issues, oof, opinion, cfg))
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    quality["quality_networks"] = quality["field"].map(sources["networks"])
+    quality["quality_face"] = quality["field"].map(sources["face"])
+    quality["face_weight"] = quality["field"].map(sources["weights"]).fillna(0.0)
+    for line, field in zip(quality["reason"], quality["field"]):
+        log(line)
+        if field in sources["face"]:
+            log(f"  {field} by source: networks quality {_fmt(sources['networks'].get(field))}, face model quality "
+                f"{_fmt(sources['face'][field])}{sources['face_units'][field]}; the gate judged their blend "
+                f"(--blend {blend_rule}: face weight {sources['weights'][field]:.2f})")
+    if opinion is not None and not sources["face"]:
+        log(f"face model: no opinion on any field ({int(face_set.found.sum())} of {len(face_set.table)} photos have "
+            "a face found; too few to fit on every fold): the networks alone decide")
+    return issues, quality, sources, opinion
+
+
+def write_outputs(out: Path, issues: pd.DataFrame, quality: pd.DataFrame, proposed: pd.DataFrame, table: pd.DataFrame,
+                  *, data_id: str, layout: set[str], reviewed: bool) -> None:
+    """field_quality.csv, label_issues.csv, proposed_corrections.csv and the review page with its thumbnails."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "field_quality.csv", quality.round(4))
+    write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS + (["reviewed"] if reviewed else [])].round({"score": 4}))
+    write_csv(out / "proposed_corrections.csv", to_corrections(proposed))
+    photos: dict[str, list[tuple[str, str]]] = {}
+    for person, image, path in zip(table["person"], table["image"], table["path"]):
+        photos.setdefault(str(person), []).append((str(image), str(path)))
+    card_columns = [*ISSUE_COLUMNS, "networks_say", "face_model_says", "reviewed", "proposed"]
+    cards = issues[[c for c in card_columns if c in issues.columns]].assign(
+        quality=issues["field"].map(dict(zip(quality["field"], quality["quality"]))))
+    write_review(cards, photos, out, data_id=data_id, layout=layout)
+
+
+def check_options(*, min_quality: float, propose_quality: float, repeats: int, faces: str, blend_rule: str) -> None:
+    """The audit's options, each refused in one line before any work."""
     if not 0 <= min_quality <= 1:
         raise UserError(f"--min-quality must be between 0 and 1, got {min_quality}")
     if not 0 <= propose_quality <= 1:
@@ -84,137 +233,43 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     if faces == "off" and blend_rule != DEFAULT_BLEND:
         raise UserError(f"--blend {blend_rule} combines the face model's opinion with the networks', and --faces off "
                         "leaves the face model out; drop one of them")
-    claim_folder(out, data=data, ours=lambda name: name in OURS or _is_repeat(name), owner="an audit's")
-    noise = _read_truth(truth) if truth is not None else None
-    if decisions is not None:
-        read_log(decisions)  # a missing or malformed file is refused before any training
-    start = time.perf_counter()
-    if run is not None:
-        if not (Path(run) / "oof_probs.csv").is_file():
-            raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
-        ignored = [o.split("=", 1)[0].strip() for o in overrides if o.split("=", 1)[0].strip() not in RUN_FREE_KEYS]
-        if ignored:  # the run's probabilities were made with its own settings: a changed one would not hold
-            raise UserError(f"--set {ignored[0]}: with --run the audit reads {run}'s own settings (its labels, "
-                            f"corrections, folds and model); only {', '.join(RUN_FREE_KEYS)} may be set. Audit "
-                            f"without --run to train with {ignored[0]} changed")
-        cfg = read_run_config(run)
-        runs = [Path(run)]
-        trained = 0.0
-    else:
-        cfg = load_config(config, [*overrides, f"data.folds={folds}"])
-        # DATA is read (and a mistake in it named) before anything is announced or trained.
-        load_table(data, cutoffs=cfg.cutoffs, corrections=cfg.data.corrections, allow_outside=cfg.data.allow_outside)
-    # The faces come before any training: the folds keep person ids whose faces match together
-    # (data.face_groups), and the networks and the face model must be judged on the same folds.
-    face_cfg = cfg
-    if run is not None:  # the run's config, but where faces are cached is this machine's: --set may say
-        face_cfg = config_mod.from_dict(cfg.to_dict())
-        for key in ("cache_dir", "face_detectors"):
-            given = set_values(overrides, f"data.{key}")
-            if given:
-                setattr(face_cfg.data, key, getattr(load_config(None, [f"data.{key}={given[-1]}"]).data, key))
-    face_set = _faces(face_cfg, data, progress=progress, log=log) if faces == "auto" else None
-    if run is None:
-        runs = [out / ("cv" if r == 0 else f"cv-{r}") for r in range(repeats)]
-        for r, folder in enumerate(runs):
-            run_cfg = load_config(config, [*overrides, f"data.folds={folds}",
-                                           f"data.split_seed={cfg.data.split_seed + r}"])
-            log(f"audit: training {folds} person-level folds{f' (repeat {r + 1} of {repeats})' if repeats > 1 else ''} "
-                f"to score every photo with a model that never saw its person ({cfg.model.name} at {cfg.data.size}, "
-                f"{cfg.train.epochs} epochs) into {folder}")
-            train_folds(run_cfg, data, folder, launcher=launcher, progress=progress, log=log)
-        trained = time.perf_counter() - start
-    prepared = prepare(cfg, data, log=lambda s: None)
-    oof = load_evidence(runs, prepared, data)
-    oof_path = runs[0] / "oof_probs.csv"
-    if run is not None:  # the same photos, and the run's out-of-fold labels must be DATA's labels too
-        for folder in sorted(Path(run).glob(f"{FOLD_PREFIX}*")):
-            refuse_other_data(str(run), fold_identity(folder), prepared.identity(), data)
-    try:
-        opinion = None if face_set is None else face_evidence(face_set, prepared, oof)
-        sources = source_qualities(oof, opinion, cfg, min_quality, blend_rule)
-        evidence = oof if opinion is None else blend(oof, opinion, sources["weights"],
-                                                     tempering(blend_rule, sources["networks"], sources["face"]))
-        quality = field_quality(evidence, cutoffs=cfg.cutoffs, min_quality=min_quality)
-        audited = [f for f, ok in zip(quality["field"], quality["passed"]) if ok]
-        issues = find_issues(evidence, cutoffs=cfg.cutoffs, fields=audited)
-        issues["networks_say"] = issue_evidence(issues, oof, cutoffs=cfg.cutoffs)
-        issues["face_model_says"] = ("face model off" if opinion is None else
-                                     _face_says(issues, oof, opinion, cfg))
-    except ValueError as exc:
-        raise UserError(f"{oof_path}: {exc}") from None
-    quality["quality_networks"] = quality["field"].map(sources["networks"])
-    quality["quality_face"] = quality["field"].map(sources["face"])
-    quality["face_weight"] = quality["field"].map(sources["weights"]).fillna(0.0)
-    for line, field in zip(quality["reason"], quality["field"]):
-        log(line)
-        if field in sources["face"]:
-            log(f"  {field} by source: networks quality {_fmt(sources['networks'].get(field))}, face model quality "
-                f"{_fmt(sources['face'][field])}{sources['face_units'][field]}; the gate judged their blend "
-                f"(--blend {blend_rule}: face weight {sources['weights'][field]:.2f})")
-    if opinion is not None and not sources["face"]:
-        log(f"face model: no opinion on any field ({int(face_set.found.sum())} of {len(face_set.table)} photos have "
-            "a face found; too few to fit on every fold): the networks alone decide")
-    data_id = data_fingerprint(prepared.table)
-    issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
-    # A field below the gate has no issues at all, so the bar proposals effectively meet is the higher one.
-    bar = max(min_quality, propose_quality)
-    layout = layout_people(oof)
-    verdicts = proposal_verdicts(issues, quality=quality, layout=layout, min_quality=propose_quality)
-    issues["proposed"] = verdicts.map(lambda v: "yes" if not v else f"no: {v}")
-    proposed = issues[(verdicts == "").to_numpy(dtype=bool)].reset_index(drop=True)
-    strong = (issues["score"].astype(float) >= PROPOSE_MIN_SCORE).to_numpy(dtype=bool)
-    withheld = verdicts[(verdicts != "").to_numpy(dtype=bool) & strong].value_counts()  # held back by a bar, not the score
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "field_quality.csv", quality.round(4))
-    write_csv(out / "label_issues.csv", issues[REPORT_COLUMNS + (["reviewed"] if earlier else [])].round({"score": 4}))
-    write_csv(out / "proposed_corrections.csv", to_corrections(proposed))
-    photos: dict[str, list[tuple[str, str]]] = {}
-    for person, image, path in zip(prepared.table["person"], prepared.table["image"], prepared.table["path"]):
-        photos.setdefault(str(person), []).append((str(image), str(path)))
-    card_columns = [*ISSUE_COLUMNS, "networks_say", "face_model_says", "reviewed", "proposed"]
-    cards = issues[[c for c in card_columns if c in issues.columns]].assign(
-        quality=issues["field"].map(dict(zip(quality["field"], quality["quality"]))))
-    write_review(cards, photos, out, data_id=data_id, layout=layout)
-    summary = {"photos": len(oof), "people": int(oof["person"].nunique()), "issues": len(issues),
-               "issues_per_field": {k: int(v) for k, v in issues["field"].value_counts().items()},
-               "proposed": len(proposed), "propose_min_score": PROPOSE_MIN_SCORE, "min_quality": min_quality,
-               "propose_quality": propose_quality, "withheld": {k: int(v) for k, v in withheld.items()},
-               "fields": {r["field"]: {"balanced_accuracy": _num(r["balanced_accuracy"]), "chance": _num(r["chance"]),
-                                       "quality": _num(r["quality"]), "audited": bool(r["passed"]),
-                                       "quality_networks": _num(r["quality_networks"]),
-                                       "quality_face": _num(r["quality_face"]), "face_weight": _num(r["face_weight"])}
-                          for r in quality.to_dict("records")},
-               "face_model": ({"used": False} if face_set is None else
-                              {"used": True, "blend": blend_rule, "photos_with_face": int(face_set.found.sum()),
-                               "cascade": face_set.cascade, "cache": str(face_set.cache_path)}),
-               "runs": [str(r) for r in runs],
-               "run": str(runs[0]), "train_seconds": round(trained, 1),
-               "seconds": round(time.perf_counter() - start, 1)}
-    if earlier:
-        summary["decisions"] = earlier
-    if noise is not None:
-        noise, summary["truth_rows_not_in_data"] = _known_truth(noise, prepared.table["person"], log)
-        summary["truth"] = score_against_truth(issues, noise)
-        curve = precision_recall_curve(issues, noise)
-        plot_precision_recall(curve, out / "precision_recall.png")
-        for kind, s in summary["truth"].items():
-            p = "n/a" if s["precision"] is None else f"{s['precision']:.2f}"
-            r = "n/a" if s["recall"] is None else f"{s['recall']:.2f}"
-            log(f"{kind:>10}: precision {p}, recall {r} ({s['found']} of {s['planted']} planted found, "
-                f"{s['flagged']} flagged)")
-    write_json(out / "summary.json", summary)
-    for reason, n in withheld.items():
-        log(f"not proposed, listed for review only: {n} issue(s) with score >= {PROPOSE_MIN_SCORE}: {reason}")
-    if issues.empty:
-        log(f"no suspect labels in the audited fields ({out / 'label_issues.csv'} is empty); nothing to review")
-        return summary
-    log(f"{len(issues)} suspect label(s) ranked in {out / 'label_issues.csv'}; {len(proposed)} with score >= "
-        f"{PROPOSE_MIN_SCORE} in fields read at quality >= {bar:g} proposed in "
-        f"{out / 'proposed_corrections.csv'}. Review them before any training: "
-        f"`maskcls review {out}` (saves each decision to disk; or open {out / 'review.html'}), and train only on "
-        f"the corrections you accepted ({out / 'accepted_corrections.csv'})")
-    return summary
+
+
+def config_of_run(run: str | Path, overrides: tuple[str, ...]):
+    """The settings of a finished `--fold all` run that --run names; a --set the run was made with is refused
+    (its probabilities hold only for its own labels, folds and model), as is a folder that is not such a run."""
+    if not (Path(run) / "oof_probs.csv").is_file():
+        raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
+    ignored = [o.split("=", 1)[0].strip() for o in overrides if o.split("=", 1)[0].strip() not in RUN_FREE_KEYS]
+    if ignored:
+        raise UserError(f"--set {ignored[0]}: with --run the audit reads {run}'s own settings (its labels, "
+                        f"corrections, folds and model); only {', '.join(RUN_FREE_KEYS)} may be set. Audit "
+                        f"without --run to train with {ignored[0]} changed")
+    return read_run_config(run)
+
+
+def _face_config(cfg, overrides: tuple[str, ...]):
+    """A run's config, but where faces are cached and how they are found are this machine's: --set may say."""
+    face_cfg = config_mod.from_dict(cfg.to_dict())
+    for key in ("cache_dir", "face_detectors"):
+        given = set_values(overrides, f"data.{key}")
+        if given:
+            setattr(face_cfg.data, key, getattr(load_config(None, [f"data.{key}={given[-1]}"]).data, key))
+    return face_cfg
+
+
+def train_evidence(data, out: Path, config, overrides: tuple[str, ...], cfg, *, folds: int, repeats: int,
+                   launcher: Launcher | None, progress: bool, log: Callable[[str], None]) -> list[Path]:
+    """Train the `--fold all` runs whose out-of-fold probabilities are the networks' evidence: OUT/cv, and
+    with repeats OUT/cv-R, each with other fold draws. Returns their folders."""
+    runs = [out / ("cv" if r == 0 else f"cv-{r}") for r in range(repeats)]
+    for r, folder in enumerate(runs):
+        run_cfg = load_config(config, [*overrides, f"data.folds={folds}", f"data.split_seed={cfg.data.split_seed + r}"])
+        log(f"audit: training {folds} person-level folds{f' (repeat {r + 1} of {repeats})' if repeats > 1 else ''} "
+            f"to score every photo with a model that never saw its person ({cfg.model.name} at {cfg.data.size}, "
+            f"{cfg.train.epochs} epochs) into {folder}")
+        train_folds(run_cfg, data, folder, launcher=launcher, progress=progress, log=log)
+    return runs
 
 
 def _fmt(value) -> str:
