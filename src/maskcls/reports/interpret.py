@@ -156,25 +156,9 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
     # The layer first: a --layer that names nothing fails before any photo is read or predicted.
     layer_name = cam.find_cam_layer(members[0].model, cfg.size, layer)
     same = describe(data) == trained_on
-    if same and len(members) == 1 and cfg.data.fold is None:
-        raise UserError(f"{run} trained on every person of {trained_on} (--fold none): none of its photos is unseen; "
-                        "give other labelled DATA to look at")
-    prepared = prepare(cfg, data, log=lambda s: None, folds=same)
-    table = prepared.table
-    if same:  # photos the models never trained on: the validation fold(s)
-        rows = np.flatnonzero(prepared.folds == cfg.data.fold) if len(members) == 1 else np.arange(len(table))
-        member_of = np.zeros(len(rows), int) if len(members) == 1 else prepared.folds[rows]
-        what = (f"validation fold {cfg.data.fold} of {trained_on}" if len(members) == 1
-                else f"out-of-fold predictions of {len(members)} fold models on {trained_on}")
-    else:
-        rows = np.flatnonzero((prepared.score_targets >= 0).any(1))
-        _refuse_training_photos(run, members, prepared.photo_digests()[rows], trained_on)
-        member_of = np.zeros(len(rows), int)
-        what = f"every labelled photo of {describe(data)}" + (f" (mean of {len(members)} models)" if len(members) > 1 else "")
-    if not len(rows):
-        raise UserError(f"{describe(data)}: no labelled photo to look at")
+    prepared, rows, member_of, what = _photos_to_look_at(run, members, cfg, data, trained_on, same)
     targets = prepared.score_targets[rows]
-    paths = table["path"].to_numpy()[rows].tolist()
+    paths = prepared.table["path"].to_numpy()[rows].tolist()
 
     # Probabilities: each photo from its own fold model (same data), else the mean of the models.
     probs = np.zeros((len(rows), labels.NUM_CLASSES), np.float32)
@@ -204,7 +188,83 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
                    | {i for r in state_rows.values() for i in r})
     images = _model_inputs(predictors, paths, shown, member_of, progress=progress)
 
-    # Activation maps: top losses get predicted and given answer per task; the mean maps the predicted.
+    maps = _activation_maps(members, images, shown, member_of, targets, pred_task, paths, layer_name, dev)
+
+    names = labels.class_names(cfg.score_cutoffs)
+    calibration = _calibration(targets, per_task, pred_task)
+    confusions = {t.name: task_confusion(targets[:, j], pred_task[t.name], t.size) for j, t in enumerate(labels.TASKS)}
+    full = (targets >= 0).all(1)
+    f1, support = per_class_f1(targets, probs) if full.any() else (None, None)
+
+    summary = _summary(run, data, cfg, what, layer_name, calibration, confusions, names, paths, losses, probs,
+                       given_class, pred_class, top_rows, confused, f1, support, n_photos=len(rows))
+    with atomic_dir(out) if not out.is_dir() or not any(out.iterdir()) else _replace_dir(out) as tmp:
+        thumbs = _write_images(tmp / "thumbs", images, maps, shown)
+        means = _write_mean_maps(tmp / "thumbs", images, maps, state_rows)
+        plots = interpret_page.write_plots(tmp, calibration, f1, support, names)
+        page = interpret_page.render(summary, paths=paths, targets=targets, probs=probs, names=names,
+                                     cutoffs=cfg.score_cutoffs, top_rows=top_rows, losses=losses,
+                                     confused=confused, thumbs=thumbs, means=means, plots=plots,
+                                     calibration=calibration, confusions=confusions, f1=f1, support=support,
+                                     examples=EXAMPLES_PER_PAIR)
+        write_text(tmp / "interpret.html", page)
+        write_json(tmp / "interpret.json", summary)
+    log(f"wrote {out / 'interpret.html'} ({len(rows)} photos; activation maps of {layer_name})")
+    return summary
+
+
+def _summary(run: Path, data, cfg, what: str, layer_name: str, calibration: dict, confusions: dict, names: list[str],
+             paths: list[str], losses: np.ndarray, probs: np.ndarray, given_class: np.ndarray, pred_class: np.ndarray,
+             top_rows: list[int], confused: list[dict], f1, support, *, n_photos: int) -> dict:
+    """interpret.json's content: what was looked at and how, calibration, the top losses, the most confused
+    pairs, the confusions and the per-class F1."""
+    return {"run": str(run), "data": describe(data), "photos": what, "n_photos": n_photos,
+               "model": cfg.model.name, "heads": cfg.model.heads, "size": cfg.data.size, "layer": layer_name,
+               "method": "Grad-CAM (grad-cam library) of each task answer's log-probability"
+                         + ("; the gender and age answers also read the face descriptor (model.face_features), "
+                            "whose share no map can show: the maps show where the CNN's share looked"
+                            if cfg.model.face_features else ""),
+               "face_features": cfg.model.face_features,
+               "ece": {k: v["ece"] for k, v in calibration.items()},
+               "top_losses": [{"path": paths[i], "loss": round(float(losses[i]), 4),
+                               "given": names[given_class[i]] if given_class[i] >= 0 else None,
+                               "predicted": names[pred_class[i]],
+                               "p_given": round(float(probs[i, given_class[i]]), 4) if given_class[i] >= 0 else None}
+                              for i in top_rows],
+               "most_confused": [{"given": names[p["given"]], "predicted": names[p["predicted"]], "count": p["count"]}
+                                 for p in confused],
+               "confusion": {k: v.tolist() for k, v in confusions.items()},
+               "per_class_f1": ({n: {"f1": round(float(a), 4), "support": int(b)} for n, a, b in zip(names, f1, support)}
+                                if f1 is not None else None)}
+
+def _photos_to_look_at(run: Path, members: list, cfg, data, trained_on: str, same: bool):
+    """(prepared data, its rows to look at, each row's fold model, what they are in words): on the data the
+    models trained on, the photos none of them trained on (a fold run's validation fold, a --fold all run's
+    out-of-fold photos); on other data, every labelled photo, refused where the run trained on any of them."""
+    if same and len(members) == 1 and cfg.data.fold is None:
+        raise UserError(f"{run} trained on every person of {trained_on} (--fold none): none of its photos is unseen; "
+                        "give other labelled DATA to look at")
+    prepared = prepare(cfg, data, log=lambda s: None, folds=same)
+    table = prepared.table
+    if same:  # photos the models never trained on: the validation fold(s)
+        rows = np.flatnonzero(prepared.folds == cfg.data.fold) if len(members) == 1 else np.arange(len(table))
+        member_of = np.zeros(len(rows), int) if len(members) == 1 else prepared.folds[rows]
+        what = (f"validation fold {cfg.data.fold} of {trained_on}" if len(members) == 1
+                else f"out-of-fold predictions of {len(members)} fold models on {trained_on}")
+    else:
+        rows = np.flatnonzero((prepared.score_targets >= 0).any(1))
+        _refuse_training_photos(run, members, prepared.photo_digests()[rows], trained_on)
+        member_of = np.zeros(len(rows), int)
+        what = f"every labelled photo of {describe(data)}" + (f" (mean of {len(members)} models)" if len(members) > 1 else "")
+    if not len(rows):
+        raise UserError(f"{describe(data)}: no labelled photo to look at")
+    return prepared, rows, member_of, what
+
+
+def _activation_maps(members: list, images: dict, shown: list[int], member_of: np.ndarray, targets: np.ndarray,
+                     pred_task: dict, paths: list[str], layer_name: str, dev) -> dict[int, dict[str, np.ndarray]]:
+    """Grad-CAM maps of the photos shown, each by its own fold model: per task the predicted and the given
+    answer (the predicted where the label is unknown), keyed '<task>_pred' / '<task>_given'."""
     maps: dict[int, dict[str, np.ndarray]] = {}
     groups = {k: [i for i in shown if member_of[i] == k] for k in range(len(members))}
     for k, idx in groups.items():
@@ -227,8 +287,11 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
         for n, i in enumerate(idx):
             maps[i] = {f"{t.name}_{kind}": heat[2 * j + (kind == "given"), n]
                        for j, t in enumerate(labels.TASKS) for kind in ("pred", "given")}
+    return maps
 
-    names = labels.class_names(cfg.score_cutoffs)
+
+def _calibration(targets: np.ndarray, per_task: dict, pred_task: dict) -> dict:
+    """Per task with labels: the expected calibration error and its reliability bins."""
     calibration = {}
     for j, t in enumerate(labels.TASKS):
         known = targets[:, j] >= 0
@@ -236,41 +299,7 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
             conf = per_task[t.name][known].max(1)
             table_j, ece = reliability(conf, pred_task[t.name][known] == targets[known, j])
             calibration[t.name] = {"ece": round(ece, 4), "photos": int(known.sum()), "bins": table_j}
-    confusions = {t.name: task_confusion(targets[:, j], pred_task[t.name], t.size) for j, t in enumerate(labels.TASKS)}
-    full = (targets >= 0).all(1)
-    f1, support = per_class_f1(targets, probs) if full.any() else (None, None)
-
-    summary = {"run": str(run), "data": describe(data), "photos": what, "n_photos": len(rows),
-               "model": cfg.model.name, "heads": cfg.model.heads, "size": cfg.data.size, "layer": layer_name,
-               "method": "Grad-CAM (grad-cam library) of each task answer's log-probability"
-                         + ("; the gender and age answers also read the face descriptor (model.face_features), "
-                            "whose share no map can show: the maps show where the CNN's share looked"
-                            if cfg.model.face_features else ""),
-               "face_features": cfg.model.face_features,
-               "ece": {k: v["ece"] for k, v in calibration.items()},
-               "top_losses": [{"path": paths[i], "loss": round(float(losses[i]), 4),
-                               "given": names[given_class[i]] if given_class[i] >= 0 else None,
-                               "predicted": names[pred_class[i]],
-                               "p_given": round(float(probs[i, given_class[i]]), 4) if given_class[i] >= 0 else None}
-                              for i in top_rows],
-               "most_confused": [{"given": names[p["given"]], "predicted": names[p["predicted"]], "count": p["count"]}
-                                 for p in confused],
-               "confusion": {k: v.tolist() for k, v in confusions.items()},
-               "per_class_f1": ({n: {"f1": round(float(a), 4), "support": int(b)} for n, a, b in zip(names, f1, support)}
-                                if f1 is not None else None)}
-    with atomic_dir(out) if not out.is_dir() or not any(out.iterdir()) else _replace_dir(out) as tmp:
-        thumbs = _write_images(tmp / "thumbs", images, maps, shown)
-        means = _write_mean_maps(tmp / "thumbs", images, maps, state_rows)
-        plots = interpret_page.write_plots(tmp, calibration, f1, support, names)
-        page = interpret_page.render(summary, paths=paths, targets=targets, probs=probs, names=names,
-                                     cutoffs=cfg.score_cutoffs, top_rows=top_rows, losses=losses,
-                                     confused=confused, thumbs=thumbs, means=means, plots=plots,
-                                     calibration=calibration, confusions=confusions, f1=f1, support=support,
-                                     examples=EXAMPLES_PER_PAIR)
-        write_text(tmp / "interpret.html", page)
-        write_json(tmp / "interpret.json", summary)
-    log(f"wrote {out / 'interpret.html'} ({len(rows)} photos; activation maps of {layer_name})")
-    return summary
+    return calibration
 
 
 def _replace_dir(out: Path):
