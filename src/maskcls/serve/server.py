@@ -160,127 +160,156 @@ def page() -> str:
 
 def create_app(predictor: Any, options: ServeOptions = ServeOptions()):
     """The FastAPI app serving ``predictor`` (``serve.predict.load_predictor``'s)."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
-    from starlette.requests import ClientDisconnect
+    from fastapi import FastAPI
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from ..photos import PhotoError, decode_bytes
-    from .predict import answer_record
-
-    metrics = Metrics()
-    state: dict[str, Batcher] = {}
+    service = _Service(predictor, options)
 
     async def lifespan(app):
-        batcher = Batcher(lambda images: predictor.predict_proba(images), max_batch=options.max_batch,
-                          max_wait_ms=options.max_wait_ms, on_batch=metrics.batch.observe)
-        batcher.start()
-        state["batcher"] = batcher
+        service.start()
         yield
-        await batcher.stop()
+        await service.batcher.stop()
 
     app = FastAPI(title="maskcls", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_exception_handler(StarletteHTTPException, service.http_error)
+    # Starlette routes (the endpoint takes the Request itself): no FastAPI parameter injection, which would
+    # read the annotations this module keeps as strings.
+    for path, endpoint, methods in (("/predict", service.predict, ["POST"]), ("/health", service.health, ["GET"]),
+                                    ("/metrics", service.prometheus, ["GET"]), ("/", service.index, ["GET"])):
+        app.router.add_route(path, endpoint, methods=methods)
+    return app
 
-    def error(status: int, message: str, endpoint: str = "/predict") -> JSONResponse:
-        metrics.requests.labels(endpoint, str(status)).inc()
+
+class _Service:
+    """The endpoints of one app: the predictor, its batcher and the metrics they count."""
+
+    def __init__(self, predictor: Any, options: ServeOptions) -> None:
+        self.predictor, self.options, self.metrics = predictor, options, Metrics()
+        self.batcher: Batcher | None = None
+
+    def start(self) -> None:
+        self.batcher = Batcher(lambda images: self.predictor.predict_proba(images), max_batch=self.options.max_batch,
+                               max_wait_ms=self.options.max_wait_ms, on_batch=self.metrics.batch.observe)
+        self.batcher.start()
+
+    def error(self, status: int, message: str, endpoint: str = "/predict"):
+        from fastapi.responses import JSONResponse
+
+        self.metrics.requests.labels(endpoint, str(status)).inc()
         return JSONResponse({"error": message}, status_code=status)
 
-    async def read_body(request: Request) -> bytes:
+    async def read_body(self, request) -> bytes:
         """The body, refused past max_bytes as it streams in (a client's Content-Length is not trusted)."""
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > options.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > self.options.max_bytes:
             raise _TooLarge()
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > options.max_bytes:
+            if size > self.options.max_bytes:
                 raise _TooLarge()
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def uploads(request: Request) -> list[tuple[str, bytes]]:
+    async def uploads(self, request) -> list[tuple[str, bytes]]:
+        """(name, bytes) of each photo sent: the raw body ("body"), or each multipart file (its file name)."""
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "multipart/form-data":
-            body = await read_body(request)  # the cap holds for multipart too
-            form = await _form_of(request, body, options.max_photos + 1)  # one over: our 413 names the limit
+            body = await self.read_body(request)  # the cap holds for multipart too
+            form = await _form_of(request, body, self.options.max_photos + 1)  # one over: our 413 names the limit
             files = [(getattr(v, "filename", None) or key, await v.read()) for key, v in form.multi_items()
                      if hasattr(v, "read")]
             if not files:
                 raise _BadRequest(400, "the multipart body holds no file; send photos as file fields")
             return files
         if kind.startswith("image/") or kind == "application/octet-stream":
-            return [("body", await read_body(request))]
+            return [("body", await self.read_body(request))]
         raise _BadRequest(415, f"content type {kind or 'none'}: send a photo as image/* or "
                                "application/octet-stream, or photos as multipart/form-data")
 
-    # Starlette routes (the endpoint takes the Request itself): no FastAPI parameter injection, which would
-    # read the annotations this module keeps as strings.
-    async def predict(request: Request):
-        start = time.perf_counter()
-        batcher = state["batcher"]
-        arrived = False
+    async def photos(self, request) -> tuple[list[tuple[str, bytes]], list]:
+        """The request's photos, checked and decoded (in a worker thread: decoding takes the CPU, and the
+        server answers others meanwhile); raises _TooLarge, _BadRequest, PhotoError or ClientDisconnect."""
+        from ..photos import decode_bytes
+
+        options = self.options
         try:
-            try:
-                files = await asyncio.wait_for(uploads(request), options.body_seconds)
-            except asyncio.TimeoutError:
-                raise _BadRequest(408, f"the body did not arrive within {options.body_seconds:g} s") from None
-            if len(files) > options.max_photos:
-                raise _BadRequest(413, f"{len(files)} photos in one request; at most {options.max_photos}")
-            for name, data in files:
-                if not data:
-                    raise _BadRequest(400, f"{name}: empty; send the photo's bytes")
-            check_pixels(files)  # read from the headers: a request's photos are refused before any is decoded
-            batcher.arriving += 1
-            arrived = True
-            # decoding takes the CPU: in a thread, so the server answers others meanwhile
+            files = await asyncio.wait_for(self.uploads(request), options.body_seconds)
+        except asyncio.TimeoutError:
+            raise _BadRequest(408, f"the body did not arrive within {options.body_seconds:g} s") from None
+        if len(files) > options.max_photos:
+            raise _BadRequest(413, f"{len(files)} photos in one request; at most {options.max_photos}")
+        for name, data in files:
+            if not data:
+                raise _BadRequest(400, f"{name}: empty; send the photo's bytes")
+        check_pixels(files)  # read from the headers: a request's photos are refused before any is decoded
+        self.batcher.arriving += 1  # received in full: a batch may wait for these
+        try:
             images = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: [decode_bytes(data, name) for name, data in files])
-        except _TooLarge:
-            return error(413, f"the body is over {options.max_bytes:,} bytes")
-        except _BadRequest as exc:
-            return error(exc.status, exc.message)
-        except PhotoError as exc:
-            return error(400, str(exc))
-        except ClientDisconnect:  # the client left mid-upload: no one to answer
-            metrics.requests.labels("/predict", "499").inc()
-            return Response(status_code=499)
         finally:
-            if arrived:
-                batcher.arriving -= 1
+            self.batcher.arriving -= 1
+        return files, images
+
+    async def predict(self, request):
+        """POST /predict: each photo's answer, as `maskcls classify` prints it; a 4xx JSON for bad input."""
+        from fastapi.responses import JSONResponse, Response
+        from starlette.requests import ClientDisconnect
+
+        from ..photos import PhotoError
+        from .predict import answer_record
+
+        start = time.perf_counter()
         try:
-            probs = await batcher.submit(images)
+            files, images = await self.photos(request)
+        except _TooLarge:
+            return self.error(413, f"the body is over {self.options.max_bytes:,} bytes")
+        except _BadRequest as exc:
+            return self.error(exc.status, exc.message)
+        except PhotoError as exc:
+            return self.error(400, str(exc))
+        except ClientDisconnect:  # the client left mid-upload: no one to answer
+            self.metrics.requests.labels("/predict", "499").inc()
+            return Response(status_code=499)
+        try:
+            probs = await self.batcher.submit(images)
         except UserError as exc:
-            return error(400, str(exc))
+            return self.error(400, str(exc))
         except Exception as exc:  # a model failure: the request fails, the server answers on
-            return error(500, f"the model failed: {type(exc).__name__}: {exc}")
-        answers = [{"photo": name, **answer_record(row, predictor.cutoffs)} for (name, _), row in zip(files, probs)]
-        metrics.photos.inc(len(answers))
-        metrics.requests.labels("/predict", "200").inc()
-        metrics.latency.labels("/predict").observe(time.perf_counter() - start)
+            return self.error(500, f"the model failed: {type(exc).__name__}: {exc}")
+        cutoffs = self.predictor.cutoffs
+        answers = [{"photo": name, **answer_record(row, cutoffs)} for (name, _), row in zip(files, probs)]
+        self.metrics.photos.inc(len(answers))
+        self.metrics.requests.labels("/predict", "200").inc()
+        self.metrics.latency.labels("/predict").observe(time.perf_counter() - start)
         return JSONResponse({"predictions": answers})
 
-    async def health(request: Request):
-        metrics.requests.labels("/health", "200").inc()
-        return JSONResponse({"status": "ok", "models": predictor.n_models,
-                             "backend": getattr(predictor, "backend", "torch"), "classes": 18,
-                             "max_batch": options.max_batch, "max_wait_ms": options.max_wait_ms})
+    async def health(self, request):
+        """GET /health."""
+        from fastapi.responses import JSONResponse
 
-    async def prometheus(request: Request):
-        return Response(metrics.text(), media_type="text/plain; version=0.0.4")
+        self.metrics.requests.labels("/health", "200").inc()
+        return JSONResponse({"status": "ok", "models": self.predictor.n_models,
+                             "backend": getattr(self.predictor, "backend", "torch"), "classes": 18,
+                             "max_batch": self.options.max_batch, "max_wait_ms": self.options.max_wait_ms})
 
-    async def index(request: Request):
-        metrics.requests.labels("/", "200").inc()
+    async def prometheus(self, request):
+        """GET /metrics, in Prometheus' text format."""
+        from fastapi.responses import Response
+
+        return Response(self.metrics.text(), media_type="text/plain; version=0.0.4")
+
+    async def index(self, request):
+        """GET /: the photo page."""
+        from fastapi.responses import HTMLResponse
+
+        self.metrics.requests.labels("/", "200").inc()
         return HTMLResponse(page())
 
-    async def http_error(request: Request, exc):  # 404, 405 ...: the same JSON shape as ours, counted
-        return error(exc.status_code, str(exc.detail), endpoint=request.url.path if exc.status_code != 404 else "other")
-
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    for path, endpoint, methods in (("/predict", predict, ["POST"]), ("/health", health, ["GET"]),
-                                    ("/metrics", prometheus, ["GET"]), ("/", index, ["GET"])):
-        app.router.add_route(path, endpoint, methods=methods)
-    return app
+    async def http_error(self, request, exc):
+        """404, 405 ...: the same JSON shape as ours, counted."""
+        return self.error(exc.status_code, str(exc.detail),
+                          endpoint=request.url.path if exc.status_code != 404 else "other")
 
 
 class _TooLarge(Exception):
