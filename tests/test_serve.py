@@ -267,3 +267,18 @@ def test_what_a_new_user_tried_against_the_server(run, photos):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--max-wait-ms", "-1"], "--max-wait-ms: must be between 0 and 10000 ms"),
+    (["--max-wait-ms", "nan"], "--max-wait-ms: must be between 0 and 10000 ms"),
+    (["--body-timeout", "0"], "--body-timeout: must be between 0.1 and 3600 seconds"),
+    (["--port", "70000"], "a port is 0..65535"),
+    (["--max-batch", "0"], "--max-batch: must be at least 1"),
+])
+def test_bad_options_are_one_line_before_any_model_loads(tmp_path, capsys, args, says):
+    from maskcls.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["serve", str(tmp_path / "no-run"), *args])
+    assert stop.value.code == 2 and says in capsys.readouterr().err

@@ -7,24 +7,21 @@ import argparse
 from .common import at_least, device_arg, runs_args, runs_of
 
 
-def _wait(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
-    if not 0 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 10000 ms, got {value:g}")
-    return value
+def _number_in(low: float, high: float, unit: str):
+    """argparse type: a number of ``unit`` between low and high."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {unit}, got {text!r}") from None
+        if not low <= value <= high:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g} {unit}, got {value:g}")
+        return value
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0.1 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be between 0.1 and 3600 s, got {value:g}")
-    return value
+_wait = _number_in(0, 10_000, "ms")
+_seconds = _number_in(0.1, 3600, "seconds")
 
 
 def _port(text: str) -> int:
