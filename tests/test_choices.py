@@ -129,3 +129,21 @@ def test_photo_cache_factory_refuses_a_name_it_does_not_know(synth_root, tmp_pat
     cfg.data.cache = "ssd"
     with pytest.raises(UserError, match="config data.cache: 'ssd' is not one of none, ram, disk"):
         prepared.datasets(cfg, 0, progress=False)
+
+
+def test_each_engine_choice_is_one_table_that_config_and_the_factories_read():
+    """choices.py declares each name once with its help; config's choices and help come from it, and each
+    factory's table has the same names (a name added in one place only fails here)."""
+    from maskcls import choices, labels
+    from maskcls.training import optim
+
+    tables = {"model.heads": choices.HEADS, "train.optimizer": choices.OPTIMIZERS, "train.schedule": choices.SCHEDULES,
+              "train.loss": choices.LOSSES, "train.sampler": choices.SAMPLERS, "train.amp": choices.AMPS,
+              "data.cache": choices.CACHES}
+    helps = {key: text for key, _, text, *_ in config_mod.describe_settings(Config())}
+    for key, table in tables.items():
+        assert choices_of(key) == tuple(table), key
+        assert all(f"{name}: {text}" in helps[key] for name, text in table.items()), key
+    assert set(optim._OPTIMIZERS) == set(choices.OPTIMIZERS) and set(optim._SCHEDULES) == set(choices.SCHEDULES)
+    assert labels.HEAD_KINDS == tuple(choices.HEADS)
+    assert losses.head_size("class") == 18 and losses.head_size("gender") == 2

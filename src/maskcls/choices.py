@@ -123,3 +123,44 @@ def check_cascade(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     if len(set(parts)) != len(parts):
         raise ValueError(f"face detector cascade {'+'.join(parts)} names a detector twice")
     return parts
+
+
+# The training engine's choices: each name once, with its help; config declares them on their settings
+# (choices and --help), and each factory dispatches on the same table (training/optim, losses, loaders,
+# runtime, model), with a test that every declared name builds (tests/test_choices.py).
+HEADS: dict[str, str] = {
+    "multi": "mask 3 + gender 2 + age 3 heads",
+    "single": "one 18-way head",
+}
+OPTIMIZERS: dict[str, str] = {
+    "adamw": "AdamW, decoupled weight decay",
+    "sgd": "SGD with Nesterov momentum (train.momentum)",
+}
+SCHEDULES: dict[str, str] = {
+    "cosine": "warm-up then cosine decay per step",
+    "constant": "the same lr throughout",
+}
+LOSSES: dict[str, str] = {
+    "ce": "cross-entropy",
+    "focal": "cross-entropy scaled by (1 - p)^train.focal_gamma",
+}
+SAMPLERS: dict[str, str] = {
+    "none": "every photo once per epoch, shuffled",
+    "weighted": "draw rare classes (60+) as often as common ones",
+}
+AMPS: dict[str, str] = {
+    "auto": "bf16 (or fp16) on GPU, none on CPU",
+    "bf16": "bfloat16 autocast",
+    "fp16": "float16 autocast with a gradient scaler",
+    "none": "float32",
+}
+CACHES: dict[str, str] = {
+    "none": "decode every epoch",
+    "ram": "decode once into memory",
+    "disk": "once, into a memory-mapped file in data.cache_dir shared by runs and commands",
+}
+
+
+def described(table: dict[str, str]) -> str:
+    """'a: what a does | b: what b does', the help of a setting whose choices are ``table``."""
+    return " | ".join(f"{name}: {text}" for name, text in table.items())

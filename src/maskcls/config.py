@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .choices import CROPS, check_cascade, note_legacy, parse_augment, split_legacy
+from .choices import (AMPS, CACHES, CROPS, HEADS, LOSSES, OPTIMIZERS, SAMPLERS, SCHEDULES, check_cascade, described,
+                      note_legacy, parse_augment, split_legacy)
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -60,8 +61,7 @@ class _Strict:
 class ModelConfig(_Strict):
     name: str = _f("resnet50", "a torchvision model name, or any timm name ('timm:' forces timm); face-descriptor: "
                                "no CNN, the three heads on the face model's descriptor alone (seconds on a CPU)")
-    heads: str = _f("multi", "multi: mask 3 + gender 2 + age 3 heads; single: one 18-way head",
-                     choices=("multi", "single"))
+    heads: str = _f("multi", described(HEADS), choices=tuple(HEADS))
     weights: str = _f("imagenet", "imagenet | none | path to a .pth / .safetensors file")
     freeze_epochs: int = _f(1, "train only the heads for this many epochs first", lo=0)
     backbone_lr_mult: float = _f(0.1, "backbone learning rate = train.lr * this", lo=0)
@@ -95,9 +95,7 @@ class DataConfig(_Strict):
     fold: int | None = _f(0, "which person-level fold is held out for validation; null (train --fold none): no one, "
                              "every person trains and the last epoch is kept", lo=0)
     split_seed: int = _f(0, "decides which people fall in which fold; train.seed never moves people")
-    cache: str = _f("none", "none: decode every epoch | ram: decode once into memory | disk: once, into a "
-                            "memory-mapped file in data.cache_dir shared by runs and commands",
-                    choices=("none", "ram", "disk"))
+    cache: str = _f("none", described(CACHES), choices=tuple(CACHES))
     workers: int | None = _f(None, "photo-loading processes; null: the machine's cores, at most 8", lo=0)
     pin_memory: bool = _f(True, "page-locked batches for faster copies to the GPU")
 
@@ -106,26 +104,23 @@ class DataConfig(_Strict):
 class TrainConfig(_Strict):
     epochs: int = _f(12, "training epochs", lo=1)
     batch_size: int = _f(64, "photos per step", lo=1)
-    optimizer: str = _f("adamw", "adamw | sgd", choices=("adamw", "sgd"))
+    optimizer: str = _f("adamw", described(OPTIMIZERS), choices=tuple(OPTIMIZERS))
     lr: float = _f(1e-3, "peak learning rate of the heads", lo=0, lo_open=True)
     weight_decay: float = _f(0.05, "weight decay (not on biases and norm weights)", lo=0)
     momentum: float = _f(0.9, "SGD momentum", lo=0, hi=1, hi_open=True)
-    schedule: str = _f("cosine", "cosine: warm-up then cosine decay per step; constant: the same lr throughout",
-                        choices=("cosine", "constant"))
+    schedule: str = _f("cosine", described(SCHEDULES), choices=tuple(SCHEDULES))
     warmup_epochs: float = _f(1.0, "linear warm-up length in epochs (cosine schedule)", lo=0)
     min_lr_ratio: float = _f(0.01, "the cosine schedule ends at lr * this", lo=0, hi=1)
-    loss: str = _f("ce", "ce | focal", choices=("ce", "focal"))
+    loss: str = _f("ce", described(LOSSES), choices=tuple(LOSSES))
     focal_gamma: float = _f(2.0, "focal loss gamma", lo=0)
     class_weights: bool = _f(True, "weight the loss by inverse class frequency (the rare 60+ classes count more)")
     label_smoothing: float = _f(0.05, "label smoothing of the cross-entropy", lo=0, hi=1, hi_open=True)
-    sampler: str = _f("none", "none | weighted: draw rare classes (60+) as often as common ones",
-                       choices=("none", "weighted"))
+    sampler: str = _f("none", described(SAMPLERS), choices=tuple(SAMPLERS))
     patience: int = _f(0, "stop after this many epochs without a better macro F1; 0 = never", lo=0)
     select: str = _f("best", "the checkpoint a run keeps (best.pt): best = best validation macro F1; last = the "
                      "last epoch, chosen without looking at the validation people, so its score is unbiased",
                      choices=("best", "last"))
-    amp: str = _f("auto", "auto: bf16 (or fp16) on GPU, none on CPU | bf16 | fp16 | none",
-                   choices=("auto", "bf16", "fp16", "none"))
+    amp: str = _f("auto", described(AMPS), choices=tuple(AMPS))
     channels_last: bool = _f(True, "channels_last memory format (GPU only)")
     device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
     threads: int = _f(0, "CPU threads; 0: auto, the cores less those other processes keep busy (measured at the "

@@ -247,3 +247,14 @@ def encode_targets(targets: np.ndarray) -> np.ndarray:
     """18-class labels of (N, len(TASKS)) targets ordered as TASKS (rows must be fully known)."""
     targets = np.asarray(targets)
     return np.asarray(encode_answers({t.name: targets[:, j] for j, t in enumerate(TASKS)}))
+
+
+# The heads' outputs, by head name: one head per task (model.heads=multi) or one 18-class head (single).
+# The model's heads, the losses and mixing read the sizes here.
+HEAD_SIZES: dict[str, int] = {"class": NUM_CLASSES, **{t.name: t.size for t in TASKS}}
+HEAD_KINDS = ("multi", "single")  # model.heads's names (choices.HEADS has their help)
+
+
+def head_names(heads: str) -> tuple[str, ...]:
+    """The heads of ``heads``: one per task in TASKS order (multi), or the one 18-class head (single)."""
+    return tuple(t.name for t in TASKS) if heads == "multi" else ("class",)

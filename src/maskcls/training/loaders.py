@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Subset, WeightedRandomSampler
 
+from ..choices import SAMPLERS
 from ..config import default_workers, unknown_choice
 
 
@@ -24,7 +25,7 @@ def make_loader(ds: Dataset, *, batch_size: int, workers: int, device: torch.dev
     """Training: shuffled (or weighted) draws, last partial batch dropped when there is more than one
     batch; with several processes, this process's shard of the epoch. Evaluation: every photo once, in
     order (with several processes: the photos rank, rank + world, ..., see ``eval_rows``)."""
-    if sampler not in ("none", "weighted"):
+    if sampler not in SAMPLERS:
         raise unknown_choice("train.sampler", sampler)
     chosen = None
     if not train and world > 1:

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import labels
+from ..choices import HEADS, LOSSES
 from ..config import unknown_choice
 
 
@@ -51,18 +52,18 @@ def head_targets(targets: torch.Tensor, heads: str) -> dict[str, torch.Tensor]:
     multi: one column per task, keyed by the task's name (the head's name);
     single: the 18-class label, -1 unless every task is known.
     """
+    if heads not in HEADS:
+        raise unknown_choice("model.heads", heads)
     if heads == "single":
         full = (targets >= 0).all(1)
         label = torch.as_tensor(labels.encode_targets(targets.clamp(min=0)), device=targets.device)
         return {"class": torch.where(full, label, torch.full_like(label, -1))}
-    if heads == "multi":
-        return {task.name: targets[:, j] for j, task in enumerate(labels.TASKS)}
-    raise unknown_choice("model.heads", heads)
+    return {task.name: targets[:, j] for j, task in enumerate(labels.TASKS)}  # multi
 
 
 def head_size(name: str) -> int:
-    """The outputs of head ``name``: 18 for the class head, else the task's classes."""
-    return labels.NUM_CLASSES if name == "class" else labels.task(name).size
+    """The outputs of head ``name``: 18 for the class head, else the task's classes (labels.HEAD_SIZES)."""
+    return labels.HEAD_SIZES[name]
 
 
 class MultiTaskLoss:
@@ -94,7 +95,7 @@ def balanced_weights(targets: np.ndarray, heads: str) -> dict[str, torch.Tensor]
 def build_loss(cfg, train_targets: np.ndarray, device: torch.device) -> MultiTaskLoss:
     """The configured loss: smoothing, focal gamma and (optionally) balanced class weights.
     train.loss: ce (cross-entropy) or focal (the same, scaled by (1 - p)^focal_gamma)."""
-    if cfg.train.loss not in ("ce", "focal"):
+    if cfg.train.loss not in LOSSES:
         raise unknown_choice("train.loss", cfg.train.loss)
     weights = None
     if cfg.train.class_weights:

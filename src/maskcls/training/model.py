@@ -37,12 +37,11 @@ Inputs = torch.Tensor | dict[str, torch.Tensor]  # images, or {"images", "faces"
 
 
 def head_sizes(heads: str) -> dict[str, int]:
-    """Each head's outputs for ``heads``: multi (mask, gender, age) or single (the 18 classes)."""
-    if heads == "multi":
-        return {t.name: t.size for t in labels.TASKS}
-    if heads == "single":
-        return {"class": labels.NUM_CLASSES}
-    raise UserError(f"heads must be 'multi' or 'single', got {heads!r}")
+    """Each head's outputs for ``heads`` (choices.HEADS): multi (mask, gender, age) or single (the 18 classes);
+    the sizes are labels.HEAD_SIZES, the one home of that fact."""
+    if heads not in labels.HEAD_KINDS:
+        raise UserError(f"heads must be one of {', '.join(labels.HEAD_KINDS)}, got {heads!r}")
+    return {name: labels.HEAD_SIZES[name] for name in labels.head_names(heads)}
 
 
 class FaceInput(nn.Module):

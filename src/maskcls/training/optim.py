@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from ..choices import OPTIMIZERS, SCHEDULES
 from ..config import unknown_choice
 from .model import MaskNet
 
@@ -22,14 +23,19 @@ def param_groups(model: MaskNet, cfg) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
+# What each name of choices.OPTIMIZERS builds: (param groups, cfg) -> optimizer.
+_OPTIMIZERS: dict[str, Callable] = {
+    "adamw": lambda groups, cfg: torch.optim.AdamW(groups, lr=cfg.train.lr),
+    "sgd": lambda groups, cfg: torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum, nesterov=True),
+}
+assert set(_OPTIMIZERS) == set(OPTIMIZERS), "every optimizer of choices.OPTIMIZERS is built here, and no other"
+
+
 def build_optimizer(model: MaskNet, cfg) -> torch.optim.Optimizer:
     """train.optimizer by name; a name this does not know is an error, never a silent stand-in."""
-    groups = param_groups(model, cfg)
-    if cfg.train.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.train.lr)
-    if cfg.train.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum, nesterov=True)
-    raise unknown_choice("train.optimizer", cfg.train.optimizer)
+    if cfg.train.optimizer not in _OPTIMIZERS:
+        raise unknown_choice("train.optimizer", cfg.train.optimizer)
+    return _OPTIMIZERS[cfg.train.optimizer](param_groups(model, cfg), cfg)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -45,14 +51,19 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Call
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """train.schedule by name: constant, or cosine (linear warm-up, then cosine decay per step)."""
-    if cfg.train.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    if cfg.train.schedule != "cosine":
+    """train.schedule by name (choices.SCHEDULES): constant, or cosine (linear warm-up, then cosine decay per step)."""
+    if cfg.train.schedule not in _SCHEDULES:
         raise unknown_choice("train.schedule", cfg.train.schedule)
-    total = steps_per_epoch * cfg.train.epochs
-    schedule = warmup_cosine(total, int(cfg.train.warmup_epochs * steps_per_epoch), cfg.train.min_lr_ratio)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _SCHEDULES[cfg.train.schedule](cfg, steps_per_epoch))
+
+
+# What each name of choices.SCHEDULES gives: (cfg, steps per epoch) -> the lr factor of an optimizer step.
+_SCHEDULES: dict[str, Callable] = {
+    "cosine": lambda cfg, steps: warmup_cosine(steps * cfg.train.epochs, int(cfg.train.warmup_epochs * steps),
+                                               cfg.train.min_lr_ratio),
+    "constant": lambda cfg, steps: (lambda step: 1.0),
+}
+assert set(_SCHEDULES) == set(SCHEDULES), "every schedule of choices.SCHEDULES is made here, and no other"
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..choices import AMPS
 from ..config import unknown_choice
 from ..errors import UserError
 
@@ -32,7 +33,7 @@ def resolve_device(name: str) -> torch.device:
 
 def resolve_amp(name: str, device: torch.device) -> torch.dtype | None:
     """auto -> bf16 (fp16 where bf16 is missing) on GPU, none on CPU; explicit names are honoured."""
-    if name not in ("auto", "bf16", "fp16", "none"):
+    if name not in AMPS:
         raise unknown_choice("train.amp", name)
     if name == "none" or (name == "auto" and device.type != "cuda"):
         return None
