@@ -117,27 +117,12 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
         log(face_features_line(cfg, s.train_ds.faces, s.val_ds.faces))
     held_out = cfg.data.fold is not None
     if not held_out:
-        # a resumed final fit keeps the budget its first call recorded, unless told another or its epochs changed
-        saved = Budget(**_budget_fields(ckpt["budget"])) if ckpt and ckpt.get("budget") else None
-        budget = budget or (saved if saved and saved.epochs == cfg.train.epochs else Budget(cfg.train.epochs, "config"))
+        budget = _final_budget(cfg, ckpt, budget)
     log(_data_line(cfg, prepared, s, budget))
     # The fingerprints of the photos this run learns from travel in its checkpoints: evaluate uses them
     # to refuse scoring those photos again, whatever path or copy they come back under.
     train_photos = torch.from_numpy(prepared.photo_digests()[prepared.split(cfg.data.fold)[0]])
-    history: list[dict] = list(ckpt["history"]) if ckpt else []
-    best_score, best_epoch = (ckpt["best_score"], ckpt["best_epoch"]) if ckpt else (-1.0, 0)
-    start_epoch, stale = (ckpt["epoch"], ckpt["stale"]) if ckpt else (0, 0)
-    seconds_before = float(ckpt.get("seconds", 0.0)) if ckpt else 0.0
-    if ckpt and ckpt["best_epoch"] == start_epoch and is_main():  # best.pt may not have been saved yet
-        resumable_only = ("optimizer", "scheduler", "scaler", "train_model", "swa")
-        save_checkpoint(out / "best.pt", {k: v for k, v in ckpt.items() if k not in resumable_only})
-    if ckpt:
-        # With SWA the run's result is the average, not this best single epoch: say so, or the line misleads.
-        swa = (f"; best.pt becomes the SWA average of epochs {cfg.train.swa}-{cfg.train.epochs} when training ends"
-               if cfg.train.swa else "")
-        log(f"resuming {out} after epoch {start_epoch} " + (
-            f"(best single epoch so far: macro F1 {best_score:.4f} at epoch {best_epoch}{swa})" if held_out else
-            "(no one held out: nothing validated, the last epoch is kept)"))
+    history, best_score, best_epoch, start_epoch, stale, seconds_before = _progress_so_far(ckpt, cfg, out, log=log)
     tracker: trackers.Trackers | None = None
     best_state = None  # best.pt's weights, kept in memory so that no process has to read them back
     main = is_main()
@@ -163,20 +148,10 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
                 if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs:
                     return {"stopped_after_epoch": epoch + 1}
                 continue
-            out.mkdir(parents=True, exist_ok=True)  # first write: only now does the run folder exist
-            write_text(out / "config.yaml", config_mod.dump(cfg))
-            # last.pt before best.pt: a stop between them leaves a run that --resume continues (and
-            # completes best.pt from last.pt); a folder with no checkpoint at all is started afresh.
-            save_checkpoint(out / "last.pt", {**state, **_average_state(s), "optimizer": s.optimizer.state_dict(),
-                                              "scheduler": s.scheduler.state_dict(), "scaler": s.scaler.state_dict()})
-            if improved:
-                save_checkpoint(out / "best.pt", state)
-            write_csv(out / "metrics.csv", pd.DataFrame(history))
+            _write_epoch(out, cfg, s, state, improved=improved, history=history)
             tracker = tracker or trackers.Trackers(cfg, out, start_epoch=start_epoch, resume=resume, log=log)
             tracker.log_epoch(row, epoch + 1)
-            shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("train_loss", "val_loss", *METRIC_KEYS) if row[k] is not None)
-            log(f"epoch {epoch + 1}/{cfg.train.epochs}  {shown}  {row['images_per_s']:.0f} img/s"
-                + ("  *best" if improved and cfg.train.select != "last" else ""))
+            log(_epoch_line(cfg, row, epoch, improved))
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs:
                 return {"stopped_after_epoch": epoch + 1}
         if isinstance(s.average, Swa):
@@ -203,6 +178,52 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     finally:
         if tracker is not None:
             tracker.close()
+
+
+def _final_budget(cfg: Config, ckpt: dict | None, budget: Budget | None) -> Budget:
+    """A final fit's budget: the one given; else, resumed, the one its first call recorded (unless its epochs
+    changed); else the config's epochs."""
+    saved = Budget(**_budget_fields(ckpt["budget"])) if ckpt and ckpt.get("budget") else None
+    return budget or (saved if saved and saved.epochs == cfg.train.epochs else Budget(cfg.train.epochs, "config"))
+
+
+def _progress_so_far(ckpt: dict | None, cfg: Config, out: Path, *, log: Callable[[str], None]) -> tuple:
+    """(history, best score, best epoch, epochs done, epochs without a better score, seconds so far): nothing
+    for a new run; a resumed run's, with best.pt completed where the stop came before it was written."""
+    if not ckpt:
+        return [], -1.0, 0, 0, 0, 0.0
+    start_epoch, best_score, best_epoch = ckpt["epoch"], ckpt["best_score"], ckpt["best_epoch"]
+    if best_epoch == start_epoch and is_main():  # best.pt may not have been saved yet
+        resumable_only = ("optimizer", "scheduler", "scaler", "train_model", "swa")
+        save_checkpoint(out / "best.pt", {k: v for k, v in ckpt.items() if k not in resumable_only})
+    # With SWA the run's result is the average, not this best single epoch: say so, or the line misleads.
+    swa = (f"; best.pt becomes the SWA average of epochs {cfg.train.swa}-{cfg.train.epochs} when training ends"
+           if cfg.train.swa else "")
+    log(f"resuming {out} after epoch {start_epoch} " + (
+        f"(best single epoch so far: macro F1 {best_score:.4f} at epoch {best_epoch}{swa})" if cfg.data.fold is not None
+        else "(no one held out: nothing validated, the last epoch is kept)"))
+    return (list(ckpt["history"]), best_score, best_epoch, start_epoch, ckpt["stale"],
+            float(ckpt.get("seconds", 0.0)))
+
+
+def _write_epoch(out: Path, cfg: Config, s: Session, state: dict, *, improved: bool, history: list[dict]) -> None:
+    """Rank 0's files after an epoch: config.yaml, last.pt, best.pt when it improved, metrics.csv."""
+    out.mkdir(parents=True, exist_ok=True)  # first write: only now does the run folder exist
+    write_text(out / "config.yaml", config_mod.dump(cfg))
+    # last.pt before best.pt: a stop between them leaves a run that --resume continues (and
+    # completes best.pt from last.pt); a folder with no checkpoint at all is started afresh.
+    save_checkpoint(out / "last.pt", {**state, **_average_state(s), "optimizer": s.optimizer.state_dict(),
+                                      "scheduler": s.scheduler.state_dict(), "scaler": s.scaler.state_dict()})
+    if improved:
+        save_checkpoint(out / "best.pt", state)
+    write_csv(out / "metrics.csv", pd.DataFrame(history))
+
+
+def _epoch_line(cfg: Config, row: dict, epoch: int, improved: bool) -> str:
+    """'epoch 3/12  train_loss ...  macro_f1 ...  412 img/s  *best'."""
+    shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("train_loss", "val_loss", *METRIC_KEYS) if row[k] is not None)
+    return (f"epoch {epoch + 1}/{cfg.train.epochs}  {shown}  {row['images_per_s']:.0f} img/s"
+            + ("  *best" if improved and cfg.train.select != "last" else ""))
 
 
 def _silent(_: str) -> None:
