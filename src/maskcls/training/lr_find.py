@@ -66,32 +66,10 @@ def suggestion_band(lrs: np.ndarray, losses: np.ndarray) -> tuple[float, float]:
     return float(min(found)), float(max(found))
 
 
-def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, start_lr: float = 1e-7,
-            end_lr: float = 10.0, steps: int = 100, diverge: float = 4.0, force: bool = False, progress: bool = True,
-            log: Callable[[str], None] = print) -> dict:
-    """Run the range test; returns {'suggested_lr', 'min_loss_lr', 'steps', 'stopped_early', 'files'}.
-
-    The head rate goes from start_lr to end_lr geometrically over ``steps`` optimizer steps (the backbone
-    at model.backbone_lr_mult times it, as in training); the run stops early once the smoothed loss
-    exceeds ``diverge`` times its lowest value. The suggestion is for train.lr.
-    """
-    if not 0 < start_lr < end_lr:
-        raise UserError(f"the start rate must be positive and below the end rate, got {start_lr:g} "
-                        f"and {end_lr:g}")
-    if steps < 5:
-        raise UserError(f"--steps must be at least 5 to draw a curve, got {steps}")
-    out = Path(out)
-    claim_folder(out, data=data if not isinstance(data, Prepared) else None, ours=lambda name: name in FILES,
-                 owner="a range test's")
-    there = [name for name in FILES if (out / name).exists()]
-    if there and not force:
-        raise UserError(f"{out} already holds {', '.join(there)}; pass --force to replace, or choose another folder")
-    prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
-    prepared.check(cfg)
-    train_ds, _ = prepared.datasets(cfg, cfg.data.fold, progress=progress)
-    if len(train_ds) < cfg.train.batch_size:
-        raise UserError(f"the training folds hold {len(train_ds)} photos, fewer than one batch of "
-                        f"train.batch_size={cfg.train.batch_size}; lower train.batch_size or use more data")
+def _sweep(cfg: Config, train_ds, *, start_lr: float, end_lr: float, steps: int, diverge: float,
+           progress: bool) -> tuple[list[float], list[float], bool]:
+    """The test itself: a fresh model trained ``steps`` optimizer steps with the rate growing geometrically
+    from start_lr to end_lr (the run's own loss, mixing and precision); (rates, losses, stopped early)."""
     runtime = Runtime.from_settings(device=cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     torch.manual_seed(cfg.train.seed)
     model = model_for(cfg).to(runtime.device)
@@ -139,6 +117,37 @@ def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | 
         epoch += 1
     bar.close()
     del model, optimizer  # no weights survive the test
+    return lrs, losses, stopped
+
+
+def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, start_lr: float = 1e-7,
+            end_lr: float = 10.0, steps: int = 100, diverge: float = 4.0, force: bool = False, progress: bool = True,
+            log: Callable[[str], None] = print) -> dict:
+    """Run the range test; returns {'suggested_lr', 'min_loss_lr', 'steps', 'stopped_early', 'files'}.
+
+    The head rate goes from start_lr to end_lr geometrically over ``steps`` optimizer steps (the backbone
+    at model.backbone_lr_mult times it, as in training); the run stops early once the smoothed loss
+    exceeds ``diverge`` times its lowest value. The suggestion is for train.lr.
+    """
+    if not 0 < start_lr < end_lr:
+        raise UserError(f"the start rate must be positive and below the end rate, got {start_lr:g} "
+                        f"and {end_lr:g}")
+    if steps < 5:
+        raise UserError(f"--steps must be at least 5 to draw a curve, got {steps}")
+    out = Path(out)
+    claim_folder(out, data=data if not isinstance(data, Prepared) else None, ours=lambda name: name in FILES,
+                 owner="a range test's")
+    there = [name for name in FILES if (out / name).exists()]
+    if there and not force:
+        raise UserError(f"{out} already holds {', '.join(there)}; pass --force to replace, or choose another folder")
+    prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
+    prepared.check(cfg)
+    train_ds, _ = prepared.datasets(cfg, cfg.data.fold, progress=progress)
+    if len(train_ds) < cfg.train.batch_size:
+        raise UserError(f"the training folds hold {len(train_ds)} photos, fewer than one batch of "
+                        f"train.batch_size={cfg.train.batch_size}; lower train.batch_size or use more data")
+    lrs, losses, stopped = _sweep(cfg, train_ds, start_lr=start_lr, end_lr=end_lr, steps=steps, diverge=diverge,
+                                  progress=progress)
     lrs_a, losses_a = np.array(lrs), np.array(losses)
     finite = np.isfinite(losses_a)
     lrs_a, losses_a = lrs_a[finite], losses_a[finite]
