@@ -456,17 +456,47 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
     pairs, total = near_duplicate_pairs(photos.hashes[ok], person_codes[ok], threshold=dup_threshold)
     pairs[:, :2] = ok[pairs[:, :2]]  # back to table rows
 
-    checks = None
-    notes: list[str] = []  # why the identity checks could not be made (a cache that cannot be read)
-    if faces != "off":
-        from ..faces.checks import checks_or_note, face_checks
+    checks, notes = _identity_checks(table, faces, cache_dir=cache_dir, cascade=cascade, progress=progress)
+    summary = _summary(data, layout, table, before, cutoffs, photos, pairs, total, problems, checks, notes,
+                       corr_report, corrections, dup_threshold=dup_threshold)
 
-        if faces == "compute":
-            checks = face_checks(table, cache_dir=cache_dir, cascade=cascade, compute=True, progress=progress)
-        else:
-            checks = checks_or_note(table, cache_dir=cache_dir, cascade=cascade, note=notes.append)
-            for line in notes:
-                print(f"eda: {line}", file=sys.stderr)
+    samples = pick_samples(table, photos.decoded, per_class=samples_per_class)
+    dup_rows = {i for p in pairs[: eda_page.MAX_DUP_PAIRS_SHOWN].tolist() for i in p[:2]}
+    face_rows = eda_page.identity_rows(checks, table)
+    shown = sorted(dup_rows | face_rows | {i for rows in samples.values() for i in rows})
+    with atomic_dir(out) as tmp:
+        thumbs = _write_thumbs(tmp / "thumbs", {i: photos.records[i].thumb for i in shown})
+        plots = eda_page.write_plots(tmp, summary, mean_faces(photos.face_sums, photos.face_counts),
+                                     photos.face_counts, cutoffs)
+        summary["files"] = {"report": "report.html", "summary": "summary.json", "plots": plots,
+                            "thumbs": len(thumbs)}
+        page = eda_page.render(summary, table=table, pairs=pairs, samples=samples, thumbs=thumbs,
+                               cutoffs=cutoffs, plots=plots, checks=checks)
+        write_text(tmp / "report.html", page)
+        write_json(tmp / "summary.json", summary)
+    return summary
+
+
+def _identity_checks(table: pd.DataFrame, faces: str, *, cache_dir, cascade: str, progress: bool):
+    """(the identity checks or None, why they could not be made): from the cached faces, computing the
+    missing ones first with faces="compute", none with "off"."""
+    notes: list[str] = []  # why the identity checks could not be made (a cache that cannot be read)
+    if faces == "off":
+        return None, notes
+    from ..faces.checks import checks_or_note, face_checks
+
+    if faces == "compute":
+        return face_checks(table, cache_dir=cache_dir, cascade=cascade, compute=True, progress=progress), notes
+    checks = checks_or_note(table, cache_dir=cache_dir, cascade=cascade, note=notes.append)
+    for line in notes:
+        print(f"eda: {line}", file=sys.stderr)
+    return checks, notes
+
+
+def _summary(data, layout: str, table: pd.DataFrame, before: pd.DataFrame, cutoffs: labels.AgeCutoffs, photos,
+             pairs: np.ndarray, total: int, problems: list, checks, notes: list[str], corr_report, corrections, *,
+             dup_threshold: int) -> dict:
+    """summary.json's content: counts, imbalance, ages, images, duplicates, corrections, problems, identity."""
     counts = summarize(table, cutoffs)
     summary: dict = {
         "data": describe(data),
@@ -494,21 +524,6 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
             "changes": corr_report.changes_frame().drop(columns=["where"]).to_dict("records"),
             "not_applied": [line for line in corr_report.lines(verbose=True) if line.startswith("not applied")],
         }
-
-    samples = pick_samples(table, photos.decoded, per_class=samples_per_class)
-    dup_rows = {i for p in pairs[: eda_page.MAX_DUP_PAIRS_SHOWN].tolist() for i in p[:2]}
-    face_rows = eda_page.identity_rows(checks, table)
-    shown = sorted(dup_rows | face_rows | {i for rows in samples.values() for i in rows})
-    with atomic_dir(out) as tmp:
-        thumbs = _write_thumbs(tmp / "thumbs", {i: photos.records[i].thumb for i in shown})
-        plots = eda_page.write_plots(tmp, summary, mean_faces(photos.face_sums, photos.face_counts),
-                                     photos.face_counts, cutoffs)
-        summary["files"] = {"report": "report.html", "summary": "summary.json", "plots": plots,
-                            "thumbs": len(thumbs)}
-        page = eda_page.render(summary, table=table, pairs=pairs, samples=samples, thumbs=thumbs,
-                               cutoffs=cutoffs, plots=plots, checks=checks)
-        write_text(tmp / "report.html", page)
-        write_json(tmp / "summary.json", summary)
     return summary
 
 
