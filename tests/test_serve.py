@@ -82,6 +82,25 @@ def server(run):
     s.stop()
 
 
+def _read_reply(sock: socket.socket) -> bytes:
+    """One HTTP reply whole: the head, then as many body bytes as its Content-Length says (they may come in
+    another packet)."""
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return reply
+        reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def _without_photo(answer: dict) -> dict:
     return {k: v for k, v in answer.items() if k != "photo"}
 
@@ -254,7 +273,7 @@ def test_what_a_new_user_tried_against_the_server(run, photos):
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:  # stalls after 100 bytes
             sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
                          + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg[:100])
-            reply = sock.recv(65536)
+            reply = _read_reply(sock)
         assert reply.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in reply
         for method, path, status in (("get", "/nope", 404), ("get", "/predict", 405)):
             answer = getattr(requests, method)(url + path)
