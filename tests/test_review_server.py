@@ -99,8 +99,11 @@ def _reload(driver) -> None:
     alone, a page opened from disk came back from a reload with every decision gone. Our reading (not
     proved): Chromium hands localStorage writes to its storage service asynchronously, and the new page
     may read the service before the old page's writes arrive; the page now also follows the storage
-    event, so late writes still reach it. A person never reloads within a second of a key press."""
+    event, so late writes still reach it. A person never reloads within a second of a key press. A page
+    opened from disk keeps its decisions in localStorage: the reload waits until the old page reads them back."""
     time.sleep(1.0)
+    if driver.execute_script("return document.body.dataset.mode") == "local":
+        _wait(lambda: driver.execute_script("return Object.keys(window.localStorage).length") > 0)
     driver.execute_script("document.body.dataset.mode = 'reloading'")
     driver.refresh()
 
