@@ -134,7 +134,7 @@ def test_photo_cache_factory_refuses_a_name_it_does_not_know(synth_root, tmp_pat
 def test_each_engine_choice_is_one_table_that_config_and_the_factories_read():
     """choices.py declares each name once with its help; config's choices and help come from it, and each
     factory's table has the same names (a name added in one place only fails here)."""
-    from maskcls import choices, labels
+    from maskcls import choices
     from maskcls.training import optim
 
     tables = {"model.heads": choices.HEADS, "train.optimizer": choices.OPTIMIZERS, "train.schedule": choices.SCHEDULES,
@@ -145,5 +145,8 @@ def test_each_engine_choice_is_one_table_that_config_and_the_factories_read():
         assert choices_of(key) == tuple(table), key
         assert all(f"{name}: {text}" in helps[key] for name, text in table.items()), key
     assert set(optim._OPTIMIZERS) == set(choices.OPTIMIZERS) and set(optim._SCHEDULES) == set(choices.SCHEDULES)
-    assert labels.HEAD_KINDS == tuple(choices.HEADS)
+    from maskcls.training.model import head_sizes
+
+    # every declared kind builds its heads from the one home of their sizes (labels.HEAD_SIZES)
+    assert {h: sum(head_sizes(h).values()) for h in choices.HEADS} == {"multi": 3 + 2 + 3, "single": 18}
     assert losses.head_size("class") == 18 and losses.head_size("gender") == 2

@@ -252,9 +252,6 @@ def encode_targets(targets: np.ndarray) -> np.ndarray:
 # The heads' outputs, by head name: one head per task (model.heads=multi) or one 18-class head (single).
 # The model's heads, the losses and mixing read the sizes here.
 HEAD_SIZES: dict[str, int] = {"class": NUM_CLASSES, **{t.name: t.size for t in TASKS}}
-HEAD_KINDS = ("multi", "single")  # model.heads's names (choices.HEADS has their help)
-
-
 def head_names(heads: str) -> tuple[str, ...]:
     """The heads of ``heads``: one per task in TASKS order (multi), or the one 18-class head (single)."""
     return tuple(t.name for t in TASKS) if heads == "multi" else ("class",)

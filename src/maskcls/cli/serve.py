@@ -34,7 +34,7 @@ def _port(text: str) -> int:
 def add_parser(sub) -> None:
     """Add `maskcls serve` to the command line: its options and their help."""
     from ..serve.backends import BACKENDS, TTA_CHOICES
-    from ..serve.server import MAX_BYTES, MAX_PHOTOS, ServeOptions
+    from ..serve.backends import MAX_BYTES, MAX_PHOTOS, ServeOptions
 
     defaults = ServeOptions()
     p = sub.add_parser(
@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     from ..serve.predict import load_predictor
     from ..serve.server import ServeOptions, check_address, serve
 
-    check_address(args.host, args.port)  # before the model loads
+    sock = check_address(args.host, args.port, keep=True)  # bound before the model loads: a taken port is said first
     predictor = load_predictor(runs_of(args), device=args.device, tta=args.tta, workers=0, backend=args.backend)
     options = ServeOptions(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                            max_bytes=args.max_mb * 1024 * 1024, body_seconds=args.body_timeout)
-    serve(predictor, host=args.host, port=args.port, options=options)
+    serve(predictor, host=args.host, port=args.port, options=options, sock=sock)
     return 0

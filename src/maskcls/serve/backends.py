@@ -42,6 +42,21 @@ TTA_CHOICES = ("none", "hflip")
 # labelled photo; auto, val on the training data, else all.
 SPLITS = ("auto", "val", "all")
 
+# `maskcls serve`'s limits and batching (serve.server), here so the command line reads their defaults
+# without importing the server (asyncio alone costs every command 30 ms at start-up).
+MAX_BYTES = 20 * 1024 * 1024  # a request body; a 384x512 JPEG is ~50 KB, a phone photo a few MB
+MAX_PHOTOS = 64  # photos in one request
+BODY_SECONDS = 30.0  # a body not read in full by then is a 408: a stalled client never holds the server
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    max_batch: int = 32  # photos run as one batch at most
+    max_wait_ms: float = 5.0  # how long the first photo of a batch waits for others; 0 with max_batch 1: no batching
+    max_bytes: int = MAX_BYTES
+    max_photos: int = MAX_PHOTOS
+    body_seconds: float = BODY_SECONDS
+
 
 class Member(Protocol):
     config: Config

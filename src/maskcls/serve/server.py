@@ -24,28 +24,14 @@ import asyncio
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import UserError
+from .backends import MAX_BYTES, MAX_PHOTOS, ServeOptions  # noqa: F401  (imported from here too)
 
 if TYPE_CHECKING:  # the command line builds this command's parser at every start: nothing heavy at import
     import numpy as np
-
-MAX_BYTES = 20 * 1024 * 1024  # a request body; a 384x512 JPEG is ~50 KB, a phone photo a few MB
-MAX_PHOTOS = 64  # photos in one request
-BODY_SECONDS = 30.0  # a body not read in full by then is a 408: a stalled client never holds the server
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    max_batch: int = 32  # photos run as one batch at most
-    max_wait_ms: float = 5.0  # how long the first photo of a batch waits for others; 0 with max_batch 1: no batching
-    max_bytes: int = MAX_BYTES
-    max_photos: int = MAX_PHOTOS
-    body_seconds: float = BODY_SECONDS
-
 
 class Batcher:
     """Dynamic batching: photos of requests arriving within ``max_wait_ms`` of a batch's first one run as
@@ -361,8 +347,9 @@ def check_pixels(files: list[tuple[str, bytes]]) -> None:
 
 
 def serve(predictor: Any, *, host: str = "127.0.0.1", port: int = 8000, options: ServeOptions = ServeOptions(),
-          log: Callable[[str], None] = print) -> None:
-    """Run the server until SIGTERM or Ctrl-C; requests in flight finish first, then it returns (exit 0)."""
+          sock=None, log: Callable[[str], None] = print) -> None:
+    """Run the server until SIGTERM or Ctrl-C; requests in flight finish first, then it returns (exit 0).
+    ``sock``: the socket ``check_address(host, port, keep=True)`` bound (bound here when not given)."""
     import logging
 
     import uvicorn
@@ -370,7 +357,9 @@ def serve(predictor: Any, *, host: str = "127.0.0.1", port: int = 8000, options:
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who reaches this machine can use the model; there is no "
               "authentication (the default, 127.0.0.1, answers this machine only)", file=sys.stderr)
-    sock = check_address(host, port, keep=True)  # bound here: the port printed is the one listened on (--port 0)
+    # bound before the address is printed: the port printed is the one listened on (--port 0)
+    sock = sock or check_address(host, port, keep=True)
+    sock.listen(2048)  # from now (the model loaded), connections made once the address is printed wait in the backlog
     logging.getLogger("python_multipart").setLevel(logging.ERROR)  # a malformed body is the client's 400, not a log line
     app = create_app(predictor, options)
     url_host = f"[{host}]" if ":" in host else host
@@ -379,10 +368,12 @@ def serve(predictor: Any, *, host: str = "127.0.0.1", port: int = 8000, options:
         f"{options.max_batch} photos within {options.max_wait_ms:g} ms; Ctrl-C or SIGTERM stops it")
     config = uvicorn.Config(app, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=options.body_seconds + 30)
-    _Server(config).run(sockets=[sock])
+    _server(config).run(sockets=[sock])
 
 
-def _server_class():
+def _server(config):
+    """uvicorn's server, except that a graceful stop on SIGTERM or Ctrl-C returns: uvicorn raises the signal
+    again once the requests are done, which ends the process with 143 after SIGTERM."""
     import contextlib
     import signal
     import threading
@@ -390,9 +381,6 @@ def _server_class():
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn's server, except that a graceful stop on SIGTERM or Ctrl-C returns: uvicorn raises the
-        signal again once the requests are done, which ends the process with 143 after SIGTERM."""
-
         @contextlib.contextmanager
         def capture_signals(self):
             if threading.current_thread() is not threading.main_thread():
@@ -405,16 +393,12 @@ def _server_class():
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    return Server
-
-
-def _Server(config):
-    return _server_class()(config)
+    return Server(config)
 
 
 def check_address(host: str, port: int, *, keep: bool = False):
     """Say in one line that the address cannot be listened on, before the model is served; with ``keep``
-    return the bound socket (uvicorn listens on it)."""
+    return the bound socket, not yet listening (``serve`` listens on it once the model is loaded)."""
     import socket
 
     try:
@@ -433,6 +417,4 @@ def check_address(host: str, port: int, *, keep: bool = False):
     if not keep:
         sock.close()
         return None
-    sock.listen(2048)  # connections made as soon as the address is printed wait in the backlog
-    sock.set_inheritable(True)
     return sock

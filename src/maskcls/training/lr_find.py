@@ -135,7 +135,7 @@ def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | 
     if steps < 5:
         raise UserError(f"--steps must be at least 5 to draw a curve, got {steps}")
     out = Path(out)
-    claim_folder(out, data=data if not isinstance(data, Prepared) else None, ours=lambda name: name in FILES,
+    claim_folder(out, data=data, ours=lambda name: name in FILES,
                  owner="a range test's")
     there = [name for name in FILES if (out / name).exists()]
     if there and not force:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import labels
+from ..choices import HEADS
 from ..config import FACE_MODEL  # model.name of the heads on the face descriptor alone
 from ..errors import UserError
 
@@ -39,8 +40,8 @@ Inputs = torch.Tensor | dict[str, torch.Tensor]  # images, or {"images", "faces"
 def head_sizes(heads: str) -> dict[str, int]:
     """Each head's outputs for ``heads`` (choices.HEADS): multi (mask, gender, age) or single (the 18 classes);
     the sizes are labels.HEAD_SIZES, the one home of that fact."""
-    if heads not in labels.HEAD_KINDS:
-        raise UserError(f"heads must be one of {', '.join(labels.HEAD_KINDS)}, got {heads!r}")
+    if heads not in HEADS:
+        raise UserError(f"heads must be one of {', '.join(HEADS)}, got {heads!r}")
     return {name: labels.HEAD_SIZES[name] for name in labels.head_names(heads)}
 
 
