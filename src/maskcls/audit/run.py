@@ -29,7 +29,7 @@ from .. import config as config_mod
 from ..config import load_config, set_values
 from ..data.corrections import FIELDS
 from ..data.fingerprint import refuse_other_data
-from ..data.prepare import prepare
+from ..data.prepare import Prepared, prepare
 from ..data.table import load_table
 from ..errors import UserError
 from ..fileio import claim_folder, read_csv, write_csv, write_json
@@ -78,6 +78,35 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     if decisions is not None:
         read_log(decisions)  # a missing or malformed file is refused before any training
     start = time.perf_counter()
+    cfg, runs, face_set, prepared, oof, trained = gather_evidence(
+        data, out, run=run, folds=folds, config=config, overrides=overrides, repeats=repeats, faces=faces,
+        launcher=launcher, progress=progress, log=log)
+    issues, quality, sources, opinion = rank_evidence(oof, face_set, prepared, cfg, min_quality=min_quality,
+                                                      blend_rule=blend_rule, where=runs[0] / "oof_probs.csv", log=log)
+    data_id = data_fingerprint(prepared.table)
+    issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
+    layout = layout_people(oof)
+    proposed, withheld = propose(issues, quality, layout, propose_quality=propose_quality)
+    write_outputs(out, issues, quality, proposed, prepared.table, data_id=data_id, layout=layout, reviewed=bool(earlier))
+    summary = summarize(oof, issues, proposed, quality, withheld, face_set, runs, min_quality=min_quality,
+                        propose_quality=propose_quality, blend_rule=blend_rule, trained=trained,
+                        seconds=time.perf_counter() - start)
+    if earlier:
+        summary["decisions"] = earlier
+    if noise is not None:
+        summary.update(score_truth(issues, noise, prepared.table["person"], out, log=log))
+    write_json(out / "summary.json", summary)
+    _say_what_next(out, issues, proposed, withheld, bar=max(min_quality, propose_quality), log=log)
+    return summary
+
+
+def gather_evidence(data, out: Path, *, run, folds: int, config, overrides: tuple[str, ...], repeats: int,
+                    faces: str, launcher: Launcher | None, progress: bool,
+                    log: Callable[[str], None]) -> tuple[config_mod.Config, list[Path], object, Prepared, pd.DataFrame, float]:
+    """The evidence an audit ranks: the face model's opinion (faces="auto") and the networks' out-of-fold
+    probabilities, from ``run`` or from folds trained here. Returns (config, runs, face set or None,
+    prepared data, out-of-fold table, seconds spent training)."""
+    start = time.perf_counter()
     if run is not None:
         cfg = config_of_run(run, overrides)
         runs = [Path(run)]
@@ -95,42 +124,38 @@ def audit(data: str | Path, out: str | Path, *, run: str | Path | None = None, f
     trained = 0.0 if run is not None else time.perf_counter() - start
     prepared = prepare(cfg, data, log=lambda s: None)
     oof = load_evidence(runs, prepared, data)
-    oof_path = runs[0] / "oof_probs.csv"
     if run is not None:  # the same photos, and the run's out-of-fold labels must be DATA's labels too
         for folder in sorted(Path(run).glob(f"{FOLD_PREFIX}*")):
             refuse_other_data(str(run), fold_identity(folder), prepared.identity(), data)
-    issues, quality, sources, opinion = rank_evidence(oof, face_set, prepared, cfg, min_quality=min_quality,
-                                                      blend_rule=blend_rule, where=oof_path, log=log)
-    data_id = data_fingerprint(prepared.table)
-    issues, earlier = _apply_decisions(issues, decisions, out, data_id, prepared.table["person"], log)
-    # A field below the gate has no issues at all, so the bar proposals effectively meet is the higher one.
-    bar = max(min_quality, propose_quality)
-    layout = layout_people(oof)
+    return cfg, runs, face_set, prepared, oof, trained
+
+
+def propose(issues: pd.DataFrame, quality: pd.DataFrame, layout: set, *,
+            propose_quality: float) -> tuple[pd.DataFrame, pd.Series]:
+    """Mark each issue proposed or not (its ``proposed`` column: "yes" or "no: <why>"); returns the proposed
+    issues and, per reason, how many issues with a proposal's score a bar held back."""
     verdicts = proposal_verdicts(issues, quality=quality, layout=layout, min_quality=propose_quality)
     issues["proposed"] = verdicts.map(lambda v: "yes" if not v else f"no: {v}")
     proposed = issues[(verdicts == "").to_numpy(dtype=bool)].reset_index(drop=True)
     strong = (issues["score"].astype(float) >= PROPOSE_MIN_SCORE).to_numpy(dtype=bool)
     withheld = verdicts[(verdicts != "").to_numpy(dtype=bool) & strong].value_counts()  # held back by a bar, not the score
-    write_outputs(out, issues, quality, proposed, prepared.table, data_id=data_id, layout=layout, reviewed=bool(earlier))
-    summary = summarize(oof, issues, proposed, quality, withheld, face_set, runs, min_quality=min_quality,
-                        propose_quality=propose_quality, blend_rule=blend_rule, trained=trained,
-                        seconds=time.perf_counter() - start)
-    if earlier:
-        summary["decisions"] = earlier
-    if noise is not None:
-        summary.update(score_truth(issues, noise, prepared.table["person"], out, log=log))
-    write_json(out / "summary.json", summary)
+    return proposed, withheld
+
+
+def _say_what_next(out: Path, issues: pd.DataFrame, proposed: pd.DataFrame, withheld: pd.Series, *, bar: float,
+                   log: Callable[[str], None]) -> None:
+    """The closing lines: what was held back, what was found, and the review step. ``bar``: the quality
+    proposals effectively meet (a field below the gate has no issues at all, so the higher of the two)."""
     for reason, n in withheld.items():
         log(f"not proposed, listed for review only: {n} issue(s) with score >= {PROPOSE_MIN_SCORE}: {reason}")
     if issues.empty:
         log(f"no suspect labels in the audited fields ({out / 'label_issues.csv'} is empty); nothing to review")
-        return summary
+        return
     log(f"{len(issues)} suspect label(s) ranked in {out / 'label_issues.csv'}; {len(proposed)} with score >= "
         f"{PROPOSE_MIN_SCORE} in fields read at quality >= {bar:g} proposed in "
         f"{out / 'proposed_corrections.csv'}. Review them before any training: "
         f"`maskcls review {out}` (saves each decision to disk; or open {out / 'review.html'}), and train only on "
         f"the corrections you accepted ({out / 'accepted_corrections.csv'})")
-    return summary
 
 
 def summarize(oof: pd.DataFrame, issues: pd.DataFrame, proposed: pd.DataFrame, quality: pd.DataFrame,

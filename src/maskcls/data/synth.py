@@ -153,18 +153,9 @@ def _tone(colour: tuple[int, int, int], f: float) -> tuple[int, int, int]:
     return tuple(int(np.clip(c * f, 0, 255)) for c in colour)
 
 
-def render(person: Person, mask_state: int, style: str, rng: np.random.Generator,
-           size: tuple[int, int] = (BASE_W, BASE_H)) -> np.ndarray:
-    """One photo (BGR uint8, size = (width, height)) of ``person`` in mask state 0/1/2."""
-    img = np.empty((BASE_H, BASE_W, 3), np.uint8)
-    # Plain background with a soft vertical gradient, as in the real studio-like photos.
-    grad = np.linspace(1.08, 0.9, BASE_H)[:, None, None]
-    img[:] = np.clip(np.array(person.background, float)[None, None, :] * grad, 0, 255).astype(np.uint8)
-    cx, cy = BASE_W / 2, BASE_H * 0.45
-    fw, fh = person.face_w, person.face_h
-    skin, hair = person.skin, person.hair
-    aa = cv2.LINE_AA
-    # Shoulders and neck.
+def _draw_body(img: np.ndarray, person: Person, cx: float, cy: float) -> None:
+    """Shoulders, neck, long hair behind the shoulders, and ears (earrings too)."""
+    fw, fh, skin, hair, aa = person.face_w, person.face_h, person.skin, person.hair, cv2.LINE_AA
     sh_w = 175 if person.gender == 0 else 150
     cv2.ellipse(img, (int(cx), BASE_H + 30), (sh_w, 125), 0, 180, 360, person.clothes, -1, aa)
     cv2.rectangle(img, (int(cx - fw * 0.45), int(cy + fh * 0.5)), (int(cx + fw * 0.45), int(cy + fh * 1.35)),
@@ -176,7 +167,11 @@ def render(person: Person, mask_state: int, style: str, rng: np.random.Generator
         cv2.ellipse(img, (int(cx + side * fw * 0.98), int(cy + fh * 0.02)), (13, 24), 0, 0, 360, _tone(skin, 0.92), -1, aa)
         if person.earrings:
             cv2.circle(img, (int(cx + side * fw * 0.99), int(cy + fh * 0.2)), 5, (40, 200, 230), -1, aa)
-    # Face: male jaws are squarer; drawn as an ellipse plus a jaw block.
+
+
+def _draw_head(img: np.ndarray, person: Person, cx: float, cy: float) -> None:
+    """The face (male jaws squarer: an ellipse plus a jaw block), the beard, and the hair on top."""
+    fw, fh, skin, hair, aa = person.face_w, person.face_h, person.skin, person.hair, cv2.LINE_AA
     cv2.ellipse(img, (int(cx), int(cy)), (int(fw), int(fh)), 0, 0, 360, skin, -1, aa)
     if person.gender == 0:
         cv2.ellipse(img, (int(cx), int(cy + fh * 0.45)), (int(fw * 0.9), int(fh * 0.5)), 0, 0, 180, skin, -1, aa)
@@ -193,8 +188,12 @@ def render(person: Person, mask_state: int, style: str, rng: np.random.Generator
         for side in (-1, 1):
             cv2.ellipse(img, (int(cx + side * fw * 0.95), int(cy + fh * 0.1)), (int(fw * 0.22), int(fh * 0.75)),
                         0, 0, 360, hair, -1, aa)
-    # Age: lines and folds darker than the skin, more and deeper with age, with per-person spread.
-    years = person.age + rng.normal(0, 3.0)
+
+
+def _draw_features(img: np.ndarray, person: Person, cx: float, cy: float, years: float) -> None:
+    """Age lines, eyes, brows, nose and mouth; lines and folds come with ``years`` (the apparent age)."""
+    fw, fh, skin, hair, aa = person.face_w, person.face_h, person.skin, person.hair, cv2.LINE_AA
+    # Age: lines and folds darker than the skin, more and deeper with age.
     line = _tone(skin, 0.55)
     n_lines = int(np.clip((years - 24) / 8, 0, 5))
     for k in range(n_lines):
@@ -206,8 +205,7 @@ def render(person: Person, mask_state: int, style: str, rng: np.random.Generator
             for dy in (-6, 0, 6):
                 cv2.line(img, (int(ex), int(cy - fh * 0.12 + dy)), (int(ex + side * 12), int(cy - fh * 0.12 + dy * 1.8)),
                          line, 2, aa)
-    # Eyes, brows.
-    for side in (-1, 1):
+    for side in (-1, 1):  # eyes, brows
         ex, ey = int(cx + side * fw * 0.4), int(cy - fh * 0.12)
         cv2.ellipse(img, (ex, ey), (15, 7), 0, 0, 360, (245, 245, 245), -1, aa)
         cv2.circle(img, (ex, ey), 5, (40, 30, 25), -1, aa)
@@ -225,19 +223,17 @@ def render(person: Person, mask_state: int, style: str, rng: np.random.Generator
                         360 if side < 0 else 270, line, 2, aa)
     lips = (90, 80, 200) if person.gender == 1 else _tone(skin, 0.7)
     cv2.ellipse(img, (int(cx), int(cy + fh * 0.45)), (24, 8), 0, 0, 360, lips, -1, aa)
-    if mask_state == 0:
-        _draw_mask(img, cx, cy, fw, fh, style, 0.0, rng)
-    elif mask_state == 1:
-        # Pulled below the nose (most common), or down onto the chin.
-        _draw_mask(img, cx, cy, fw, fh, style, 0.3 if rng.random() < 0.7 else 0.52, rng)
-    # Pose and scale: one affine warp of the whole scene.
+
+
+def _pose_and_light(img: np.ndarray, cx: float, cy: float, rng: np.random.Generator,
+                    size: tuple[int, int]) -> np.ndarray:
+    """The camera: one affine warp (pose, scale), exposure with a side light, sensor noise; then ``size``."""
     angle = rng.normal(0, 5)
     scale = rng.uniform(0.85, 1.12)
     tx, ty = rng.normal(0, 14, 2)
     m = cv2.getRotationMatrix2D((cx, cy), angle, scale)
     m[:, 2] += (tx, ty)
     img = cv2.warpAffine(img, m, (BASE_W, BASE_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    # Lighting: overall exposure, a side light, and sensor noise.
     side = np.linspace(-1, 1, BASE_W)[None, :, None] * rng.uniform(-0.18, 0.18)
     gain = rng.uniform(0.78, 1.18) * (1 + side)
     noise = rng.normal(0, 4, (BASE_H // 8, BASE_W // 8, 3)).astype(np.float32)
@@ -246,6 +242,30 @@ def render(person: Person, mask_state: int, style: str, rng: np.random.Generator
     if size != (BASE_W, BASE_H):
         out = cv2.resize(out, size, interpolation=cv2.INTER_AREA)
     return out
+
+
+def render(person: Person, mask_state: int, style: str, rng: np.random.Generator,
+           size: tuple[int, int] = (BASE_W, BASE_H)) -> np.ndarray:
+    """One photo (BGR uint8, size = (width, height)) of ``person`` in mask state 0/1/2.
+
+    The steps draw back to front; ``rng`` is drawn from in a fixed order (apparent age, mask, camera),
+    so a seed gives the same photo.
+    """
+    img = np.empty((BASE_H, BASE_W, 3), np.uint8)
+    # Plain background with a soft vertical gradient, as in the real studio-like photos.
+    grad = np.linspace(1.08, 0.9, BASE_H)[:, None, None]
+    img[:] = np.clip(np.array(person.background, float)[None, None, :] * grad, 0, 255).astype(np.uint8)
+    cx, cy = BASE_W / 2, BASE_H * 0.45
+    _draw_body(img, person, cx, cy)
+    _draw_head(img, person, cx, cy)
+    years = person.age + rng.normal(0, 3.0)  # per-person spread of how old one looks
+    _draw_features(img, person, cx, cy, years)
+    if mask_state == 0:
+        _draw_mask(img, cx, cy, person.face_w, person.face_h, style, 0.0, rng)
+    elif mask_state == 1:
+        # Pulled below the nose (most common), or down onto the chin.
+        _draw_mask(img, cx, cy, person.face_w, person.face_h, style, 0.3 if rng.random() < 0.7 else 0.52, rng)
+    return _pose_and_light(img, cx, cy, rng, size)
 
 
 def _encode(img: np.ndarray, suffix: str) -> bytes:
@@ -317,6 +337,60 @@ def _correction_row(person: str, field: str, image: str, recorded: str, true: st
     return (person, field, image, recorded, true, "planted", f"planted noise: {field} recorded as {recorded}")
 
 
+def _train_jobs(pop: list[Person], gender_noise: set[int], mask_noise: set[int], seed: int,
+                size: tuple[int, int], images: Path) -> tuple[list[tuple], list[tuple], list[_Job]]:
+    """train.csv's rows, injected_noise.csv's rows and the render jobs of the training people."""
+    race = "Asian"
+    train_rows, noise_rows, jobs = [], [], []
+    for p in pop:
+        recorded_gender = 1 - p.gender if p.index in gender_noise else p.gender
+        pid = person_id(p.index)
+        folder = f"{pid}_{labels.GENDER_NAMES[recorded_gender]}_{race}_{p.age}"
+        train_rows.append((pid, labels.GENDER_NAMES[recorded_gender], race, p.age, folder))
+        names = tuple(s + p.suffix for s in labels.PHOTO_STEMS)
+        jobs.append(_Job(p, seed, 0, p.index in mask_noise, size, str(images / folder), names))
+        if p.index in gender_noise:
+            noise_rows.append((folder, "gender", "*", labels.GENDER_NAMES[recorded_gender], labels.GENDER_NAMES[p.gender]))
+        if p.index in mask_noise:
+            noise_rows.append((folder, "mask", "incorrect_mask+normal", "swap", "swap"))
+    return train_rows, noise_rows, jobs
+
+
+def _write_train_tables(tmp: Path, train_rows: list[tuple], noise_rows: list[tuple], jobs: list[_Job],
+                        results: list[list[tuple[str, int]]]) -> None:
+    """train/train.csv, and truth/ with train_truth.csv, injected_noise.csv and corrections.csv."""
+    truth_rows = []
+    for job, rows in zip(jobs, results):
+        p = job.person
+        folder = Path(job.out_dir).name
+        for name, state in rows:
+            truth_rows.append((folder, Path(name).stem, f"train/images/{folder}/{name}", state, p.gender, p.age,
+                               _true_label(state, p)))
+    (tmp / "truth").mkdir()
+    pd.DataFrame(train_rows, columns=["id", "gender", "race", "age", "path"]).to_csv(tmp / "train" / "train.csv", index=False)
+    pd.DataFrame(truth_rows, columns=["person", "image", "path", "mask", "gender", "age", "label"]).to_csv(
+        tmp / "truth" / "train_truth.csv", index=False)
+    pd.DataFrame(noise_rows, columns=["person", "field", "image", "recorded", "true"]).to_csv(
+        tmp / "truth" / "injected_noise.csv", index=False)
+    pd.DataFrame([_correction_row(*r) for r in noise_rows], columns=CORRECTION_COLUMNS).to_csv(
+        tmp / "truth" / "corrections.csv", index=False)
+
+
+def _write_eval_tables(tmp: Path, jobs: list[_Job], results: list[list[tuple[str, int]]],
+                       rng: np.random.Generator) -> None:
+    """eval/info.csv (unordered, as the real one is) and truth/eval_truth.csv."""
+    eval_truth = []
+    for job, rows in zip(jobs, results):
+        p = job.person
+        for name, state in rows:
+            eval_truth.append((name, state, p.gender, p.age, _true_label(state, p), person_id(p.index)))
+    eval_truth = [eval_truth[i] for i in rng.permutation(len(eval_truth))]
+    pd.DataFrame({"ImageID": [r[0] for r in eval_truth], "ans": 0}).to_csv(tmp / "eval" / "info.csv", index=False)
+    # person: whose photo it is, so that a study can resample eval people (their 7 photos together)
+    pd.DataFrame(eval_truth, columns=["ImageID", "mask", "gender", "age", "label", "person"]).to_csv(
+        tmp / "truth" / "eval_truth.csv", index=False)
+
+
 def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800, noise: float = 0.01,
                  seed: int = 0, size: tuple[int, int] = (BASE_W, BASE_H), workers: int | None = None) -> dict:
     """Write a synthetic dataset in the competition layout to ``out`` (which must not hold files).
@@ -343,51 +417,16 @@ def make_dataset(out: str | Path, *, people: int = 2700, eval_people: int = 1800
     n_noisy = int(round(noise * people))
     gender_noise = {int(i) for i in order[: (n_noisy + 1) // 2]}
     mask_noise = {int(i) for i in order[(n_noisy + 1) // 2: n_noisy]}
-    race = "Asian"
     with atomic_dir(out) as tmp:
-        train_rows, truth_rows, noise_rows, jobs = [], [], [], []
-        for p in train_pop:
-            recorded_gender = 1 - p.gender if p.index in gender_noise else p.gender
-            pid = person_id(p.index)
-            folder = f"{pid}_{labels.GENDER_NAMES[recorded_gender]}_{race}_{p.age}"
-            train_rows.append((pid, labels.GENDER_NAMES[recorded_gender], race, p.age, folder))
-            names = tuple(s + p.suffix for s in labels.PHOTO_STEMS)
-            jobs.append(_Job(p, seed, 0, p.index in mask_noise, size, str(tmp / "train" / "images" / folder), names))
-            if p.index in gender_noise:
-                noise_rows.append((folder, "gender", "*", labels.GENDER_NAMES[recorded_gender], labels.GENDER_NAMES[p.gender]))
-            if p.index in mask_noise:
-                noise_rows.append((folder, "mask", "incorrect_mask+normal", "swap", "swap"))
-        ejobs = []
-        for p in eval_pop:
-            names = tuple(hashlib.sha1(f"{seed}/{p.index}/{s}".encode()).hexdigest() + ".jpg" for s in labels.PHOTO_STEMS)
-            ejobs.append(_Job(p, seed, 1, False, size, str(tmp / "eval" / "images"), names))
+        train_rows, noise_rows, jobs = _train_jobs(train_pop, gender_noise, mask_noise, seed, size,
+                                                   tmp / "train" / "images")
+        ejobs = [_Job(p, seed, 1, False, size, str(tmp / "eval" / "images"),
+                      tuple(hashlib.sha1(f"{seed}/{p.index}/{s}".encode()).hexdigest() + ".jpg" for s in labels.PHOTO_STEMS))
+                 for p in eval_pop]
         # One pool for train and eval people: starting worker processes costs about a second each time.
-        all_results = _run(jobs + ejobs, workers, "rendering people")
-        results, eresults = all_results[: len(jobs)], all_results[len(jobs):]
-        for job, rows in zip(jobs, results):
-            p = job.person
-            folder = Path(job.out_dir).name
-            for name, state in rows:
-                truth_rows.append((folder, Path(name).stem, f"train/images/{folder}/{name}", state, p.gender, p.age,
-                                   _true_label(state, p)))
-        (tmp / "truth").mkdir()
-        pd.DataFrame(train_rows, columns=["id", "gender", "race", "age", "path"]).to_csv(tmp / "train" / "train.csv", index=False)
-        pd.DataFrame(truth_rows, columns=["person", "image", "path", "mask", "gender", "age", "label"]).to_csv(
-            tmp / "truth" / "train_truth.csv", index=False)
-        pd.DataFrame(noise_rows, columns=["person", "field", "image", "recorded", "true"]).to_csv(
-            tmp / "truth" / "injected_noise.csv", index=False)
-        pd.DataFrame([_correction_row(*r) for r in noise_rows], columns=CORRECTION_COLUMNS).to_csv(
-            tmp / "truth" / "corrections.csv", index=False)
+        results = _run(jobs + ejobs, workers, "rendering people")
+        _write_train_tables(tmp, train_rows, noise_rows, jobs, results[: len(jobs)])
         if eval_people:
-            eval_truth = []
-            for job, rows in zip(ejobs, eresults):
-                p = job.person
-                for name, state in rows:
-                    eval_truth.append((name, state, p.gender, p.age, _true_label(state, p), person_id(p.index)))
-            eval_truth = [eval_truth[i] for i in rng.permutation(len(eval_truth))]  # the real info.csv is unordered
-            pd.DataFrame({"ImageID": [r[0] for r in eval_truth], "ans": 0}).to_csv(tmp / "eval" / "info.csv", index=False)
-            # person: whose photo it is, so that a study can resample eval people (their 7 photos together)
-            pd.DataFrame(eval_truth, columns=["ImageID", "mask", "gender", "age", "label", "person"]).to_csv(
-                tmp / "truth" / "eval_truth.csv", index=False)
+            _write_eval_tables(tmp, ejobs, results[len(jobs):], rng)
     return {"out": str(out), "people": people, "photos": people * 7, "eval_people": eval_people,
             "eval_photos": eval_people * 7, "noisy_people": n_noisy, "size": f"{size[0]}x{size[1]}", "seed": seed}

@@ -131,63 +131,25 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
               progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Write OUT/interpret.html (+ thumbs/, reliability.png, per_class_f1.png, interpret.json); return the
     summary written to interpret.json."""
-    from ..serve.predictor import Predictor
-    from ..training.runtime import resolve_device
-
     run, out = Path(run), Path(out)
     claim_folder(out, replace="interpret.html", force=force, owner="interpret page")
     check_writable(out)  # said before the photos are predicted, not after
-    dev = resolve_device(device)
-    runs = _members(run)
-    # Each run loaded once: its predictor serves the probabilities, and its model the activation maps.
-    predictors = [Predictor(r, device=dev.type) for r in runs]
+    predictors, data, layer_name, dev = _open_runs(run, data, out, device, layer)
     members = [p.members[0] for p in predictors]
-    cfg = members[0].config
-    trained_on = members[0].data
-    if data is None:
-        if not trained_on or not Path(str(trained_on)).exists():
-            raise UserError(f"{run} was trained on {trained_on or 'data it does not name'}, which is not here; "
-                            "give the labelled DATA to look at")
-        data = trained_on
-    refuse_output_inside(data, out)
-    if cfg.model.name == FACE_MODEL:
-        raise UserError(f"{run} is model.name={FACE_MODEL}: heads on the face descriptor, with no CNN whose "
-                        "activation maps interpret could show; score it with `maskcls evaluate`")
-    # The layer first: a --layer that names nothing fails before any photo is read or predicted.
-    layer_name = cam.find_cam_layer(members[0].model, cfg.size, layer)
+    cfg, trained_on = members[0].config, members[0].data
     same = describe(data) == trained_on
     prepared, rows, member_of, what = _photos_to_look_at(run, members, cfg, data, trained_on, same)
     targets = prepared.score_targets[rows]
     paths = prepared.table["path"].to_numpy()[rows].tolist()
-
-    # Probabilities: each photo from its own fold model (same data), else the mean of the models.
-    probs = np.zeros((len(rows), labels.NUM_CLASSES), np.float32)
-    if same:
-        for k, pred in enumerate(predictors):
-            sel = np.flatnonzero(member_of == k)
-            if len(sel):
-                probs[sel] = pred.predict_proba([paths[i] for i in sel], progress=progress)
-    else:
-        probs[:] = np.mean([p.predict_proba(paths, progress=progress) for p in predictors], axis=0)
-
+    probs = _predict(predictors, paths, member_of, same, progress)
     per_task = task_probs(probs)
     pred_task = {t.name: per_task[t.name].argmax(1) for t in labels.TASKS}
     given_class = np.where((targets >= 0).all(1), labels.encode_targets(np.clip(targets, 0, None)), -1)
     pred_class = probs.argmax(1)
     losses = photo_losses(targets, probs)
-    order = np.argsort(-np.nan_to_num(losses, nan=-1), kind="stable")
-    top_rows = order[:top].tolist()
-    confused = most_confused(given_class, pred_class)
-
-    # Mean maps per mask state: the photos' given mask state (the predicted one where unknown).
-    state = np.where(targets[:, 0] >= 0, targets[:, 0], pred_task["mask"])
-    rng = np.random.default_rng(0)
-    state_rows = {s: sorted(rng.permutation(np.flatnonzero(state == s))[:per_state].tolist()) for s in range(3)}
-
-    shown = sorted(set(top_rows) | {i for p in confused for i in p["rows"][:EXAMPLES_PER_PAIR]}
-                   | {i for r in state_rows.values() for i in r})
+    top_rows, confused, state_rows, shown = _pick_photos(targets, losses, given_class, pred_class, pred_task,
+                                                         top=top, per_state=per_state)
     images = _model_inputs(predictors, paths, shown, member_of, progress=progress)
-
     maps = _activation_maps(members, images, shown, member_of, targets, pred_task, paths, layer_name, dev)
 
     names = labels.class_names(cfg.score_cutoffs)
@@ -211,6 +173,60 @@ def interpret(run: str | Path, data: str | Path | None, out: str | Path, *, laye
         write_json(tmp / "interpret.json", summary)
     log(f"wrote {out / 'interpret.html'} ({len(rows)} photos; activation maps of {layer_name})")
     return summary
+
+
+def _open_runs(run: Path, data, out: Path, device: str, layer: str | None) -> tuple[list, object, str, object]:
+    """Load each run once (its predictor serves the probabilities, its model the activation maps) and check
+    what can be checked before any photo is read: the data (the run's own when none is given), the output
+    folder's place, the model kind, the layer. Returns (predictors, data, layer name, torch device)."""
+    from ..serve.predictor import Predictor
+    from ..training.runtime import resolve_device
+
+    dev = resolve_device(device)
+    predictors = [Predictor(r, device=dev.type) for r in _members(run)]
+    first = predictors[0].members[0]
+    cfg, trained_on = first.config, first.data
+    if data is None:
+        if not trained_on or not Path(str(trained_on)).exists():
+            raise UserError(f"{run} was trained on {trained_on or 'data it does not name'}, which is not here; "
+                            "give the labelled DATA to look at")
+        data = trained_on
+    refuse_output_inside(data, out)
+    if cfg.model.name == FACE_MODEL:
+        raise UserError(f"{run} is model.name={FACE_MODEL}: heads on the face descriptor, with no CNN whose "
+                        "activation maps interpret could show; score it with `maskcls evaluate`")
+    # The layer first: a --layer that names nothing fails before any photo is read or predicted.
+    layer_name = cam.find_cam_layer(first.model, cfg.size, layer)
+    return predictors, data, layer_name, dev
+
+
+def _predict(predictors: list, paths: list[str], member_of: np.ndarray, same: bool, progress: bool) -> np.ndarray:
+    """Class probabilities: each photo from its own fold's model (the run's own data), else the models' mean."""
+    probs = np.zeros((len(paths), labels.NUM_CLASSES), np.float32)
+    if same:
+        for k, pred in enumerate(predictors):
+            sel = np.flatnonzero(member_of == k)
+            if len(sel):
+                probs[sel] = pred.predict_proba([paths[i] for i in sel], progress=progress)
+    else:
+        probs[:] = np.mean([p.predict_proba(paths, progress=progress) for p in predictors], axis=0)
+    return probs
+
+
+def _pick_photos(targets: np.ndarray, losses: np.ndarray, given_class: np.ndarray, pred_class: np.ndarray,
+                 pred_task: dict, *, top: int, per_state: int) -> tuple[list[int], list[dict], dict, list[int]]:
+    """The photos the page shows: the ``top`` losses, examples of the most confused pairs, and ``per_state``
+    photos of each mask state for the mean maps (the given state, the predicted one where unknown).
+    Returns (top rows, confused pairs, rows per state, every row shown)."""
+    order = np.argsort(-np.nan_to_num(losses, nan=-1), kind="stable")
+    top_rows = order[:top].tolist()
+    confused = most_confused(given_class, pred_class)
+    state = np.where(targets[:, 0] >= 0, targets[:, 0], pred_task["mask"])
+    rng = np.random.default_rng(0)
+    state_rows = {s: sorted(rng.permutation(np.flatnonzero(state == s))[:per_state].tolist()) for s in range(3)}
+    shown = sorted(set(top_rows) | {i for p in confused for i in p["rows"][:EXAMPLES_PER_PAIR]}
+                   | {i for r in state_rows.values() for i in r})
+    return top_rows, confused, state_rows, shown
 
 
 def _summary(run: Path, data, cfg, what: str, layer_name: str, calibration: dict, confusions: dict, names: list[str],

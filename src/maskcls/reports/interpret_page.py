@@ -83,23 +83,11 @@ def _mean_cell(entry: dict | None) -> str:
     return "<td>" + _img(entry["path"], f"{entry['photos']} photos", "m") + "</td>"
 
 
-def render(summary: dict, *, paths, targets, probs, names, cutoffs, top_rows, losses, confused, thumbs, means,
-           plots, calibration, confusions, f1, support, examples: int) -> str:
-    """The interpret page's HTML: the summary, top losses with their maps, confusions and calibration."""
-    from ..labels import task_probs
-
-    per_task = task_probs(probs)
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>maskcls interpret</title><style>{STYLE}</style>"
-           "</head><body>", "<h1>What the model learned</h1>",
-           f"<p>Run <code>{escape(summary['run'])}</code> ({escape(summary['model'])}, {escape(summary['heads'])} heads, "
-           f"{escape(summary['size'])}); {summary['n_photos']} photos: {escape(summary['photos'])}. Activation maps: "
-           f"{escape(summary['method'])} at <code>{escape(summary['layer'])}</code>; red marks what raised the answer's "
-           "score the most.</p>"]
-
-    out.append('<section id="top-losses"><h2>Top losses</h2><p class="muted">The photos the model got most wrong '
-               "(highest loss on their given labels). Beside each, per task head, the map of the predicted and of "
-               "the given answer.</p><table><tr><th>photo</th><th>given / predicted</th>"
-               + "".join(f"<th>{t.name}</th>" for t in labels.TASKS) + "</tr>")
+def _top_losses_section(top_rows, per_task, targets, paths, losses, thumbs, cutoffs) -> list[str]:
+    out = ['<section id="top-losses"><h2>Top losses</h2><p class="muted">The photos the model got most wrong '
+           "(highest loss on their given labels). Beside each, per task head, the map of the predicted and of "
+           "the given answer.</p><table><tr><th>photo</th><th>given / predicted</th>"
+           + "".join(f"<th>{t.name}</th>" for t in labels.TASKS) + "</tr>"]
     for i in top_rows:
         th = thumbs[i]
         pred = [int(per_task[t.name][i].argmax()) for t in labels.TASKS]
@@ -116,8 +104,11 @@ def render(summary: dict, *, paths, targets, probs, names, cutoffs, top_rows, lo
                    f"<br>predicted {escape(_answer(np.array(pred), cutoffs))}<br>loss {losses[i]:.2f}"
                    f"<br><span class='muted'>{escape(str(Path(paths[i]).parent.name))}</span></td>{''.join(cells)}</tr>")
     out.append("</table></section>")
+    return out
 
-    out.append('<section id="confused"><h2>Most confused classes</h2>')
+
+def _confused_section(confused, thumbs, paths, names, examples: int) -> list[str]:
+    out = ['<section id="confused"><h2>Most confused classes</h2>']
     if not confused:
         out.append("<p>No photo with all three labels was misclassified.</p>")
     else:
@@ -128,16 +119,19 @@ def render(summary: dict, *, paths, targets, probs, names, cutoffs, top_rows, lo
                        f"<td class='num'>{p['count']}</td><td>{figs}</td></tr>")
         out.append("</table>")
     out.append("</section>")
+    return out
 
-    out.append('<section id="calibration"><h2>Calibration</h2><p class="muted">Is 0.9 really 90%? Bars: share correct '
-               "per confidence bin; the dashed line is perfect calibration. ECE: the photo-weighted mean gap.</p>")
+
+def _calibration_section(plots: dict, calibration: dict, f1, support, names) -> list[str]:
+    """The reliability diagrams with each task's ECE, then per-class F1 and support."""
+    out = ['<section id="calibration"><h2>Calibration</h2><p class="muted">Is 0.9 really 90%? Bars: share correct '
+           "per confidence bin; the dashed line is perfect calibration. ECE: the photo-weighted mean gap.</p>"]
     if "reliability" in plots:
         out.append(f'<img src="{plots["reliability"]}" alt="reliability diagrams" style="max-width:100%">')
         out.append("<table><tr><th>task</th><th>ECE</th><th>photos</th></tr>" + "".join(
             f"<tr><td>{k}</td><td class='num'>{v['ece']:.3f}</td><td class='num'>{v['photos']}</td></tr>"
             for k, v in calibration.items()) + "</table>")
     out.append("</section>")
-
     out.append('<section id="per-class"><h2>Per-class F1 and support</h2>')
     if f1 is None:
         out.append("<p>No photo has all three labels: per-class F1 needs them.</p>")
@@ -147,13 +141,16 @@ def render(summary: dict, *, paths, targets, probs, names, cutoffs, top_rows, lo
             f"<tr><td>{escape(n)}</td><td class='num'>{a:.3f}</td><td class='num'>{int(b)}</td></tr>"
             for n, a, b in zip(names, f1, support)) + "</table>")
     out.append("</section>")
+    return out
 
-    out.append('<section id="confusions"><h2>Confusion per task</h2><p class="muted">Rows: given answer; columns: '
-               "predicted; shade: share of the row.</p>")
+
+def _maps_sections(confusions: dict, means: dict, cutoffs) -> list[str]:
+    """The confusion table of each task, then the mean activation map per task and mask state."""
+    out = ['<section id="confusions"><h2>Confusion per task</h2><p class="muted">Rows: given answer; columns: '
+           "predicted; shade: share of the row.</p>"]
     for t in labels.TASKS:
         out.append(f"<h3>{t.name}</h3>{_confusion_table(confusions[t.name], labels.task_names(t.name, cutoffs))}")
     out.append("</section>")
-
     out.append('<section id="mean-maps"><h2>Mean activation map per task and mask state</h2><p class="muted">Each '
                "cell: the mean map of the head's predicted answer over the photos of one mask state, drawn on their "
                "mean photo: does gender come from the hair, the jaw or the mask?</p><table><tr><th>mask state</th>"
@@ -161,5 +158,23 @@ def render(summary: dict, *, paths, targets, probs, names, cutoffs, top_rows, lo
     for s, state in enumerate(labels.task_names("mask")):
         cells = "".join(_mean_cell(means.get((s, t.name))) for t in labels.TASKS)
         out.append(f"<tr><th>{escape(state)}</th>{cells}</tr>")
-    out.append("</table></section></body></html>")
-    return "\n".join(out)
+    out.append("</table></section>")
+    return out
+
+
+def render(summary: dict, *, paths, targets, probs, names, cutoffs, top_rows, losses, confused, thumbs, means,
+           plots, calibration, confusions, f1, support, examples: int) -> str:
+    """The interpret page's HTML: the summary, top losses with their maps, confusions and calibration."""
+    from ..labels import task_probs
+
+    head = [f"<!doctype html><html><head><meta charset='utf-8'><title>maskcls interpret</title><style>{STYLE}</style>"
+            "</head><body>", "<h1>What the model learned</h1>",
+            f"<p>Run <code>{escape(summary['run'])}</code> ({escape(summary['model'])}, {escape(summary['heads'])} heads, "
+            f"{escape(summary['size'])}); {summary['n_photos']} photos: {escape(summary['photos'])}. Activation maps: "
+            f"{escape(summary['method'])} at <code>{escape(summary['layer'])}</code>; red marks what raised the answer's "
+            "score the most.</p>"]
+    sections = (_top_losses_section(top_rows, task_probs(probs), targets, paths, losses, thumbs, cutoffs)
+                + _confused_section(confused, thumbs, paths, names, examples)
+                + _calibration_section(plots, calibration, f1, support, names)
+                + _maps_sections(confusions, means, cutoffs))
+    return "\n".join(head + sections) + "</body></html>"

@@ -99,34 +99,20 @@ def train(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Pa
 def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int | None, progress: bool,
            log: Callable[[str], None], budget: Budget | None) -> dict:
     cfg = config_mod.from_dict(cfg.to_dict())  # a private copy: resolved values are filled in below
-    claim_folder(out, data=data, ours=lambda name: True)  # the data, link and file rules; a run's own below
-    resume = check_run_folder(out, resume)
-    if is_main():
-        trackers.check(cfg)  # MLflow missing or its server unreachable: say so before any work
-    threads = apply_threads(cfg.train.threads)
-    if threads.reduced:  # once per process: after it, torch's count is already the lowered one
-        log(threads.describe())
-    prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
-    prepared.check(cfg)
-    ckpt = _resume_checkpoint(out, cfg, prepared) if resume else None
-    s = _setup(cfg, prepared, ckpt, progress=progress)
-    faces = prepared.face_boxes(cfg, progress=progress)
-    if faces is not None:
-        log(f"data.crop=face: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
-    if s.model.face is not None:
-        log(face_features_line(cfg, s.train_ds.faces, s.val_ds.faces))
+    prepared, resume, ckpt, s, budget = _open_run(cfg, data, out, resume=resume, progress=progress, log=log,
+                                                  budget=budget)
     held_out = cfg.data.fold is not None
-    if not held_out:
-        budget = _final_budget(cfg, ckpt, budget)
-    log(_data_line(cfg, prepared, s, budget))
     # The fingerprints of the photos this run learns from travel in its checkpoints: evaluate uses them
     # to refuse scoring those photos again, whatever path or copy they come back under.
     train_photos = torch.from_numpy(prepared.photo_digests()[prepared.split(cfg.data.fold)[0]])
     history, best_score, best_epoch, start_epoch, stale, seconds_before = _progress_so_far(ckpt, cfg, out, log=log)
     tracker: trackers.Trackers | None = None
     best_state = None  # best.pt's weights, kept in memory so that no process has to read them back
-    main = is_main()
     run_start = time.perf_counter()
+
+    def stops_here(epoch: int) -> bool:  # a test's or a scheduler's stop before the last epoch
+        return stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs
+
     try:
         for epoch in range(start_epoch, cfg.train.epochs):
             if cfg.train.patience and stale >= cfg.train.patience:
@@ -144,15 +130,12 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
                      "margins": s.margins.reduced().state_dict(), **({} if held_out else {"budget": budget.to_dict()})}
             if improved:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
-            if not main:
-                if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs:
-                    return {"stopped_after_epoch": epoch + 1}
-                continue
-            _write_epoch(out, cfg, s, state, improved=improved, history=history)
-            tracker = tracker or trackers.Trackers(cfg, out, start_epoch=start_epoch, resume=resume, log=log)
-            tracker.log_epoch(row, epoch + 1)
-            log(_epoch_line(cfg, row, epoch, improved))
-            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs:
+            if is_main():
+                _write_epoch(out, cfg, s, state, improved=improved, history=history)
+                tracker = tracker or trackers.Trackers(cfg, out, start_epoch=start_epoch, resume=resume, log=log)
+                tracker.log_epoch(row, epoch + 1)
+                log(_epoch_line(cfg, row, epoch, improved))
+            if stops_here(epoch):
                 return {"stopped_after_epoch": epoch + 1}
         if isinstance(s.average, Swa):
             best_state, best_epoch = _finish_swa(s, cfg, out, prepared, history, train_photos, best_state, best_epoch,
@@ -178,6 +161,33 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     finally:
         if tracker is not None:
             tracker.close()
+
+
+def _open_run(cfg: Config, data, out: Path, *, resume: bool, progress: bool, log: Callable[[str], None],
+              budget: Budget | None) -> tuple[Prepared, bool, dict | None, Session, Budget | None]:
+    """Everything before the first epoch: claim OUT, check the trackers, set threads, prepare and check the
+    data, read the checkpoint to resume from, build the session, and say what will be trained on what.
+    Returns (prepared data, whether resuming, the checkpoint or None, the session, a final fit's budget)."""
+    claim_folder(out, data=data, ours=lambda name: True)  # the data, link and file rules; a run's own below
+    resume = check_run_folder(out, resume)
+    if is_main():
+        trackers.check(cfg)  # MLflow missing or its server unreachable: say so before any work
+    threads = apply_threads(cfg.train.threads)
+    if threads.reduced:  # once per process: after it, torch's count is already the lowered one
+        log(threads.describe())
+    prepared = data if isinstance(data, Prepared) else prepare(cfg, data, log=log)
+    prepared.check(cfg)
+    ckpt = _resume_checkpoint(out, cfg, prepared) if resume else None
+    s = _setup(cfg, prepared, ckpt, progress=progress)
+    faces = prepared.face_boxes(cfg, progress=progress)
+    if faces is not None:
+        log(f"data.crop=face: no face found in {faces.fallbacks} of {len(prepared.table)} photos; those are centre-cropped")
+    if s.model.face is not None:
+        log(face_features_line(cfg, s.train_ds.faces, s.val_ds.faces))
+    if cfg.data.fold is None:
+        budget = _final_budget(cfg, ckpt, budget)
+    log(_data_line(cfg, prepared, s, budget))
+    return prepared, resume, ckpt, s, budget
 
 
 def _final_budget(cfg: Config, ckpt: dict | None, budget: Budget | None) -> Budget:
