@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """`maskcls train` with the parsed arguments; returns the exit status (errors raise UserError)."""
     from pathlib import Path
 
-    from ..config import default_config_name, describe_config, train_config
+    from ..config import default_config_name, train_config
     from ..errors import UserError
 
     if args.fold != "all" and launch_asked(args):
@@ -69,21 +69,7 @@ def run(args: argparse.Namespace) -> int:
                         "use them with --fold all (one run on several GPUs is torchrun's job)")
     overrides = [*args.set, *setting_flags(args)]
     shown = list(overrides)  # what the user set, for the config line (--epochs-from's epochs has its own line)
-    budget, config = None, args.config
-    if args.epochs_from is not None:
-        if args.fold != "none":
-            raise UserError("--epochs-from sets the budget of a final fit on every person: use it with --fold none")
-        from ..config import set_values
-        from ..training.budget import epochs_from, recipe_config
-
-        budget = epochs_from(args.epochs_from)
-        given = set_values(overrides, "train.epochs")
-        if any(v != str(budget.epochs) for v in given):
-            raise UserError(f"--epochs-from {args.epochs_from} sets train.epochs ({budget.epochs}); "
-                            f"--set train.epochs={given[-1]} contradicts it: give one")
-        overrides += [] if given else [f"train.epochs={budget.epochs}"]
-        if config is None and not (args.resume and (Path(args.out) / "config.yaml").is_file()):
-            config = recipe_config(args.epochs_from)
+    budget, config, overrides = _epochs_from(args, overrides)
     cfg = train_config(args.out, config=config, overrides=overrides, corrections=args.corrections,
                        fold=args.fold, resume=args.resume)
     if budget is not None:
@@ -92,20 +78,7 @@ def run(args: argparse.Namespace) -> int:
         check_same_recipe(args.epochs_from, cfg)
     saved = Path(args.out) / "config.yaml"
     name = config or (saved if args.resume and saved.is_file() else default_config_name())
-    from ..training.runtime import is_main
-
-    from ..training.threads import apply as apply_threads
-
-    # measured and set now, so the first line says it; training then finds the count already lowered
-    threads = apply_threads(cfg.train.threads)
-    if is_main():
-        if threads.reduced:
-            print(threads.describe(), flush=True)
-        if args.fold == "none":  # the first line says that no one is held out and where the budget came from
-            from ..training.budget import Budget
-
-            print(no_holdout_line(args.data, budget or Budget(cfg.train.epochs, "config")), flush=True)
-        print(describe_config(name, shown, cfg, chosen=config is None and not args.resume), flush=True)
+    _announce(args, cfg, budget, name, shown, chosen=config is None and not args.resume)
     from ..training.runtime import distributed_from_env
 
     try:
@@ -125,6 +98,50 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted; continue with: maskcls train {args.data} --out {args.out} --resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _epochs_from(args: argparse.Namespace, overrides: list[str]) -> tuple:
+    """--epochs-from: the budget of a final fit read from a held-out study, its epochs added to the
+    settings and its recipe's config chosen when none is given. Returns (budget or None, config, overrides)."""
+    from pathlib import Path
+
+    from ..errors import UserError
+
+    if args.epochs_from is None:
+        return None, args.config, overrides
+    if args.fold != "none":
+        raise UserError("--epochs-from sets the budget of a final fit on every person: use it with --fold none")
+    from ..config import set_values
+    from ..training.budget import epochs_from, recipe_config
+
+    budget, config = epochs_from(args.epochs_from), args.config
+    given = set_values(overrides, "train.epochs")
+    if any(v != str(budget.epochs) for v in given):
+        raise UserError(f"--epochs-from {args.epochs_from} sets train.epochs ({budget.epochs}); "
+                        f"--set train.epochs={given[-1]} contradicts it: give one")
+    overrides = overrides + ([] if given else [f"train.epochs={budget.epochs}"])
+    if config is None and not (args.resume and (Path(args.out) / "config.yaml").is_file()):
+        config = recipe_config(args.epochs_from)
+    return budget, config, overrides
+
+
+def _announce(args: argparse.Namespace, cfg, budget, name, shown: list[str], *, chosen: bool) -> None:
+    """The first lines (rank 0 only): lowered threads, no one held out (--fold none), the config."""
+    from ..config import describe_config
+    from ..training.runtime import is_main
+    from ..training.threads import apply as apply_threads
+
+    # measured and set now, so the first line says it; training then finds the count already lowered
+    threads = apply_threads(cfg.train.threads)
+    if not is_main():
+        return
+    if threads.reduced:
+        print(threads.describe(), flush=True)
+    if args.fold == "none":  # the first line says that no one is held out and where the budget came from
+        from ..training.budget import Budget
+
+        print(no_holdout_line(args.data, budget or Budget(cfg.train.epochs, "config")), flush=True)
+    print(describe_config(name, shown, cfg, chosen=chosen), flush=True)
 
 
 def no_holdout_line(data: str, budget) -> str:

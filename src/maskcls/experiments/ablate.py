@@ -39,7 +39,6 @@ from scipy import stats
 
 from ..config import Config, flat, from_dict, load_config
 from ..data.fingerprint import data_identity, identity_change, photo_digests
-from ..data.images import PhotoStore
 from ..data.prepare import Prepared, prepare, prepare_key
 from ..choices import LEGACY_PRESETS, canonical_augment, split_legacy
 from ..data.table import LABEL_COLUMNS, raise_on_fatal, scan
@@ -368,7 +367,6 @@ def train_grid(grid: Grid, data, arms: dict[str, list[str]], config, overrides: 
     """Train what is left (``todo``): here, sharing the prepared photos, or launched, each in its own
     process; every run scored on the answer key as it finishes and results.csv rewritten in plan order."""
     out, answer = grid.out, grid.answer
-    store: list[PhotoStore] = [next(iter(prepared.values())).store]
     runs = []  # (arm, seed, fold), its config, its folder: what is left to train
     fresh: dict[tuple, dict] = {}  # this call's rows, written in plan order whatever order runs finish in
 
@@ -380,7 +378,7 @@ def train_grid(grid: Grid, data, arms: dict[str, list[str]], config, overrides: 
 
     for arm, seed, fold in todo:
         cfg = load_config(config, [*overrides, *arms[arm], *HELD_OUT, f"train.seed={seed}", f"data.fold={fold}"])
-        run_dir = out / "runs" / slug(arm) / f"seed-{seed}-fold-{fold}"
+        run_dir = _run_dir(out, (arm, seed, fold))
         if _finished(run_dir, cfg):  # trained, but the parent was stopped before recording it (kill -9)
             log(f"{arm}  seed {seed}  fold {fold}: finished before; reusing {run_dir}")
             record((arm, seed, fold), _row((arm, seed, fold), read_json(run_dir / "summary.json"), run_dir, answer,
@@ -389,49 +387,69 @@ def train_grid(grid: Grid, data, arms: dict[str, list[str]], config, overrides: 
         if run_dir.exists():
             shutil.rmtree(run_dir)  # an unfinished run of ours: start it again
         runs.append(((arm, seed, fold), cfg, run_dir))
+    finished = (_train_launched(runs, data, launcher, log=log) if launcher is not None and runs
+                else _train_here(runs, data, prepared, progress=progress, log=log))
+    for run, summary, error, trace in finished:
+        record(run, _scored_row(run, summary, error, trace, _run_dir(out, run), answer, log=log))
 
-    def here():  # the sequential default: in this process, sharing the prepared data between runs
-        for i, (run, cfg, run_dir) in enumerate(runs, start=1):
-            log(f"[run {i}/{len(runs)}] {run[0]}  seed {run[1]}  fold {run[2]}")
-            try:
-                pkey = tuple(prepare_key(cfg).values())
-                if pkey not in prepared:  # one scan per label setting; the decoded photos are shared by all
-                    prepared[pkey] = prepare(cfg, data, store=store[0] if store else None, log=log)
-                    store[:1] = [prepared[pkey].store]
-                yield run, train(cfg, prepared[pkey], run_dir, progress=progress,
-                                                log=prefixed(log, f"{run[0]} seed {run[1]} fold {run[2]}")), "", ""
-            except KeyboardInterrupt:
-                raise
-            except UserError as exc:
-                yield run, None, str(exc).splitlines()[0], ""
-            except Exception as exc:  # a run's crash must not lose the other runs; the traceback is kept
-                yield run, None, f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
 
-    def launched():  # --jobs / Ray: every run in its own process, recorded as it finishes
-        by_name = {f"{a} seed {s} fold {f}": (a, s, f) for (a, s, f), _, _ in runs}
-        source = spec_data(data)
-        specs = [RunSpec(name, cfg.to_dict(), source, str(run_dir.resolve()))
-                 for name, (_, cfg, run_dir) in zip(by_name, runs)]
-        for n, result in enumerate(launcher.run(specs, log=log), start=1):
-            log(f"[run {n}/{len(runs)} finished] {result.spec.name}")
-            yield by_name[result.spec.name], result.summary if result.ok else None, result.error, result.traceback
+def _run_dir(out: Path, run: tuple) -> Path:
+    """Where run (arm, seed, fold) of the grid in ``out`` trains."""
+    return out / "runs" / slug(run[0]) / f"seed-{run[1]}-fold-{run[2]}"
 
-    for run, summary, error, trace in (launched() if launcher is not None and runs else here()):
-        run_dir = out / "runs" / slug(run[0]) / f"seed-{run[1]}-fold-{run[2]}"
-        if summary is not None:
-            try:  # scored here, by the parent, on the one answer key
-                row = _row(run, summary, run_dir, answer, log=log)
-            except UserError as exc:
-                error = str(exc).splitlines()[0]
-            except Exception as exc:
-                error, trace = f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
-        if summary is None or error:
-            row = {"variant": run[0], "seed": run[1], "fold": run[2], "status": "failed", "error": error}
-            if trace:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                write_text(run_dir / "error.txt", trace)
-            log(f"  failed: {error}" + (f" (traceback in {run_dir / 'error.txt'})" if trace else ""))
-        record(run, row)
+
+def _train_here(runs: list[tuple], data, prepared: dict[tuple, Prepared], *, progress: bool,
+                log: Callable[[str], None]):
+    """The sequential default: train ``runs`` in this process, sharing the prepared data between them.
+    Yields (run, summary or None, error, traceback) as each ends; a crash loses no other run."""
+    store = next(iter(prepared.values())).store
+    for i, (run, cfg, run_dir) in enumerate(runs, start=1):
+        log(f"[run {i}/{len(runs)}] {run[0]}  seed {run[1]}  fold {run[2]}")
+        try:
+            pkey = tuple(prepare_key(cfg).values())
+            if pkey not in prepared:  # one scan per label setting; the decoded photos are shared by all
+                prepared[pkey] = prepare(cfg, data, store=store, log=log)
+                store = prepared[pkey].store
+            yield run, train(cfg, prepared[pkey], run_dir, progress=progress,
+                             log=prefixed(log, f"{run[0]} seed {run[1]} fold {run[2]}")), "", ""
+        except KeyboardInterrupt:
+            raise
+        except UserError as exc:
+            yield run, None, str(exc).splitlines()[0], ""
+        except Exception as exc:  # a run's crash must not lose the other runs; the traceback is kept
+            yield run, None, f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
+
+
+def _train_launched(runs: list[tuple], data, launcher: Launcher, *, log: Callable[[str], None]):
+    """--jobs / Ray: every run in its own process; yields as _train_here does, in the order runs finish."""
+    by_name = {f"{a} seed {s} fold {f}": (a, s, f) for (a, s, f), _, _ in runs}
+    source = spec_data(data)
+    specs = [RunSpec(name, cfg.to_dict(), source, str(run_dir.resolve()))
+             for name, (_, cfg, run_dir) in zip(by_name, runs)]
+    for n, result in enumerate(launcher.run(specs, log=log), start=1):
+        log(f"[run {n}/{len(runs)} finished] {result.spec.name}")
+        yield by_name[result.spec.name], result.summary if result.ok else None, result.error, result.traceback
+
+
+def _scored_row(run: tuple, summary: dict | None, error: str, trace: str, run_dir: Path, answer: AnswerKey, *,
+                log: Callable[[str], None]) -> dict:
+    """A finished run's results.csv row, scored here, by the parent, on the one answer key; a failed run's
+    row names its error (its traceback goes to the run's error.txt)."""
+    if summary is not None:
+        try:
+            row = _row(run, summary, run_dir, answer, log=log)
+        except UserError as exc:
+            error = str(exc).splitlines()[0]
+        except Exception as exc:
+            error, trace = f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
+        else:
+            if not error:
+                return row
+    if trace:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / "error.txt", trace)
+    log(f"  failed: {error}" + (f" (traceback in {run_dir / 'error.txt'})" if trace else ""))
+    return {"variant": run[0], "seed": run[1], "fold": run[2], "status": "failed", "error": error}
 
 
 def _row(run: tuple, summary: dict, run_dir: Path, answer: AnswerKey, *, log: Callable[[str], None]) -> dict:

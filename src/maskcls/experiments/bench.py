@@ -12,7 +12,7 @@ import itertools
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -114,24 +114,10 @@ def bench(cfg: Config, data: str | Path, *, steps: int = 20, repeats: int = 3, p
         uncached.data.cache = "none"
         train_files, _ = prepared.datasets(uncached, 0, progress=progress)
 
-        model = build_model(cfg.model.name, cfg.model.heads, "none", drop_rate=cfg.model.drop_rate).to(runtime.device)
-        if runtime.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        net = torch.compile(model) if cfg.train.compile else model
-        optimizer = build_optimizer(model, cfg)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-        scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
-        loss_fn = build_loss(cfg, train_ds.targets.numpy(), runtime.device)
+        run_train, run_predict = _model_steps(cfg, runtime, train_ds)
         width, height = cfg.size
         fake = [(torch.randint(0, 256, (batch, 3, height, width), dtype=torch.uint8),
                  torch.randint(0, 2, (batch, len(labels.TASKS))))] * steps
-
-        def run_train(loader) -> None:
-            train_one_epoch(net, loader, optimizer, scheduler, loss_fn, runtime=runtime, scaler=scaler,
-                            log_every=10**9, progress=False)
-
-        def run_predict(loader) -> None:
-            predict_proba(net, loader, runtime=runtime, progress=False)
 
         def drain(loader) -> None:
             for _ in loader:
@@ -160,3 +146,25 @@ def bench(cfg: Config, data: str | Path, *, steps: int = 20, repeats: int = 3, p
     out["predict_ratio"] = out["predict_img_s"] / out["predict_model_img_s"]
     out["cache_vs_reference"] = out["loader_img_s"] / out["reference_loader_img_s"]
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def _model_steps(cfg: Config, runtime: Runtime, train_ds) -> tuple[Callable, Callable]:
+    """The model, optimizer and loss of ``cfg`` (from scratch, on ``runtime``); returns (train on a loader,
+    predict a loader), the two things bench times."""
+    model = build_model(cfg.model.name, cfg.model.heads, "none", drop_rate=cfg.model.drop_rate).to(runtime.device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net = torch.compile(model) if cfg.train.compile else model
+    optimizer = build_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
+    loss_fn = build_loss(cfg, train_ds.targets.numpy(), runtime.device)
+
+    def run_train(loader) -> None:
+        train_one_epoch(net, loader, optimizer, scheduler, loss_fn, runtime=runtime, scaler=scaler,
+                        log_every=10**9, progress=False)
+
+    def run_predict(loader) -> None:
+        predict_proba(net, loader, runtime=runtime, progress=False)
+
+    return run_train, run_predict

@@ -24,7 +24,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..config import load_config, with_option
+from ..config import Config, load_config, with_option
 from ..data import corrections as corr_mod
 from ..data import splits
 from ..data.table import load_table
@@ -76,42 +76,8 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
     if folds < 2:
         raise UserError(f"--folds must be at least 2 (every person is scored once per seed), got {folds}")
     overrides = tuple(with_option(overrides, "data.folds", folds, "--folds"))  # --folds is data.folds
-    fixes = corr_mod.resolve(corrections)
-    if fixes is None:
-        raise UserError("--corrections none: give the corrections to measure (a CSV, e.g. an audit's "
-                        "accepted_corrections.csv)")
-    corr_mod.read(fixes)  # a bad line is named now, before anything trains
-    base = load_config(config, list(overrides))
-    # FILE must change something in DATA; corrections naming people not in the data are counted, as
-    # `train --corrections` does, but a FILE that changes no label has nothing to measure.
-    _, report = load_table(data, cutoffs=base.cutoffs, corrections=fixes, allow_outside=base.data.allow_outside)
-    if not report.changes:
-        raise UserError(f"{fixes}: changes no label of {data} ({len(report.unmatched)} correction(s) name people "
-                        f"not in the data, {len(report.skipped)} left alone); nothing to measure")
-    recorded, _ = load_table(data, cutoffs=base.score_cutoffs, corrections="none",
-                             allow_outside=base.data.allow_outside)
-    people = recorded["person"].nunique()
-    if people < 2 * folds:
-        raise UserError(f"{data}: {people} people are too few for {folds} person-level folds (each fold must "
-                        f"train on some and score others); use fewer --folds or more people")
-    splits.assign_folds(recorded, k=folds, seed=base.data.split_seed)  # strata too small: refused here
-    log(f"{report.summary()}")  # it counts the corrections naming people not in the data
-    text = merged_corrections(base.data.corrections, fixes)
-    copy = out / "corrections.csv"
-    if copy.is_file() and copy.read_text() != text:
-        if not _same_labels(data, copy, text, base):
-            raise UserError(f"{out} holds runs made with other corrections ({copy}): they set other labels on "
-                            f"{data}; the comparison would mix them, so choose a new --out")
-        # Rows that change nothing here (people not in the data, say): the runs are the same runs.
-        log(f"{fixes.name} differs from {copy} only in rows that change no label of {data}; resuming with {copy}")
-        text = copy.read_text()
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
-    fresh = not out.exists() or not any(out.iterdir())
-    if not fresh and not copy.is_file():
-        raise UserError(f"{out}: not an improve folder (no corrections.csv); choose a new --out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(copy, text)
+    fixes, base = _check_corrections(data, corrections, config, overrides, folds=folds, log=log)
+    copy, fresh = _claim_improve_folder(out, data, fixes, base, log=log)
     arms = {"without": [], "with": [f"data.corrections={copy.resolve()}"]}
     # With train.trackers=mlflow the comparison is one MLflow parent run, each training a child.
     before = stamp(out / "results.csv")
@@ -132,6 +98,56 @@ def improve(data: str | Path, corrections: str | Path, out: str | Path, *, seeds
     log(wrote_line(out, "improve.png", results_written=stamp(out / "results.csv") != before))
     return table
 
+
+
+def _check_corrections(data, corrections, config, overrides: tuple[str, ...], *, folds: int,
+                       log: Callable[[str], None]) -> tuple[Path, Config]:
+    """The corrections file to measure, checked before anything trains: it must read, change some label of
+    DATA, and DATA must have people enough for ``folds`` folds. Returns its path and the base config."""
+    fixes = corr_mod.resolve(corrections)
+    if fixes is None:
+        raise UserError("--corrections none: give the corrections to measure (a CSV, e.g. an audit's "
+                        "accepted_corrections.csv)")
+    corr_mod.read(fixes)  # a bad line is named now, before anything trains
+    base = load_config(config, list(overrides))
+    # FILE must change something in DATA; corrections naming people not in the data are counted, as
+    # `train --corrections` does, but a FILE that changes no label has nothing to measure.
+    _, report = load_table(data, cutoffs=base.cutoffs, corrections=fixes, allow_outside=base.data.allow_outside)
+    if not report.changes:
+        raise UserError(f"{fixes}: changes no label of {data} ({len(report.unmatched)} correction(s) name people "
+                        f"not in the data, {len(report.skipped)} left alone); nothing to measure")
+    recorded, _ = load_table(data, cutoffs=base.score_cutoffs, corrections="none",
+                             allow_outside=base.data.allow_outside)
+    people = recorded["person"].nunique()
+    if people < 2 * folds:
+        raise UserError(f"{data}: {people} people are too few for {folds} person-level folds (each fold must "
+                        f"train on some and score others); use fewer --folds or more people")
+    splits.assign_folds(recorded, k=folds, seed=base.data.split_seed)  # strata too small: refused here
+    log(f"{report.summary()}")  # it counts the corrections naming people not in the data
+    return fixes, base
+
+
+def _claim_improve_folder(out: Path, data, fixes: Path, base: Config, *,
+                          log: Callable[[str], None]) -> tuple[Path, bool]:
+    """OUT, new or an earlier improve of the same corrections (rows that change no label of DATA aside),
+    with the corrections merged into OUT/corrections.csv. Returns (that copy, whether OUT was new)."""
+    text = merged_corrections(base.data.corrections, fixes)
+    copy = out / "corrections.csv"
+    if copy.is_file() and copy.read_text() != text:
+        if not _same_labels(data, copy, text, base):
+            raise UserError(f"{out} holds runs made with other corrections ({copy}): they set other labels on "
+                            f"{data}; the comparison would mix them, so choose a new --out")
+        # Rows that change nothing here (people not in the data, say): the runs are the same runs.
+        log(f"{fixes.name} differs from {copy} only in rows that change no label of {data}; resuming with {copy}")
+        text = copy.read_text()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    fresh = not out.exists() or not any(out.iterdir())
+    if not fresh and not copy.is_file():
+        raise UserError(f"{out}: not an improve folder (no corrections.csv); choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(copy, text)
+    return copy, fresh
 
 def gain_table(results: pd.DataFrame) -> pd.DataFrame:
     """One row per metric: both arms' means and the paired gain (with - without) with its 95% interval."""

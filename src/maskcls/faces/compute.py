@@ -133,35 +133,7 @@ def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None =
         cached = sum(1 for k in keys if k is not None and k not in todo)
         start = time.perf_counter()
         if todo:
-            n_workers = min(os.cpu_count() or 1, 8) if workers is None else workers
-            n_workers = max(1, min(n_workers, len(todo) // MIN_PER_WORKER))
-            items = list(todo.items())
-            jobs = [(p, names) for _, p in items]
-            pending: list[tuple[str, FaceRecord]] = []
-            with progress_bar(total=len(items), desc="faces", unit="photo", disable=not progress) as bar:
-                if n_workers <= 1:
-                    results = map(_work, jobs)
-                    pool = None
-                else:
-                    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"),
-                                               initializer=_init_worker, initargs=(os.getpid(),))
-                    results = pool.map(_work, jobs, chunksize=4)
-                try:
-                    for (key, path), record in zip(items, results):
-                        bar.update(1)
-                        if isinstance(record, str):
-                            failed[path] = record
-                            continue
-                        records[key] = record
-                        pending.append((key, record))
-                        if len(pending) >= BATCH:
-                            cache.put(pending, spelled)
-                            pending = []
-                finally:
-                    if pending:
-                        cache.put(pending, spelled)  # keep what is done, also when a photo failed
-                    if pool is not None:
-                        pool.shutdown(cancel_futures=True)
+            _compute(todo, names, cache, records, failed, workers=workers, progress=progress)
         seconds = time.perf_counter() - start
         cache_path = cache.path
     computed = sum(1 for key in todo if key in records)  # the photos of todo that decoded
@@ -173,6 +145,42 @@ def compute_faces(paths: Sequence[str | Path], *, cache_dir: str | Path | None =
     faces.failed = failed
     return faces
 
+
+
+def _compute(todo: dict[str, str], names: list[str], cache: FaceCache, records: dict[str, FaceRecord],
+             failed: dict[str, str], *, workers: int | None, progress: bool) -> None:
+    """Compute the faces of ``todo`` (key -> photo path) into ``records`` and the cache, in batches so that
+    what is done is kept when something fails; a photo that does not decode goes to ``failed``."""
+    spelled = "+".join(names)
+    n_workers = min(os.cpu_count() or 1, 8) if workers is None else workers
+    n_workers = max(1, min(n_workers, len(todo) // MIN_PER_WORKER))
+    items = list(todo.items())
+    jobs = [(p, names) for _, p in items]
+    pending: list[tuple[str, FaceRecord]] = []
+    with progress_bar(total=len(items), desc="faces", unit="photo", disable=not progress) as bar:
+        if n_workers <= 1:
+            results = map(_work, jobs)
+            pool = None
+        else:
+            pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_init_worker, initargs=(os.getpid(),))
+            results = pool.map(_work, jobs, chunksize=4)
+        try:
+            for (key, path), record in zip(items, results):
+                bar.update(1)
+                if isinstance(record, str):
+                    failed[path] = record
+                    continue
+                records[key] = record
+                pending.append((key, record))
+                if len(pending) >= BATCH:
+                    cache.put(pending, spelled)
+                    pending = []
+        finally:
+            if pending:
+                cache.put(pending, spelled)  # keep what is done, also when a photo failed
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
 
 def _key_or_none(path: str) -> str | None:
     try:
