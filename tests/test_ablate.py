@@ -1,12 +1,17 @@
 """The ablation runner: variant parsing, the paired arithmetic on hand-made results, and a tiny real run."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from maskcls.cli import main
 from maskcls.errors import UserError
 from maskcls.experiments import ablate as ab
+
+QUIET = {"progress": False, "log": lambda s: None}
 
 
 def test_variants_are_presets_or_settings():
@@ -252,3 +257,143 @@ def test_the_grid_s_steps_can_be_called_alone(synth_root, tmp_path):
                       seeds=1, folds=None, config="demo", overrides=sets, key=None, own_files=ab.ABLATION_FILES,
                       settings_name="ablation.json")
     assert not (tmp_path / "ab").exists()
+
+
+def test_ablate_trainings_tag_their_lines_with_variant_seed_and_fold(synth_root, tmp_path, monkeypatch):
+    from maskcls.experiments import ablate as ab
+    from maskcls.metrics import METRIC_KEYS
+
+    from test_ablate import write_val_probs
+
+    def fake_train(cfg, prepared, run_dir, **kwargs):
+        kwargs["log"]("epoch 1/1  macro_f1 0.5")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_val_probs(run_dir, prepared, cfg.data.fold, 1.0)
+        return {**{k: 0.5 for k in METRIC_KEYS}, "best_epoch": 1, "epochs": 1, "seconds_per_epoch": 0.1}
+
+    monkeypatch.setattr(ab, "train", fake_train)
+    lines = []
+    ab.ablate(synth_root, tmp_path / "abl", ["hflip"], seeds=2, folds=1,
+              overrides=("data.folds=3", "model.name=test_resnet", "data.size=48x64"), progress=False, log=lines.append)
+    assert "[hflip seed 1 fold 0] epoch 1/1  macro_f1 0.5" in lines
+    # the chance level of the scored fold's class mix (on the answer key) reaches results.csv and the table
+    from maskcls.training.runs import read_probs
+
+    scored = read_probs(tmp_path / "abl" / "runs" / "hflip" / "seed-0-fold-0" / "val_probs.csv")
+    expected = 1.0 / scored["label"].nunique()
+    results = ab._read_results(tmp_path / "abl" / "results.csv")
+    assert (results["status"] == "ok").all()
+    assert np.allclose(results["chance_macro_f1"], expected)
+    assert f"| {expected:.3f} |" in (tmp_path / "abl" / "table.md").read_text()
+
+
+def test_ablation_variants_keep_the_old_crop_names():
+    assert ab.parse_variant("centercrop+hflip") == ["data.augment=hflip", "data.crop=center"]
+    assert ab.parse_variant("centercrop") == ["data.augment=none", "data.crop=center"]
+    assert ab.parse_variant("hflip+data.crop=face") == ["data.augment=hflip", "data.crop=face"]
+    with pytest.raises(UserError, match="names a crop preset and sets data.crop"):
+        ab.parse_variant("facecrop+data.crop=center")
+
+
+def test_ablate_table_shows_chance_and_flags_a_variant_at_or_below_it():
+    from maskcls.experiments import ablate as ab
+
+    rows = [{"variant": v, "seed": s, "fold": 0, "macro_f1": f1, "chance_macro_f1": 0.1, "status": "ok"}
+            for v, f1 in (("a", 0.4), ("b", 0.08)) for s in (0, 1)]
+    md = ab.to_markdown(ab.summarize(pd.DataFrame(rows), ["a", "b"]), metric="macro_f1")
+    assert "| chance |" in md
+    line_a, line_b = (next(line for line in md.splitlines() if f"`{v}`" in line) for v in "ab")
+    assert "| 0.100 |" in line_a and "at or below chance" not in line_a and "at or below chance" in line_b
+
+
+def test_ablate_refuses_foreign_folders_and_other_settings_on_rerun(synth_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"x")
+    assert main(["ablate", str(synth_root), "--out", str(run), "--variants", "hflip", "--seeds", "1"]) == 2
+    assert "not an ablation's" in capsys.readouterr().err
+    abl = tmp_path / "abl"
+    abl.mkdir()
+    (abl / "ablation.json").write_text(json.dumps({"config": "demo", "set": ["train.lr=0.003"]}))
+    assert main(["ablate", str(synth_root), "--out", str(abl), "--variants", "hflip", "--seeds", "1",
+                 "--set", "train.lr=0.5"]) == 2
+    assert "made with --config demo --set train.lr=0.003" in capsys.readouterr().err
+    assert main(["ablate", str(synth_root), "--out", str(tmp_path / "b"), "--variants", "hflip,data.fold=2"]) == 2
+    assert "sets data.fold" in capsys.readouterr().err
+
+
+def test_ablate_folds_given_twice(synth_root, tmp_path, capsys):
+    """--folds K with --set data.folds=K shows it once on the config line; another value is refused."""
+    missing = str(tmp_path / "no-data")  # fails after the config line, before anything trains
+    assert main(["ablate", missing, "--out", str(tmp_path / "a"), "--variants", "hflip", "--folds", "3",
+                 "--set", "data.folds=3"]) == 2
+    config_line = capsys.readouterr().out.splitlines()[0]
+    assert config_line.count("data.folds=3") == 1, config_line
+    assert main(["ablate", str(synth_root), "--out", str(tmp_path / "b"), "--variants", "hflip", "--folds", "3",
+                 "--set", "data.folds=5"]) == 2
+    assert "--folds 3 and --set data.folds=5 disagree" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_an_ablation_run_finished_but_not_recorded_is_reused(synth_root, tmp_path, monkeypatch):
+    """The parent was killed after a worker finished a run and before results.csv got its row."""
+    from maskcls import config as config_mod
+    from maskcls.metrics import METRIC_KEYS
+
+    from test_ablate import write_val_probs
+
+    def fake(cfg, prepared, run_dir, **kwargs):
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(config_mod.dump(cfg))
+        write_val_probs(run_dir, prepared, cfg.data.fold, 0.5)
+        summary = {**{k: 0.25 for k in METRIC_KEYS}, "best_epoch": 1, "epochs": 1, "seconds_per_epoch": 0.5}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        return summary
+
+    sets = ("data.folds=3", "model.name=test_resnet", "data.size=48x64")
+    monkeypatch.setattr(ab, "train", fake)
+    out = tmp_path / "abl"
+    first = ab.ablate(synth_root, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=sets, **QUIET)
+    (out / "results.csv").unlink()  # as if the parent died before recording either run
+    (out / "runs" / "vflip" / "seed-0-fold-0" / "summary.json").unlink()  # this one never finished
+    trained = []
+    monkeypatch.setattr(ab, "train", lambda cfg, p, run_dir, **k: trained.append(cfg.data.augment) or fake(cfg, p, run_dir))
+    again = ab.ablate(synth_root, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=sets, **QUIET)
+    assert trained == ["vflip"]
+    assert again.equals(first)
+
+
+def test_ablate_refuses_variants_on_different_labels_without_a_key(synth_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(ab, "train", lambda *a, **k: pytest.fail("trained without a key"))
+    fixes = synth_root / "truth" / "corrections.csv"
+    with pytest.raises(UserError, match="give --key"):
+        ab.ablate(synth_root, tmp_path / "abl", ["data.corrections=none", f"data.corrections={fixes}"],
+                  overrides=SETS, log=lambda s: None)
+    assert not (tmp_path / "abl").exists()
+
+
+def test_a_config_with_early_stopping_still_ablates_with_the_full_budget(synth_root, tmp_path, monkeypatch):
+    trained = []
+    fake = _perfect_train([])
+    monkeypatch.setattr(ab, "train", lambda cfg, *a, **k: trained.append(cfg) or fake(cfg, *a, **k))
+    results = ab.ablate(synth_root, tmp_path / "abl", ["hflip"], seeds=1, folds=1, config="default",
+                        overrides=SETS, progress=False, log=lambda s: None)  # default.yaml has patience: 4
+    assert (results["status"] == "ok").all() and len(trained) == 1
+    assert trained[0].train.patience == 0 and trained[0].train.select == "last"
+
+
+def _perfect_train(calls: list, *, stop_at: int | None = None):
+    """Stands in for training: each run 'predicts' exactly the labels it trained on (its own arm's)."""
+    from maskcls.metrics import METRIC_KEYS
+
+    def train(cfg, prepared, run_dir, **kwargs):
+        calls.append((cfg.data.corrections, cfg.train.seed, cfg.data.fold))
+        if stop_at is not None and len(calls) == stop_at:
+            run_dir.mkdir(parents=True, exist_ok=True)  # half-written, as a kill leaves it
+            (run_dir / "last.pt").write_text("partial")
+            raise KeyboardInterrupt
+        assert cfg.train.select == "last", "an improve run chose its checkpoint on its scored people"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_val_probs(run_dir, prepared, cfg.data.fold, 1.0)
+        return {**{k: 0.0 for k in METRIC_KEYS}, "best_epoch": 2, "epochs": 2, "seconds_per_epoch": 0.1}
+    return train

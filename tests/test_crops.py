@@ -5,10 +5,8 @@ import pytest
 
 from maskcls import choices
 from maskcls.config import Config, from_dict, load_config
-from maskcls.data import crops
 from maskcls.data.prepare import preprocess_key
 from maskcls.errors import UserError
-from maskcls.experiments.ablate import parse_variant
 
 
 @pytest.fixture(autouse=True)
@@ -73,11 +71,3 @@ def test_the_crop_is_part_of_the_preprocessed_photos_key():
     assert len({preprocess_key(none), preprocess_key(center), preprocess_key(face)}) == 3
     assert preprocess_key(none) == ((384, 512), None, None)  # as caches written before data.crop keyed it
     assert preprocess_key(load_config(None, ["data.augment=hflip"])) == preprocess_key(none)  # augment is not
-
-
-def test_ablation_variants_keep_the_old_crop_names():
-    assert parse_variant("centercrop+hflip") == ["data.augment=hflip", "data.crop=center"]
-    assert parse_variant("centercrop") == ["data.augment=none", "data.crop=center"]
-    assert parse_variant("hflip+data.crop=face") == ["data.augment=hflip", "data.crop=face"]
-    with pytest.raises(UserError, match="names a crop preset and sets data.crop"):
-        parse_variant("facecrop+data.crop=center")

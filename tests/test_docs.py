@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from maskcls.cli import build_parser
 from maskcls.config import Config, flat

@@ -22,7 +22,6 @@ from maskcls.cli import main
 from maskcls.data.prepare import prepare
 from maskcls.errors import UserError
 from maskcls.faces.cache import FaceCache, FaceRecord, content_key
-from maskcls.metrics import compute_metrics
 from maskcls.serve.predictor import Predictor
 from maskcls.training.fit import train
 from maskcls.training.folds import train_folds

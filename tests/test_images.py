@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskcls.data import images
 from maskcls.data.images import PhotoError, PhotoStore, read_rgb
 from maskcls.data.transforms import Preprocess
 from maskcls.data.validate import validate

@@ -1,7 +1,6 @@
 """`maskcls improve`: both arms scored on one answer key, held-out scoring, resume, and bad input."""
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -10,24 +9,7 @@ import pytest
 from maskcls.errors import UserError
 from maskcls.experiments import ablate as ab
 from maskcls.experiments import improve as im
-from test_ablate import SETS, write_val_probs
-
-
-def _perfect_train(calls: list, *, stop_at: int | None = None):
-    """Stands in for training: each run 'predicts' exactly the labels it trained on (its own arm's)."""
-    from maskcls.metrics import METRIC_KEYS
-
-    def train(cfg, prepared, run_dir, **kwargs):
-        calls.append((cfg.data.corrections, cfg.train.seed, cfg.data.fold))
-        if stop_at is not None and len(calls) == stop_at:
-            run_dir.mkdir(parents=True, exist_ok=True)  # half-written, as a kill leaves it
-            (run_dir / "last.pt").write_text("partial")
-            raise KeyboardInterrupt
-        assert cfg.train.select == "last", "an improve run chose its checkpoint on its scored people"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_val_probs(run_dir, prepared, cfg.data.fold, 1.0)
-        return {**{k: 0.0 for k in METRIC_KEYS}, "best_epoch": 2, "epochs": 2, "seconds_per_epoch": 0.1}
-    return train
+from test_ablate import SETS, _perfect_train
 
 
 def test_both_arms_are_scored_on_one_key(synth_root, tmp_path, monkeypatch):
@@ -148,15 +130,6 @@ def test_bad_input_is_refused_before_anything_is_written(synth_root, tmp_path, m
     assert not out.exists()
 
 
-def test_ablate_refuses_variants_on_different_labels_without_a_key(synth_root, tmp_path, monkeypatch):
-    monkeypatch.setattr(ab, "train", lambda *a, **k: pytest.fail("trained without a key"))
-    fixes = synth_root / "truth" / "corrections.csv"
-    with pytest.raises(UserError, match="give --key"):
-        ab.ablate(synth_root, tmp_path / "abl", ["data.corrections=none", f"data.corrections={fixes}"],
-                  overrides=SETS, log=lambda s: None)
-    assert not (tmp_path / "abl").exists()
-
-
 def test_last_epoch_and_early_stopping_do_not_mix():
     from maskcls.config import load_config
 
@@ -202,13 +175,3 @@ def test_real_runs_keep_the_last_epoch_even_when_an_earlier_one_scored_better(sy
     summary = json.loads((out / "runs" / "with" / "seed-0-fold-1" / "summary.json").read_text())
     assert summary["selected_by"] == "last_epoch" and summary["best_epoch"] == 2
     assert {p.name for p in out.iterdir()} >= {"table.md", "results.csv", "improve.png"}
-
-
-def test_a_config_with_early_stopping_still_ablates_with_the_full_budget(synth_root, tmp_path, monkeypatch):
-    trained = []
-    fake = _perfect_train([])
-    monkeypatch.setattr(ab, "train", lambda cfg, *a, **k: trained.append(cfg) or fake(cfg, *a, **k))
-    results = ab.ablate(synth_root, tmp_path / "abl", ["hflip"], seeds=1, folds=1, config="default",
-                        overrides=SETS, progress=False, log=lambda s: None)  # default.yaml has patience: 4
-    assert (results["status"] == "ok").all() and len(trained) == 1
-    assert trained[0].train.patience == 0 and trained[0].train.select == "last"

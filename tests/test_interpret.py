@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from maskcls import labels
 from maskcls.cli import main
 from maskcls.errors import UserError
 from maskcls.reports import cam

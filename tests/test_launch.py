@@ -176,34 +176,6 @@ def test_a_worker_that_cannot_read_the_data_reports_it_and_the_pool_goes_on(tmp_
         next(LocalPool(["cpu"]).run([RunSpec("c", tiny_config("train.device=cuda").to_dict(), "x", "y")]))
 
 
-def test_an_ablation_run_finished_but_not_recorded_is_reused(synth_root, tmp_path, monkeypatch):
-    """The parent was killed after a worker finished a run and before results.csv got its row."""
-    from maskcls import config as config_mod
-    from maskcls.metrics import METRIC_KEYS
-
-    from test_ablate import write_val_probs
-
-    def fake(cfg, prepared, run_dir, **kwargs):
-        run_dir.mkdir(parents=True)
-        (run_dir / "config.yaml").write_text(config_mod.dump(cfg))
-        write_val_probs(run_dir, prepared, cfg.data.fold, 0.5)
-        summary = {**{k: 0.25 for k in METRIC_KEYS}, "best_epoch": 1, "epochs": 1, "seconds_per_epoch": 0.5}
-        (run_dir / "summary.json").write_text(json.dumps(summary))
-        return summary
-
-    sets = ("data.folds=3", "model.name=test_resnet", "data.size=48x64")
-    monkeypatch.setattr(ab, "train", fake)
-    out = tmp_path / "abl"
-    first = ab.ablate(synth_root, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=sets, **QUIET)
-    (out / "results.csv").unlink()  # as if the parent died before recording either run
-    (out / "runs" / "vflip" / "seed-0-fold-0" / "summary.json").unlink()  # this one never finished
-    trained = []
-    monkeypatch.setattr(ab, "train", lambda cfg, p, run_dir, **k: trained.append(cfg.data.augment) or fake(cfg, p, run_dir))
-    again = ab.ablate(synth_root, out, ["hflip", "vflip"], seeds=1, folds=1, overrides=sets, **QUIET)
-    assert trained == ["vflip"]
-    assert again.equals(first)
-
-
 # --- the same files as a sequential call ---------------------------------------------------------------
 
 @pytest.fixture

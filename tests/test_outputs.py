@@ -1,6 +1,5 @@
 """Outputs that cannot mislead: figure labels inside the figure, advice that matches what was measured."""
 
-import numpy as np
 
 from maskcls import labels
 

@@ -196,9 +196,7 @@ def test_run_without_checkpoint_and_foreign_checkpoint(run, tmp_path, capsys):
 def test_predict_force_never_replaces_its_inputs(run, synth_root, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(synth_root / "eval", data)
-    info_before = (data / "info.csv").read_bytes()
     photo = next((data / "images").iterdir())
-    photo_before = photo.read_bytes()
     own = [run / "best.pt", run / "config.yaml", run / "val_predictions.csv"]
     before = {p: p.read_bytes() for p in [data / "info.csv", photo, *own]}
     for target, message in ((data / "info.csv", "inside the data"), (photo, "inside the data"),

@@ -2,7 +2,6 @@
 
 import io
 
-import numpy as np
 import pytest
 
 from maskcls import progress
@@ -52,35 +51,6 @@ def test_fold_all_trainings_tag_their_lines_with_the_fold(synth_root, tmp_path, 
     with pytest.raises(RuntimeError):
         folds.train_folds(tiny_config("data.folds=3"), synth_root, tmp_path / "cv", progress=False, log=lines.append)
     assert "[fold 0] epoch 1/1  macro_f1 0.5" in lines
-
-
-def test_ablate_trainings_tag_their_lines_with_variant_seed_and_fold(synth_root, tmp_path, monkeypatch):
-    from maskcls.experiments import ablate as ab
-    from maskcls.metrics import METRIC_KEYS
-
-    from test_ablate import write_val_probs
-
-    def fake_train(cfg, prepared, run_dir, **kwargs):
-        kwargs["log"]("epoch 1/1  macro_f1 0.5")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_val_probs(run_dir, prepared, cfg.data.fold, 1.0)
-        return {**{k: 0.5 for k in METRIC_KEYS}, "best_epoch": 1, "epochs": 1, "seconds_per_epoch": 0.1}
-
-    monkeypatch.setattr(ab, "train", fake_train)
-    lines = []
-    ab.ablate(synth_root, tmp_path / "abl", ["hflip"], seeds=2, folds=1,
-              overrides=("data.folds=3", "model.name=test_resnet", "data.size=48x64"), progress=False, log=lines.append)
-    assert "[hflip seed 1 fold 0] epoch 1/1  macro_f1 0.5" in lines
-    # the chance level of the scored fold's class mix (on the answer key) reaches results.csv and the table
-    from maskcls.metrics import chance_metrics
-    from maskcls.training.runs import read_probs
-
-    scored = read_probs(tmp_path / "abl" / "runs" / "hflip" / "seed-0-fold-0" / "val_probs.csv")
-    expected = 1.0 / scored["label"].nunique()
-    results = ab._read_results(tmp_path / "abl" / "results.csv")
-    assert (results["status"] == "ok").all()
-    assert np.allclose(results["chance_macro_f1"], expected)
-    assert f"| {expected:.3f} |" in (tmp_path / "abl" / "table.md").read_text()
 
 
 def test_in_a_terminal_the_training_bar_shows_the_running_loss_even_in_a_short_epoch(monkeypatch):

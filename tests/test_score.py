@@ -84,17 +84,6 @@ def test_a_one_class_key_is_named_and_a_perfect_score_there_is_not_below_chance(
     assert "one class only" in out and "AT OR BELOW CHANCE" not in out
 
 
-def test_ablate_table_shows_chance_and_flags_a_variant_at_or_below_it():
-    from maskcls.experiments import ablate as ab
-
-    rows = [{"variant": v, "seed": s, "fold": 0, "macro_f1": f1, "chance_macro_f1": 0.1, "status": "ok"}
-            for v, f1 in (("a", 0.4), ("b", 0.08)) for s in (0, 1)]
-    md = ab.to_markdown(ab.summarize(pd.DataFrame(rows), ["a", "b"]), metric="macro_f1")
-    assert "| chance |" in md
-    line_a, line_b = (next(line for line in md.splitlines() if f"`{v}`" in line) for v in "ab")
-    assert "| 0.100 |" in line_a and "at or below chance" not in line_a and "at or below chance" in line_b
-
-
 def test_score_names_a_folder_as_a_folder(tmp_path, capsys):
     """`score DIR TRUTH` said "file not found" for a folder that is there."""
     key = tmp_path / "key.csv"

@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 from PIL import Image
@@ -21,7 +20,7 @@ from PIL import Image
 from maskcls.serve.export import export_run
 from maskcls.serve.predict import classify_photos
 from maskcls.training.fit import train
-from conftest import browser_paths, headless_chrome, tiny_config
+from conftest import headless_chrome, tiny_config
 
 pytestmark = pytest.mark.slow
 

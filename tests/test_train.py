@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from maskcls import labels
-from maskcls.config import load_config
 from maskcls.errors import UserError
 from maskcls.training import fit as train_mod
 from maskcls.training import loaders, losses, optim

@@ -1,7 +1,5 @@
 """User mistakes met on a fresh clone: each reproduced, each now one clear message (exit 2)."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,35 +88,6 @@ def test_augment_preview_refuses_to_overwrite_without_force(synth_root, tmp_path
     assert out.read_bytes() == b"mine" and "--force" in capsys.readouterr().err
     assert main(["augment-preview", str(synth_root), "--preset", "hflip", "--out", str(out), "--people", "1",
                  "--draws", "500"]) == 2
-
-
-def test_ablate_refuses_foreign_folders_and_other_settings_on_rerun(synth_root, tmp_path, capsys):
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "best.pt").write_bytes(b"x")
-    assert main(["ablate", str(synth_root), "--out", str(run), "--variants", "hflip", "--seeds", "1"]) == 2
-    assert "not an ablation's" in capsys.readouterr().err
-    abl = tmp_path / "abl"
-    abl.mkdir()
-    (abl / "ablation.json").write_text(json.dumps({"config": "demo", "set": ["train.lr=0.003"]}))
-    assert main(["ablate", str(synth_root), "--out", str(abl), "--variants", "hflip", "--seeds", "1",
-                 "--set", "train.lr=0.5"]) == 2
-    assert "made with --config demo --set train.lr=0.003" in capsys.readouterr().err
-    assert main(["ablate", str(synth_root), "--out", str(tmp_path / "b"), "--variants", "hflip,data.fold=2"]) == 2
-    assert "sets data.fold" in capsys.readouterr().err
-
-
-def test_ablate_folds_given_twice(synth_root, tmp_path, capsys):
-    """--folds K with --set data.folds=K shows it once on the config line; another value is refused."""
-    missing = str(tmp_path / "no-data")  # fails after the config line, before anything trains
-    assert main(["ablate", missing, "--out", str(tmp_path / "a"), "--variants", "hflip", "--folds", "3",
-                 "--set", "data.folds=3"]) == 2
-    config_line = capsys.readouterr().out.splitlines()[0]
-    assert config_line.count("data.folds=3") == 1, config_line
-    assert main(["ablate", str(synth_root), "--out", str(tmp_path / "b"), "--variants", "hflip", "--folds", "3",
-                 "--set", "data.folds=5"]) == 2
-    assert "--folds 3 and --set data.folds=5 disagree" in capsys.readouterr().err
-    assert not (tmp_path / "b").exists()
 
 
 def test_string_settings_are_taken_as_written():

@@ -34,6 +34,7 @@ RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.log_every", "train
                      "train.mlflow_model",
                      "data.workers", "data.pin_memory", "data.cache", "data.cache_dir", "train.compile")
 
+
 def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, lo: float | None = None,
        hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Any:
     """A setting: its default, one line of help (`maskcls config` prints it), and what it allows: the

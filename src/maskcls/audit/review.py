@@ -62,34 +62,38 @@ def write_review(issues: pd.DataFrame, photo_paths: dict[str, list[tuple[str, st
     people = list(dict.fromkeys(issues["person"].astype(str)))
     thumbs = _write_thumbs({p: list(photo_paths.get(p, [])) for p in people}, out_dir / "thumbs", thumb_size)
 
-    cards = []
-    for rec, fix in zip(issues.to_dict("records"), fixes.to_dict("records")):
-        person, photos = str(rec["person"]), _cell(rec["photos"]) or "*"
-        marked = None if photos == "*" else set(photos.split("+"))
-        cards.append({
-            "id": card_id(issue_key(person, rec["field"], photos, _cell(rec["given"]), _cell(rec["suggested"]))),
-            "earlier": "accept" if _cell(rec.get("reviewed", "")) == "accepted" else "",
-            "rank": int(rec["rank"]), "score": round(float(rec["score"]), 4), "person": person,
-            "field": str(rec["field"]), "photos": photos, "given": _cell(rec["given"]),
-            "suggested": _cell(rec["suggested"]), "fix": f"{fix['from']} \u2192 {fix['to']}".strip(),
-            "note": _cell(rec.get("note", "")),
-            # How far to trust it: the field's quality (the audit's gate), whether it was proposed or is
-            # listed only and why (rank.proposal_verdicts), and the 7-photo layout warning.
-            "quality": None if _cell(rec.get("quality", "")) == "" else round(float(rec["quality"]), 2),
-            "proposed": _cell(rec.get("proposed", "")),
-            "warning": LAYOUT_CARD_WARNING if _is_layout_fix(rec, layout) else "",
-            # What each source says of the suggestion (audit.run: the networks and the face model).
-            "sources": [[name, _cell(rec.get(col, ""))] for name, col in SOURCES if _cell(rec.get(col, ""))],
-            "thumbs": [[str(stem), thumbs.get((person, str(stem), str(path))), marked is None or str(stem) in marked]
-                       for stem, path in photo_paths.get(person, [])],
-            "correction": [fix[c] for c in CORRECTION_COLUMNS],
-        })
+    cards = [_card(rec, fix, thumbs, photo_paths, layout)
+             for rec, fix in zip(issues.to_dict("records"), fixes.to_dict("records"))]
     audit = hashlib.sha256(json.dumps([str(out_dir.resolve()), [c["id"] for c in cards],
                                        [c["correction"] for c in cards]]).encode()).hexdigest()[:16]
     data = {"audit": audit, "data": data_id, "columns": CORRECTION_COLUMNS, "thumb": list(thumb_size), "issues": cards}
     page = out_dir / "review.html"
     write_text(page, _page().replace("__DATA__", _script_json(data)))
     return page
+
+
+def _card(rec: dict, fix: dict, thumbs: dict, photo_paths: dict[str, list[tuple[str, str]]], layout: set) -> dict:
+    """One issue's card for the page's script: what is suggested, how far to trust it, the photos."""
+    person, photos = str(rec["person"]), _cell(rec["photos"]) or "*"
+    marked = None if photos == "*" else set(photos.split("+"))
+    return {
+        "id": card_id(issue_key(person, rec["field"], photos, _cell(rec["given"]), _cell(rec["suggested"]))),
+        "earlier": "accept" if _cell(rec.get("reviewed", "")) == "accepted" else "",
+        "rank": int(rec["rank"]), "score": round(float(rec["score"]), 4), "person": person,
+        "field": str(rec["field"]), "photos": photos, "given": _cell(rec["given"]),
+        "suggested": _cell(rec["suggested"]), "fix": f"{fix['from']} \u2192 {fix['to']}".strip(),
+        "note": _cell(rec.get("note", "")),
+        # How far to trust it: the field's quality (the audit's gate), whether it was proposed or is
+        # listed only and why (rank.proposal_verdicts), and the 7-photo layout warning.
+        "quality": None if _cell(rec.get("quality", "")) == "" else round(float(rec["quality"]), 2),
+        "proposed": _cell(rec.get("proposed", "")),
+        "warning": LAYOUT_CARD_WARNING if _is_layout_fix(rec, layout) else "",
+        # What each source says of the suggestion (audit.run: the networks and the face model).
+        "sources": [[name, _cell(rec.get(col, ""))] for name, col in SOURCES if _cell(rec.get(col, ""))],
+        "thumbs": [[str(stem), thumbs.get((person, str(stem), str(path))), marked is None or str(stem) in marked]
+                   for stem, path in photo_paths.get(person, [])],
+        "correction": [fix[c] for c in CORRECTION_COLUMNS],
+    }
 
 
 LAYOUT_CARD_WARNING = ("one photo's mask in the 7-photo layout: one photo there cannot be wrong alone (only a swap "

@@ -91,16 +91,7 @@ def face_opinion(table: pd.DataFrame, folds: np.ndarray, descriptors: np.ndarray
     unit = np.zeros_like(descriptors, dtype=float)
     unit[has] = _unit(descriptors[has].astype(float))
     out = pd.DataFrame({"path": table["path"].to_numpy()})
-    # One pooled descriptor per person, shared by every per-person task (gender, age).
-    groups = pd.Series(range(n)).groupby(table["person"].astype(str).to_numpy(), sort=True).indices
-    idx = list(groups.values())
-    p_has = np.array([has[i].any() for i in idx])
-    p_vec = np.zeros((len(idx), descriptors.shape[1]))
-    for j, i in enumerate(idx):
-        if p_has[j]:
-            p_vec[j] = unit[i][has[i]].mean(axis=0)
-    p_vec[p_has] = _unit(p_vec[p_has])
-    p_fold = np.array([folds[i[0]] for i in idx])
+    idx, p_has, p_vec, p_fold = _people(table, unit, has, folds)
     for task in tasks:
         given = pd.to_numeric(table[task.column], errors="coerce").to_numpy(dtype=float)
         probs = np.full((n, task.size), np.nan)
@@ -128,6 +119,22 @@ def face_opinion(table: pd.DataFrame, folds: np.ndarray, descriptors: np.ndarray
         for k, col in enumerate(prob_columns(task)):
             out[col] = probs[:, k]
     return out
+
+
+def _people(table: pd.DataFrame, unit: np.ndarray, has: np.ndarray,
+            folds: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """One pooled descriptor per person, shared by every per-person task (gender, age): the unit mean of
+    their photos' unit descriptors. Returns (each person's rows, has a face, descriptor, fold)."""
+    groups = pd.Series(range(len(table))).groupby(table["person"].astype(str).to_numpy(), sort=True).indices
+    idx = list(groups.values())
+    p_has = np.array([has[i].any() for i in idx])
+    p_vec = np.zeros((len(idx), unit.shape[1]))
+    for j, i in enumerate(idx):
+        if p_has[j]:
+            p_vec[j] = unit[i][has[i]].mean(axis=0)
+    p_vec[p_has] = _unit(p_vec[p_has])
+    p_fold = np.array([folds[i[0]] for i in idx])
+    return idx, p_has, p_vec, p_fold
 
 
 def blend_weight(rule: str, field: str, quality_cnn: float | None, quality_face: float | None) -> float:

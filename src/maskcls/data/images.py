@@ -18,6 +18,7 @@ from ..photos import MAX_PIXELS, VALIDATE_HINT, PhotoError, decode_error, pil_to
 from ..progress import bar as progress_bar
 from .preprocess import resize  # noqa: F401  (importable from here, as before)
 
+
 def available_memory() -> int | None:
     """Bytes this process can still allocate: the system's MemAvailable, or less under a `ulimit -v`
     address-space limit; None where neither can be read."""

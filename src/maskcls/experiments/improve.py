@@ -149,6 +149,7 @@ def _claim_improve_folder(out: Path, data, fixes: Path, base: Config, *,
     write_text(copy, text)
     return copy, fresh
 
+
 def gain_table(results: pd.DataFrame) -> pd.DataFrame:
     """One row per metric: both arms' means and the paired gain (with - without) with its 95% interval."""
     rows = []

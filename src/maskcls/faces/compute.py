@@ -182,6 +182,7 @@ def _compute(todo: dict[str, str], names: list[str], cache: FaceCache, records: 
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
 
+
 def _key_or_none(path: str) -> str | None:
     try:
         return content_key(path)

@@ -442,19 +442,11 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
     out = Path(out)
     claim_folder(out, data=data)  # new or empty: the report is built beside it and moved into place
     check_writable(out)  # said before every photo is read, not after
-    if not 0 <= dup_threshold <= HASH_BITS // 8:
-        raise UserError(f"duplicate threshold must be 0-{HASH_BITS // 8} bits of {HASH_BITS} (a larger one lists "
-                        f"unrelated photos), got {dup_threshold}")
-    if samples_per_class < 0 or workers < 1:
-        raise UserError("samples per class must be >= 0 and workers >= 1")
+    _check_options(dup_threshold=dup_threshold, samples_per_class=samples_per_class, workers=workers)
     layout, before, table, corr_report, problems = _load(data, corrections, cutoffs, allow_outside)
-
     photos = scan_photos(table["path"].tolist(), table["mask"].fillna(-1).to_numpy(dtype=np.int64),
                          workers=workers, progress=progress)
-    ok = np.flatnonzero(photos.decoded)
-    person_codes = pd.factorize(table["person"])[0]
-    pairs, total = near_duplicate_pairs(photos.hashes[ok], person_codes[ok], threshold=dup_threshold)
-    pairs[:, :2] = ok[pairs[:, :2]]  # back to table rows
+    pairs, total = _near_duplicates(photos, table, dup_threshold)
 
     checks, notes = _identity_checks(table, faces, cache_dir=cache_dir, cascade=cascade, progress=progress)
     summary = _summary(data, layout, table, before, cutoffs, photos, pairs, total, problems, checks, notes,
@@ -475,6 +467,25 @@ def make_report(data: str | Path | pd.DataFrame, out: str | Path, *, corrections
         write_text(tmp / "report.html", page)
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def _check_options(*, dup_threshold: int, samples_per_class: int, workers: int) -> None:
+    """Refuse a threshold that would list unrelated photos, and impossible counts."""
+    if not 0 <= dup_threshold <= HASH_BITS // 8:
+        raise UserError(f"duplicate threshold must be 0-{HASH_BITS // 8} bits of {HASH_BITS} (a larger one lists "
+                        f"unrelated photos), got {dup_threshold}")
+    if samples_per_class < 0 or workers < 1:
+        raise UserError("samples per class must be >= 0 and workers >= 1")
+
+
+def _near_duplicates(photos, table: pd.DataFrame, threshold: int) -> tuple[np.ndarray, int]:
+    """Near-duplicate pairs of photos of different people among those that decoded, as table rows;
+    returns (pairs, how many in all)."""
+    ok = np.flatnonzero(photos.decoded)
+    person_codes = pd.factorize(table["person"])[0]
+    pairs, total = near_duplicate_pairs(photos.hashes[ok], person_codes[ok], threshold=threshold)
+    pairs[:, :2] = ok[pairs[:, :2]]  # back to table rows
+    return pairs, total
 
 
 def _identity_checks(table: pd.DataFrame, faces: str, *, cache_dir, cascade: str, progress: bool):

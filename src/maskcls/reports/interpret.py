@@ -253,6 +253,7 @@ def _summary(run: Path, data, cfg, what: str, layer_name: str, calibration: dict
                "per_class_f1": ({n: {"f1": round(float(a), 4), "support": int(b)} for n, a, b in zip(names, f1, support)}
                                 if f1 is not None else None)}
 
+
 def _photos_to_look_at(run: Path, members: list, cfg, data, trained_on: str, same: bool):
     """(prepared data, its rows to look at, each row's fold model, what they are in words): on the data the
     models trained on, the photos none of them trained on (a fold run's validation fold, a --fold all run's

@@ -81,7 +81,7 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
     input_size: (width, height) of the photos the graph takes; default the training photos' size (the
     most common among the first photos of the data the run trained on)."""
     import onnx
-    import onnxruntime as ort
+    import onnxruntime  # noqa: F401  (the check below needs it: missing, it fails before any work)
 
     suffix = BACKENDS["onnx"].suffix
     first = Path(run if isinstance(run, (str, Path)) else run[0])
@@ -112,25 +112,38 @@ def export_run(run: str | Path, out: str | Path | None = None, *, force: bool = 
                           dynamic_axes={**{k: {0: "batch"} for k in names}, **{k: {0: "batch"} for k in OUTPUTS}},
                           opset_version=opset, dynamo=False)
         model = onnx.load(str(tmp))
-        meta = {"maskcls_version": __version__, "contract": str(CONTRACT), "config": json.dumps(cfg.to_dict()),
-                "runs": json.dumps([str(m.source.resolve()) for m in members]), "data": members[0].data,
-                **{k: json.dumps(v) for k, v in describe_model(cfg, input_size).items()}}
-        known = [m.train_photos for m in members if m.train_photos is not None]
-        if known:  # evaluate refuses to score these photos with the file, as with the run
-            meta["train_photos"] = json.dumps(np.unique(np.concatenate(known)).tolist())
-        for key, value in meta.items():
+        for key, value in _metadata(cfg, members, input_size).items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
-        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        check = example_inputs(cfg, 3, input_size)
-        with torch.no_grad():
-            expected = [t.numpy() for t in module(*check)]
-        got = session.run(list(OUTPUTS), {k: v.numpy() for k, v in zip(names, check)})
-        diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
+        diff = _largest_difference(module, tmp, cfg, input_size)
     return {"out": str(out), "max_abs_diff": diff, "models": len(members), "size": cfg.data.size,
             "input": input_shape(cfg, input_size), "faces": cfg.model.face_features, "crop_in_graph": crop_in_graph(cfg)}
+
+
+def _metadata(cfg: Config, members: list, input_size: tuple[int, int] | None) -> dict[str, str]:
+    """The file's metadata: the version, the input contract, the config, the runs and their data, what
+    the model is (``describe_model``) and the fingerprints of the photos it trained on."""
+    meta = {"maskcls_version": __version__, "contract": str(CONTRACT), "config": json.dumps(cfg.to_dict()),
+            "runs": json.dumps([str(m.source.resolve()) for m in members]), "data": members[0].data,
+            **{k: json.dumps(v) for k, v in describe_model(cfg, input_size).items()}}
+    known = [m.train_photos for m in members if m.train_photos is not None]
+    if known:  # evaluate refuses to score these photos with the file, as with the run
+        meta["train_photos"] = json.dumps(np.unique(np.concatenate(known)).tolist())
+    return meta
+
+
+def _largest_difference(module: torch.nn.Module, path: Path, cfg: Config, input_size: tuple[int, int] | None) -> float:
+    """The largest absolute difference between PyTorch's outputs and onnxruntime's for the file at ``path``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    check = example_inputs(cfg, 3, input_size)
+    with torch.no_grad():
+        expected = [t.numpy() for t in module(*check)]
+    got = session.run(list(OUTPUTS), {k: v.numpy() for k, v in zip(input_names(cfg), check)})
+    return max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
 
 
 def crop_in_graph(cfg: Config) -> bool:

@@ -53,6 +53,31 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
             return pooled
     predictor = load_predictor(run, device=device, tta=tta, workers=workers, backend=backend)
     cfg = predictor.config
+    split = _check_split(run, data, predictor, split)
+    from ..data.prepare import prepare
+
+    prepared = prepare(cfg, data, log=lambda s: None, folds=split == "val")
+    table = prepared.table
+    if split == "val":
+        refuse_other_data(_runs_text(run), getattr(predictor.members[0], "data_identity", None), prepared.identity(), data)
+        table = table.iloc[prepared.split(cfg.data.fold)[1]]
+    else:
+        _refuse_training_photos(run, predictor, prepared.photo_digests()[table.index.to_numpy()])
+    targets = prepared.score_targets[table.index.to_numpy()]
+    probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
+    out = {**scored(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
+           "photos": len(table), "people": int(table["person"].nunique()), "models": len(predictor.members)}
+    if out["macro_f1"] is not None:
+        f1, support = per_class_f1(targets, probs)
+        out["per_class_f1"] = {name: {"f1": round(float(f), 4), "support": int(n)}
+                               for name, f, n in zip(labels.class_names(cfg.score_cutoffs), f1, support)}
+    return out
+
+
+def _check_split(run: Runs, data, predictor, split: str) -> str:
+    """The split to score (``auto`` resolved), refusing the ones that would score people a model trained
+    on or that do not exist: a final fit's own data, an ensemble's "validation fold", a run's --split val
+    on other data."""
     trained_on = {m.data for m in predictor.members}
     n_models = predictor.n_models
     same = describe(data) in trained_on
@@ -75,24 +100,7 @@ def evaluate_run(run: Runs, data: str | Path, *, split: str = "auto", tta: str =
         raise UserError(f"{data} is not the data {_runs_text(run)} was trained on; --split val scores the run's "
                         f"validation fold, so give that data ({', '.join(map(str, trained_on))}). --split all scores "
                         "other labelled data")
-    from ..data.prepare import prepare
-
-    prepared = prepare(cfg, data, log=lambda s: None, folds=split == "val")
-    table = prepared.table
-    if split == "val":
-        refuse_other_data(_runs_text(run), getattr(predictor.members[0], "data_identity", None), prepared.identity(), data)
-        table = table.iloc[prepared.split(cfg.data.fold)[1]]
-    else:
-        _refuse_training_photos(run, predictor, prepared.photo_digests()[table.index.to_numpy()])
-    targets = prepared.score_targets[table.index.to_numpy()]
-    probs = predictor.predict_proba(table["path"].tolist(), progress=progress)
-    out = {**scored(targets, probs), "val_loss": log_loss(targets, probs), "split": split,
-           "photos": len(table), "people": int(table["person"].nunique()), "models": len(predictor.members)}
-    if out["macro_f1"] is not None:
-        f1, support = per_class_f1(targets, probs)
-        out["per_class_f1"] = {name: {"f1": round(float(f), 4), "support": int(n)}
-                               for name, f, n in zip(labels.class_names(cfg.score_cutoffs), f1, support)}
-    return out
+    return split
 
 
 def _runs_text(run: Runs) -> str:
@@ -138,6 +146,24 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
     if frame.empty:
         raise UserError(f"{eval_dir}: info.csv lists no photos; there is nothing to predict")
     predictor = load_predictor(run, device=device, tta=tta, workers=workers, backend=backend)
+    _refuse_inputs(run, eval_dir, frame, predictor, out=out, probs_out=probs_out)
+    check_replaceable(out, force=force, what="--out")
+    if probs_out is not None:
+        check_replaceable(probs_out, force=force, what="--probs")
+    probs = predictor.predict_proba(frame[PHOTO_COL].tolist(), progress=progress)
+    submission = frame.drop(columns=[PHOTO_COL]).assign(ans=probs.argmax(1))
+    if probs_out is not None:
+        table = pd.DataFrame(probs.round(6), columns=labels.class_prob_columns())
+        write_csv(probs_out, pd.concat([frame[["ImageID"]], table], axis=1))
+    with atomic_path(out) as tmp:
+        submission.to_csv(tmp, index=False)
+    counts = np.bincount(submission["ans"], minlength=labels.NUM_CLASSES)
+    return {"out": str(out), "rows": len(submission), "class_counts": counts.tolist(), "models": len(predictor.members)}
+
+
+def _refuse_inputs(run: Runs, eval_dir, frame: pd.DataFrame, predictor, *, out: Path, probs_out) -> None:
+    """--out and --probs must be new .csv files or old submissions: never an input (info.csv, a photo, a
+    run's files, the training labels), a dataset's labels file, or a file inside the eval data."""
     # --force replaces an old submission, never an input: info.csv, a photo, a run's files or the
     # training labels. Submissions are CSV files, which also keeps --out off checkpoints and photos.
     info = Path(eval_dir) / "info.csv" if Path(eval_dir).is_dir() else Path(eval_dir)
@@ -163,18 +189,6 @@ def predict_submission(run: Runs, eval_dir: str | Path, out: str | Path, *, tta:
         if where.name in ("info.csv", "train.csv") and (where.parent / "images").is_dir():
             raise UserError(f"{flag} {target} is the labels file of a dataset (beside its images/); --force never "
                             "replaces a dataset's labels. Write the submission elsewhere")
-    check_replaceable(out, force=force, what="--out")
-    if probs_out is not None:
-        check_replaceable(probs_out, force=force, what="--probs")
-    probs = predictor.predict_proba(frame[PHOTO_COL].tolist(), progress=progress)
-    submission = frame.drop(columns=[PHOTO_COL]).assign(ans=probs.argmax(1))
-    if probs_out is not None:
-        table = pd.DataFrame(probs.round(6), columns=labels.class_prob_columns())
-        write_csv(probs_out, pd.concat([frame[["ImageID"]], table], axis=1))
-    with atomic_path(out) as tmp:
-        submission.to_csv(tmp, index=False)
-    counts = np.bincount(submission["ans"], minlength=labels.NUM_CLASSES)
-    return {"out": str(out), "rows": len(submission), "class_counts": counts.tolist(), "models": len(predictor.members)}
 
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

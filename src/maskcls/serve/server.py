@@ -33,6 +33,7 @@ from .backends import MAX_BYTES, MAX_PHOTOS, ServeOptions  # noqa: F401  (import
 if TYPE_CHECKING:  # the command line builds this command's parser at every start: nothing heavy at import
     import numpy as np
 
+
 class Batcher:
     """Dynamic batching: photos of requests arriving within ``max_wait_ms`` of a batch's first one run as
     one call of ``predict`` (up to ``max_batch`` photos; a request is never split). ``predict`` runs in

@@ -109,10 +109,8 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     tracker: trackers.Trackers | None = None
     best_state = None  # best.pt's weights, kept in memory so that no process has to read them back
     run_start = time.perf_counter()
-
-    def stops_here(epoch: int) -> bool:  # a test's or a scheduler's stop before the last epoch
-        return stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.train.epochs
-
+    # a test's or a scheduler's stop before the last epoch (one at or after it is no stop)
+    stop_at = stop_after_epoch if stop_after_epoch is not None and stop_after_epoch < cfg.train.epochs else None
     try:
         for epoch in range(start_epoch, cfg.train.epochs):
             if cfg.train.patience and stale >= cfg.train.patience:
@@ -123,11 +121,9 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
             # train.select=last keeps every epoch as it comes: the validation people choose nothing
             improved = cfg.train.select == "last" or score > best_score
             best_score, best_epoch, stale = (score, epoch + 1, 0) if improved else (best_score, best_epoch, stale + 1)
-            state = {"model": _evaluated(s).state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
-                     "data": prepared.source, "history": history, "best_score": best_score, "best_epoch": best_epoch,
+            state = {"epoch": epoch + 1, "history": history, "best_score": best_score, "best_epoch": best_epoch,
                      "stale": stale, "seconds": seconds_before + time.perf_counter() - run_start,
-                     "train_photos": train_photos, "data_identity": prepared.identity(),
-                     "margins": s.margins.reduced().state_dict(), **({} if held_out else {"budget": budget.to_dict()})}
+                     **_run_facts(cfg, prepared, s, train_photos, None if held_out else budget)}
             if improved:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
             if is_main():
@@ -135,22 +131,15 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
                 tracker = tracker or trackers.Trackers(cfg, out, start_epoch=start_epoch, resume=resume, log=log)
                 tracker.log_epoch(row, epoch + 1)
                 log(_epoch_line(cfg, row, epoch, improved))
-            if stops_here(epoch):
+            if stop_at is not None and epoch + 1 >= stop_at:
                 return {"stopped_after_epoch": epoch + 1}
         if isinstance(s.average, Swa):
             best_state, best_epoch = _finish_swa(s, cfg, out, prepared, history, train_photos, best_state, best_epoch,
                                                  log=log)
         barrier()  # rank 0's files are complete before any process moves on
         seconds = seconds_before + time.perf_counter() - run_start
-        if held_out:
-            summary = finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state, seconds=seconds,
-                                 log=log, progress=progress)
-        else:
-            summary = finish_final_fit(out, prepared, cfg, s, history, budget, seconds=seconds, log=log)
-        if tracker is not None:
-            kept = s.model if held_out else _evaluated(s)  # finish_run loaded best.pt's weights into s.model
-            tracker.log_summary(summary, model=kept if cfg.train.mlflow_model else None, log=log)
-        return summary
+        return _conclude(out, prepared, cfg, s, history, best_epoch, best_state, budget, tracker, seconds=seconds,
+                         log=log, progress=progress)
     except Exception as exc:
         if tracker is not None:
             tracker.close(failed=True)
@@ -161,6 +150,31 @@ def _train(cfg: Config, data, out: Path, *, resume: bool, stop_after_epoch: int 
     finally:
         if tracker is not None:
             tracker.close()
+
+
+def _run_facts(cfg: Config, prepared: Prepared, s: Session, train_photos: torch.Tensor, budget: Budget | None) -> dict:
+    """What every checkpoint carries besides the epoch's progress: the weights, the config, the data and
+    the fingerprints of the photos trained on, the data's identity, the margins' state and a final fit's budget."""
+    return {"model": _evaluated(s).state_dict(), "config": cfg.to_dict(), "data": prepared.source,
+            "train_photos": train_photos, "data_identity": prepared.identity(),
+            "margins": s.margins.reduced().state_dict(), **({} if budget is None else {"budget": budget.to_dict()})}
+
+
+def _conclude(out: Path, prepared: Prepared, cfg: Config, s: Session, history: list[dict], best_epoch: int,
+              best_state: dict | None, budget: Budget | None, tracker, *, seconds: float,
+              log: Callable[[str], None], progress: bool) -> dict:
+    """After the last epoch: a held-out run's best model scored and summarized (finish_run), a final fit's
+    last one (finish_final_fit); the summary (and the model, with train.mlflow_model) sent to the trackers."""
+    held_out = cfg.data.fold is not None
+    if held_out:
+        summary = finish_run(out, prepared, cfg, s, history, best_epoch, best_state=best_state, seconds=seconds,
+                             log=log, progress=progress)
+    else:
+        summary = finish_final_fit(out, prepared, cfg, s, history, budget, seconds=seconds, log=log)
+    if tracker is not None:
+        kept = s.model if held_out else _evaluated(s)  # finish_run loaded best.pt's weights into s.model
+        tracker.log_summary(summary, model=kept if cfg.train.mlflow_model else None, log=log)
+    return summary
 
 
 def _open_run(cfg: Config, data, out: Path, *, resume: bool, progress: bool, log: Callable[[str], None],

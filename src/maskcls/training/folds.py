@@ -100,21 +100,7 @@ def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, launcher: Launcher
             summaries[fold] = train(fold_cfg, prepared, target, resume=(target / "last.pt").is_file(),
                                     progress=progress, log=prefixed(log, f"fold {fold}"))
     if specs:
-        results = []
-        for result in launcher.run(specs, log=log):
-            results.append(result)
-            fold = todo[result.spec.name]
-            if result.ok:
-                summaries[fold] = result.summary
-                f1 = result.summary.get("macro_f1")
-                log(f"  fold {fold} finished ({len(results)} of {len(todo)}): macro F1 "
-                    f"{f1 if f1 is not None else float('nan'):.4f}")
-            else:  # a crash (not a user's mistake) shows its traceback: the fold folder must stay resumable
-                log(f"  fold {fold} failed ({len(results)} of {len(todo)}): {result.error}"
-                    + (f"\n{result.traceback}" if result.traceback else ""))
-        if not all(r.ok for r in results):
-            raise UserError(f"{failure_line(results, len(todo))}; the finished folds are kept in {out}: rerun the "
-                            "same command to train only the others")
+        summaries.update(_launch_folds(launcher, specs, todo, out, log=log))
     signals = gather_signals(cfg, prepared, out, progress=progress)  # every process predicts its share
     if not is_main():
         return {}
@@ -129,6 +115,29 @@ def _fold_runs(cfg: Config, prepared: Prepared, out: Path, *, launcher: Launcher
     log(f"{prepared.k} folds: {shown}; out-of-fold probabilities in {out / 'oof_probs.csv'}")
     log(f"pooled out-of-fold: {format_scores(cv['oof'])}")
     return cv
+
+
+def _launch_folds(launcher: Launcher, specs: list[RunSpec], todo: dict[str, int], out: Path, *,
+                  log: Callable[[str], None]) -> dict[int, dict]:
+    """Train the folds of ``specs`` with ``launcher``, each said as it finishes; returns their summaries by
+    fold, or refuses (naming the failures) when one failed: the finished ones stay for a rerun."""
+    summaries: dict[int, dict] = {}
+    results = []
+    for result in launcher.run(specs, log=log):
+        results.append(result)
+        fold = todo[result.spec.name]
+        if result.ok:
+            summaries[fold] = result.summary
+            f1 = result.summary.get("macro_f1")
+            log(f"  fold {fold} finished ({len(results)} of {len(todo)}): macro F1 "
+                f"{f1 if f1 is not None else float('nan'):.4f}")
+        else:  # a crash (not a user's mistake) shows its traceback: the fold folder must stay resumable
+            log(f"  fold {fold} failed ({len(results)} of {len(todo)}): {result.error}"
+                + (f"\n{result.traceback}" if result.traceback else ""))
+    if not all(r.ok for r in results):
+        raise UserError(f"{failure_line(results, len(todo))}; the finished folds are kept in {out}: rerun the "
+                        "same command to train only the others")
+    return summaries
 
 
 def _check_reusable(folder: Path, cfg: Config) -> None:
