@@ -92,13 +92,7 @@ def bench_config(config: str | Path = "demo", overrides: Sequence[str] = (), *, 
 
 def bench(cfg: Config, data: str | Path, *, steps: int = 20, repeats: int = 3, progress: bool = False) -> dict:
     """Throughputs (images/s) and ratios for ``cfg`` (model, size, batch, device, AMP) on DATA's photos."""
-    if steps < 1 or repeats < 1:
-        raise UserError("--steps and --repeats must be at least 1")
-    if cfg.model.face_features:
-        # its time goes to the face model (`maskcls faces` prints photos/s), not to this pipeline
-        raise UserError("maskcls bench times the photo pipeline and the CNN; model.face_features and "
-                        "model.name=face-descriptor read the face model too: time that with `maskcls faces`, and "
-                        "bench the CNN with --set model.face_features=false")
+    _check(cfg, steps=steps, repeats=repeats)
     runtime = Runtime.from_settings(device=cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     batch = cfg.train.batch_size
     images = steps * batch
@@ -119,10 +113,6 @@ def bench(cfg: Config, data: str | Path, *, steps: int = 20, repeats: int = 3, p
         fake = [(torch.randint(0, 256, (batch, 3, height, width), dtype=torch.uint8),
                  torch.randint(0, 2, (batch, len(labels.TASKS))))] * steps
 
-        def drain(loader) -> None:
-            for _ in loader:
-                pass
-
         train_loader = _Limited(loader_for(train_ds, cached, runtime.device, train=True), steps)
         eval_loader = _Limited(loader_for(val_ds, cached, runtime.device, train=False), steps)
         nocache_loader = _Limited(loader_for(train_files, uncached, runtime.device, train=True), steps)
@@ -134,18 +124,35 @@ def bench(cfg: Config, data: str | Path, *, steps: int = 20, repeats: int = 3, p
             "device": runtime.device.type, "amp": str(runtime.amp_dtype).replace("torch.", "") if runtime.amp_dtype else "none",
             "channels_last": runtime.channels_last, "cache": cached.data.cache,
             "workers": workers, "threads": torch.get_num_threads(),
-            "loader_img_s": _rate(lambda: drain(train_loader), images, repeats),
+            "loader_img_s": _rate(lambda: _drain(train_loader), images, repeats),
             "model_img_s": _rate(lambda: run_train(fake), images, repeats),
             "train_img_s": _rate(lambda: run_train(train_loader), images, repeats),
             "predict_model_img_s": _rate(lambda: run_predict(fake), images, repeats),
             "predict_img_s": _rate(lambda: run_predict(eval_loader), images, repeats),
-            "loader_nocache_img_s": _rate(lambda: drain(nocache_loader), images, repeats),
-            "reference_loader_img_s": _rate(lambda: drain(reference), images, repeats),
+            "loader_nocache_img_s": _rate(lambda: _drain(nocache_loader), images, repeats),
+            "reference_loader_img_s": _rate(lambda: _drain(reference), images, repeats),
         }
     out["train_ratio"] = out["train_img_s"] / out["model_img_s"]
     out["predict_ratio"] = out["predict_img_s"] / out["predict_model_img_s"]
     out["cache_vs_reference"] = out["loader_img_s"] / out["reference_loader_img_s"]
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def _check(cfg: Config, *, steps: int, repeats: int) -> None:
+    """Refuse counts under 1, and a model that reads the face model (its time is `maskcls faces`'s)."""
+    if steps < 1 or repeats < 1:
+        raise UserError("--steps and --repeats must be at least 1")
+    if cfg.model.face_features:
+        # its time goes to the face model (`maskcls faces` prints photos/s), not to this pipeline
+        raise UserError("maskcls bench times the photo pipeline and the CNN; model.face_features and "
+                        "model.name=face-descriptor read the face model too: time that with `maskcls faces`, and "
+                        "bench the CNN with --set model.face_features=false")
+
+
+def _drain(loader) -> None:
+    """Read every batch of ``loader`` and do nothing with it: the loader's own time."""
+    for _ in loader:
+        pass
 
 
 def _model_steps(cfg: Config, runtime: Runtime, train_ds) -> tuple[Callable, Callable]:
