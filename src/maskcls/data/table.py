@@ -176,19 +176,8 @@ def _scan_competition(train_root: Path, eval_dir: Path | None, *, allow_outside:
                                                f"but the folder name says {folder_name}", False))
         except ValueError as exc:
             problems.append(Problem(str(folder), str(exc), False))
-        photos, photo_problems = _list_photos(folder)
-        problems.extend(photo_problems)
-        for stem, path in photos.items():
-            real = path.resolve()
-            # A link inside the data that leads out of it (to /etc/hostname, or another dataset's photo)
-            # is held to the same rule as a manifest's ../ path.
-            if not allow_outside and not real.is_relative_to(root):
-                problems.append(Problem(str(path), f"links to {real}, outside the dataset folder {root}; "
-                                                   + OUTSIDE_HINT))
-                continue
-            # The competition's format: the mask state from the photo's name, gender and age from train.csv.
-            recorded = {"mask": labels.PHOTO_MASK[stem], "gender": gender, "age": age}
-            rows.append((str(real), folder_name, rec.id.strip(), stem, *(recorded[c] for c in LABEL_COLUMNS)))
+        rows.extend(_person_rows(folder, folder_name, rec.id.strip(), gender, age, root, problems,
+                                 allow_outside=allow_outside))
     for folder in sorted(images.iterdir()):
         if not folder.name.startswith(".") and folder.name not in seen:
             problems.append(Problem(str(folder), "not listed in train.csv (ignored)", False))
@@ -211,6 +200,44 @@ def _scan_manifest(csv_path: Path, *, allow_outside: bool) -> Scan:
     return _scan_manifest_frame(frame, csv_path.resolve().parent, str(csv_path), allow_outside=allow_outside)
 
 
+def _person_rows(folder: Path, folder_name: str, person_id: str, gender: int, age: int, root: Path, problems: list[Problem], *,
+                 allow_outside: bool) -> list[tuple]:
+    """The table rows of one competition person folder's photos; its problems appended to ``problems``."""
+    rows = []
+    photos, photo_problems = _list_photos(folder)
+    problems.extend(photo_problems)
+    for stem, path in photos.items():
+        real = path.resolve()
+        # A link inside the data that leads out of it (to /etc/hostname, or another dataset's photo)
+        # is held to the same rule as a manifest's ../ path.
+        if not allow_outside and not real.is_relative_to(root):
+            problems.append(Problem(str(path), f"links to {real}, outside the dataset folder {root}; "
+                                               + OUTSIDE_HINT))
+            continue
+        # The competition's format: the mask state from the photo's name, gender and age from train.csv.
+        recorded = {"mask": labels.PHOTO_MASK[stem], "gender": gender, "age": age}
+        rows.append((str(real), folder_name, person_id, stem, *(recorded[c] for c in LABEL_COLUMNS)))
+    return rows
+
+
+def _manifest_labels(rec: dict, where: str, problems: list[Problem]) -> tuple[dict[str, int | None], bool]:
+    """A manifest row's labels (None where empty); returns them and whether one did not parse (named in
+    ``problems``)."""
+    values: dict[str, int | None] = {}
+    bad = False
+    for col in LABEL_COLUMNS:
+        text = rec.get(col, "").strip()
+        if not text:
+            values[col] = None
+            continue
+        try:
+            values[col] = labels.by_field(col).parse(text)
+        except ValueError as exc:
+            problems.append(Problem(where, str(exc)))
+            bad = True
+    return values, bad
+
+
 def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str, *, allow_outside: bool) -> Scan:
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
@@ -229,18 +256,7 @@ def _scan_manifest_frame(frame: pd.DataFrame, base: Path, csv_path: str, *, allo
         if not rel or not person:
             problems.append(Problem(where, "path and person_id must not be empty"))
             continue
-        values: dict[str, int | None] = {}
-        bad = False
-        for col in LABEL_COLUMNS:
-            text = rec.get(col, "").strip()
-            if not text:
-                values[col] = None
-                continue
-            try:
-                values[col] = labels.by_field(col).parse(text)
-            except ValueError as exc:
-                problems.append(Problem(where, str(exc)))
-                bad = True
+        values, bad = _manifest_labels(rec, where, problems)
         if not allow_outside and (Path(rel).is_absolute() or ".." in Path(rel).parts):
             problems.append(Problem(where, f"photo path {rel} leaves the manifest's folder; paths are relative to "
                                            f"the manifest ({OUTSIDE_HINT})"))
