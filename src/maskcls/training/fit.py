@@ -320,14 +320,7 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
     scheduler = build_scheduler(optimizer, cfg, len(loader_for(train_ds, cfg, runtime.device, train=True)))
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
     if ckpt:
-        try:
-            model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
-        except RuntimeError as exc:
-            raise UserError(f"last.pt does not fit {cfg.model.name} ({cfg.model.heads} heads): "
-                            f"{str(exc).splitlines()[0]}") from None
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        _load_training_state(ckpt, cfg, model, optimizer, scheduler, scaler)
     margins = MarginTracker(len(train_ds))
     if ckpt and "margins" in ckpt:
         # the sums of every process, already reduced: rank 0 keeps them, the others start at zero
@@ -342,6 +335,26 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
         average.load_state_dict(ckpt["model"])  # last.pt's "model" is the average; "train_model" the trained weights
     elif ckpt and isinstance(average, Swa) and "swa" in ckpt:
         average.load_state_dict(ckpt["swa"])
+    return Session(model, optimizer, scheduler, scaler, loss_fn, train_ds, val_ds,
+                   loader_for(val_ds, cfg, runtime.device, train=False), runtime,
+                   prepared.score_targets[prepared.split(cfg.data.fold)[1]], _network(model, cfg, runtime), mixer,
+                   average, margins)
+
+
+def _load_training_state(ckpt: dict, cfg: Config, model: torch.nn.Module, optimizer, scheduler, scaler) -> None:
+    """Resume: the trained weights, the optimizer's, the schedule's and the loss scaler's state from last.pt."""
+    try:
+        model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
+    except RuntimeError as exc:
+        raise UserError(f"last.pt does not fit {cfg.model.name} ({cfg.model.heads} heads): "
+                        f"{str(exc).splitlines()[0]}") from None
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+
+
+def _network(model: torch.nn.Module, cfg: Config, runtime: Runtime) -> torch.nn.Module:
+    """What the training steps call: the model, wrapped for several processes (DDP) and compiled if asked."""
     net: torch.nn.Module = model
     if runtime.world > 1:  # gradients averaged over the processes at every step
         # Frozen-backbone epochs leave backbone parameters without gradients: DDP must expect that.
@@ -349,9 +362,7 @@ def _setup(cfg: Config, prepared: Prepared, ckpt: dict | None, *, progress: bool
                                       find_unused_parameters=cfg.model.freeze_epochs > 0)
     if cfg.train.compile:
         net = torch.compile(net)
-    return Session(model, optimizer, scheduler, scaler, loss_fn, train_ds, val_ds,
-                   loader_for(val_ds, cfg, runtime.device, train=False), runtime,
-                   prepared.score_targets[prepared.split(cfg.data.fold)[1]], net, mixer, average, margins)
+    return net
 
 
 def _run_epoch(s: Session, cfg: Config, epoch: int, *, progress: bool) -> dict:
@@ -487,7 +498,6 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     metrics = scored(targets, probs)
     val_idx = prepared.split(cfg.data.fold)[1]
     val = prepared.table.iloc[val_idx].reset_index(drop=True)
-    counts = metrics["classes"]
     summary = {**metrics, "val_loss": log_loss(targets, probs), "best_epoch": best_epoch, "epochs": len(history),
                "planned_epochs": cfg.train.epochs,
                "selected_by": "last_epoch" if cfg.train.select == "last" else
@@ -507,27 +517,39 @@ def finish_run(out: Path, prepared: Prepared, cfg: Config, s: Session, history: 
     write_csv(out / "val_probs.csv", probs_frame(val, probs, fold=cfg.data.fold))
     train_paths = prepared.table["path"].to_numpy()[prepared.split(cfg.data.fold)[0]].tolist()
     write_csv(out / "train_margins.csv", margins.frame(train_paths))
+    _plot_fold(out, cfg, history, best_epoch, targets, probs, metrics)
+    write_json(out / "summary.json", summary)
+    what = _what_was_scored(cfg, summary, best_epoch, len(history))
+    # Scored against the labels DATA records (after corrections); ablate and improve then score the same
+    # people against their answer key, a second figure that this line must not be mistaken for.
+    log(f"{what}, on the {summary.get('val_people')} validation people's recorded labels: "
+        f"{format_scores(summary)}; run in {out}")
+    return summary
+
+
+def _plot_fold(out: Path, cfg: Config, history: list[dict], best_epoch: int, targets: np.ndarray, probs: np.ndarray,
+               metrics: dict) -> None:
+    """A held-out run's figures: its curves, and (with all three labels) per-class F1 and the confusion."""
     names = labels.class_names(cfg.score_cutoffs)
     plot_curves(pd.DataFrame(history), out / "curves.png", best_epoch=best_epoch,
                 title=f"{cfg.model.name}, fold {cfg.data.fold}")
     if metrics["macro_f1"] is not None:
+        counts = metrics["classes"]
         f1, support = per_class_f1(targets, probs)
         plot_per_class_f1(f1, support, names, out / "per_class_f1.png", title=f"validation fold {cfg.data.fold}",
                           macro_f1=metrics["macro_f1"], averaged=counts["averaged"],
                           with_photos=counts["with_photos"])
         plot_confusion(confusion(targets, probs), names, out / "confusion.png",
                        title=f"{cfg.model.name}, validation fold {cfg.data.fold}: macro F1 {metrics['macro_f1']:.3f}")
-    write_json(out / "summary.json", summary)
-    # The SWA average is no epoch of the run: say what was scored, not an epoch whose own line differs.
+
+
+def _what_was_scored(cfg: Config, summary: dict, best_epoch: int, epochs: int) -> str:
+    """What was scored, in words: "best epoch 3 of 5", "last epoch 5 of 5" (train.select=last: no epoch was
+    chosen as best), or the SWA average, which is no epoch of the run (not an epoch whose own line differs)."""
     if "swa" in summary.get("averaged", ""):
         what = f"the SWA average of epochs {cfg.train.swa}-{best_epoch}"
-    else:  # train.select=last keeps the last epoch: no epoch was chosen as "best"
+    else:
         what = f"{'last' if cfg.train.select == 'last' else 'best'} epoch {best_epoch}"
-    what += f" of {len(history)}"
-    # Scored against the labels DATA records (after corrections); ablate and improve then score the same
-    # people against their answer key, a second figure that this line must not be mistaken for.
-    log(f"{what}, on the {summary.get('val_people')} validation people's recorded labels: "
-        f"{format_scores(summary)}; run in {out}")
-    return summary
+    return what + f" of {epochs}"
 
 
