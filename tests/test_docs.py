@@ -90,3 +90,32 @@ def test_every_setting_the_docs_name_exists():
     unknown = sorted({(where, key) for where, key, _ in named if key not in keys and key not in NOT_SETTINGS
                       and key.rsplit(".", 1)[1] not in ("onnx", "pt", "csv", "json", "yaml", "png", "html")})
     assert named and not unknown, unknown
+
+
+def _flag(line: str, flag: str) -> str | None:
+    match = re.search(rf"{flag}[ =](\S+)", line)
+    return match.group(1) if match else None
+
+
+def test_a_final_fit_shown_takes_its_budget_from_a_run_of_the_same_recipe():
+    """`--epochs-from CV` is refused when the final fit's corrections, config or settings differ from CV's
+    (training/budget.check_same_recipe): a page must not show that line (the README's fix loop once did)."""
+    shown = 0
+    for page in PAGES:
+        blocks = re.findall(r"```[a-z]*\n(.*?)```", page.read_text(), re.S)
+        for block in blocks:
+            lines = [line.split("#")[0] for line in block.splitlines()]
+            for k, line in enumerate(lines):
+                source = _flag(line, "--epochs-from")
+                if source is None or not line.lstrip().startswith("maskcls train"):
+                    continue
+                shown += 1
+                cv = [earlier for earlier in lines[:k] if _flag(earlier, "--out") == source and "--fold all" in earlier]
+                if not cv:
+                    continue  # a syntax line (--epochs-from CV_RUN) trains nothing before it
+                for flag in ("--corrections", "--config", "--set"):
+                    mine = _flag(line, flag)
+                    assert mine is None or mine == _flag(cv[-1], flag), (
+                        f"{page.name}: `{line.strip()}` sets {flag} {mine} but {source} was trained with "
+                        f"{_flag(cv[-1], flag)}: maskcls refuses it")
+    assert shown >= 3, "the pages show the final fit"
