@@ -118,6 +118,21 @@ def _own_cache(tmp_path_factory):
         os.environ["MASKCLS_CACHE"] = before
 
 
+
+@pytest.fixture(autouse=True)
+def _own_threads():
+    """Each test starts with the process's torch threads and no remembered busy-core measurement: a command
+    that found the machine busy lowers both for the rest of its process (training/threads.py), which must
+    not carry into the next test (test_threads measures from a fresh start)."""
+    import torch
+
+    from maskcls.training import threads
+
+    before, busy = torch.get_num_threads(), list(threads._busy)
+    yield
+    torch.set_num_threads(before)
+    threads._busy[:] = busy
+
 @pytest.fixture
 def read_only_dir(tmp_path):
     """An empty folder this process cannot write: a read-only bind mount where we are root (root writes
