@@ -9,10 +9,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from maskcls import labels
 from maskcls.config import load_config
 from maskcls.data.synth import make_dataset
+
+# torch's threads when the test process started (OMP_NUM_THREADS honoured): a test of the thread choice
+# starts from it, whatever a module's fixture that trained on a busy machine lowered them to since.
+START_THREADS = torch.get_num_threads()
 
 # The shrunken training settings every test that trains starts from (timm's test_resnet at 48x64, CPU):
 # test modules take them with `from conftest import TINY, tiny_config`.

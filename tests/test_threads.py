@@ -11,7 +11,7 @@ import torch
 from maskcls.cli import main
 from maskcls.training import threads as threads_mod
 
-from conftest import TINY
+from conftest import START_THREADS, TINY
 
 
 @pytest.fixture
@@ -26,11 +26,14 @@ def spinner():
 
 @pytest.fixture
 def fresh(monkeypatch):
-    """No choice cached from an earlier test, no OMP_NUM_THREADS, torch's threads restored after."""
+    """As a new process: torch's threads as the test process started with them (a module's training on a
+    busy machine may have lowered them since), no choice cached from an earlier test, no OMP_NUM_THREADS;
+    torch's threads restored after."""
     before = torch.get_num_threads()
+    torch.set_num_threads(START_THREADS)
     monkeypatch.setattr(threads_mod, "_busy", [])
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    yield before
+    yield START_THREADS
     torch.set_num_threads(before)
 
 
@@ -45,7 +48,7 @@ def test_a_number_or_omp_num_threads_decides(fresh, monkeypatch):
     assert chosen.n == 1 and chosen.source == "OMP_NUM_THREADS" and not chosen.reduced
 
 
-@pytest.mark.skipif(threads_mod.cores() < 2 or torch.get_num_threads() < 2, reason="needs 2 cores to leave one")
+@pytest.mark.skipif(threads_mod.cores() < 2 or START_THREADS < 2, reason="needs 2 cores to leave one")
 def test_train_beside_a_busy_process_takes_the_cores_left_and_says_so_first(synth_root, tmp_path, capsys, fresh,
                                                                              spinner):
     default = min(threads_mod.cores(), fresh)
