@@ -324,3 +324,40 @@ def test_mixup_and_cutmix_run_in_training(synth_root, tmp_path, monkeypatch):
     summary = train(tiny_config("train.epochs=1", "train.mixup=0.4", "train.cutmix=1.0", "train.trackers=none"),
                     synth_root, tmp_path / "r", progress=False, log=lambda s: None)
     assert calls and summary["epochs"] == 1
+
+
+def test_a_loss_that_never_fell_is_named(synth_root, tmp_path, capsys, monkeypatch):
+    """A new user's `lr-find --steps 20` suggested the start rate (the loss never fell) with no warning."""
+    from maskcls.training import lr_find as lf
+
+    steps = 20
+    rates = list(np.geomspace(1e-7, 10, steps))
+    rising = list(np.linspace(2.9, 3.4, steps))  # never below its first values
+
+    def sweep(cfg, train_ds, *, start_lr, end_lr, steps, diverge, progress):  # a curve whose loss only rose
+        return rates, rising, False
+
+    monkeypatch.setattr(lf, "_sweep", sweep)
+    args = ["-q", "lr-find", str(synth_root), "--out", str(tmp_path / "lr"), "--config", "demo",
+            "--steps", str(steps)] + [a for kv in TINY for a in ("--set", kv)]
+    assert cli.main(args) == 0
+    said = capsys.readouterr()
+    assert "the loss did not fall at any rate tried" in said.err and "suggested train.lr=1e-07" in said.out
+    assert lf.fell(lf.smooth(np.array(rising))) is False
+    assert lf.fell(lf.smooth(np.array([3.0, 2.9, 2.5, 2.0, 1.5, 1.2, 4.0]))) is True
+
+
+def test_only_a_blow_up_before_the_last_step_is_an_early_stop(synth_root):
+    """The same run printed "stopped early when the loss blew up" over a curve of all its steps: the loss
+    blew up at the last one."""
+    from maskcls.config import load_config
+    from maskcls.data.prepare import prepare
+    from maskcls.training.lr_find import _sweep
+
+    cfg = load_config("demo", TINY)
+    train_ds, _ = prepare(cfg, synth_root, log=lambda s: None).datasets(cfg, cfg.data.fold, progress=False)
+    lrs, _, stopped = _sweep(cfg, train_ds, start_lr=1e-3, end_lr=1e6, steps=40, diverge=1.05, progress=False)
+    assert stopped and len(lrs) < 40
+    # two steps, the second at a rate that blows the loss up: the blow-up is at the last step
+    lrs, losses, stopped = _sweep(cfg, train_ds, start_lr=1e4, end_lr=1e5, steps=2, diverge=1.0, progress=False)
+    assert len(lrs) == 2 and not (np.isfinite(losses[1]) and losses[1] <= losses[0]) and stopped is False

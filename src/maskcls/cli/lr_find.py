@@ -52,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
           f"{result['min_loss_lr']:.2g}")
     print(f"suggested train.lr={result['suggested_lr']:.2g}")
     low, high = result["band"]
-    if result["unstable"]:
+    if not result["fell"]:
+        print(f"warning: the loss did not fall at any rate tried (its lowest is at the first steps, "
+              f"{result['min_loss_lr']:.2g}): the suggestion is only the start of the range, not a rate to train with. "
+              "Run more --steps (the default 100), a lower --start-lr, or check the data; keep the config's rate "
+              "meanwhile", file=sys.stderr)
+    elif result["unstable"]:
         print(f"warning: the suggestion is unstable: with other smoothings of the same curve it moves from {low:.2g} "
               f"to {high:.2g} ({high / low:.0f}x); the curve is too short or noisy to pick a rate. Run more --steps "
               "(or a larger train.batch_size) and read the plot; keep the config's rate meanwhile", file=sys.stderr)

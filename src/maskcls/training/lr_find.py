@@ -55,6 +55,13 @@ def suggest_lr(lrs: np.ndarray, smoothed: np.ndarray) -> float:
     return float(lrs[int(np.argmin(slope))])
 
 
+def fell(smoothed: np.ndarray) -> bool:
+    """Whether the smoothed loss fell at some rate of the test: its lowest value comes after the first three
+    steps (suggest_lr's bar for a slope). If not, no rate tried helped, and the suggestion is only the
+    range's start."""
+    return int(np.argmin(np.asarray(smoothed, float))) >= 3
+
+
 SMOOTHINGS = (0.8, 0.9, 0.95, 0.98)  # the EMA betas the suggestion is compared across (0.9: the one reported)
 UNSTABLE = 3.0  # the suggestion moves by more than this factor across them: the curve cannot tell
 
@@ -117,13 +124,14 @@ def _sweep(cfg: Config, train_ds, *, start_lr: float, end_lr: float, steps: int,
         epoch += 1
     bar.close()
     del model, optimizer  # no weights survive the test
-    return lrs, losses, stopped
+    return lrs, losses, stopped and len(lrs) < steps  # a blow-up at the last step stopped nothing
 
 
 def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | Path, *, start_lr: float = 1e-7,
             end_lr: float = 10.0, steps: int = 100, diverge: float = 4.0, force: bool = False, progress: bool = True,
             log: Callable[[str], None] = print) -> dict:
-    """Run the range test; returns {'suggested_lr', 'min_loss_lr', 'steps', 'stopped_early', 'files'}.
+    """Run the range test; returns {'suggested_lr', 'min_loss_lr', 'steps', 'stopped_early', 'band', 'unstable',
+    'fell', 'files'}.
 
     The head rate goes from start_lr to end_lr geometrically over ``steps`` optimizer steps (the backbone
     at model.backbone_lr_mult times it, as in training); the run stops early once the smoothed loss
@@ -164,5 +172,5 @@ def lr_find(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: str | 
     plot_lr_find(lrs_a, losses_a, smoothed, suggested, out / "lr_find.png", band=band, unstable=unstable,
                  title=f"{cfg.model.name}: learning-rate range test ({len(lrs_a)} steps)")
     return {"suggested_lr": suggested, "min_loss_lr": float(lrs_a[int(np.argmin(smoothed))]), "steps": len(lrs_a),
-            "stopped_early": stopped, "band": list(band), "unstable": unstable,
+            "stopped_early": stopped, "band": list(band), "unstable": unstable, "fell": fell(smoothed),
             "files": [str(out / name) for name in FILES]}
