@@ -159,6 +159,14 @@ def test_variant_mistakes_are_refused_before_anything_is_written(synth_root, tmp
     for variants, message in cases:
         with pytest.raises(UserError, match=message):
             ab.ablate(synth_root, out, variants, overrides=SETS, log=lambda s: None)
+    # the same settings because the base config holds them: the message says which (a new user could not
+    # see why `hflip` and `data.corrections=none` were the same under demo.yaml)
+    with pytest.raises(UserError, match=r"the base config already sets data.augment=hflip, data.corrections=none\)"):
+        ab.ablate(synth_root, out, ["hflip", "data.corrections=none"], config="demo", overrides=SETS,
+                  log=lambda s: None)
+    with pytest.raises(UserError, match=r"are the same settings; list each one once$"):  # nothing to explain
+        ab.ablate(synth_root, out, ["none", "hflip+vflip", "vflip+hflip"], config="demo", overrides=SETS,
+                  log=lambda s: None)
     with pytest.raises(UserError, match="--set data.fold"):
         ab.ablate(synth_root, out, ["hflip"], overrides=(*SETS, "data.fold=2"), log=lambda s: None)
     with pytest.raises(UserError, match="no such"):
