@@ -97,6 +97,13 @@ def test_fold_all_rerun_trains_nothing(cv_run, monkeypatch):
     monkeypatch.setattr(folds, "train", lambda *a, **k: pytest.fail("a finished fold was trained again"))
     again = train_folds(tiny_config(*ONE_EPOCH), prepared, out, **QUIET)
     assert again["mean"] == cv["mean"]
+    # A new user reran with more epochs and got the 1-epoch folds back, silently: a finished fold of another
+    # budget is another model, refused as every other changed setting is
+    import re
+
+    for setting, says in (("train.epochs=2", "train.epochs (1 -> 2)"), ("train.patience=1", "train.patience (0 -> 1)")):
+        with pytest.raises(UserError, match="was trained with other settings: .*" + re.escape(says)):
+            train_folds(tiny_config(*ONE_EPOCH, setting), prepared, out, **QUIET)
 
 
 @pytest.mark.slow

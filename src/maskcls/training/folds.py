@@ -144,8 +144,12 @@ def _check_reusable(folder: Path, cfg: Config) -> None:
     """A finished fold is reused only when it was trained with these very settings."""
     saved = read_run_config(folder)
     changed = config_mod.resume_conflicts(saved, cfg)
-    if changed:
-        raise UserError(f"{folder} was trained with other settings: {', '.join(changed)}; a --fold all run is "
+    # --resume may lengthen an unfinished run; a finished fold trained to another budget is another model
+    budget = [f"{key} ({getattr(saved.train, key.split('.')[1])} -> {getattr(cfg.train, key.split('.')[1])})"
+              for key in ("train.epochs", "train.patience")
+              if getattr(saved.train, key.split(".")[1]) != getattr(cfg.train, key.split(".")[1])]
+    if changed or budget:
+        raise UserError(f"{folder} was trained with other settings: {', '.join(changed + budget)}; a --fold all run is "
                         "continued only with its own settings: choose a new --out to try others")
 
 
