@@ -68,8 +68,8 @@ class ModelConfig(_Strict):
     backbone_lr_mult: float = _f(0.1, "backbone learning rate = train.lr * this", lo=0)
     drop_rate: float = _f(0.2, "dropout before the heads", lo=0, hi=1, hi_open=True)
     face_features: bool = _f(False, "the gender and age heads also read the face model's 128-d descriptor (`maskcls "
-                                    "faces`; standardized, frozen), beside the CNN's pooled features (README, Face "
-                                    "features)")
+                                    "faces`; standardized, frozen), beside the CNN's pooled features (docs/faces.md, "
+                                    "Face features)")
 
 
 @dataclass

@@ -87,7 +87,7 @@ def run_demo(out: str | Path = "demo-output", *, overrides: tuple[str, ...] = ()
 
 def stronger_submission(data_dir: Path, out: Path, overrides: tuple[str, ...] = (), folds: int = 5) -> str:
     """The demo's closing lines: its model learnt from (k-1)/k of the people; how to make the stronger
-    submission (README, The submission model), as commands on the demo's own data and settings."""
+    submission (docs/training.md, "The submission model"), as commands on the demo's own data and settings."""
     import shlex
 
     q = lambda p: shlex.quote(str(p))  # noqa: E731 - paths with spaces still paste
@@ -99,4 +99,4 @@ def stronger_submission(data_dir: Path, out: Path, overrides: tuple[str, ...] = 
             f"    maskcls train {q(data_dir)} --out {q(cv)} --config demo{sets} --fold all\n"
             f"    maskcls train {q(data_dir)} --out {q(final)} --fold none --epochs-from {q(cv)}\n"
             f"    maskcls predict {q(final)} {q(data_dir / 'eval')} --out {q(out / 'submission-final.csv')} --tta hflip\n"
-            f"  (or predict with {q(cv)} itself: the {folds}-fold ensemble; README, The submission model)")
+            f"  (or predict with {q(cv)} itself: the {folds}-fold ensemble; docs/training.md, "The submission model")")

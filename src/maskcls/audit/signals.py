@@ -3,7 +3,7 @@ face descriptors, on the same person-level folds as the audit's networks, and th
 
 Pure: arrays and tables in, tables out. The descriptor was trained for identity, on millions of
 faces; a linear model on it reads gender and age far better than a network trained from scratch on a
-few thousand of the user's photos (README, "Face model"). It is a second opinion, not a replacement:
+few thousand of the user's photos (docs/faces.md). It is a second opinion, not a replacement:
 where no face was found it has nothing to say, and masks (which an identity model is built to look
 past) it reads no better than the networks.
 
@@ -25,7 +25,7 @@ from .. import labels
 # only: no opinion there. A regularised linear model on a descriptor that separates the classes well
 # needs few examples; fewer than 10 would let one odd face decide.
 MIN_FIT = 10
-# The blend rules benchmarks/real_photos.py compares (README, "The face model's second opinion"). The
+# The blend rules benchmarks/real_photos.py compares (docs/audit.md, "The face model's second opinion"). The
 # default, tempered, had the best mean top-k precision over the four fields of the real development set
 # (3 seeds x gender, mask on masked faces, gender, age on UTKFace: 0.545, tied with face; quality 0.518,
 # odds 0.533, mean 0.49), and the only blend gain on masks whose interval clears zero with face's

@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
                         "(default: each source shrunk toward uniform by its gate quality, then weighted by it), "
                         "quality (weighted by quality, not shrunk), odds (weighted by quality odds q / (1 - q)), "
                         "mean, face (the face model alone where it found a face), cnn (the networks alone; the cards "
-                        "still show the face model). Measured on real photos: README, 'The face model's second opinion'")
+                        "still show the face model). Measured on real photos: docs/audit.md, 'The face model's second opinion'")
     launch_args(p)
     p.set_defaults(func=run)
 

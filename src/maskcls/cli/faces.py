@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
                     "only photos not cached yet, and a killed run resumes. validate, summary, eda and the folds "
                     "(data.face_groups) read this cache (validate and eda compute what it lacks with --faces "
                     "compute); audit and data.crop=face compute what it lacks themselves. The descriptor was trained for identity, not "
-                    "gender or age: see the README's 'A pretrained face model'.")
+                    "gender or age: see docs/faces.md, 'The pretrained face model'.")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     workers_arg(p, help="processes that compute faces (default: the machine's cores, at most 8; 0: this process)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON instead of a line")

@@ -6,7 +6,7 @@ Layout: ``CACHE_DIR/photos/<settings>/arrays.u8`` (slots of H x W x 3 bytes, app
 photo gets a new slot (its old slot is simply no longer used) and a moved one is found again. Other
 commands, runs and processes share it; random augmentations still run per epoch on top of it.
 
-When to use which (README): ``ram`` holds every decoded photo in memory (fine for small sizes:
+When to use which (docs/speed.md): ``ram`` holds every decoded photo in memory (fine for small sizes:
 18,900 photos at 96x128 are 0.7 GB; at 384x512 11 GB); ``disk`` keeps them in the OS page cache and
 on disk instead and survives between runs and commands; ``none`` decodes every photo every epoch.
 """

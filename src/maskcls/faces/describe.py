@@ -1,7 +1,7 @@
 """Align a found face on dlib's 5 landmarks and describe it with dlib's ResNet: 128 numbers per face
 whose Euclidean distance says whether two faces are the same person (below 0.6 by dlib's own
 documented threshold). The network was trained for identity, not for gender or age; that it carries
-both (a logistic regression reads them well, README "Face model") is measured, not promised."""
+both (a logistic regression reads them well, docs/faces.md) is measured, not promised."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The detector cascade: each photo goes through the detectors in order, and the first that finds a
 face decides its box. Measured on the real development set's masked faces (benchmarks/real_photos.py,
-README "Face model"): dlib's HOG detector is fast and precise but misses most faces behind a mask;
+docs/faces.md): dlib's HOG detector is fast and precise but misses most faces behind a mask;
 OpenCV's Haar cascades (they ship inside opencv-python) catch many of those; dlib's CNN (MMOD) detector
 finds still others, at 10-30x HOG's cost, so it is in the cascade only when asked for.
 """

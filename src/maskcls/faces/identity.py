@@ -6,7 +6,7 @@ Two thresholds, because the questions differ:
   (describe.SAME_PERSON_DISTANCE). One question per photo, so few chances of a false alarm.
 - One id against every other id: N^2/2 questions, so a threshold that admits 1 stranger in 1,000 still
   matches hundreds of strangers in a data set of a few thousand people. MATCH_DISTANCE is stricter.
-  Measured on the real development set (README, "Face model"): on UTKFace adults, pairs of different
+  Measured on the real development set (docs/faces.md): on UTKFace adults, pairs of different
   ids below 0.4 share their gender in 224 of 225 and are 3 years apart in age (median), i.e. the same
   person filed twice; between 0.4 and 0.5 they share their gender in 91% only (strangers who look
   alike come in), and 0.5-0.6 held 38,000 pairs. On masked faces 0.4% of random pairs fall below 0.5.
