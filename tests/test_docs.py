@@ -192,3 +192,12 @@ def test_the_package_points_into_pages_that_hold_what_it_names():
                 assert heading.strip() in target.read_text(), (
                     f"{path.relative_to(ROOT)} names {heading!r} in docs/{page}.md, which does not hold it")
     assert shown >= 10
+
+
+def test_no_escaped_brackets_in_code():
+    """A backslash inside a code span is printed as it is: `\\[--set k=v\\]` reached the site as typed."""
+    found = []
+    for page in PAGES:
+        prose = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # fenced blocks show backslashes as typed
+        found += [(page.name, span) for span in re.findall(r"`([^`]+)`", prose) if "\\[" in span or "\\]" in span]
+    assert not found, found

@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=20, help="steps per timing (default 20)")
     p.add_argument("--repeats", type=int, default=3, help="timings per figure; the median is printed (default 3)")
     device_arg(p, default=None, help="auto, cpu or cuda (default: the config's)")
-    workers_arg(p, help="loader processes (default: the config's data.workers: the machine's cores, at most 8)")
+    workers_arg(p, help="loader processes (default: the config's data.workers: 0 in the CPU configs, the machine's cores, "
+                              "at most 8, in default.yaml)")
     config_args(p, help="base config, a YAML file or built-in name")
     p.set_defaults(func=run)
 

@@ -158,7 +158,9 @@ def setting_args(p: argparse.ArgumentParser, *, device: bool = True, workers: bo
         device_arg(p, default=None, help="auto (GPU when there is one), cpu or cuda; the same as "
                                          "--set train.device=... (default: the config's)")
     if workers:
-        workers_arg(p, help=WORKERS_HELP.replace("(default:", "(--set data.workers=N; default:"))
+        workers_arg(p, help="photo-loading processes (--set data.workers=N; default: the config's data.workers: "
+                            "0, loading in this process, in the CPU configs (demo, plain, real-cpu); the machine's "
+                            "cores, at most 8, in default.yaml)")
     cutoff_args(p)
     p.add_argument("--allow-outside", action="store_true", default=None,
                    help="accept manifest paths outside its folder (the same as --set data.allow_outside=true)")
