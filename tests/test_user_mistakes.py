@@ -153,3 +153,19 @@ def test_the_competition_train_csv_given_as_data_points_to_its_folder(synth_root
     assert main(["summary", str(synth_root / "train" / "train.csv")]) == 2
     err = capsys.readouterr().err
     assert "competition layout's train.csv" in err and f"(here {synth_root.resolve()})" in err
+
+
+@pytest.mark.parametrize("argv, extra", [
+    (["summary", "DATA", "--faces", "off"], "--faces off"),  # an option of other commands (validate, eda)
+    (["train", "DATA", "--out", "RUN", "--set", "train.epochs", "2"], "2"),  # key value without '='
+])
+def test_an_argument_the_command_does_not_take_is_said_by_that_command(argv, extra, capsys):
+    """Two new users met `maskcls: error: unrecognized arguments` under maskcls's own usage, which names no
+    command: the command's usage and its --help say what it takes."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    command = argv[0]
+    assert exc.value.code == 2
+    assert f"usage: maskcls {command}" in err
+    assert f"maskcls {command}: error: unrecognized arguments: {extra} (`maskcls {command} --help` for more)" in err

@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of one command (``maskcls COMMAND``)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
 # errno values that are the user's environment, not a bug: a read-only or full disk, no permission.
 USER_OS_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
                   errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST}
@@ -52,7 +58,9 @@ USER_OS_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EN
 def main(argv: list[str] | None = None) -> int:
     """Run one command line; returns the exit status (2 and one line for a user's mistake)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser: its usage and its --help, not maskcls's
+        _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     from ..progress import set_quiet, set_verbose
 
     set_quiet(args.quiet)
