@@ -170,6 +170,9 @@ def test_audit_refuses_a_run_of_other_data(synth_root, audited, tmp_path, capsys
     # A folder that is no --fold all run at all is refused too.
     assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--run", str(tmp_path)]) == 2
     assert "no oof_probs.csv" in capsys.readouterr().err
+    # and a folder that does not exist is named as one (a new user got "no oof_probs.csv" for a typo)
+    assert main(["--quiet", "audit", str(synth_root), "--out", str(out), "--run", str(tmp_path / "NOPE")]) == 2
+    assert "NOPE: no such run folder" in capsys.readouterr().err
 
 
 def test_evidence_of_repeated_runs_is_averaged_with_their_signals(synth_root, tmp_path):

@@ -263,6 +263,8 @@ def check_options(*, min_quality: float, propose_quality: float, repeats: int, f
 def config_of_run(run: str | Path, overrides: tuple[str, ...]):
     """The settings of a finished `--fold all` run that --run names; a --set the run was made with is refused
     (its probabilities hold only for its own labels, folds and model), as is a folder that is not such a run."""
+    if not Path(run).is_dir():
+        raise UserError(f"{run}: no such run folder; --run takes a `maskcls train DATA --out RUN --fold all` run")
     if not (Path(run) / "oof_probs.csv").is_file():
         raise UserError(f"{run}: no oof_probs.csv; --run takes a `maskcls train DATA --out RUN --fold all` run")
     ignored = [o.split("=", 1)[0].strip() for o in overrides if o.split("=", 1)[0].strip() not in RUN_FREE_KEYS]
