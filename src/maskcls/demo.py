@@ -99,4 +99,4 @@ def stronger_submission(data_dir: Path, out: Path, overrides: tuple[str, ...] = 
             f"    maskcls train {q(data_dir)} --out {q(cv)} --config demo{sets} --fold all\n"
             f"    maskcls train {q(data_dir)} --out {q(final)} --fold none --epochs-from {q(cv)}\n"
             f"    maskcls predict {q(final)} {q(data_dir / 'eval')} --out {q(out / 'submission-final.csv')} --tta hflip\n"
-            f"  (or predict with {q(cv)} itself: the {folds}-fold ensemble; docs/training.md, "The submission model")")
+            f"  (or predict with {q(cv)} itself: the {folds}-fold ensemble; docs/training.md, 'The submission model')")
