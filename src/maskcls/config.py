@@ -11,7 +11,7 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -647,13 +647,14 @@ def flat(cfg: Config) -> dict[str, Any]:
     return {f"{s}.{k}": v for s, section in cfg.to_dict().items() for k, v in section.items()}
 
 
-def resume_conflicts(saved: Config, new: Config) -> list[str]:
-    """Settings that differ between a checkpoint's config and a resumed run's, other than the allowed ones.
+def resume_conflicts(saved: Config, new: Config, free: Iterable[str] = RESUMABLE_CHANGES) -> list[str]:
+    """Settings that differ between a checkpoint's config and a resumed run's, other than the ``free`` ones.
     data.mean/std are compared only when the new config sets them (the saved one holds resolved values)."""
     old, cur = flat(saved), flat(new)
+    free = set(free)
     out = []
     for key, value in cur.items():
-        if key in RESUMABLE_CHANGES or (key in ("data.mean", "data.std") and value is None):
+        if key in free or (key in ("data.mean", "data.std") and value is None):
             continue
         if old.get(key) != value:
             out.append(f"{key} ({shown(old.get(key))} -> {shown(value)})")

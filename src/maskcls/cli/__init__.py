@@ -44,11 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
     """The parser of one command (``maskcls COMMAND``)."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices[command]
+
 
 # errno values that are the user's environment, not a bug: a read-only or full disk, no permission.
 USER_OS_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,

@@ -280,13 +280,15 @@ def check_grid(data: str | Path, out: str | Path, arms: dict[str, list[str]], *,
             raise UserError(f"--set {k}: the runner chooses it ({RUNNER_KEYS[k]})")
     base = load_config(config, [*overrides, *HELD_OUT])
     configs = {a: load_config(config, [*overrides, *sets, *HELD_OUT]) for a, sets in arms.items()}
-    resolved = {a: flat(c) | {"data.augment": canonical_augment(c.data.augment)} for a, c in configs.items()}
+    resolved = {a: _resolved(c) for a, c in configs.items()}
     names = list(arms)
     for i, a in enumerate(names):
         twin = next((w for w in names[:i] if resolved[w] == resolved[a]), None)
         if twin is not None:
+            held = [s for s in dict.fromkeys(arms[twin] + arms[a])
+                    if _resolved(load_config(config, [*overrides, s, *HELD_OUT])) == _resolved(base)]
             raise UserError(f"variants {twin!r} and {a!r} are the same settings; list each one once"
-                            + _already_set(base, arms[twin] + arms[a]))
+                            + (f" (the base config already sets {', '.join(held)})" if held else ""))
     if len({(c.data.folds, c.data.split_seed) for c in configs.values()}) > 1:
         raise UserError("variants must share data.folds and data.split_seed: they are compared on the same people")
     if len({c.score_cutoffs for c in configs.values()}) > 1:
@@ -394,21 +396,10 @@ def train_grid(grid: Grid, data, arms: dict[str, list[str]], config, overrides: 
         record(run, _scored_row(run, summary, error, trace, _run_dir(out, run), answer, log=log))
 
 
-def _already_set(base: Config, sets: list[str]) -> str:
-    """Why two variants can be the same: the settings of theirs that the base config (--config, --set)
-    already holds, as '(the base config already sets data.crop=center)'; empty when none."""
-    flat_base = flat(base)
-    held = []
-    for setting in dict.fromkeys(sets):
-        key, _, value = (part.strip() for part in setting.partition("="))
-        if key == "data.augment":
-            same = canonical_augment(value) == canonical_augment(base.data.augment)
-        else:
-            shown = flat_base.get(key)
-            same = str(shown if shown is not None else "none").lower() == value.lower()
-        if same:
-            held.append(f"{key}={value}")
-    return f" (the base config already sets {', '.join(held)})" if held else ""
+def _resolved(cfg: Config) -> dict:
+    """A config's settings as compared between variants: flat, the augmentation in its one spelling."""
+    return flat(cfg) | {"data.augment": canonical_augment(cfg.data.augment)}
+
 
 def _run_dir(out: Path, run: tuple) -> Path:
     """Where run (arm, seed, fold) of the grid in ``out`` trains."""

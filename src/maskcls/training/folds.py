@@ -59,6 +59,8 @@ def train_folds(cfg: Config, data: str | Path | pd.DataFrame | Prepared, out: st
 
 # What a --fold all run holds beside its fold-K folders (model.onnx: `maskcls export`'s default place).
 FOLD_RUN_FILES = ("oof_probs.csv", "oof_signals.csv", "cv_summary.json", "model.onnx")
+# what a finished fold was trained to: --resume may lengthen a run, but a fold reused as it is must match
+BUDGET = frozenset({"train.epochs", "train.patience"})
 
 
 def _train_folds(cfg: Config, data, out: Path, *, launcher: Launcher | None, progress: bool,
@@ -143,13 +145,9 @@ def _launch_folds(launcher: Launcher, specs: list[RunSpec], todo: dict[str, int]
 def _check_reusable(folder: Path, cfg: Config) -> None:
     """A finished fold is reused only when it was trained with these very settings."""
     saved = read_run_config(folder)
-    changed = config_mod.resume_conflicts(saved, cfg)
-    # --resume may lengthen an unfinished run; a finished fold trained to another budget is another model
-    budget = [f"{key} ({getattr(saved.train, key.split('.')[1])} -> {getattr(cfg.train, key.split('.')[1])})"
-              for key in ("train.epochs", "train.patience")
-              if getattr(saved.train, key.split(".")[1]) != getattr(cfg.train, key.split(".")[1])]
-    if changed or budget:
-        raise UserError(f"{folder} was trained with other settings: {', '.join(changed + budget)}; a --fold all run is "
+    changed = config_mod.resume_conflicts(saved, cfg, free=set(config_mod.RESUMABLE_CHANGES) - BUDGET)
+    if changed:
+        raise UserError(f"{folder} was trained with other settings: {', '.join(changed)}; a --fold all run is "
                         "continued only with its own settings: choose a new --out to try others")
 
 

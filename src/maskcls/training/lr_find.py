@@ -49,7 +49,7 @@ def suggest_lr(lrs: np.ndarray, smoothed: np.ndarray) -> float:
     if len(lrs) != len(smoothed) or len(lrs) < 2:
         raise ValueError("suggest_lr needs at least two (rate, loss) points of equal count")
     lowest = int(np.argmin(smoothed))
-    if lowest < 3:  # never below the range tested: a rate the test did not try is no suggestion
+    if not fell(smoothed):  # never below the range tested: a rate the test did not try is no suggestion
         return float(max(lrs[lowest] / 10, lrs[0]))
     slope = np.gradient(smoothed[: lowest + 1], np.log(lrs[: lowest + 1]))
     return float(lrs[int(np.argmin(slope))])
@@ -57,8 +57,8 @@ def suggest_lr(lrs: np.ndarray, smoothed: np.ndarray) -> float:
 
 def fell(smoothed: np.ndarray) -> bool:
     """Whether the smoothed loss fell at some rate of the test: its lowest value comes after the first three
-    steps (suggest_lr's bar for a slope). If not, no rate tried helped, and the suggestion is only the
-    range's start."""
+    steps (too few before it for a slope). If not, no rate tried helped, and suggest_lr falls back to the
+    minimum's rate / 10, at least the range's start."""
     return int(np.argmin(np.asarray(smoothed, float))) >= 3
 
 
